@@ -1,0 +1,46 @@
+"""keras_pose3d: Dabral et al. (ECCV 2018) as a TensorFlow/Keras training stack."""
+
+from setuptools import find_packages, setup
+
+# The one stack verified together (Python 3.11). TensorFlow itself comes from the `cpu` or `gpu`
+# extra. No tensorflow-addons: it is end-of-life and does not import under Keras 3.
+INSTALL_REQUIRES = [
+    "keras==3.15.1",
+    "apache-beam[tfrecord]==2.77.0",
+    "tf2onnx==1.17.0",
+    "onnx",
+    "onnxruntime",
+    "opencv-python-headless",
+    "numpy",
+    "scipy",
+    "h5py",
+    "cdflib",
+    "pyyaml",
+    "matplotlib",
+]
+
+setup(
+    name="keras_pose3d",
+    version="0.1.0",
+    description="Structure- and motion-aware 3D human pose (Dabral et al. 2018) in TF/Keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_pose3d", "keras_pose3d.*", "pipelines", "pipelines.*"]),
+    install_requires=INSTALL_REQUIRES,
+    # TensorFlow comes through exactly one of these, so CPU and GPU installs never mix wheels.
+    extras_require={
+        "cpu": ["tensorflow-cpu==2.21.0"],
+        "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "serving": ["tensorflow-serving-api==2.19.0"],
+        "dev": ["pytest", "pytest-timeout", "hdf5storage", "ruff"],
+    },
+    entry_points={
+        "console_scripts": [
+            "kp3d-train=keras_pose3d.train:main",
+            "kp3d-evaluate=keras_pose3d.evaluate:main",
+            "kp3d-export=keras_pose3d.export:main",
+            "kp3d-infer=keras_pose3d.infer:main",
+        ]
+    },
+)
