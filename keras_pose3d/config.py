@@ -1,0 +1,388 @@
+"""Typed, frozen configuration loaded from YAML, with `--set section.key=value` overrides.
+
+A mistake in a config should cost seconds, not a night of training: unknown keys fail with their
+dotted path, the file and the closest valid key; wrong types and impossible values fail naming
+the field. The resolved config is written into every run directory (`Config.to_yaml`).
+
+Sections: `data`, `model`, `loss`, `train` (a list of stages), `runtime`, `export`, `eval`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import pathlib
+import types
+import typing
+from typing import Any, Literal
+
+import yaml
+
+LOSS_NAMES = ("heatmap", "depth", "geometric", "illegal_angle", "symmetry")
+PART_NAMES = ("hourglass", "depth")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the dotted key path and the file it came from."""
+
+
+def _fail(path: str, message: str, source: str | None) -> ConfigError:
+    where = f" (in {source})" if source else ""
+    return ConfigError(f"config key '{path}'{where}: {message}")
+
+
+def _check(condition: bool, path: str, message: str) -> None:
+    if not condition:
+        raise _fail(path, message, None)
+
+
+def _suggest(key: str, choices) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections.
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Zhou et al.'s augmentation: scale ±25 %, rotation ±30°, flip with the left/right swap."""
+
+    scale: float = 0.25
+    rotation_deg: float = 30.0
+    flip: bool = True
+    color: bool = True
+
+    def __post_init__(self):
+        _check(0.0 <= self.scale < 1.0, "data.augment.scale", f"must be in [0, 1), got {self.scale}")
+        _check(0.0 <= self.rotation_deg <= 180.0, "data.augment.rotation_deg",
+               f"must be in [0, 180], got {self.rotation_deg}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """Size of the generated default dataset (pipelines/synthetic_to_tfrecord.py)."""
+
+    num_subjects: int = 6
+    sequences_per_subject: int = 2
+    frames_per_sequence: int = 100
+    crop_size: int = 128
+    num_shards: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("num_subjects", "sequences_per_subject", "frames_per_sequence",
+                     "crop_size", "num_shards"):
+            _check(getattr(self, name) > 0, f"data.synthetic.{name}",
+                   f"must be positive, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where records come from and how they become batches.
+
+    `train_files` / `val_files` are glob patterns of TFRecord shards written by `pipelines/`.
+    With `generate_synthetic`, the synthetic default is generated into `data_dir` when absent and
+    the file patterns default to its shards.
+    """
+
+    data_dir: str = "data/synthetic"
+    train_files: tuple[str, ...] = ()
+    val_files: tuple[str, ...] = ()
+    generate_synthetic: bool = False
+    synthetic: SyntheticConfig = SyntheticConfig()
+    input_size: int = 256
+    heatmap_size: int = 64
+    heatmap_sigma: float = 1.0
+    mix_2d_3d: bool = True
+    augment: AugmentConfig = AugmentConfig()
+    shuffle_buffer: int = 2048
+    val_examples: int = 512
+
+    def __post_init__(self):
+        _check(self.input_size > 0, "data.input_size", f"must be positive, got {self.input_size}")
+        _check(self.heatmap_size > 0, "data.heatmap_size",
+               f"must be positive, got {self.heatmap_size}")
+        _check(self.input_size % self.heatmap_size == 0, "data.heatmap_size",
+               f"must divide data.input_size: {self.input_size} is not a multiple of "
+               f"{self.heatmap_size}")
+        _check(self.heatmap_sigma > 0, "data.heatmap_sigma",
+               f"must be positive, got {self.heatmap_sigma}")
+        _check(self.shuffle_buffer >= 0, "data.shuffle_buffer", "must be >= 0")
+        _check(self.val_examples > 0, "data.val_examples", "must be positive")
+        _check(bool(self.train_files) or self.generate_synthetic, "data.train_files",
+               "is empty: give TFRecord globs or set data.generate_synthetic: true")
+
+    def train_patterns(self) -> tuple[str, ...]:
+        if self.train_files:
+            return self.train_files
+        return (str(pathlib.Path(self.data_dir) / "train-*.tfrecord"),)
+
+    def val_patterns(self) -> tuple[str, ...]:
+        if self.val_files:
+            return self.val_files
+        return (str(pathlib.Path(self.data_dir) / "validation-*.tfrecord"),)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """SAP-Net size: a stacked hourglass (Newell et al.) and Zhou et al.'s depth regressor."""
+
+    num_joints: int = 16
+    num_stacks: int = 2
+    num_features: int = 256
+    hourglass_depth: int = 4
+    depth_blocks: int = 4
+
+    def __post_init__(self):
+        _check(self.num_joints == 16, "model.num_joints",
+               f"must be 16 (the MPII-16 skeleton every loss is defined on), got {self.num_joints}")
+        for name in ("num_stacks", "num_features", "hourglass_depth", "depth_blocks"):
+            _check(getattr(self, name) > 0, f"model.{name}",
+                   f"must be positive, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss terms (Eq. 3: L_SA = λ_a L_a + λ_s L_s + λ_g L_g).
+
+    `weak_on` settles what the paper leaves open: whether the structure losses (geometric,
+    illegal-angle, symmetry) apply to 2D-only samples (Zhou et al.'s reading of L_g, the
+    default) or to every sample.
+    """
+
+    heatmap: float = 1.0
+    depth: float = 1.0
+    lambda_g: float = 0.03
+    lambda_a: float = 0.03
+    lambda_s: float = 0.05
+    weak_on: Literal["2d_only", "all"] = "2d_only"
+
+    def __post_init__(self):
+        for name in ("heatmap", "depth", "lambda_g", "lambda_a", "lambda_s"):
+            _check(getattr(self, name) >= 0, f"loss.{name}",
+                   f"must be >= 0, got {getattr(self, name)}")
+
+    def weight(self, term: str) -> float:
+        return {"heatmap": self.heatmap, "depth": self.depth, "geometric": self.lambda_g,
+                "illegal_angle": self.lambda_a, "symmetry": self.lambda_s}[term]
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+    """One stage of the schedule: which losses are on, which parts train, for how long."""
+
+    name: str
+    steps: int
+    learning_rate: float
+    losses: tuple[str, ...]
+    trainable: tuple[str, ...] = PART_NAMES
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "rmsprop"
+    samples: Literal["mixed", "3d_only", "2d_only"] = "mixed"
+
+    def __post_init__(self):
+        _check(self.steps > 0, f"train.stages[{self.name}].steps",
+               f"must be positive, got {self.steps}")
+        _check(self.learning_rate > 0, f"train.stages[{self.name}].learning_rate",
+               f"must be positive, got {self.learning_rate}")
+        _check(len(self.losses) > 0, f"train.stages[{self.name}].losses", "is empty")
+        for loss in self.losses:
+            _check(loss in LOSS_NAMES, f"train.stages[{self.name}].losses",
+                   f"unknown loss '{loss}'{_suggest(loss, LOSS_NAMES)}; valid: {LOSS_NAMES}")
+        _check(len(self.trainable) > 0, f"train.stages[{self.name}].trainable", "is empty")
+        for part in self.trainable:
+            _check(part in PART_NAMES, f"train.stages[{self.name}].trainable",
+                   f"unknown part '{part}'{_suggest(part, PART_NAMES)}; valid: {PART_NAMES}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The schedule and its bookkeeping. `batch_size` is global (summed over replicas)."""
+
+    stages: tuple[StageConfig, ...]
+    batch_size: int = 6
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    eval_every: int = 5000
+    run_dir: str = "runs/default"
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.batch_size > 0, "train.batch_size", f"must be positive, got {self.batch_size}")
+        _check(len(self.stages) > 0, "train.stages", "is empty")
+        names = [s.name for s in self.stages]
+        _check(len(set(names)) == len(names), "train.stages", f"stage names repeat: {names}")
+        for name in ("log_every", "checkpoint_every", "eval_every"):
+            _check(getattr(self, name) > 0, f"train.{name}", "must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Distribution strategy, precision and compilation."""
+
+    strategy: Literal["default", "mirrored", "multi_worker"] = "default"
+    devices: tuple[str, ...] = ()  # for `mirrored`; empty = all GPUs (or the CPU)
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    xla: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What the end of a run exports (keras_pose3d/export.py)."""
+
+    enabled: bool = True
+    saved_models_dir: str = "saved_models"
+    onnx: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation at the end of a run (keras_pose3d/evaluate.py)."""
+
+    enabled: bool = True
+    dataset: Literal["h36m", "mpi_inf_3dhp", "mpii", "synthetic"] = "h36m"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    train: TrainConfig
+    data: DataConfig = DataConfig(generate_synthetic=True)
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    export: ExportConfig = ExportConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def __post_init__(self):
+        if self.train.batch_size % 2 and self.data.mix_2d_3d:
+            raise _fail("train.batch_size", "must be even when data.mix_2d_3d is true "
+                        f"(half 2D, half 3D per batch), got {self.train.batch_size}", None)
+
+    def to_dict(self) -> dict:
+        plain = _to_plain(self)
+        order = ("data", "model", "loss", "train", "runtime", "export", "eval")
+        return {k: plain[k] for k in order}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _to_plain(value):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Building dataclasses from plain data, strictly.
+# ----------------------------------------------------------------------------------------------
+def _build(cls, data: Any, path: str, source: str | None):
+    if not isinstance(data, dict):
+        raise _fail(path or "<root>", f"expected a mapping for {cls.__name__}, got "
+                    f"{type(data).__name__}: {data!r}", source)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            dotted = f"{path}.{key}" if path else str(key)
+            raise _fail(dotted, f"unknown key{_suggest(str(key), fields)}; valid keys here: "
+                        f"{sorted(fields)}", source)
+    kwargs = {}
+    for name, f in fields.items():
+        dotted = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], dotted, source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise _fail(dotted, "is required", source)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        # Re-raise with the file name attached.
+        if source and "(in " not in str(e):
+            raise ConfigError(str(e).replace("':", f"' (in {source}):", 1)) from None
+        raise
+
+
+def _coerce(tp, value, path: str, source: str | None):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path, source)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise _fail(path, f"must be one of {list(choices)}, got {value!r}"
+                        f"{_suggest(str(value), [str(c) for c in choices])}", source)
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, path, source)
+    if origin is tuple:
+        (item_tp, *_rest) = typing.get_args(tp)
+        if isinstance(value, (str, dict)) or not isinstance(value, (list, tuple)):
+            raise _fail(path, f"expected a list, got {type(value).__name__}: {value!r}", source)
+        return tuple(_coerce(item_tp, v, f"{path}[{i}]", source) for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _fail(path, f"expected true/false, got {value!r}", source)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(path, f"expected an integer, got {value!r}", source)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(path, f"expected a number, got {value!r}", source)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _fail(path, f"expected a string, got {value!r}", source)
+        return value
+    raise _fail(path, f"unsupported type {tp}", source)
+
+
+def _apply_override(tree: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects section.key=value, got {assignment!r}")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = tree
+    for key in keys[:-1]:
+        if isinstance(node, list):
+            # Stages are addressed by name: train.stages.<name>.steps=10.
+            match = [s for s in node if isinstance(s, dict) and s.get("name") == key]
+            if not match:
+                raise ConfigError(f"--set {dotted}: no stage named '{key}'; stages: "
+                                  f"{[s.get('name') for s in node]}")
+            node = match[0]
+            continue
+        node = node.setdefault(key, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"--set {dotted}: '{key}' is not a section")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def from_dict(data: dict, source: str | None = None) -> Config:
+    """Build a validated Config from plain data (the parsed YAML)."""
+    return _build(Config, data, "", source)
+
+
+def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = ()) -> Config:
+    """Load a YAML config, apply `section.key=value` overrides, validate.
+
+    Raises:
+        ConfigError: naming the dotted key, the file and what was expected.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    for assignment in overrides:
+        _apply_override(tree, assignment)
+    return from_dict(tree, source=str(path))

@@ -1,0 +1,299 @@
+"""Crop, scale, rotation, flip and colour augmentation of image + 2D + 3D + intrinsics together.
+
+Pure TensorFlow: every function works eagerly and inside `tf.data.Dataset.map`.
+
+Geometry is one affine matrix M (3 x 3) from stored-crop pixels p to network-input pixels q
+(0-based, pixel centres at integers):
+
+    q = F( s * R(theta) * (p - c) + c_in )
+
+* c = ((W - 1)/2, (H - 1)/2) is the stored crop's centre, c_in = ((S - 1)/2, (S - 1)/2) the
+  input's. The stored crop is `PERSON_MARGIN` (1.75) times the person box, so the person region
+  has side L = max(H, W) / PERSON_MARGIN; `scale` multiplies that side (scale > 1 zooms out) and
+  s = S / (L * scale) maps it onto the S x S input (pixel areas edge to edge).
+* R(theta) = [[cos, sin], [-sin, cos]] in image axes (x right, y down): a positive
+  `rotation_deg` turns the image content counter-clockwise as seen on screen (cv2's sense).
+* F mirrors x when `flip` is set: x' = S - 1 - x.
+
+The image is warped once with `tf.raw_ops.ImageProjectiveTransformV3` (bilinear, zeros outside),
+the 2D joints go through the same M. Joints that land outside [0, S - 1] lose their visibility.
+
+3D and intrinsics stay consistent with the 2D: a camera rotated by theta about its own optical
+axis sees (u - cx, v - cy) rotated by the same R about the principal point, and an in-plane
+rotation about any other point (the crop centre) differs from that only by a translation, which
+the new principal point absorbs. So the augmentation applies
+
+    X' = D R_z(theta) X   (R_z: R(theta) on the camera X, Y axes; D = diag(-1, 1, 1) on flip)
+    fx' = s fx, fy' = s fy, (cx', cy') = M (cx, cy)
+
+and the pinhole projection of X' with the new intrinsics equals M applied to the projection of
+X exactly when fx = fy (square pixels) and there is no lens distortion. With fx != fy (H36M:
+0.1 %) or distortion the match is approximate (well under a pixel on the crops used here). The
+normalised 2D targets come from the augmented 2D labels, and the depth target
+(Z - Z_root) fx' / Z_root / (S/2) is invariant to the rotation (Z is unchanged), so the targets
+never depend on this approximation; only the metric `joints_3d` (mm) do.
+
+A horizontal flip mirrors the camera frame (X -> -X, cx -> S - 1 - cx) and then swaps left and
+right joints with `skeleton.FLIP_PERMUTATION` (2D, 3D and visibility alike): joint j of the
+flipped sample is joint FLIP_PERMUTATION[j] of the original.
+
+Colour: Newell et al.'s per-channel scale, uniform in [0.6, 1.4], optionally with brightness,
+contrast and saturation jitter; the image stays in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from keras_pose3d import skeleton
+from keras_pose3d.data.features import PERSON_MARGIN
+
+_FLIP_PERM = tf.constant(skeleton.FLIP_PERMUTATION, tf.int32)
+
+
+def _f32(x) -> tf.Tensor:
+    return tf.cast(tf.convert_to_tensor(x), tf.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# The affine matrix and how it acts on points, images, 3D and intrinsics.
+# ----------------------------------------------------------------------------------------------
+def crop_affine(
+    stored_size: tf.Tensor,
+    input_size: int,
+    scale: float | tf.Tensor = 1.0,
+    rotation_deg: float | tf.Tensor = 0.0,
+    flip: bool | tf.Tensor = False,
+    margin: float = PERSON_MARGIN,
+) -> tf.Tensor:
+    """The (3, 3) affine from stored-crop pixels to network-input pixels (module docstring).
+
+    Args:
+        stored_size: (2,) stored crop height, width.
+        input_size: S, the network input side.
+        scale: multiplies the person-region side (1 = the person box, 1.25 = zoom out 25 %).
+        rotation_deg: counter-clockwise on screen, degrees.
+        flip: mirror horizontally.
+        margin: stored crop side / person box side.
+
+    Returns:
+        (3, 3) float32 M with q = M @ [p, 1].
+    """
+    hw = _f32(stored_size)
+    side = tf.reduce_max(hw) / margin * _f32(scale)
+    s = float(input_size) / side
+    theta = _f32(rotation_deg) * (math.pi / 180.0)
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    cx, cy = (hw[1] - 1.0) / 2.0, (hw[0] - 1.0) / 2.0
+    c_in = (float(input_size) - 1.0) / 2.0
+    # Rows of s*R and the translation that sends c to c_in.
+    a00, a01 = s * cos, s * sin
+    a10, a11 = -s * sin, s * cos
+    t0 = c_in - (a00 * cx + a01 * cy)
+    t1 = c_in - (a10 * cx + a11 * cy)
+    # Mirror x after the similarity: x' = S - 1 - x.
+    sign = 1.0 - 2.0 * _f32(flip)
+    offset = _f32(flip) * (float(input_size) - 1.0)
+    one, zero = tf.ones_like(s), tf.zeros_like(s)
+    return tf.stack(
+        [
+            tf.stack([sign * a00, sign * a01, sign * t0 + offset]),
+            tf.stack([a10, a11, t1]),
+            tf.stack([zero, zero, one]),
+        ]
+    )
+
+
+def transform_points(points: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
+    """Applies a (3, 3) affine to points (..., 2) -> (..., 2)."""
+    pts = _f32(points)
+    m = _f32(matrix)
+    return tf.einsum("...k,jk->...j", pts, m[:2, :2]) + m[:2, 2]
+
+
+def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size: int) -> tf.Tensor:
+    """Warps an image with the affine `matrix` (source px -> output px).
+
+    Args:
+        image: (H, W, C) uint8 in [0, 255] or float in [0, 1].
+        matrix: (3, 3) float32 source -> output.
+        output_size: side of the square output.
+
+    Returns:
+        (output_size, output_size, C) float32 in [0, 1], bilinear, zeros outside the source.
+    """
+    img = tf.convert_to_tensor(image)
+    img = tf.image.convert_image_dtype(img, tf.float32)  # uint8 -> [0, 1]
+    # The op wants the output -> source map, flattened [a0 a1 a2 b0 b1 b2 c0 c1].
+    inv = tf.linalg.inv(_f32(matrix))
+    transform = tf.concat([tf.reshape(inv[:2, :], [6]), tf.zeros([2], tf.float32)], axis=0)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=img[None],
+        transforms=transform[None],
+        output_shape=tf.constant([output_size, output_size], tf.int32),
+        fill_value=tf.constant(0.0, tf.float32),
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )[0]
+    return tf.ensure_shape(out, [output_size, output_size, img.shape[-1]])
+
+
+def rotate_flip_3d(
+    joints_3d: tf.Tensor, rotation_deg: float | tf.Tensor, flip: bool | tf.Tensor
+) -> tf.Tensor:
+    """X' = D R_z(theta) X on camera-frame points (..., 3) (no joint permutation here)."""
+    pts = _f32(joints_3d)
+    theta = _f32(rotation_deg) * (math.pi / 180.0)
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    x = cos * pts[..., 0] + sin * pts[..., 1]
+    y = -sin * pts[..., 0] + cos * pts[..., 1]
+    x = x * (1.0 - 2.0 * _f32(flip))
+    return tf.stack([x, y, pts[..., 2]], axis=-1)
+
+
+def transform_intrinsics(intrinsics: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
+    """fx, fy times the matrix's scale; principal point through the matrix; zeros stay zeros.
+
+    Args:
+        intrinsics: (4,) fx, fy, cx, cy of the stored crop; all zeros when unknown (MPII).
+        matrix: (3, 3) from `crop_affine`.
+
+    Returns:
+        (4,) intrinsics of the network input.
+    """
+    intr = _f32(intrinsics)
+    m = _f32(matrix)
+    s = tf.sqrt(tf.abs(tf.linalg.det(m[:2, :2])))  # similarity scale (flip only changes sign)
+    pp = transform_points(intr[2:4], m)
+    known = tf.cast(intr[0] > 0, tf.float32)
+    return tf.concat([intr[0:2] * s, pp], axis=0) * known
+
+
+def flip_joints(values: tf.Tensor, flip: bool | tf.Tensor, axis: int = 0) -> tf.Tensor:
+    """Swaps left/right joints along `axis` when `flip` (skeleton.FLIP_PERMUTATION)."""
+    v = tf.convert_to_tensor(values)
+    return tf.cond(
+        tf.convert_to_tensor(flip, tf.bool),
+        lambda: tf.gather(v, _FLIP_PERM, axis=axis),
+        lambda: v,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole geometric augmentation.
+# ----------------------------------------------------------------------------------------------
+def crop_and_augment(
+    image: tf.Tensor,
+    joints_2d: tf.Tensor,
+    visibility: tf.Tensor,
+    joints_3d: tf.Tensor,
+    intrinsics: tf.Tensor,
+    *,
+    input_size: int,
+    scale: float | tf.Tensor = 1.0,
+    rotation_deg: float | tf.Tensor = 0.0,
+    flip: bool | tf.Tensor = False,
+    margin: float = PERSON_MARGIN,
+) -> dict[str, tf.Tensor]:
+    """Crops the person region of a stored crop and augments image, 2D, 3D and intrinsics.
+
+    With scale=1, rotation_deg=0, flip=False this is the evaluation crop.
+
+    Args:
+        image: (H, W, 3) uint8 (or float in [0, 1]) stored crop.
+        joints_2d: (J, 2) stored-crop pixels.
+        visibility: (J,) 0/1.
+        joints_3d: (J, 3) camera mm (zeros for 2D-only samples).
+        intrinsics: (4,) fx, fy, cx, cy of the stored crop (zeros when unknown).
+        input_size: S.
+        scale, rotation_deg, flip, margin: see `crop_affine`.
+
+    Returns:
+        dict with `image` (S, S, 3) float32 in [0, 1], `joints_2d` (J, 2) input px,
+        `visibility` (J,), `joints_3d` (J, 3) mm, `intrinsics` (4,) input px, `matrix` (3, 3)
+        stored crop -> input (keep it to map predictions back).
+    """
+    img = tf.convert_to_tensor(image)
+    stored_size = tf.shape(img)[:2]
+    m = crop_affine(stored_size, input_size, scale, rotation_deg, flip, margin)
+    out_image = warp_image(img, m, input_size)
+    j2d = transform_points(joints_2d, m)  # (J, 2)
+    limit = float(input_size) - 1.0
+    inside = tf.reduce_all((j2d >= 0.0) & (j2d <= limit), axis=-1)  # (J,)
+    vis = _f32(visibility) * tf.cast(inside, tf.float32)
+    j3d = rotate_flip_3d(joints_3d, rotation_deg, flip)
+    return {
+        "image": out_image,
+        "joints_2d": flip_joints(j2d, flip),
+        "visibility": flip_joints(vis, flip),
+        "joints_3d": flip_joints(j3d, flip),
+        "intrinsics": transform_intrinsics(intrinsics, m),
+        "matrix": m,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Random parameters and colour.
+# ----------------------------------------------------------------------------------------------
+def sample_augment_params(
+    seed: tf.Tensor,
+    scale_range: float = 0.25,
+    rotation_range_deg: float = 30.0,
+    rotation_prob: float = 0.4,
+    flip_prob: float = 0.5,
+) -> dict[str, tf.Tensor]:
+    """Draws scale, rotation and flip from a stateless seed (deterministic per seed).
+
+    Newell et al.'s recipe: scale uniform in [1 - r, 1 + r], rotation uniform in [-a, a] degrees
+    applied with probability `rotation_prob` (0 otherwise), flip with probability `flip_prob`.
+
+    Args:
+        seed: (2,) int seed for `tf.random.stateless_uniform`.
+
+    Returns:
+        dict with scalar float32 `scale`, `rotation_deg` and bool `flip`.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+    u = [tf.random.stateless_uniform([], seed=seeds[i]) for i in range(4)]
+    scale = 1.0 + scale_range * (2.0 * u[0] - 1.0)
+    rotation = rotation_range_deg * (2.0 * u[1] - 1.0) * tf.cast(u[2] < rotation_prob, tf.float32)
+    return {"scale": scale, "rotation_deg": rotation, "flip": u[3] < flip_prob}
+
+
+def colour_jitter(
+    image: tf.Tensor,
+    seed: tf.Tensor,
+    channel_scale: tuple[float, float] = (0.6, 1.4),
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    saturation: float = 0.0,
+) -> tf.Tensor:
+    """Per-channel scale (Newell) then optional brightness / contrast / saturation jitter.
+
+    Args:
+        image: (H, W, 3) float32 in [0, 1].
+        seed: (2,) int stateless seed.
+        channel_scale: (low, high) of the uniform per-channel factor; (1, 1) disables it.
+        brightness: max additive delta (0 disables).
+        contrast: max relative change, factor in [1 - c, 1 + c] (0 disables).
+        saturation: max relative change, factor in [1 - c, 1 + c] (0 disables).
+
+    Returns:
+        (H, W, 3) float32 clipped to [0, 1].
+    """
+    img = _f32(image)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+    low, high = channel_scale
+    factors = tf.random.stateless_uniform([3], seed=seeds[0], minval=low, maxval=high)
+    img = img * factors
+    if brightness > 0:
+        img = tf.image.stateless_random_brightness(img, brightness, seed=seeds[1])
+    if contrast > 0:
+        img = tf.image.stateless_random_contrast(img, 1 - contrast, 1 + contrast, seed=seeds[2])
+    if saturation > 0:
+        img = tf.image.stateless_random_saturation(
+            tf.clip_by_value(img, 0.0, 1.0), 1 - saturation, 1 + saturation, seed=seeds[3]
+        )
+    return tf.clip_by_value(img, 0.0, 1.0)

@@ -1,0 +1,201 @@
+"""Hourglass and stacked hourglass (Newell et al. 2016), the 2D part of SAP-Net."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_pose3d.layers.residual import Residual
+
+# Ratios of input side to heatmap side the stem supports: 4 is the paper's (256 -> 64);
+# 2 and 1 keep tiny CPU test configs cheap.
+SUPPORTED_DOWNSAMPLE = (1, 2, 4)
+
+
+@keras.saving.register_keras_serializable(package="keras_pose3d")
+class Hourglass(keras.layers.Layer):
+    """One hourglass: recursive max-pool / residual / nearest-upsample with skip branches.
+
+    At each of `depth` levels: an upper branch `Residual(x)`, and a lower branch
+    `Residual(pool(x))`, then the next level (or a bottom `Residual`), then `Residual` and a
+    nearest-neighbour 2x upsample; the output is upper + lower. The spatial size must be
+    divisible by 2**depth.
+
+    Args:
+        depth: int >= 1. Number of pooling levels (4 in the paper: 64 -> 4 px).
+        filters: int. Channels everywhere inside (256 in the paper).
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Call: x (B, H, W, filters) -> (B, H, W, filters).
+    """
+
+    def __init__(self, depth: int, filters: int, **kwargs):
+        super().__init__(**kwargs)
+        if int(depth) < 1:
+            raise ValueError(f"depth must be >= 1. Received: depth={depth}")
+        self.depth = int(depth)
+        self.filters = int(filters)
+        policy = self.dtype_policy
+        self.upper = [Residual(self.filters, dtype=policy, name=f"up{i}") for i in range(depth)]
+        self.down = [Residual(self.filters, dtype=policy, name=f"down{i}") for i in range(depth)]
+        self.after = [
+            Residual(self.filters, dtype=policy, name=f"after{i}") for i in range(depth)
+        ]
+        self.bottom = Residual(self.filters, dtype=policy, name="bottom")
+        self.pool = keras.layers.MaxPooling2D(2, dtype=policy, name="pool")
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", dtype=policy)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for level in range(self.depth):
+            self.upper[level].build(shape)
+            low = (shape[0], _half(shape[1]), _half(shape[2]), self.filters)
+            self.down[level].build(low)
+            self.after[level].build(low)
+            shape = low
+        self.bottom.build(shape)
+
+    def _level(self, x, level, training):
+        upper = self.upper[level](x, training=training)
+        low = self.down[level](self.pool(x), training=training)
+        if level + 1 < self.depth:
+            low = self._level(low, level + 1, training)
+        else:
+            low = self.bottom(low, training=training)
+        low = self.after[level](low, training=training)
+        return upper + self.upsample(low)
+
+    def call(self, x, training=None):
+        return self._level(x, 0, training)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"depth": self.depth, "filters": self.filters})
+        return config
+
+
+def _half(n):
+    return None if n is None else n // 2
+
+
+@keras.saving.register_keras_serializable(package="keras_pose3d")
+class StackedHourglass(keras.layers.Layer):
+    """Stem + `num_stacks` hourglasses with intermediate heatmap supervision.
+
+    Stem (for downsample 4, Newell's): 7x7 conv stride 2 to F/4 channels, BN, ReLU,
+    Residual(F/2), 2x2 max-pool, Residual(F/2), Residual(F). Downsample 2 drops the max-pool,
+    downsample 1 also the conv stride. Each stack: Hourglass, Residual, 1x1 conv + BN + ReLU
+    (the stack's features), and a 1x1 heatmap head computed in float32. Between stacks the
+    features and heatmaps are re-projected with 1x1 convs and added to the stack's input.
+
+    Args:
+        num_joints: int. Heatmap channels J.
+        num_stacks: int >= 1.
+        num_features: int. Channels F (multiple of 4).
+        hourglass_depth: int >= 1. Pooling levels per hourglass.
+        downsample: int in (1, 2, 4). Input side / heatmap side.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Call: image (B, S, S, 3) -> dict
+        "heatmaps": (B, num_stacks, h, h, J) float32, h = S / downsample;
+        "features": (B, h, h, F) the last stack's features;
+        "stack_input": (B, h, h, F) the last stack's input (for the depth regressor's skip).
+    """
+
+    def __init__(
+        self,
+        num_joints: int,
+        num_stacks: int,
+        num_features: int,
+        hourglass_depth: int,
+        downsample: int = 4,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(num_stacks) < 1:
+            raise ValueError(f"num_stacks must be >= 1. Received: num_stacks={num_stacks}")
+        if int(num_features) < 8 or int(num_features) % 4:
+            raise ValueError(
+                f"num_features must be a multiple of 4 and >= 8. Received: "
+                f"num_features={num_features}"
+            )
+        if int(downsample) not in SUPPORTED_DOWNSAMPLE:
+            raise ValueError(
+                f"downsample must be one of {SUPPORTED_DOWNSAMPLE}. Received: "
+                f"downsample={downsample}"
+            )
+        self.num_joints = int(num_joints)
+        self.num_stacks = int(num_stacks)
+        self.num_features = int(num_features)
+        self.hourglass_depth = int(hourglass_depth)
+        self.downsample = int(downsample)
+        policy = self.dtype_policy
+        f = self.num_features
+        self.stem_conv = keras.layers.Conv2D(
+            f // 4, 7, strides=1 if self.downsample == 1 else 2, padding="same",
+            dtype=policy, name="stem_conv",
+        )
+        self.stem_bn = keras.layers.BatchNormalization(dtype=policy, name="stem_bn")
+        self.stem_res1 = Residual(f // 2, dtype=policy, name="stem_res1")
+        self.stem_pool = keras.layers.MaxPooling2D(2, dtype=policy, name="stem_pool")
+        self.stem_res2 = Residual(f // 2, dtype=policy, name="stem_res2")
+        self.stem_res3 = Residual(f, dtype=policy, name="stem_res3")
+        self.hourglasses, self.stack_res, self.stack_lin, self.stack_bn = [], [], [], []
+        self.heads, self.remap_features, self.remap_heatmaps = [], [], []
+        for i in range(self.num_stacks):
+            self.hourglasses.append(
+                Hourglass(self.hourglass_depth, f, dtype=policy, name=f"hourglass{i}")
+            )
+            self.stack_res.append(Residual(f, dtype=policy, name=f"stack{i}_res"))
+            self.stack_lin.append(keras.layers.Conv2D(f, 1, dtype=policy, name=f"stack{i}_lin"))
+            self.stack_bn.append(keras.layers.BatchNormalization(dtype=policy, name=f"stack{i}_bn"))
+            # Heads compute in float32 so heatmaps (and the L2 loss on them) keep full precision.
+            self.heads.append(
+                keras.layers.Conv2D(self.num_joints, 1, dtype="float32", name=f"stack{i}_head")
+            )
+            if i + 1 < self.num_stacks:
+                self.remap_features.append(
+                    keras.layers.Conv2D(f, 1, dtype=policy, name=f"stack{i}_remap_features")
+                )
+                self.remap_heatmaps.append(
+                    keras.layers.Conv2D(f, 1, dtype=policy, name=f"stack{i}_remap_heatmaps")
+                )
+
+    def call(self, image, training=None):
+        x = keras.ops.relu(self.stem_bn(self.stem_conv(image), training=training))
+        x = self.stem_res1(x, training=training)
+        if self.downsample == 4:
+            x = self.stem_pool(x)
+        x = self.stem_res2(x, training=training)
+        x = self.stem_res3(x, training=training)  # (B, h, h, F)
+        heatmaps = []
+        features = stack_input = x
+        for i in range(self.num_stacks):
+            stack_input = x
+            y = self.hourglasses[i](x, training=training)
+            y = self.stack_res[i](y, training=training)
+            features = keras.ops.relu(self.stack_bn[i](self.stack_lin[i](y), training=training))
+            heatmap = self.heads[i](features)  # (B, h, h, J) float32
+            heatmaps.append(heatmap)
+            if i + 1 < self.num_stacks:
+                x = x + self.remap_features[i](features) + self.remap_heatmaps[i](heatmap)
+        return {
+            "heatmaps": keras.ops.stack(heatmaps, axis=1),  # (B, stacks, h, h, J)
+            "features": features,
+            "stack_input": stack_input,
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_joints": self.num_joints,
+                "num_stacks": self.num_stacks,
+                "num_features": self.num_features,
+                "hourglass_depth": self.hourglass_depth,
+                "downsample": self.downsample,
+            }
+        )
+        return config

@@ -1,0 +1,68 @@
+"""One training run end to end: data (generated if it is the synthetic default), the staged
+schedule, evaluation and export. `keras_pose3d.train` calls `run`; tests call it too."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import sys
+import time
+
+from keras_pose3d.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def ensure_data(cfg: Config, progress=print) -> None:
+    """Generate the synthetic default into `data.data_dir` when it is asked for and absent."""
+    if not cfg.data.generate_synthetic:
+        return
+    from keras_pose3d.data import synthetic
+
+    s = cfg.data.synthetic
+    t0 = time.time()
+    made = synthetic.ensure_synthetic_dataset(
+        cfg.data.data_dir,
+        num_subjects=s.num_subjects,
+        sequences_per_subject=s.sequences_per_subject,
+        frames_per_sequence=s.frames_per_sequence,
+        crop_size=s.crop_size,
+        num_shards=s.num_shards,
+        seed=s.seed,
+    )
+    if made:
+        progress(f"generated the synthetic dataset in {cfg.data.data_dir} "
+                 f"({time.time() - t0:.0f}s)")
+
+
+def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) -> int:
+    """Train, then evaluate and export as the config asks. Returns a process exit code."""
+    from keras_pose3d.training.trainer import Trainer, TrainingDiverged
+
+    ensure_data(cfg, progress)
+    trainer = Trainer(cfg, strategy=strategy, run_dir=run_dir, progress=progress)
+    progress(f"run directory: {trainer.run_dir} | {trainer.num_replicas} replica(s), "
+             f"precision {cfg.runtime.precision}, xla {cfg.runtime.xla}")
+    try:
+        metrics = trainer.fit()
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    progress(f"validation MPJPE: untrained {metrics.get('untrained_mpjpe_mm', float('nan')):.1f}"
+             f" mm -> trained {metrics['final_mpjpe_mm']:.1f} mm")
+    if not trainer.chief:
+        return 0
+    if cfg.eval.enabled:
+        from keras_pose3d import evaluate
+
+        out = pathlib.Path(trainer.run_dir) / "eval"
+        evaluate.evaluate_run(trainer.run_dir, cfg.eval.dataset,
+                              records=list(cfg.data.val_patterns()), out_dir=out)
+        progress(f"evaluation tables in {out}")
+    if cfg.export.enabled:
+        from keras_pose3d import export
+
+        paths = export.export_run(trainer.run_dir, cfg.export.saved_models_dir,
+                                  onnx=cfg.export.onnx)
+        progress(f"exported: {paths}")
+    return 0

@@ -1,0 +1,357 @@
+"""The SAP-Net trainer: the paper's staged schedule, resumable, on any tf.distribute strategy.
+
+A run directory holds everything about a run:
+
+    RUN_DIR/config.yaml          the resolved config
+    RUN_DIR/checkpoints/NN_name/ tf.train checkpoints of stage NN (model, optimizer, step)
+    RUN_DIR/state.json           stages completed so far
+    RUN_DIR/logs/                TensorBoard event files (train/, validation/)
+    RUN_DIR/metrics.json         losses per stage, validation MPJPE history, untrained baseline
+    RUN_DIR/sap_net.keras        the final model (float32 weights), what export/evaluate read
+
+Kill the process at any point and run the same command: completed stages are skipped, and the
+current stage continues from its last checkpoint with the same step count and weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import pathlib
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_pose3d import metrics as kp_metrics
+from keras_pose3d.config import Config, StageConfig
+from keras_pose3d.data import dataset as kp_dataset
+from keras_pose3d.data import pose_codec
+from keras_pose3d.models.sap_net import SAPNet
+from keras_pose3d.training import objective, runtime
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class StageResult:
+    name: str
+    steps: int
+    final_losses: dict
+    seconds: float
+
+
+def build_model(cfg: Config) -> SAPNet:
+    """SAP-Net from the model config, built on a dummy batch so its variables exist."""
+    m = cfg.model
+    model = SAPNet(
+        num_joints=m.num_joints,
+        num_stacks=m.num_stacks,
+        num_features=m.num_features,
+        hourglass_depth=m.hourglass_depth,
+        depth_blocks=m.depth_blocks,
+        input_size=cfg.data.input_size,
+        heatmap_size=cfg.data.heatmap_size,
+    )
+    model(tf.zeros((1, cfg.data.input_size, cfg.data.input_size, 3)), training=False)
+    return model
+
+
+def _make_optimizer(stage: StageConfig, precision: str):
+    lr = stage.learning_rate
+    opt = {
+        "rmsprop": lambda: keras.optimizers.RMSprop(lr),
+        "adam": lambda: keras.optimizers.Adam(lr),
+        "adamw": lambda: keras.optimizers.AdamW(lr),
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=0.9),
+    }[stage.optimizer]()
+    if precision == "mixed_float16":
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def _set_trainable(model: SAPNet, stage: StageConfig) -> None:
+    # A frozen Keras 3 BatchNormalization also stops updating its statistics, which is what a
+    # frozen part should do.
+    model.hourglass.trainable = "hourglass" in stage.trainable
+    model.depth_regressor.trainable = "depth" in stage.trainable
+
+
+class Trainer:
+    """Runs the stages of `cfg.train.stages` in order on `strategy`."""
+
+    def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None,
+                 run_dir: str | pathlib.Path | None = None, progress=print):
+        self.cfg = cfg
+        self.run_dir = pathlib.Path(run_dir or cfg.train.run_dir)
+        self.progress = progress
+        runtime.set_precision(cfg.runtime)
+        self.strategy = strategy or runtime.make_strategy(cfg.runtime)
+        self.chief = runtime.is_chief(self.strategy)
+        self.num_replicas = self.strategy.num_replicas_in_sync
+        with self.strategy.scope():
+            self.model = build_model(cfg)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.chief:
+            (self.run_dir / "config.yaml").write_text(cfg.to_yaml())
+        self._state_path = self.run_dir / "state.json"
+        self._metrics_path = self.run_dir / "metrics.json"
+        self.metrics = self._load_json(self._metrics_path, {"stages": {}, "validation": []})
+        self._writers = {}
+
+    # ------------------------------------------------------------------------------------------
+    # Bookkeeping.
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _load_json(path: pathlib.Path, default):
+        return json.loads(path.read_text()) if path.exists() else default
+
+    def _save_json(self, path: pathlib.Path, value) -> None:
+        if self.chief:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(value, indent=2))
+            tmp.replace(path)
+
+    def completed_stages(self) -> list[str]:
+        return self._load_json(self._state_path, {"completed": []})["completed"]
+
+    def _stage_dir(self, index: int, stage: StageConfig) -> pathlib.Path:
+        return self.run_dir / "checkpoints" / f"{index:02d}_{stage.name}"
+
+    def _writer(self, name: str):
+        if name not in self._writers:
+            logdir = self.run_dir / "logs" / name if self.chief else "/tmp/kp3d_nonchief"
+            self._writers[name] = tf.summary.create_file_writer(str(logdir))
+        return self._writers[name]
+
+    # ------------------------------------------------------------------------------------------
+    # Data.
+    # ------------------------------------------------------------------------------------------
+    def _train_dataset(self, stage: StageConfig):
+        d = self.cfg.data
+        global_batch = self.cfg.train.batch_size
+
+        def dataset_fn(ctx: tf.distribute.InputContext):
+            per_replica = ctx.get_per_replica_batch_size(global_batch)
+            ds = kp_dataset.make_dataset(
+                list(d.train_patterns()),
+                input_size=d.input_size,
+                heatmap_size=d.heatmap_size,
+                heatmap_sigma=d.heatmap_sigma,
+                batch_size=per_replica,
+                training=True,
+                mix_2d_3d=d.mix_2d_3d and stage.samples == "mixed",
+                samples=stage.samples,
+                augment=d.augment,
+                shuffle_buffer=d.shuffle_buffer,
+                seed=self.cfg.train.seed,
+                input_context=ctx,
+            )
+            return ds.repeat()
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def _val_dataset(self):
+        d = self.cfg.data
+        ds = kp_dataset.make_dataset(
+            list(d.val_patterns()),
+            input_size=d.input_size,
+            heatmap_size=d.heatmap_size,
+            heatmap_sigma=d.heatmap_sigma,
+            batch_size=max(2, self.cfg.train.batch_size),
+            training=False,
+        )
+        return ds.take(math.ceil(d.val_examples / max(2, self.cfg.train.batch_size)))
+
+    # ------------------------------------------------------------------------------------------
+    # Validation: MPJPE in mm on 3D samples, root-relative (Protocol 1).
+    # ------------------------------------------------------------------------------------------
+    def validate(self) -> float:
+        """Protocol 1 MPJPE (mm, 16 joints) of the current model on the validation records.
+
+        Predictions are turned into camera mm with the ground-truth root depth and crop
+        intrinsics (the paper's assumption of a known global position), then both poses are
+        made root-relative.
+        """
+        errors = []
+        for inputs, targets in self._val_dataset():
+            outputs = self.model(inputs["image"], training=False)
+            has_3d = targets["has_3d"].numpy() > 0.5
+            if not has_3d.any():
+                continue
+            pred_mm = pose_codec.decode_pose_3d(
+                outputs["pose_3d"].numpy(), targets["intrinsics"].numpy(),
+                targets["root_depth"].numpy(), self.cfg.data.input_size)
+            gt_mm = targets["joints_3d"].numpy()
+            errors.append(kp_metrics.mpjpe(pred_mm[has_3d], gt_mm[has_3d]))
+        if not errors:
+            return float("nan")
+        return float(np.mean(np.concatenate(errors)))
+
+    # ------------------------------------------------------------------------------------------
+    # One stage.
+    # ------------------------------------------------------------------------------------------
+    def _make_step(self, stage: StageConfig, optimizer):
+        model, cfg = self.model, self.cfg
+        names = tuple(stage.losses)
+        global_batch = cfg.train.batch_size
+        scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        train_vars = model.trainable_variables
+
+        def grads_fn(images, targets):
+            with tf.GradientTape() as tape:
+                outputs = model(images, training=True)
+                terms = objective.per_sample_terms(outputs, targets, names, cfg.loss)
+                loss, sums, counts = objective.total_loss(terms, cfg.loss, global_batch)
+                scaled = optimizer.scale_loss(loss) if scale_loss else loss
+            grads = tape.gradient(scaled, train_vars)
+            return loss, sums, counts, grads
+
+        if cfg.runtime.xla:
+            grads_fn = tf.function(grads_fn, jit_compile=True)
+
+        def replica_step(inputs, targets):
+            loss, sums, counts, grads = grads_fn(inputs["image"], targets)
+            optimizer.apply_gradients(zip(grads, train_vars))
+            return loss, sums, counts
+
+        @tf.function
+        def train_step(iterator):
+            inputs, targets = next(iterator)
+            loss, sums, counts = self.strategy.run(replica_step, args=(inputs, targets))
+            reduce = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            return (reduce(loss), {k: reduce(v) for k, v in sums.items()},
+                    {k: reduce(v) for k, v in counts.items()})
+
+        return train_step
+
+    def run_stage(self, index: int, stage: StageConfig) -> StageResult:
+        cfg = self.cfg
+        _set_trainable(self.model, stage)
+        with self.strategy.scope():
+            optimizer = _make_optimizer(stage, cfg.runtime.precision)
+            optimizer.build(self.model.trainable_variables)
+            step = tf.Variable(0, dtype=tf.int64, trainable=False, name="stage_step")
+        ckpt = tf.train.Checkpoint(model=self.model, optimizer=optimizer, step=step)
+        stage_dir = self._stage_dir(index, stage)
+        directory = stage_dir if self.chief else pathlib.Path("/tmp/kp3d_nonchief") / stage_dir.name
+        manager = tf.train.CheckpointManager(ckpt, str(directory), max_to_keep=2)
+        if manager.latest_checkpoint:
+            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            self.progress(f"[{stage.name}] resumed from {manager.latest_checkpoint} at step "
+                          f"{int(step.numpy())}/{stage.steps}")
+        else:
+            self._restore_previous_stage(index)
+
+        train_step = self._make_step(stage, optimizer)
+        iterator = iter(self._train_dataset(stage))
+        writer = self._writer("train")
+        losses_avg: dict[str, float] = {}
+        t_start = time.time()
+        t_log, step_log = time.time(), int(step.numpy())
+        while int(step.numpy()) < stage.steps:
+            loss, sums, counts = train_step(iterator)
+            loss = float(loss.numpy())
+            term_means = {k: float(sums[k].numpy()) / max(float(counts[k].numpy()), 1.0)
+                          for k in sums}
+            bad = [k for k, v in term_means.items() if not math.isfinite(v)]
+            if bad or not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"stage '{stage.name}' step {int(step.numpy()) + 1}: loss term(s) "
+                    f"{bad or ['total']} became non-finite ({term_means}); stopped without "
+                    f"saving, the last good checkpoint in {stage_dir} is kept")
+            step.assign_add(1)
+            s = int(step.numpy())
+            for k, v in term_means.items():
+                losses_avg[k] = v if k not in losses_avg else 0.9 * losses_avg[k] + 0.1 * v
+            if s % cfg.train.log_every == 0 or s == stage.steps:
+                now = time.time()
+                rate = (s - step_log) * cfg.train.batch_size / max(now - t_log, 1e-9)
+                eta = (stage.steps - s) * cfg.train.batch_size / max(rate, 1e-9)
+                terms = " ".join(f"{k}={v:.4g}" for k, v in losses_avg.items())
+                self.progress(f"[{stage.name} {index + 1}/{len(cfg.train.stages)}] step "
+                              f"{s}/{stage.steps} loss={loss:.4g} {terms} | "
+                              f"{rate:.1f} img/s, eta {eta:.0f}s")
+                t_log, step_log = now, s
+                with writer.as_default(step=self._global_step(index, s)):
+                    tf.summary.scalar("loss/total", loss)
+                    for k, v in term_means.items():
+                        tf.summary.scalar(f"loss/{k}", v)
+                    lr = optimizer.learning_rate
+                    tf.summary.scalar("learning_rate", float(tf.convert_to_tensor(lr).numpy()))
+            if s % cfg.train.checkpoint_every == 0 and s < stage.steps:
+                manager.save(checkpoint_number=s)
+            if s % cfg.train.eval_every == 0 and s < stage.steps:
+                self._record_validation(stage.name, index, s)
+        manager.save(checkpoint_number=int(step.numpy()))
+        self._record_validation(stage.name, index, stage.steps)
+        return StageResult(stage.name, stage.steps, losses_avg, time.time() - t_start)
+
+    def _global_step(self, index: int, step: int) -> int:
+        return sum(s.steps for s in self.cfg.train.stages[:index]) + step
+
+    def _restore_previous_stage(self, index: int) -> None:
+        for prev in range(index - 1, -1, -1):
+            prev_dir = self._stage_dir(prev, self.cfg.train.stages[prev])
+            latest = tf.train.latest_checkpoint(str(prev_dir))
+            if latest:
+                # Only the weights carry over; each stage starts a fresh optimizer.
+                tf.train.Checkpoint(model=self.model).restore(latest).expect_partial()
+                self.progress(f"weights from the end of stage "
+                              f"'{self.cfg.train.stages[prev].name}' ({latest})")
+                return
+
+    def _record_validation(self, stage_name: str, index: int, step: int) -> float:
+        value = self.validate()
+        self.progress(f"[{stage_name}] validation MPJPE (Protocol 1, 16 joints): {value:.1f} mm")
+        self.metrics["validation"].append(
+            {"stage": stage_name, "step": step, "global_step": self._global_step(index, step),
+             "mpjpe_mm": value})
+        self._save_json(self._metrics_path, self.metrics)
+        with self._writer("validation").as_default(step=self._global_step(index, step)):
+            tf.summary.scalar("mpjpe_mm", value)
+        return value
+
+    # ------------------------------------------------------------------------------------------
+    # The whole schedule.
+    # ------------------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Run every stage not yet completed; returns the metrics dict (also in metrics.json)."""
+        done = self.completed_stages()
+        if "untrained_mpjpe_mm" not in self.metrics and not done:
+            self.metrics["untrained_mpjpe_mm"] = self.validate()
+            self.progress(f"untrained model: validation MPJPE "
+                          f"{self.metrics['untrained_mpjpe_mm']:.1f} mm")
+        for index, stage in enumerate(self.cfg.train.stages):
+            if stage.name in done:
+                self.progress(f"[{stage.name}] already completed, skipped")
+                continue
+            result = self.run_stage(index, stage)
+            done = done + [stage.name]
+            self._save_json(self._state_path, {"completed": done})
+            self.metrics["stages"][stage.name] = {
+                "steps": result.steps, "final_losses": result.final_losses,
+                "seconds": round(result.seconds, 1)}
+            self._save_json(self._metrics_path, self.metrics)
+        # The final weights are those of the last stage's last checkpoint (also after a resume
+        # that found every stage completed).
+        self._restore_previous_stage(len(self.cfg.train.stages))
+        self.metrics["final_mpjpe_mm"] = self.validate()
+        self._save_json(self._metrics_path, self.metrics)
+        self.save_final_model()
+        return self.metrics
+
+    def save_final_model(self) -> pathlib.Path:
+        """RUN_DIR/sap_net.keras with float32 weights (what export and evaluate load)."""
+        path = self.run_dir / "sap_net.keras"
+        if self.chief:
+            self.model.save(path)
+        return path

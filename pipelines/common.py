@@ -1,0 +1,736 @@
+"""Beam helpers shared by every `pipelines/*_to_tfrecord.py` job.
+
+A job is three functions (see `pipelines/synthetic_to_tfrecord.py` for a complete one):
+
+    def add_arguments(parser):          # job flags; --output_dir, --num_shards, --overwrite
+        parser.add_argument("--input_dir", required=True)   # are added by parse_args
+
+    def build(pipeline, args):          # -> (records, dead_letters)
+        items = pipeline | beam.Create(list_items(args.input_dir))
+        outs = items | beam.ParDo(MyDoFn(args.crop_size)).with_outputs(
+            DEAD_LETTER_TAG, main="records")
+        return outs.records, outs[DEAD_LETTER_TAG]
+
+    def main(argv=None):
+        return run_job(argv, add_arguments, build, splits=("train", "validation"),
+                       dataset_name="h36m", required_layout=lambda a: (a.input_dir, [...]))
+
+`records` is a PCollection of `(split, item_id, record)` where `record` is a
+`keras_pose3d.data.features.PoseRecord` dict. `run_job` validates and encodes them
+(`EncodeRecords`: bad joints go to the dead letter, never silently away), writes deterministic
+sharded TFRecords, the dead-letter JSON lines and `manifest.json`, runs the pipeline and then
+checks that every file holds exactly the records the manifest counts.
+
+Conventions:
+  * Output files: `<output_dir>/<split>-00000-of-0000N.tfrecord`, `dead_letter-00000-of-00001.jsonl`,
+    `manifest.json` (written last; `"complete": true` marks a finished job).
+  * Dead letters: a DoFn that cannot make a record from an item yields
+    `dead_letter(item_id, stage, reason)` (a `TaggedOutput` on `DEAD_LETTER_TAG`) and goes on.
+    Catch only the errors you expect (bad values, missing keys); let bugs crash the job.
+  * Counters: `counter(name).inc()` in namespace `keras_pose3d`; `dead_letter` counts per stage
+    as `dead_letter/<stage>`.
+  * Determinism: shard = hash of a stable sort key, records sorted by that key within a shard,
+    so a rerun (any runner, any worker count) writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import apache_beam as beam
+import cv2
+import numpy as np
+import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from keras_pose3d.data import features
+from keras_pose3d.skeleton import NUM_JOINTS
+
+METRICS_NAMESPACE = "keras_pose3d"
+DEAD_LETTER_TAG = "dead_letter"
+MANIFEST_NAME = "manifest.json"
+DEAD_LETTER_PREFIX = "dead_letter"
+# Largest |coordinate| accepted for camera-frame joints: 100 m is far outside any capture
+# volume, so anything beyond is a unit or parsing error, not a person.
+MAX_ABS_MM = 1.0e5
+
+
+# ----------------------------------------------------------------------------------------------
+# Arguments.
+# ----------------------------------------------------------------------------------------------
+def parse_args(
+    argv: Sequence[str] | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    description: str | None = None,
+) -> tuple[argparse.Namespace, PipelineOptions]:
+    """Parses job flags and hands every other flag to Beam.
+
+    Adds the flags every job has: `--output_dir` (required), `--num_shards` (per split,
+    default 8) and `--overwrite`. `add_arguments(parser)` adds the job's own (e.g.
+    `--input_dir`). Flags the parser does not know (`--runner`, `--direct_num_workers`,
+    `--direct_running_mode=multi_processing`, Flink/Dataflow flags) become `PipelineOptions`.
+
+    Returns:
+        (job args, Beam pipeline options).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--output_dir", required=True, help="Directory for the TFRecords.")
+    parser.add_argument(
+        "--num_shards", type=int, default=8, help="TFRecord shards per split (default 8)."
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace existing shards/manifest in --output_dir instead of refusing.",
+    )
+    if add_arguments is not None:
+        add_arguments(parser)
+    args, beam_args = parser.parse_known_args(None if argv is None else list(argv))
+    if args.num_shards < 1:
+        parser.error(f"--num_shards must be >= 1. Received: num_shards={args.num_shards}")
+    return args, PipelineOptions(beam_args)
+
+
+def check_layout(
+    input_dir: str | os.PathLike, required: Iterable[str], dataset_name: str
+) -> dict[str, list[str]]:
+    """Checks the raw-data layout before any work starts.
+
+    Args:
+        input_dir: root of the raw dataset.
+        required: paths or glob patterns relative to `input_dir` (e.g.
+            `"S1/MyPoseFeatures/D3_Positions/*.cdf"`); each must match at least one path.
+        dataset_name: named in the error.
+
+    Returns:
+        pattern -> sorted matching paths.
+
+    Raises:
+        FileNotFoundError: listing every missing pattern (not just the first), the input
+            directory and the dataset.
+    """
+    root = os.fspath(input_dir)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{dataset_name}: input directory {root!r} does not exist")
+    found: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for pattern in required:
+        matches = sorted(glob.glob(os.path.join(root, pattern)))
+        if matches:
+            found[pattern] = matches
+        else:
+            missing.append(pattern)
+    if missing:
+        raise FileNotFoundError(
+            f"{dataset_name}: the raw data in {root!r} is incomplete; nothing matches "
+            + ", ".join(repr(m) for m in missing)
+            + " (see ../shared/reference/datasets.md for the expected layout)"
+        )
+    return found
+
+
+# ----------------------------------------------------------------------------------------------
+# Person crop.
+# ----------------------------------------------------------------------------------------------
+def crop_affine(center_xy: Sequence[float], side: float, out_size: int) -> np.ndarray:
+    """2x3 matrix from original-image pixels to crop pixels (pixel centres at integers).
+
+    The square box of `side` px centred on `center_xy` spans edges x0 = cx - side/2 ..
+    x0 + side; crop pixel u covers [u - 0.5, u + 0.5], so u = s (x - x0) - 0.5 with
+    s = out_size / side (the box centre lands on (out_size - 1) / 2).
+    """
+    s = out_size / side
+    x0 = center_xy[0] - side / 2.0
+    y0 = center_xy[1] - side / 2.0
+    return np.array([[s, 0.0, -s * x0 - 0.5], [0.0, s, -s * y0 - 0.5]], np.float64)
+
+
+def crop_person(
+    image: np.ndarray,
+    center_xy: Sequence[float],
+    person_side_px: float,
+    out_size: int,
+    joints_2d: np.ndarray,
+    intrinsics: np.ndarray | None = None,
+    antialias: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Square crop of side `PERSON_MARGIN * person_side_px` around a person, resized.
+
+    Outside the image the crop is zero (black). The geometry is exact: joints and intrinsics
+    go through the same affine map as the pixels (`crop_affine`), so a 3D joint projected with
+    `intrinsics_crop` lands on its `joints_2d_crop`.
+
+    Args:
+        image: (H, W, 3) uint8.
+        center_xy: (2,) person centre in image pixels.
+        person_side_px: person box side (px), e.g. max(height, width) of the joint box.
+        out_size: crop side S in px.
+        joints_2d: (J, 2) image pixels.
+        intrinsics: (4,) fx, fy, cx, cy of the image, or None when unknown.
+        antialias: area-downsample by a power of two first when the scale is below 1/2, so
+            large people are not aliased by bilinear sampling.
+
+    Returns:
+        crop (S, S, 3) uint8; joints_2d_crop (J, 2) float64; intrinsics_crop (4,) float64 or
+        None; box (4,) float64 x0, y0, x1, y1 in image pixels (box edges, may leave the image).
+
+    Raises:
+        ValueError: on a non-positive size or a malformed image.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8. Received: {image.shape} {image.dtype}")
+    if not (person_side_px > 0 and np.isfinite(person_side_px)):
+        raise ValueError(f"person_side_px must be > 0. Received: {person_side_px}")
+    if out_size < 1:
+        raise ValueError(f"out_size must be >= 1. Received: {out_size}")
+    side = features.PERSON_MARGIN * float(person_side_px)
+    cx, cy = float(center_xy[0]), float(center_xy[1])
+    matrix = crop_affine((cx, cy), side, out_size)
+    s = out_size / side
+
+    src = image
+    warp = matrix
+    factor = 1
+    if antialias:
+        while s * factor * 2 <= 1.0 and min(image.shape[:2]) // (factor * 2) >= 1:
+            factor *= 2
+    if factor > 1:
+        # Area-average f x f blocks: small pixel i covers original [f i - 0.5, f (i + 1) - 0.5],
+        # so x = f x_small + (f - 1) / 2. Compose that into the warp (the last < f rows and
+        # columns are dropped; they read as zero padding, a sub-pixel effect at this scale).
+        h, w = image.shape[0] // factor, image.shape[1] // factor
+        src = cv2.resize(image[: h * factor, : w * factor], (w, h), interpolation=cv2.INTER_AREA)
+        small_to_orig = np.array(
+            [[factor, 0.0, (factor - 1) / 2.0], [0.0, factor, (factor - 1) / 2.0], [0, 0, 1]]
+        )
+        warp = matrix @ small_to_orig
+    crop = cv2.warpAffine(
+        src,
+        warp,
+        (out_size, out_size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+    joints = np.asarray(joints_2d, np.float64)
+    joints_crop = joints @ matrix[:, :2].T + matrix[:, 2]
+    intrinsics_crop = None
+    if intrinsics is not None:
+        fx, fy, kx, ky = np.asarray(intrinsics, np.float64)
+        intrinsics_crop = np.array(
+            [s * fx, s * fy, s * kx + matrix[0, 2], s * ky + matrix[1, 2]], np.float64
+        )
+    box = np.array([cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0])
+    return crop, joints_crop, intrinsics_crop, box
+
+
+def encode_jpeg(image_rgb: np.ndarray, quality: int = 95) -> bytes:
+    """(H, W, 3) uint8 RGB -> JPEG bytes (OpenCV writes BGR, hence the swap)."""
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for an image of shape {image_rgb.shape}")
+    return buf.tobytes()
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation, dead letters, counters.
+# ----------------------------------------------------------------------------------------------
+def validate_joints(
+    joints_2d: np.ndarray,
+    visibility: np.ndarray | None = None,
+    joints_3d: np.ndarray | None = None,
+    has_3d: bool = False,
+    image_size: Sequence[int] | None = None,
+    max_outside_px: float | None = None,
+) -> str | None:
+    """Returns why a pose is unusable, or None when it is fine.
+
+    Checks: shapes (16, 2) / (16,) / (16, 3); no NaN/inf in 2D joints that are visible and in
+    any 3D joint when `has_3d`; 3D inside +-MAX_ABS_MM with the root in front of the camera;
+    at least one visible joint; with `image_size` (h, w) and `max_outside_px`, visible 2D
+    joints at most that many pixels outside the image.
+    """
+    j2 = np.asarray(joints_2d, np.float64)
+    if j2.shape != (NUM_JOINTS, 2):
+        return f"joints_2d has shape {j2.shape}, expected ({NUM_JOINTS}, 2)"
+    vis = np.ones(NUM_JOINTS) if visibility is None else np.asarray(visibility, np.float64)
+    if vis.shape != (NUM_JOINTS,):
+        return f"visibility has shape {vis.shape}, expected ({NUM_JOINTS},)"
+    if not np.all(np.isfinite(vis)):
+        return "visibility has non-finite values"
+    visible = vis > 0
+    if not np.any(visible):
+        return "no visible joint"
+    bad = np.where(visible & ~np.all(np.isfinite(j2), axis=1))[0]
+    if bad.size:
+        return f"joints_2d non-finite at visible joints {bad.tolist()}"
+    if image_size is not None and max_outside_px is not None:
+        h, w = image_size
+        v2 = j2[visible]
+        out = (
+            (v2[:, 0] < -max_outside_px)
+            | (v2[:, 1] < -max_outside_px)
+            | (v2[:, 0] > w - 1 + max_outside_px)
+            | (v2[:, 1] > h - 1 + max_outside_px)
+        )
+        if np.any(out):
+            idx = np.where(visible)[0][out]
+            return f"joints_2d more than {max_outside_px} px outside the image at joints {idx.tolist()}"
+    if has_3d:
+        if joints_3d is None:
+            return "has_3d but joints_3d is None"
+        j3 = np.asarray(joints_3d, np.float64)
+        if j3.shape != (NUM_JOINTS, 3):
+            return f"joints_3d has shape {j3.shape}, expected ({NUM_JOINTS}, 3)"
+        bad = np.where(~np.all(np.isfinite(j3), axis=1))[0]
+        if bad.size:
+            return f"joints_3d non-finite at joints {bad.tolist()}"
+        if np.abs(j3).max() > MAX_ABS_MM:
+            return f"joints_3d out of range (|value| up to {np.abs(j3).max():.0f} mm > {MAX_ABS_MM:.0f})"
+        if np.any(j3[:, 2] <= 0):
+            return f"joints_3d behind the camera (z <= 0) at joints {np.where(j3[:, 2] <= 0)[0].tolist()}"
+    return None
+
+
+def counter(name: str) -> beam.metrics.metricbase.Counter:
+    """A Beam counter in the project's namespace (call inside DoFns)."""
+    return beam.metrics.Metrics.counter(METRICS_NAMESPACE, name)
+
+
+def dead_letter(item_id: str, stage: str, reason: str, **extra: Any) -> beam.pvalue.TaggedOutput:
+    """The standard dead-letter output; `yield` it from a DoFn instead of a record.
+
+    Args:
+        item_id: stable id of the input item (file path, `subject/sequence/frame`, ...).
+        stage: the step that failed (`"read"`, `"crop"`, `"validate"`, `"encode"`, ...).
+        reason: human-readable cause, naming the field/file.
+        **extra: more JSON-serialisable context.
+    """
+    counter(f"{DEAD_LETTER_TAG}/{stage}").inc()
+    payload = {"id": str(item_id), "stage": str(stage), "reason": str(reason)}
+    payload.update(extra)
+    return beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, payload)
+
+
+class EncodeRecords(beam.DoFn):
+    """(split, item_id, record) -> (split, example_bytes), or a dead letter.
+
+    Runs `validate_joints` and `features.encode_example`; a record that fails either goes to
+    `DEAD_LETTER_TAG` with stage `"validate"` / `"encode"` and the reason.
+    """
+
+    def process(self, element):
+        split, item_id, record = element
+        reason = validate_joints(
+            record.get("joints_2d"),
+            record.get("visibility"),
+            record.get("joints_3d"),
+            bool(record.get("has_3d", False)),
+        )
+        if reason is not None:
+            yield dead_letter(item_id, "validate", reason, split=split)
+            return
+        try:
+            serialized = features.encode_example(record)
+        except ValueError as error:
+            yield dead_letter(item_id, "encode", str(error), split=split)
+            return
+        counter("examples_encoded").inc()
+        yield split, serialized
+
+
+# ----------------------------------------------------------------------------------------------
+# Deterministic sharded write, dead-letter file, manifest.
+# ----------------------------------------------------------------------------------------------
+def shard_name(split: str, shard: int, num_shards: int) -> str:
+    """`<split>-00003-of-00008.tfrecord`."""
+    return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def _meta(serialized: bytes) -> dict[str, Any]:
+    feats = tf.train.Example.FromString(serialized).features.feature
+
+    def text(key: str) -> str:
+        return feats[key].bytes_list.value[0].decode("utf-8")
+
+    return {
+        "dataset": text(features.KEY_DATASET),
+        "subject": text(features.KEY_SUBJECT),
+        "sequence": text(features.KEY_SEQUENCE),
+        "action": text(features.KEY_ACTION),
+        "camera": text(features.KEY_CAMERA),
+        "frame": int(feats[features.KEY_FRAME].int64_list.value[0]),
+        "has_3d": int(feats[features.KEY_HAS_3D].int64_list.value[0]),
+    }
+
+
+def _stable_hash(text: str) -> int:
+    # Python's hash() is salted per process; sha1 is the same on every worker and every run.
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:8], "big")
+
+
+class _KeyForShard(beam.DoFn):
+    """(split, bytes) -> ((split, shard), (sort_key, bytes)). The sort key orders a shard by
+    dataset / subject / sequence / camera / frame, ties broken by the content hash."""
+
+    def __init__(self, splits: Sequence[str], num_shards: Mapping[str, int], shard_by: str):
+        self._splits = tuple(splits)
+        self._num_shards = dict(num_shards)
+        self._shard_by = shard_by
+
+    def process(self, element):
+        split, serialized = element
+        if split not in self._splits:
+            raise ValueError(f"record for unknown split {split!r}; expected one of {self._splits}")
+        meta = _meta(serialized)
+        digest = hashlib.sha1(serialized).hexdigest()
+        sequence_key = "\x00".join(
+            [meta["dataset"], meta["subject"], meta["sequence"], meta["camera"]]
+        )
+        sort_key = f"{sequence_key}\x00{meta['frame']:012d}\x00{digest}"
+        shard_text = sequence_key if self._shard_by == "sequence" else sort_key
+        shard = _stable_hash(shard_text) % self._num_shards[split]
+        counter("examples_to_write").inc()
+        yield (split, shard), (sort_key, serialized)
+
+
+class _WriteShard(beam.DoFn):
+    """((split, shard), [(sort_key, bytes)]) -> shard summary dict, after writing the file."""
+
+    def __init__(self, output_dir: str, num_shards: Mapping[str, int]):
+        self._output_dir = output_dir
+        self._num_shards = dict(num_shards)
+
+    def process(self, element):
+        (split, shard), items = element
+        items = sorted(items, key=lambda kv: (kv[0], kv[1]))
+        name = shard_name(split, shard, self._num_shards[split])
+        path = os.path.join(self._output_dir, name)
+        summary = {
+            "split": split,
+            "file": name,
+            "num_examples": 0,
+            "subjects": collections.Counter(),
+            "actions": collections.Counter(),
+            "datasets": collections.Counter(),
+            "has_3d": 0,
+        }
+        # Write under a temporary name and rename, so a crashed worker leaves no half shard.
+        tmp = path + ".tmp"
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for _, serialized in items:
+                writer.write(serialized)
+                meta = _meta(serialized)
+                summary["num_examples"] += 1
+                summary["subjects"][meta["subject"]] += 1
+                summary["actions"][meta["action"]] += 1
+                summary["datasets"][meta["dataset"]] += 1
+                summary["has_3d"] += meta["has_3d"]
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+        counter("examples_written").inc(summary["num_examples"])
+        yield {k: dict(v) if isinstance(v, collections.Counter) else v for k, v in summary.items()}
+
+
+def normalise_num_shards(num_shards: int | Mapping[str, int], splits: Sequence[str]) -> dict:
+    """int or {split: int} -> {split: int} with every split present and >= 1."""
+    if isinstance(num_shards, Mapping):
+        shards = {s: int(num_shards[s]) for s in splits}
+    else:
+        shards = {s: int(num_shards) for s in splits}
+    for split, n in shards.items():
+        if n < 1:
+            raise ValueError(f"num_shards for split {split!r} must be >= 1. Received: {n}")
+    return shards
+
+
+def write_split(
+    examples: beam.PCollection,
+    output_dir: str,
+    num_shards: int | Mapping[str, int],
+    splits: Sequence[str],
+    shard_by: str = "example",
+) -> beam.PCollection:
+    """Writes `(split, example_bytes)` as deterministic sharded TFRecords.
+
+    Each record goes to shard `sha1(key) % num_shards` and is sorted by its key inside the
+    shard (key = dataset/subject/sequence/camera/frame/content hash), so reruns write
+    byte-identical files whatever the runner or worker count. Shards that receive no record
+    are written empty by `write_manifest`, so every `-of-N` set is complete.
+
+    Args:
+        examples: PCollection of (split, serialized tf.train.Example).
+        output_dir: destination (any tf.io.gfile path).
+        num_shards: shards per split, or {split: shards}.
+        splits: every split the job may emit (an unknown split fails the job).
+        shard_by: `"example"` spreads frames over shards (best shuffling); `"sequence"` keeps
+            each dataset/subject/sequence/camera in one shard in frame order (for windows).
+
+    Returns:
+        PCollection of shard summaries (dicts) for `write_manifest`.
+    """
+    if shard_by not in ("example", "sequence"):
+        raise ValueError(f"shard_by must be 'example' or 'sequence'. Received: {shard_by!r}")
+    shards = normalise_num_shards(num_shards, splits)
+    return (
+        examples
+        | "KeyForShard" >> beam.ParDo(_KeyForShard(splits, shards, shard_by))
+        | "GroupShard" >> beam.GroupByKey()
+        | "WriteShard" >> beam.ParDo(_WriteShard(output_dir, shards))
+    )
+
+
+def _write_dead_letter_file(letters: list[dict], output_dir: str) -> int:
+    lines = sorted(json.dumps(letter, sort_keys=True, default=str) for letter in letters)
+    path = os.path.join(output_dir, f"{DEAD_LETTER_PREFIX}-00000-of-00001.jsonl")
+    with tf.io.gfile.GFile(path, "w") as f:
+        for line in lines:
+            f.write(line + "\n")
+    if lines:
+        logging.warning("%d dead-letter item(s); see %s", len(lines), path)
+    return len(lines)
+
+
+def write_dead_letters(dead_letters: beam.PCollection, output_dir: str) -> beam.PCollection:
+    """Writes dead-letter dicts as sorted JSON lines; returns a singleton PCollection count.
+
+    Always writes `dead_letter-00000-of-00001.jsonl` (empty when nothing failed), so a listing
+    of the output directory tells at a glance that the job checked.
+    """
+    return (
+        dead_letters
+        | "DeadLettersToList" >> beam.combiners.ToList()
+        | "WriteDeadLetters" >> beam.Map(_write_dead_letter_file, output_dir)
+    )
+
+
+def _write_manifest(
+    summaries: list[dict],
+    dead_letter_count: int,
+    output_dir: str,
+    num_shards: Mapping[str, int],
+    job_args: Mapping[str, Any],
+) -> str:
+    splits: dict[str, dict[str, Any]] = {}
+    for split, n in num_shards.items():
+        splits[split] = {
+            "num_examples": 0,
+            "num_shards": n,
+            "files": [shard_name(split, i, n) for i in range(n)],
+            "shard_sizes": [0] * n,
+            "subjects": collections.Counter(),
+            "actions": collections.Counter(),
+            "datasets": collections.Counter(),
+            "has_3d": 0,
+        }
+    for summary in summaries:
+        entry = splits[summary["split"]]
+        entry["num_examples"] += summary["num_examples"]
+        entry["shard_sizes"][entry["files"].index(summary["file"])] = summary["num_examples"]
+        entry["has_3d"] += summary["has_3d"]
+        for field in ("subjects", "actions", "datasets"):
+            entry[field].update(summary[field])
+    written = {s["file"] for s in summaries}
+    for split, entry in splits.items():
+        for name in entry["files"]:
+            if name not in written:  # a shard no record hashed to: write it empty
+                with tf.io.TFRecordWriter(os.path.join(output_dir, name)):
+                    pass
+        for field in ("subjects", "actions", "datasets"):
+            entry[field] = dict(sorted(entry[field].items()))
+    manifest = {
+        "complete": True,
+        "schema_version": features.SCHEMA_VERSION,
+        "person_margin": features.PERSON_MARGIN,
+        "num_examples": sum(e["num_examples"] for e in splits.values()),
+        "splits": splits,
+        "dead_letter_count": int(dead_letter_count),
+        "dead_letter_file": f"{DEAD_LETTER_PREFIX}-00000-of-00001.jsonl",
+        "job_args": dict(job_args),
+    }
+    path = os.path.join(output_dir, MANIFEST_NAME)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True, default=str)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    return path
+
+
+def write_manifest(
+    summaries: beam.PCollection,
+    dead_letter_count: beam.PCollection,
+    output_dir: str,
+    num_shards: int | Mapping[str, int],
+    splits: Sequence[str],
+    job_args: Mapping[str, Any],
+) -> beam.PCollection:
+    """Writes `manifest.json` once every shard and the dead letters are written.
+
+    Manifest: `complete`, `schema_version`, `person_margin`, `num_examples`, `splits` ->
+    {split: {num_examples, num_shards, files, shard_sizes, subjects, actions, datasets,
+    has_3d}}, `dead_letter_count`, `dead_letter_file`, `job_args`. Counts come from the shard
+    writers themselves, so they are the records in the files.
+    """
+    shards = normalise_num_shards(num_shards, splits)
+    return (
+        summaries
+        | "SummariesToList" >> beam.combiners.ToList()
+        | "WriteManifest"
+        >> beam.Map(
+            _write_manifest,
+            beam.pvalue.AsSingleton(dead_letter_count),
+            output_dir,
+            shards,
+            dict(job_args),
+        )
+    )
+
+
+def write_outputs(
+    records: beam.PCollection,
+    dead_letters: beam.PCollection | None,
+    output_dir: str,
+    num_shards: int | Mapping[str, int],
+    splits: Sequence[str],
+    job_args: Mapping[str, Any],
+    shard_by: str = "example",
+) -> beam.PCollection:
+    """Encodes `(split, item_id, record)`, writes shards, dead letters and the manifest.
+
+    Dead letters of the job (`dead_letters`, may be None) and of the encoder are written
+    together. Returns the PCollection holding the manifest path.
+    """
+    encoded = records | "EncodeRecords" >> beam.ParDo(EncodeRecords()).with_outputs(
+        DEAD_LETTER_TAG, main="examples"
+    )
+    summaries = write_split(encoded.examples, output_dir, num_shards, splits, shard_by)
+    letters = [encoded[DEAD_LETTER_TAG]]
+    if dead_letters is not None:
+        letters.append(dead_letters)
+    all_letters = tuple(letters) | "FlattenDeadLetters" >> beam.Flatten()
+    count = write_dead_letters(all_letters, output_dir)
+    return write_manifest(summaries, count, output_dir, num_shards, splits, job_args)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading back and running.
+# ----------------------------------------------------------------------------------------------
+def read_manifest(output_dir: str) -> dict[str, Any] | None:
+    """The manifest of `output_dir`, or None when there is none."""
+    path = os.path.join(output_dir, MANIFEST_NAME)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def manifest_is_complete(output_dir: str) -> bool:
+    """True when a manifest says `complete` and all its shard files exist."""
+    manifest = read_manifest(output_dir)
+    if not manifest or not manifest.get("complete"):
+        return False
+    if manifest.get("schema_version") != features.SCHEMA_VERSION:
+        return False
+    return all(
+        tf.io.gfile.exists(os.path.join(output_dir, name))
+        for entry in manifest["splits"].values()
+        for name in entry["files"]
+    )
+
+
+def count_records(path: str) -> int:
+    """Number of records in one TFRecord file."""
+    return sum(1 for _ in tf.data.TFRecordDataset(path))
+
+
+def verify_output(output_dir: str) -> dict[str, Any]:
+    """Checks every shard holds exactly the records the manifest counts.
+
+    Raises:
+        RuntimeError: no complete manifest, or a shard whose record count differs.
+    """
+    if not manifest_is_complete(output_dir):
+        raise RuntimeError(f"{output_dir}: no complete manifest.json or a shard is missing")
+    manifest = read_manifest(output_dir)
+    for split, entry in manifest["splits"].items():
+        for name, expected in zip(entry["files"], entry["shard_sizes"]):
+            got = count_records(os.path.join(output_dir, name))
+            if got != expected:
+                raise RuntimeError(
+                    f"{output_dir}/{name}: {got} records on disk, manifest says {expected}"
+                )
+    return manifest
+
+
+def _output_files(output_dir: str) -> list[str]:
+    patterns = ["*-?????-of-?????.tfrecord", f"{DEAD_LETTER_PREFIX}-*.jsonl", MANIFEST_NAME]
+    return sorted(p for pat in patterns for p in tf.io.gfile.glob(os.path.join(output_dir, pat)))
+
+
+def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
+    """Creates `output_dir`; refuses (or, with `overwrite`, deletes our files) when a previous
+    job's shards or manifest are there, so stale shards never mix with new ones."""
+    tf.io.gfile.makedirs(output_dir)
+    existing = _output_files(output_dir)
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{output_dir} already holds {len(existing)} output file(s) (e.g. "
+            f"{os.path.basename(existing[0])}); pass --overwrite to replace them"
+        )
+    for path in existing:
+        tf.io.gfile.remove(path)
+
+
+def run_job(
+    argv: Sequence[str] | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None,
+    build: Callable[[beam.Pipeline, argparse.Namespace], tuple[beam.PCollection, Any]],
+    splits: Sequence[str],
+    dataset_name: str,
+    required_layout: Callable[[argparse.Namespace], tuple[str, list[str]]] | None = None,
+    shard_by: str = "example",
+    description: str | None = None,
+) -> dict[str, Any]:
+    """Parses args, checks inputs, builds, runs and verifies a job. Returns the manifest.
+
+    Args:
+        argv: command line (None: sys.argv[1:]).
+        add_arguments: adds the job's flags to the parser.
+        build: (pipeline, args) -> (records, dead_letters or None); records are
+            `(split, item_id, PoseRecord)`.
+        splits: every split the job emits.
+        dataset_name: for errors and logs.
+        required_layout: args -> (input_dir, patterns) checked by `check_layout` first.
+        shard_by: see `write_split`.
+        description: argparse description.
+    """
+    args, options = parse_args(argv, add_arguments, description)
+    if required_layout is not None:
+        input_dir, patterns = required_layout(args)
+        check_layout(input_dir, patterns, dataset_name)
+    prepare_output_dir(args.output_dir, args.overwrite)
+    job_args = {k: v for k, v in sorted(vars(args).items())}
+    with beam.Pipeline(options=options) as pipeline:
+        records, dead_letters = build(pipeline, args)
+        write_outputs(
+            records, dead_letters, args.output_dir, args.num_shards, splits, job_args, shard_by
+        )
+    manifest = verify_output(args.output_dir)
+    logging.info(
+        "%s: wrote %d examples (%s), %d dead letters to %s",
+        dataset_name,
+        manifest["num_examples"],
+        {s: e["num_examples"] for s, e in manifest["splits"].items()},
+        manifest["dead_letter_count"],
+        args.output_dir,
+    )
+    return manifest

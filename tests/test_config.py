@@ -1,0 +1,122 @@
+"""Config loading: strict keys, types and values, overrides, and the shipped configs."""
+
+import dataclasses
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from keras_pose3d import config as kc
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def _write(tmp_path, tree) -> pathlib.Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def _tree(**train):
+    return {"train": {"stages": [{"name": "a", "steps": 5, "learning_rate": 1e-3,
+                                  "losses": ["heatmap"]}], **train}}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load_and_round_trip(path):
+    cfg = kc.load_config(path)
+    again = kc.from_dict(yaml.safe_load(cfg.to_yaml()))
+    assert again == cfg
+
+
+def test_h36m_config_has_the_papers_settings():
+    cfg = kc.load_config(ROOT / "configs" / "h36m.yaml")
+    assert (cfg.train.batch_size, cfg.data.input_size, cfg.data.heatmap_size) == (6, 256, 64)
+    assert cfg.model.num_stacks == 2 and cfg.data.mix_2d_3d
+    assert (cfg.loss.lambda_a, cfg.loss.lambda_g, cfg.loss.lambda_s) == (0.03, 0.03, 0.05)
+    stages = {s.name: s for s in cfg.train.stages}
+    assert [s.name for s in cfg.train.stages] == [
+        "pretrain_2d", "depth_warmup", "structure", "symmetry"]
+    assert stages["depth_warmup"].steps == 240_000 and stages["depth_warmup"].samples == "3d_only"
+    assert stages["structure"].steps == 160_000
+    assert stages["structure"].learning_rate == 2.5e-4
+    assert stages["symmetry"].learning_rate == 2.5e-5
+    assert set(stages["structure"].losses) == {"heatmap", "depth", "geometric", "illegal_angle"}
+    assert "symmetry" in stages["symmetry"].losses
+    assert "symmetry" not in stages["structure"].losses
+
+
+def test_unknown_key_names_path_file_and_closest_key(tmp_path):
+    tree = _tree()
+    tree["model"] = {"num_stack": 3}
+    path = _write(tmp_path, tree)
+    with pytest.raises(kc.ConfigError) as e:
+        kc.load_config(path)
+    msg = str(e.value)
+    assert "model.num_stack" in msg and str(path) in msg and "num_stacks" in msg
+
+
+def test_unknown_nested_key_in_a_stage(tmp_path):
+    tree = _tree()
+    tree["train"]["stages"][0]["learnig_rate"] = 1.0
+    with pytest.raises(kc.ConfigError, match=r"train\.stages\[0\]\.learnig_rate.*learning_rate"):
+        kc.load_config(_write(tmp_path, tree))
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("train.stages.a.steps=-3", "train.stages[a].steps"),
+        ("loss.lambda_a=-0.1", "loss.lambda_a"),
+        ("data.heatmap_size=60", "data.heatmap_size"),
+        ("model.num_stacks=two", "model.num_stacks"),
+        ("runtime.precision=float64", "runtime.precision"),
+        ("train.stages.a.losses=[heatmapp]", "train.stages[a].losses"),
+        ("train.batch_size=5", "train.batch_size"),
+        ("data.augment.flip=1", "data.augment.flip"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, override, field):
+    path = _write(tmp_path, _tree())
+    with pytest.raises(kc.ConfigError) as e:
+        kc.load_config(path, [override])
+    assert field in str(e.value)
+
+
+def test_overrides_apply_with_types(tmp_path):
+    path = _write(tmp_path, _tree())
+    cfg = kc.load_config(path, ["train.batch_size=12", "train.stages.a.steps=7",
+                                "runtime.precision=mixed_bfloat16", "loss.lambda_s=0.5"])
+    assert cfg.train.batch_size == 12 and cfg.train.stages[0].steps == 7
+    assert cfg.runtime.precision == "mixed_bfloat16" and cfg.loss.lambda_s == 0.5
+
+
+def test_override_of_unknown_stage_is_an_error(tmp_path):
+    with pytest.raises(kc.ConfigError, match="no stage named 'zz'"):
+        kc.load_config(_write(tmp_path, _tree()), ["train.stages.zz.steps=1"])
+
+
+def test_configs_are_frozen():
+    cfg = kc.load_config(ROOT / "configs" / "quickstart.yaml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.batch_size = 3  # type: ignore[misc]
+
+
+def test_loss_weights_map_to_eq3_lambdas():
+    loss = kc.LossConfig(lambda_g=0.1, lambda_a=0.2, lambda_s=0.3, heatmap=2.0, depth=4.0)
+    assert [loss.weight(n) for n in kc.LOSS_NAMES] == [2.0, 4.0, 0.1, 0.2, 0.3]
+
+
+def test_dry_run_prints_resolved_config_and_bad_config_exits_nonzero(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "keras_pose3d.train", "--config",
+                         str(ROOT / "configs" / "h36m.yaml"), "--dry-run"],
+                        capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    assert yaml.safe_load(ok.stdout)["train"]["stages"][1]["steps"] == 240_000
+    bad = subprocess.run([sys.executable, "-m", "keras_pose3d.train", "--config",
+                          str(ROOT / "configs" / "h36m.yaml"), "--set", "model.num_stack=3",
+                          "--dry-run"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "model.num_stack" in bad.stderr and "num_stacks" in bad.stderr
