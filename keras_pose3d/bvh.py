@@ -236,8 +236,8 @@ def write_bvh(
         for kid in kids_of[k]:
             emit(kid, depth + 1)
         if not kids_of[k]:  # a leaf joint: zero-length end site (the joint itself is the tip)
-            lines += [f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET 0.000000 0.000000 "
-                      "0.000000", f"{pad}  }}"]
+            lines.extend([f"{pad}  End Site", f"{pad}  {{",
+                          f"{pad}    OFFSET 0.000000 0.000000 0.000000", f"{pad}  }}"])
         lines.append(f"{pad}}}")
 
     emit(0, 0)

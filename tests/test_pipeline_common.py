@@ -1,0 +1,278 @@
+"""Beam helpers: args, layout check, crop geometry, dead letters, deterministic shards."""
+
+import json
+import os
+
+import apache_beam as beam
+import cv2
+import numpy as np
+import pytest
+from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+from keras_pose3d.data import features
+from pipelines import common
+
+
+# ----------------------------------------------------------------------------------------------
+# Arguments and layout.
+# ----------------------------------------------------------------------------------------------
+def test_parse_args_passes_unknown_flags_to_beam():
+    def add(parser):
+        parser.add_argument("--input_dir", required=True)
+
+    args, options = common.parse_args(
+        [
+            "--input_dir", "/raw", "--output_dir", "/out", "--num_shards", "3",
+            "--runner", "DirectRunner", "--direct_num_workers", "2",
+            "--direct_running_mode", "multi_processing",
+        ],
+        add,
+    )
+    assert (args.input_dir, args.output_dir, args.num_shards, args.overwrite) == (
+        "/raw", "/out", 3, False,
+    )
+    assert options.view_as(StandardOptions).runner == "DirectRunner"
+    assert options.view_as(DirectOptions).direct_num_workers == 2
+    assert options.view_as(DirectOptions).direct_running_mode == "multi_processing"
+
+
+def test_parse_args_rejects_zero_shards():
+    with pytest.raises(SystemExit):
+        common.parse_args(["--output_dir", "/out", "--num_shards", "0"])
+
+
+def test_check_layout_names_every_missing_pattern(tmp_path):
+    (tmp_path / "S1" / "Poses").mkdir(parents=True)
+    (tmp_path / "S1" / "Poses" / "Walking.cdf").write_bytes(b"x")
+    found = common.check_layout(tmp_path, ["S1/Poses/*.cdf"], "h36m")
+    assert found == {"S1/Poses/*.cdf": [str(tmp_path / "S1" / "Poses" / "Walking.cdf")]}
+    with pytest.raises(FileNotFoundError) as info:
+        common.check_layout(tmp_path, ["S1/Poses/*.cdf", "S5/*.cdf", "metadata.xml"], "h36m")
+    message = str(info.value)
+    assert "h36m" in message and "'S5/*.cdf'" in message and "'metadata.xml'" in message
+    assert "S1/Poses" not in message
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        common.check_layout(tmp_path / "nope", ["a"], "mpii")
+
+
+# ----------------------------------------------------------------------------------------------
+# Crop geometry.
+# ----------------------------------------------------------------------------------------------
+def _blob_image(h, w, x, y, sigma):
+    yy, xx = np.mgrid[0:h, 0:w]
+    g = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+    return np.repeat((g * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _centroid(img):
+    g = img[..., 0].astype(np.float64)
+    yy, xx = np.mgrid[0 : g.shape[0], 0 : g.shape[1]]
+    return np.array([(g * xx).sum() / g.sum(), (g * yy).sum() / g.sum()])
+
+
+def test_crop_affine_hand_computed():
+    # side 40 around (50, 60): edges x0 = 30, y0 = 40; scale 80 / 40 = 2.
+    m = common.crop_affine((50.0, 60.0), 40.0, 80)
+    np.testing.assert_allclose(m, [[2, 0, -60.5], [0, 2, -80.5]])
+    # The box centre lands on the crop centre (S - 1) / 2 = 39.5.
+    np.testing.assert_allclose(m @ [50, 60, 1], [39.5, 39.5])
+
+
+@pytest.mark.parametrize("person_side, sigma", [(40 / 1.75, 2.0), (350 / 1.75, 12.0)])
+def test_crop_person_moves_pixels_and_joints_together(person_side, sigma):
+    # A blob at a sub-pixel joint position must land on the predicted crop pixel, both when
+    # upsampling (s = 2) and when area-downsampling first (s = 64 / 350 < 1/2).
+    h, w = 300, 400
+    joint = np.array([[187.3, 143.6]])
+    image = _blob_image(h, w, *joint[0], sigma)
+    out = 80 if person_side < 100 else 64
+    crop, joints_crop, _, box = common.crop_person(
+        image, (180.0, 150.0), person_side, out, joint
+    )
+    side = features.PERSON_MARGIN * person_side
+    s = out / side
+    expected = s * (joint - [180 - side / 2, 150 - side / 2]) - 0.5
+    np.testing.assert_allclose(joints_crop, expected, atol=1e-12)
+    np.testing.assert_allclose(box, [180 - side / 2, 150 - side / 2, 180 + side / 2, 150 + side / 2])
+    assert crop.shape == (out, out, 3) and crop.dtype == np.uint8
+    np.testing.assert_allclose(_centroid(crop), joints_crop[0], atol=0.08)
+
+
+def test_crop_person_intrinsics_project_3d_to_crop_joints():
+    rng = np.random.default_rng(0)
+    k = np.array([1145.0, 1143.8, 512.5, 515.5])
+    points = rng.normal(0, 400, size=(16, 3)) + [100, -50, 4500]
+    uv = points[:, :2] / points[:, 2:] * k[:2] + k[2:]
+    image = np.zeros((1002, 1000, 3), np.uint8)
+    _, joints_crop, k_crop, _ = common.crop_person(image, (530.2, 480.7), 310.0, 256, uv, k)
+    projected = points[:, :2] / points[:, 2:] * k_crop[:2] + k_crop[2:]
+    np.testing.assert_allclose(projected, joints_crop, atol=1e-9)
+    s = 256 / (1.75 * 310.0)
+    np.testing.assert_allclose(k_crop[:2], s * k[:2])
+
+
+def test_crop_person_pads_outside_with_zeros():
+    image = np.full((50, 60, 3), 200, np.uint8)
+    # Centre on the top-left corner: the top-left quarter of the crop is outside the image.
+    crop, _, _, _ = common.crop_person(image, (0.0, 0.0), 40 / 1.75, 40, np.zeros((16, 2)))
+    assert np.all(crop[:19, :19] == 0)
+    assert np.all(crop[21:, 21:] == 200)
+
+
+def test_crop_person_rejects_bad_input():
+    with pytest.raises(ValueError, match="person_side_px"):
+        common.crop_person(np.zeros((4, 4, 3), np.uint8), (2, 2), 0.0, 8, np.zeros((16, 2)))
+    with pytest.raises(ValueError, match="uint8"):
+        common.crop_person(np.zeros((4, 4), np.uint8), (2, 2), 1.0, 8, np.zeros((16, 2)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation.
+# ----------------------------------------------------------------------------------------------
+def test_validate_joints_reasons():
+    j2 = np.zeros((16, 2))
+    j3 = np.tile([0.0, 0.0, 4000.0], (16, 1))
+    assert common.validate_joints(j2, np.ones(16), j3, True) is None
+    bad = j2.copy()
+    bad[3, 1] = np.nan
+    assert common.validate_joints(bad) == "joints_2d non-finite at visible joints [3]"
+    vis = np.ones(16)
+    vis[3] = 0  # an invisible joint may be NaN (MPII leaves them unannotated)
+    assert common.validate_joints(bad, vis) is None
+    assert common.validate_joints(j2, np.zeros(16)) == "no visible joint"
+    far = j3.copy()
+    far[5, 0] = 2e5
+    assert "out of range" in common.validate_joints(j2, None, far, True)
+    behind = j3.copy()
+    behind[7, 2] = -10
+    assert common.validate_joints(j2, None, behind, True).endswith("joints [7]")
+    assert "shape (15, 2)" in common.validate_joints(np.zeros((15, 2)))
+    outside = j2.copy()
+    outside[9] = [130.0, 10.0]
+    assert "joints [9]" in common.validate_joints(outside, None, None, False, (100, 100), 20)
+    assert common.validate_joints(outside, None, None, False, (100, 100), 40) is None
+
+
+# ----------------------------------------------------------------------------------------------
+# Beam: encode, dead letters, deterministic shards, manifest.
+# ----------------------------------------------------------------------------------------------
+def _record(i: int, subject: str, has_3d: bool = True) -> dict:
+    rng = np.random.default_rng(i)
+    ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    assert ok
+    return {
+        "image_jpeg": jpeg.tobytes(),
+        "joints_2d": rng.uniform(0, 8, (16, 2)),
+        "visibility": np.ones(16),
+        "joints_3d": rng.normal(0, 300, (16, 3)) + [0, 0, 4000] if has_3d else None,
+        "has_3d": has_3d,
+        "intrinsics": [10.0, 10.0, 3.5, 3.5],
+        "distortion": None,
+        "box": [0.0, 0.0, 8.0, 8.0],
+        "dataset": "unit",
+        "subject": subject,
+        "sequence": f"{subject}_seq",
+        "action": "walk" if i % 2 else "sit",
+        "camera": "c0",
+        "frame": i,
+        "orig_size": (8, 8),
+    }
+
+
+def _items(reverse=False):
+    items = [("train", f"S1/{i}", _record(i, "S1")) for i in range(6)]
+    items += [("validation", f"S2/{i}", _record(10 + i, "S2", has_3d=i != 0)) for i in range(3)]
+    bad = _record(99, "S1")
+    bad["joints_2d"][4, 0] = np.nan
+    items.append(("train", "S1/bad", bad))
+    return items[::-1] if reverse else items
+
+
+def _run(items, out, num_shards=2, extra_letters=None):
+    os.makedirs(out, exist_ok=True)
+    with beam.Pipeline() as p:
+        records = p | beam.Create(items, reshuffle=False)
+        letters = None
+        if extra_letters is not None:
+            letters = p | "Letters" >> beam.Create(extra_letters)
+        common.write_outputs(
+            records, letters, str(out), num_shards, ("train", "validation"), {"test": 1}
+        )
+    return common.verify_output(str(out))
+
+
+def _read(path):
+    import tensorflow as tf
+
+    return [r.numpy() for r in tf.data.TFRecordDataset(path)]
+
+
+@pytest.mark.beam
+def test_write_outputs_dead_letter_manifest_and_determinism(tmp_path):
+    manifest = _run(_items(), tmp_path / "a", extra_letters=[{"id": "x", "stage": "read", "reason": "r"}])
+    train = manifest["splits"]["train"]
+    assert manifest["complete"] and manifest["schema_version"] == features.SCHEMA_VERSION
+    assert manifest["num_examples"] == 9 and train["num_examples"] == 6
+    assert train["files"] == ["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+    assert train["subjects"] == {"S1": 6} and train["actions"] == {"sit": 3, "walk": 3}
+    assert manifest["splits"]["validation"]["has_3d"] == 2
+    assert manifest["dead_letter_count"] == 2 and manifest["job_args"] == {"test": 1}
+
+    # The NaN record is in the dead letter with its reason; the job's own letter too.
+    with open(tmp_path / "a" / manifest["dead_letter_file"]) as f:
+        letters = [json.loads(line) for line in f]
+    assert sorted((d["id"], d["stage"]) for d in letters) == [("S1/bad", "validate"), ("x", "read")]
+    bad = next(d for d in letters if d["id"] == "S1/bad")
+    assert bad["reason"] == "joints_2d non-finite at visible joints [4]"
+    assert bad["split"] == "train"
+
+    # Every good record is in its split's shards, unchanged, and shards are sorted by frame.
+    expected = {("train", f"S1/{i}"): r for s, i_, r in _items() for i in [i_.split("/")[1]]}
+    by_frame = {}
+    for split, entry in manifest["splits"].items():
+        for name, size in zip(entry["files"], entry["shard_sizes"]):
+            records = [features.decode_record(b) for b in _read(tmp_path / "a" / name)]
+            assert len(records) == size
+            assert [r["frame"] for r in records] == sorted(r["frame"] for r in records)
+            for r in records:
+                by_frame[(split, r["subject"], r["frame"])] = r
+    assert len(by_frame) == 9
+    for split, item_id, record in _items():
+        if item_id == "S1/bad":
+            continue
+        got = by_frame[(split, record["subject"], record["frame"])]
+        np.testing.assert_array_equal(got["joints_2d"], np.float32(record["joints_2d"]))
+        assert got["image_jpeg"] == record["image_jpeg"]
+    del expected
+
+    # Rerun with the input reversed: byte-identical shards.
+    _run(_items(reverse=True), tmp_path / "b", extra_letters=[{"id": "x", "stage": "read", "reason": "r"}])
+    for split, entry in manifest["splits"].items():
+        for name in entry["files"] + [manifest["dead_letter_file"]]:
+            a = (tmp_path / "a" / name).read_bytes()
+            assert a == (tmp_path / "b" / name).read_bytes(), name
+
+
+@pytest.mark.beam
+def test_empty_shards_are_written_and_verify_catches_loss(tmp_path):
+    items = [("train", "S1/0", _record(0, "S1"))]
+    manifest = _run(items, tmp_path, num_shards=3)
+    sizes = manifest["splits"]["train"]["shard_sizes"]
+    assert sorted(sizes) == [0, 0, 1]
+    assert manifest["splits"]["validation"]["shard_sizes"] == [0, 0, 0]
+    for name in manifest["splits"]["validation"]["files"]:
+        assert (tmp_path / name).exists()
+    # A shard that lost its record no longer verifies.
+    full = manifest["splits"]["train"]["files"][sizes.index(1)]
+    (tmp_path / full).write_bytes(b"")
+    with pytest.raises(RuntimeError, match="0 records on disk, manifest says 1"):
+        common.verify_output(str(tmp_path))
+
+
+def test_prepare_output_dir_refuses_stale_files(tmp_path):
+    (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        common.prepare_output_dir(str(tmp_path), overwrite=False)
+    common.prepare_output_dir(str(tmp_path), overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
