@@ -62,6 +62,8 @@ DEAD_LETTER_PREFIX = "dead_letter"
 # volume, so anything beyond is a unit or parsing error, not a person.
 MAX_ABS_MM = 1.0e5
 
+logger = logging.getLogger(__name__)
+
 
 # ----------------------------------------------------------------------------------------------
 # Arguments.
@@ -497,7 +499,7 @@ def _write_dead_letter_file(letters: list[dict], output_dir: str) -> int:
         for line in lines:
             f.write(line + "\n")
     if lines:
-        logging.warning("%d dead-letter item(s); see %s", len(lines), path)
+        logger.warning("%d dead-letter item(s); see %s", len(lines), path)
     return len(lines)
 
 
@@ -661,7 +663,7 @@ def verify_output(output_dir: str) -> dict[str, Any]:
     if not manifest_is_complete(output_dir):
         raise RuntimeError(f"{output_dir}: no complete manifest.json or a shard is missing")
     manifest = read_manifest(output_dir)
-    for split, entry in manifest["splits"].items():
+    for entry in manifest["splits"].values():
         for name, expected in zip(entry["files"], entry["shard_sizes"]):
             got = count_records(os.path.join(output_dir, name))
             if got != expected:
@@ -725,7 +727,7 @@ def run_job(
             records, dead_letters, args.output_dir, args.num_shards, splits, job_args, shard_by
         )
     manifest = verify_output(args.output_dir)
-    logging.info(
+    logger.info(
         "%s: wrote %d examples (%s), %d dead letters to %s",
         dataset_name,
         manifest["num_examples"],

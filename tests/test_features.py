@@ -96,7 +96,7 @@ def test_parse_example_inside_tf_data_without_decoding():
 
 def test_jpeg_size_reads_header():
     for h, w in [(1, 1), (128, 128), (37, 301)]:
-        ok, jpeg = cv2.imencode(".jpg", np.zeros((h, w, 3), np.uint8))
+        _, jpeg = cv2.imencode(".jpg", np.zeros((h, w, 3), np.uint8))
         assert features.jpeg_size(jpeg.tobytes()) == (h, w)
     with pytest.raises(ValueError, match="not a JPEG"):
         features.jpeg_size(b"\x89PNG....")
