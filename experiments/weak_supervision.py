@@ -60,10 +60,10 @@ class Config:
 
     fraction: float = 0.05  # labelled share of training sequence x camera streams
     every: int = 10  # keep every n-th 25 fps frame (2.5 fps)
-    steps: int = 3000
+    steps: int = 2000
     warm_frac: float = 0.4  # share of steps trained on labelled samples only (warm start)
-    batch: int = 256  # labelled batch; the unlabelled batch has the same size
-    hidden: int = 1024
+    batch: int = 128  # labelled batch; the unlabelled batch has the same size
+    hidden: int = 256
     learning_rate: float = 1e-3
     lambda_scale: float = 1.0
     seeds: tuple[int, ...] = (0, 1, 2)

@@ -26,7 +26,7 @@ import dataclasses
 import pathlib
 import re
 import xml.etree.ElementTree as ET
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class Camera:
         """(..., 3) camera-frame points (any unit) -> (..., 2) distorted pixels."""
         return project_points(points_cam, self.intrinsics, self.distortion, self.distortion_model)
 
-    def replace(self, **changes) -> "Camera":
+    def replace(self, **changes) -> Camera:
         """A copy with some fields changed (e.g. intrinsics adjusted to a crop)."""
         return dataclasses.replace(self, **changes)
 
@@ -158,8 +158,8 @@ def _broadcast_params(params: np.ndarray, points_rank: int) -> np.ndarray:
     return params
 
 
-def project_points(points_cam: np.ndarray, intrinsics: np.ndarray, distortion: np.ndarray | None = None,
-                   model: str = "h36m") -> np.ndarray:
+def project_points(points_cam: np.ndarray, intrinsics: np.ndarray,
+                   distortion: np.ndarray | None = None, model: str = "h36m") -> np.ndarray:
     """Projects camera-frame points to distorted pixels (NumPy, float64).
 
     Args:
@@ -576,7 +576,8 @@ def load_3dhp_test_calib(path: str | pathlib.Path, image_size: tuple[int, int]
         forward /= np.linalg.norm(forward)
         down = np.cross(forward, right)  # re-orthogonalise: up and right are rounded
         cameras.append(Camera(
-            id=entry["camera"][-1] if entry["camera"] else "", R_w2c=np.stack([right, down, forward]),
+            id=entry["camera"][-1] if entry["camera"] else "",
+            R_w2c=np.stack([right, down, forward]),
             t_centre_world=values["origin"], fx=fx, fy=fy, cx=cx, cy=cy, k=(k1, k2, k3),
             p=(p1, p2), width=width, height=height, distortion_model="opencv",
         ))

@@ -12,7 +12,7 @@ joint. TensorFlow and Keras versions are in `keras_pose3d/metrics_tf.py`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -141,7 +141,8 @@ def n_mpjpe(pred: np.ndarray, gt: np.ndarray, root: int | None = None) -> np.nda
 
 def _with_mid_thorax(pose: np.ndarray) -> np.ndarray:
     out = pose.copy()
-    out[:, skeleton.J["thorax"]] = 0.5 * (pose[:, skeleton.ROOT] + pose[:, skeleton.J["upper_neck"]])
+    neck = pose[:, skeleton.J["upper_neck"]]
+    out[:, skeleton.J["thorax"]] = 0.5 * (pose[:, skeleton.ROOT] + neck)
     return out
 
 

@@ -496,8 +496,8 @@ def _write_dead_letter_file(letters: list[dict], output_dir: str) -> int:
     lines = sorted(json.dumps(letter, sort_keys=True, default=str) for letter in letters)
     path = os.path.join(output_dir, f"{DEAD_LETTER_PREFIX}-00000-of-00001.jsonl")
     with tf.io.gfile.GFile(path, "w") as f:
-        for line in lines:
-            f.write(line + "\n")
+        # One write even when empty: GFile only creates the file on its first write.
+        f.write("".join(line + "\n" for line in lines))
     if lines:
         logger.warning("%d dead-letter item(s); see %s", len(lines), path)
     return len(lines)

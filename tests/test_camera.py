@@ -56,9 +56,10 @@ def test_rotation_xyz_hand_values():
 
 
 def _camera(**kw):
-    base = dict(id="c", R_w2c=C.rotation_xyz(0.2, -0.4, 1.0), t_centre_world=[100.0, -50.0, 30.0],
-                fx=1000.0, fy=990.0, cx=500.0, cy=510.0, k=[-0.2, 0.2, -0.003],
-                p=[-0.001, -0.0009], width=1000, height=1002)
+    base = {"id": "c", "R_w2c": C.rotation_xyz(0.2, -0.4, 1.0),
+            "t_centre_world": [100.0, -50.0, 30.0],
+            "fx": 1000.0, "fy": 990.0, "cx": 500.0, "cy": 510.0, "k": [-0.2, 0.2, -0.003],
+            "p": [-0.001, -0.0009], "width": 1000, "height": 1002}
     base.update(kw)
     return C.Camera(**base)
 
@@ -89,7 +90,8 @@ def test_numpy_and_tf_projection_agree(model):
     pts = rng.normal(size=(3, 16, 3)) * [400, 400, 200] + [0, 0, 5000]
     intr = np.array([[1145.0, 1143.8, 512.5, 515.5], [1149.7, 1147.6, 508.8, 508.1],
                      [1000.0, 1000.0, 500.0, 500.0]])
-    dist = np.array([[-0.207, 0.248, -0.003, -0.0014, -0.001], [-0.19, 0.24, 0.006, -0.0006, -0.002],
+    dist = np.array([[-0.207, 0.248, -0.003, -0.0014, -0.001],
+                     [-0.19, 0.24, 0.006, -0.0006, -0.002],
                      [0, 0, 0, 0, 0]])
     expected = C.project_points(pts, intr, dist, model)
     got = C.project_tf(tf.constant(pts, tf.float32), intr, dist, model).numpy()
@@ -219,7 +221,7 @@ def test_3dhp_camera_calibration_fixture(tmp_path):
     world = np.array([[100.0, -200.0, 300.0]])
     np.testing.assert_allclose(cam.world_to_camera(world), world @ rot.T + t, atol=1e-9)
     # Missing field -> error names file and field.
-    path.write_text("\n".join(lines[:5] + lines[6:]) + "\n")
+    path.write_text("\n".join(lines[:6] + lines[7:]) + "\n")  # drop extrinsic
     with pytest.raises(ValueError, match="camera.calibration.*extrinsic"):
         C.load_3dhp_calibration(path)
 
@@ -258,6 +260,7 @@ def h36m_metadata():
     return C.load_h36m_metadata(require_realdata("h36m", "metadata.xml"))
 
 
+@pytest.mark.realdata
 def test_real_metadata_tables(h36m_metadata):
     md = h36m_metadata
     assert md.camera_ids == C.H36M_CAMERA_IDS
@@ -277,6 +280,7 @@ def test_real_metadata_tables(h36m_metadata):
     assert md.test_subjects == ("S2", "S3", "S4", "S10")
 
 
+@pytest.mark.realdata
 def test_real_metadata_cameras_project_h36m_ground_truth(h36m_metadata):
     data = np.load(require_realdata("mmpose_samples", "h36m", "test_h36m_body3d.npz"))
     for name, s3d, part in zip(data["imgname"], data["S"], data["part"]):
@@ -290,6 +294,7 @@ def test_real_metadata_cameras_project_h36m_ground_truth(h36m_metadata):
         np.testing.assert_allclose(uv_tf, uv, atol=2e-3)
 
 
+@pytest.mark.realdata
 def test_real_metadata_cameras_agree_with_mmpose_pickle(h36m_metadata):
     with open(require_realdata("mmpose_samples", "h36m", "cameras.pkl"), "rb") as f:
         pkl = pickle.load(f)
@@ -304,6 +309,7 @@ def test_real_metadata_cameras_agree_with_mmpose_pickle(h36m_metadata):
         np.testing.assert_allclose(cam.p, np.ravel(entry["p"]), rtol=1e-12)
 
 
+@pytest.mark.realdata
 def test_real_metadata_resolution_matches_frames(h36m_metadata):
     cv2 = pytest.importorskip("cv2")
     data = np.load(require_realdata("mmpose_samples", "h36m", "test_h36m_body3d.npz"))
@@ -314,6 +320,7 @@ def test_real_metadata_resolution_matches_frames(h36m_metadata):
         assert (cam.width, cam.height) == (width, height), name
 
 
+@pytest.mark.realdata
 def test_real_3dhp_test_calib_intrinsics():
     expected = {  # datasets.md 4.3
         "ts1-4cameras.calib": ((2048, 2048), [1500.17, 1500.83, 1017.39, 1043.03], [0] * 5),
@@ -329,6 +336,7 @@ def test_real_3dhp_test_calib_intrinsics():
         assert np.linalg.det(cam.R_w2c) == pytest.approx(1.0)
 
 
+@pytest.mark.realdata
 def test_real_3dhp_ts1_ground_truth_projects_with_calib():
     (cam,) = C.load_3dhp_test_calib(require_realdata("mpi_inf_3dhp", "ts1-4cameras.calib"),
                                     C.MPI3DHP_TEST_IMAGE_SIZE["TS1"])

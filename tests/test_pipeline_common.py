@@ -278,6 +278,9 @@ def test_empty_shards_are_written_and_verify_catches_loss(tmp_path):
     assert manifest["splits"]["validation"]["shard_sizes"] == [0, 0, 0]
     for name in manifest["splits"]["validation"]["files"]:
         assert (tmp_path / name).exists()
+    # No dead letter: the file is there, empty, and the manifest says 0.
+    assert (tmp_path / manifest["dead_letter_file"]).read_text() == ""
+    assert manifest["dead_letter_count"] == 0
     # A shard that lost its record no longer verifies.
     full = manifest["splits"]["train"]["files"][sizes.index(1)]
     (tmp_path / full).write_bytes(b"")

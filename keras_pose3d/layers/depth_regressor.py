@@ -69,6 +69,22 @@ class DepthRegressor(keras.layers.Layer):
         # The regression output stays float32 under mixed precision.
         self.dense = keras.layers.Dense(self.num_joints, dtype="float32", name="dense")
 
+    def build(self, stack_input_shape, features_shape, heatmaps_shape):
+        # Explicit shapes: without a build, Keras would trace the whole call once more.
+        f = self.num_features
+        if self.combine == "sum":
+            self.remap_features.build(features_shape)
+            self.remap_heatmaps.build(heatmaps_shape)
+        else:
+            channels = stack_input_shape[-1] + features_shape[-1] + heatmaps_shape[-1]
+            self.fuse.build((*stack_input_shape[:-1], channels))
+        shape = (*stack_input_shape[:-1], f)
+        for block in self.blocks:
+            for residual in block:
+                residual.build(shape)
+            shape = (shape[0], shape[1] // 2, shape[2] // 2, f)
+        self.dense.build((shape[0], shape[1] * shape[2] * f))
+
     def call(self, stack_input, features, heatmaps, training=None):
         if self.combine == "sum":
             x = stack_input + self.remap_features(features) + self.remap_heatmaps(heatmaps)
@@ -80,6 +96,9 @@ class DepthRegressor(keras.layers.Layer):
                 x = residual(x, training=training)
             x = self.pool(x)
         return self.dense(self.flatten(x))  # (B, J)
+
+    def compute_output_spec(self, stack_input, features, heatmaps, training=None):
+        return keras.KerasTensor((stack_input.shape[0], self.num_joints), dtype="float32")
 
     def get_config(self):
         config = super().get_config()

@@ -80,6 +80,10 @@ def _half(n):
     return None if n is None else n // 2
 
 
+def _div(n, k):
+    return None if n is None else n // k
+
+
 @keras.saving.register_keras_serializable(package="keras_pose3d")
 class StackedHourglass(keras.layers.Layer):
     """Stem + `num_stacks` hourglasses with intermediate heatmap supervision.
@@ -163,6 +167,30 @@ class StackedHourglass(keras.layers.Layer):
                     keras.layers.Conv2D(f, 1, dtype=policy, name=f"stack{i}_remap_heatmaps")
                 )
 
+    def build(self, input_shape):
+        # Explicit shapes: without a build, Keras would trace the whole call once more.
+        batch, height, width = input_shape[0], input_shape[1], input_shape[2]
+        f, stride = self.num_features, 1 if self.downsample == 1 else 2
+        self.stem_conv.build(input_shape)
+        shape = (batch, _div(height, stride), _div(width, stride), f // 4)
+        self.stem_bn.build(shape)
+        self.stem_res1.build(shape)
+        if self.downsample == 4:
+            shape = (batch, _div(shape[1], 2), _div(shape[2], 2), f // 4)
+        shape = (*shape[:3], f // 2)
+        self.stem_res2.build(shape)
+        self.stem_res3.build(shape)
+        shape = (*shape[:3], f)
+        for i in range(self.num_stacks):
+            self.hourglasses[i].build(shape)
+            self.stack_res[i].build(shape)
+            self.stack_lin[i].build(shape)
+            self.stack_bn[i].build(shape)
+            self.heads[i].build(shape)
+            if i + 1 < self.num_stacks:
+                self.remap_features[i].build(shape)
+                self.remap_heatmaps[i].build((*shape[:3], self.num_joints))
+
     def call(self, image, training=None):
         x = keras.ops.relu(self.stem_bn(self.stem_conv(image), training=training))
         x = self.stem_res1(x, training=training)
@@ -185,6 +213,19 @@ class StackedHourglass(keras.layers.Layer):
             "heatmaps": keras.ops.stack(heatmaps, axis=1),  # (B, stacks, h, h, J)
             "features": features,
             "stack_input": stack_input,
+        }
+
+    def compute_output_spec(self, image, training=None):
+        # Shapes and dtypes without tracing the whole network (functional construction).
+        batch, height, width = image.shape[0], image.shape[1], image.shape[2]
+        h, w = _div(height, self.downsample), _div(width, self.downsample)
+        features = keras.KerasTensor((batch, h, w, self.num_features), dtype=self.compute_dtype)
+        return {
+            "heatmaps": keras.KerasTensor(
+                (batch, self.num_stacks, h, w, self.num_joints), dtype="float32"
+            ),
+            "features": features,
+            "stack_input": keras.KerasTensor(features.shape, dtype=self.compute_dtype),
         }
 
     def get_config(self):

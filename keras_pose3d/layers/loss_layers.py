@@ -83,11 +83,28 @@ class GeometricLoss(_PerSampleLoss):
 class IllegalAngleLoss(_PerSampleLoss):
     """Weighted `losses.illegal_angle_loss` (Dabral et al. Eq. 1, unit-free form).
 
+    Args:
+        weight: float multiplier.
+        add_as_loss: bool, also `add_loss` the batch mean.
+        elbow_plane: "collar" (the paper's, default) or "torso".
+
     Call: pose_3d (B, J, 3), visibility (B, J) or None -> (B,) float32.
     """
 
+    def __init__(self, weight=1.0, add_as_loss=False, elbow_plane="collar", **kwargs):
+        super().__init__(weight=weight, add_as_loss=add_as_loss, **kwargs)
+        losses.angle_limbs(elbow_plane)  # validates
+        self.elbow_plane = elbow_plane
+
     def call(self, pose_3d, visibility=None):
-        return self._finish(losses.illegal_angle_loss(pose_3d, visibility))
+        return self._finish(
+            losses.illegal_angle_loss(pose_3d, visibility, elbow_plane=self.elbow_plane)
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["elbow_plane"] = self.elbow_plane
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_pose3d")
@@ -114,6 +131,7 @@ class StructureAwareLoss(keras.layers.Layer):
         lambda_s: float, symmetry weight.
         lambda_g: float, geometric weight.
         add_as_loss: bool, also `add_loss` the batch mean of "total".
+        elbow_plane: "collar" (the paper's, default) or "torso", for L_a.
         **kwargs: passed to `keras.layers.Layer` (dtype is forced to float32).
 
     Call: pose_3d (B, J, 3), visibility (B, J) or None -> dict of (B,) float32:
@@ -126,10 +144,13 @@ class StructureAwareLoss(keras.layers.Layer):
         lambda_s: float = 0.05,
         lambda_g: float = 0.03,
         add_as_loss: bool = False,
+        elbow_plane: str = "collar",
         **kwargs,
     ):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
+        losses.angle_limbs(elbow_plane)  # validates
+        self.elbow_plane = elbow_plane
         self.lambda_a = float(lambda_a)
         self.lambda_s = float(lambda_s)
         self.lambda_g = float(lambda_g)
@@ -137,7 +158,9 @@ class StructureAwareLoss(keras.layers.Layer):
 
     def call(self, pose_3d, visibility=None):
         terms = {
-            "illegal_angle": losses.illegal_angle_loss(pose_3d, visibility),
+            "illegal_angle": losses.illegal_angle_loss(
+                pose_3d, visibility, elbow_plane=self.elbow_plane
+            ),
             "symmetry": losses.symmetry_loss(pose_3d, visibility),
             "geometric": losses.geometric_loss(pose_3d, visibility),
         }
@@ -158,6 +181,7 @@ class StructureAwareLoss(keras.layers.Layer):
                 "lambda_s": self.lambda_s,
                 "lambda_g": self.lambda_g,
                 "add_as_loss": self.add_as_loss,
+                "elbow_plane": self.elbow_plane,
             }
         )
         return config

@@ -11,6 +11,8 @@ from keras_pose3d.losses.geometric import geometric_loss
 from keras_pose3d.losses.heatmap import heatmap_loss
 from keras_pose3d.losses.illegal_angle import (
     ANGLE_LIMB_NAMES,
+    ELBOW_PLANES,
+    angle_limbs,
     illegal_angle_loss,
     illegal_angle_margin,
     illegal_angle_terms,
@@ -19,6 +21,8 @@ from keras_pose3d.losses.symmetry import symmetry_loss, symmetry_terms
 
 __all__ = [
     "ANGLE_LIMB_NAMES",
+    "ELBOW_PLANES",
+    "angle_limbs",
     "bone_lengths",
     "depth_loss",
     "geometric_loss",

@@ -140,13 +140,13 @@ class Trainer:
         global_batch = self.cfg.train.batch_size
 
         def dataset_fn(ctx: tf.distribute.InputContext):
-            per_replica = ctx.get_per_replica_batch_size(global_batch)
+            # make_dataset takes the GLOBAL batch and splits it with the input context.
             ds = kp_dataset.make_dataset(
                 list(d.train_patterns()),
                 input_size=d.input_size,
                 heatmap_size=d.heatmap_size,
                 heatmap_sigma=d.heatmap_sigma,
-                batch_size=per_replica,
+                batch_size=global_batch,
                 training=True,
                 mix_2d_3d=d.mix_2d_3d and stage.samples == "mixed",
                 samples=stage.samples,
@@ -155,7 +155,7 @@ class Trainer:
                 seed=self.cfg.train.seed,
                 input_context=ctx,
             )
-            return ds.repeat()
+            return ds
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 

@@ -64,11 +64,14 @@ class SequenceItem:
     expected_frames: int = -1
 
     def d3_path(self, root: str) -> str:
-        return os.path.join(root, self.subject, POSE_DIR, D3_MONO_DIR,
-                            f"{self.prefix}.{self.camera}.cdf")
+        return os.path.join(
+            root, self.subject, POSE_DIR, D3_MONO_DIR, f"{self.prefix}.{self.camera}.cdf"
+        )
 
     def d2_path(self, root: str) -> str:
-        return os.path.join(root, self.subject, POSE_DIR, D2_DIR, f"{self.prefix}.{self.camera}.cdf")
+        return os.path.join(
+            root, self.subject, POSE_DIR, D2_DIR, f"{self.prefix}.{self.camera}.cdf"
+        )
 
     def video_path(self, root: str) -> str:
         return os.path.join(root, self.subject, VIDEO_DIR, f"{self.prefix}.{self.camera}.mp4")
@@ -85,8 +88,9 @@ def known_defect(subject: str, prefix: str, camera: str) -> str | None:
     )
 
 
-def enumerate_sequences(metadata, subjects: tuple[str, ...] | list[str],
-                        cameras: tuple[str, ...] | None = None) -> list[SequenceItem]:
+def enumerate_sequences(
+    metadata, subjects: tuple[str, ...] | list[str], cameras: tuple[str, ...] | None = None
+) -> list[SequenceItem]:
     """Every (subject, sequence, camera) of the given subjects, from metadata.xml.
 
     Args:

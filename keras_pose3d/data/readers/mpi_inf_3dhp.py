@@ -31,21 +31,42 @@ NUM_CAMERAS = 14
 # Frames per training sequence (datasets.md 4.1): only the first F annotation rows are real
 # (S3/Seq1 has one row more than frames).
 TRAIN_FRAME_COUNTS: dict[tuple[str, str], int] = {
-    ("S1", "Seq1"): 6416, ("S1", "Seq2"): 12430, ("S2", "Seq1"): 6502, ("S2", "Seq2"): 6081,
-    ("S3", "Seq1"): 12488, ("S3", "Seq2"): 12283, ("S4", "Seq1"): 6171, ("S4", "Seq2"): 6675,
-    ("S5", "Seq1"): 12820, ("S5", "Seq2"): 12312, ("S6", "Seq1"): 6188, ("S6", "Seq2"): 6145,
-    ("S7", "Seq1"): 6239, ("S7", "Seq2"): 6320, ("S8", "Seq1"): 6468, ("S8", "Seq2"): 6054,
+    ("S1", "Seq1"): 6416,
+    ("S1", "Seq2"): 12430,
+    ("S2", "Seq1"): 6502,
+    ("S2", "Seq2"): 6081,
+    ("S3", "Seq1"): 12488,
+    ("S3", "Seq2"): 12283,
+    ("S4", "Seq1"): 6171,
+    ("S4", "Seq2"): 6675,
+    ("S5", "Seq1"): 12820,
+    ("S5", "Seq2"): 12312,
+    ("S6", "Seq1"): 6188,
+    ("S6", "Seq2"): 6145,
+    ("S7", "Seq1"): 6239,
+    ("S7", "Seq2"): 6320,
+    ("S8", "Seq1"): 6468,
+    ("S8", "Seq2"): 6054,
 }
 # S4/Seq2 has left and right swapped for frames [3759, 5853) (0-based, end exclusive).
 LR_SWAPPED_FRAMES: dict[tuple[str, str], tuple[int, int]] = {("S4", "Seq2"): (3759, 5853)}
 
 TEST_ACTIVITIES: dict[int, str] = {
-    1: "Standing/Walking", 2: "Exercising", 3: "Sitting", 4: "Reaching/Crouching",
-    5: "On the floor", 6: "Sports", 7: "Miscellaneous",
+    1: "Standing/Walking",
+    2: "Exercising",
+    3: "Sitting",
+    4: "Reaching/Crouching",
+    5: "On the floor",
+    6: "Sports",
+    7: "Miscellaneous",
 }
 TEST_CALIB_FILES: dict[str, str] = {
-    "TS1": "ts1-4cameras.calib", "TS2": "ts1-4cameras.calib", "TS3": "ts1-4cameras.calib",
-    "TS4": "ts1-4cameras.calib", "TS5": "ts5-6cameras.calib", "TS6": "ts5-6cameras.calib",
+    "TS1": "ts1-4cameras.calib",
+    "TS2": "ts1-4cameras.calib",
+    "TS3": "ts1-4cameras.calib",
+    "TS4": "ts1-4cameras.calib",
+    "TS5": "ts5-6cameras.calib",
+    "TS6": "ts5-6cameras.calib",
 }
 
 ANNOT_FILE = "annot.mat"
@@ -98,7 +119,9 @@ def fix_lr_swap(subject: str, seq: str, frames: np.ndarray, pose_mpii: np.ndarra
 # ----------------------------------------------------------------------------------------------
 def _cell(mat: dict, key: str, camera: int, width: int, path: str) -> np.ndarray:
     if key not in mat:
-        raise KeyError(f"{path}: missing key '{key}' (found {sorted(k for k in mat if k[0] != '_')})")
+        raise KeyError(
+            f"{path}: missing key '{key}' (found {sorted(k for k in mat if k[0] != '_')})"
+        )
     cells = np.asarray(mat[key])
     if cells.dtype != object or cells.size != NUM_CAMERAS:
         raise ValueError(
@@ -107,9 +130,7 @@ def _cell(mat: dict, key: str, camera: int, width: int, path: str) -> np.ndarray
         )
     arr = np.asarray(cells.reshape(-1)[camera], dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != width:
-        raise ValueError(
-            f"{path}: '{key}'[{camera}] has shape {arr.shape}; expected (N, {width})"
-        )
+        raise ValueError(f"{path}: '{key}'[{camera}] has shape {arr.shape}; expected (N, {width})")
     return arr
 
 
@@ -191,9 +212,7 @@ def read_test_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        raise ValueError(
-            f"{path}: not an HDF5 (MATLAB v7.3) annot_data.mat ({err})"
-        ) from err
+        raise ValueError(f"{path}: not an HDF5 (MATLAB v7.3) annot_data.mat ({err})") from err
     with f:
         a2 = _h5_joints(f, "annot2", 2, path)
         a3 = _h5_joints(f, "annot3", 3, path)

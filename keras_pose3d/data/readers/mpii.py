@@ -174,10 +174,12 @@ def parse_person(
     center = None
     objpos = _field(rect, "objpos")
     if not is_empty(objpos) and not is_empty(_field(objpos, "x")):
-        center = np.array([
-            to_float(objpos.x, where + ".objpos.x") - 1.0,
-            to_float(objpos.y, where + ".objpos.y") - 1.0,
-        ])
+        center = np.array(
+            [
+                to_float(objpos.x, where + ".objpos.x") - 1.0,
+                to_float(objpos.y, where + ".objpos.y") - 1.0,
+            ]
+        )
     scale_raw = _field(rect, "scale")
     scale = None if is_empty(scale_raw) else to_float(scale_raw, where + ".scale")
     head_box = None
@@ -213,9 +215,7 @@ def load_mat(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable MATLAB v5 MPII annotation ({err})") from err
 
 
-def iter_persons(
-    mat: dict[str, Any], source: str = "<mat>"
-) -> Iterator[MpiiPerson]:
+def iter_persons(mat: dict[str, Any], source: str = "<mat>") -> Iterator[MpiiPerson]:
     """All persons of a loaded annotation, images in file order, persons in image order.
 
     Args:
@@ -255,8 +255,9 @@ def iter_persons(
                 )
             image = _field(entry, "image")
             name = None if is_empty(image) else str(_field(image, "name"))
-            yield parse_person(rects[0], int(img_idx[k]) - 1, int(per_idx[k]) - 1, name,
-                               True, source)
+            yield parse_person(
+                rects[0], int(img_idx[k]) - 1, int(per_idx[k]) - 1, name, True, source
+            )
     else:
         keys = sorted(k for k in mat if not k.startswith("__"))
         raise KeyError(

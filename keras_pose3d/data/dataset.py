@@ -1,0 +1,544 @@
+"""tf.data input pipelines: read shards, parse, augment, build targets, mix 2D/3D, windows.
+
+Training batches follow the paper (Sect. 5: "both 2D samples ... and 3D samples ... were
+consumed in equal proportion in each iteration"): the record stream is split by `has_3d` into
+two streams, each shuffled, augmented and batched with B/2, and the two half-batches are
+concatenated, so **every** batch holds exactly B/2 2D-only samples (first) and B/2 3D samples
+(second). Under `tf.distribute` each replica builds its own pipeline with its per-replica batch
+(`distributed_dataset`), so each replica's batch is half/half too; the per-replica batch must be
+even. When one kind is absent from the files (probed on the first `probe_records` records,
+interleaved over all files) the pipeline falls back to the other kind with a logged warning
+(`on_missing_kind="warn"`) or raises (`"error"`).
+
+Batch layout (docs/architecture.md): `(inputs, targets)`, inputs = {"image": (B, S, S, 3)
+float32 in [0, 1]}, targets = heatmaps (B, h, h, J), visibility (B, J), pose_2d (B, J, 2),
+depth (B, J) (0 for 2D-only samples), has_3d (B,), joints_3d (B, J, 3) mm, intrinsics (B, 4)
+network-input px, root_depth (B,) mm.
+
+Augmentation randomness is stateless, seeded by (seed, stream, element index), so a pipeline
+built with the same seed and `deterministic=True` yields the same batches.
+
+Temporal windows (`make_window_dataset`) feed TP-Net: for frame t of a sequence of T poses the
+window is N poses at frames t + offsets, with offsets -N+1..0 (online: the current frame and
+the N-1 before it) or -N//2..N-N//2-1 (semi-online: N//2 frames before, the current frame, and
+the rest after; 10 / 1 / 9 for N = 20). With pad="edge" an offset before the first frame
+repeats the first pose and one past the last frame repeats the last pose, so every frame gets a
+window; pad="valid" keeps only frames whose window lies inside the sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_pose3d import skeleton
+from keras_pose3d.data import augment as aug
+from keras_pose3d.data import features, heatmaps, pose_codec
+
+logger = logging.getLogger(__name__)
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentParams:
+    """Training augmentation (field names match `config.AugmentConfig`; extras have defaults).
+
+    Attributes:
+        scale: scale range r: the person region side is multiplied by U(1 - r, 1 + r).
+        rotation_deg: rotation range a: U(-a, a) degrees ...
+        rotation_prob: ... applied with this probability (Newell et al.: 0.4).
+        flip: whether to flip horizontally (with the left/right swap) ...
+        flip_prob: ... with this probability.
+        color: whether to apply colour jitter.
+        channel_scale: per-channel factor range (Newell et al.: 0.6 - 1.4).
+        brightness, contrast, saturation: extra jitter strengths (0 disables).
+    """
+
+    scale: float = 0.25
+    rotation_deg: float = 30.0
+    rotation_prob: float = 0.4
+    flip: bool = True
+    flip_prob: float = 0.5
+    color: bool = True
+    channel_scale: tuple[float, float] = (0.6, 1.4)
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+
+    @classmethod
+    def coerce(cls, value: Any) -> AugmentParams:
+        """AugmentParams from None (defaults), itself, a dict, or any object with its fields."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        names = [f.name for f in dataclasses.fields(cls)]
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(names))
+            if unknown:
+                raise ValueError(f"unknown augment parameters {unknown}; expected some of {names}")
+            return cls(**value)
+        return cls(**{n: getattr(value, n) for n in names if hasattr(value, n)})
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading shards.
+# ----------------------------------------------------------------------------------------------
+def list_files(file_patterns: str | Sequence[str]) -> list[str]:
+    """Sorted files matching the glob patterns; raises naming a pattern that matches nothing."""
+    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
+    if not patterns:
+        raise ValueError("file_patterns is empty; expected TFRecord glob patterns")
+    files: list[str] = []
+    for pattern in patterns:
+        matched = sorted(tf.io.gfile.glob(pattern))
+        if not matched:
+            raise ValueError(f"no TFRecord files match '{pattern}'")
+        files.extend(matched)
+    return sorted(set(files))
+
+
+def _read_records(
+    files: list[str],
+    *,
+    shuffle_files: bool,
+    seed: int,
+    input_context: tf.distribute.InputContext | None,
+    deterministic: bool,
+) -> tf.data.Dataset:
+    shard_records = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if len(files) >= n:
+            files = files[i::n]
+        else:  # fewer files than hosts: every host reads all files and keeps its own records
+            shard_records = True
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_files:
+        ds = ds.shuffle(len(files), seed=seed)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 16),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+    if shard_records:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    return ds
+
+
+_HAS_3D_SPEC = {features.KEY_HAS_3D: tf.io.FixedLenFeature([], tf.int64)}
+
+
+def _has_3d(serialized: tf.Tensor) -> tf.Tensor:
+    return tf.io.parse_single_example(serialized, _HAS_3D_SPEC)[features.KEY_HAS_3D]
+
+
+def count_kinds(files: list[str], probe_records: int) -> tuple[int, int]:
+    """(number of 2D-only, number of 3D) records among the first `probe_records`, read one
+    record from each file in turn so that every file is seen early."""
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=max(1, len(files)), block_length=1
+    )
+    flags = np.array([int(v) for v in ds.take(probe_records).map(_has_3d)], np.int64)
+    return int(np.sum(flags == 0)), int(np.sum(flags == 1))
+
+
+# ----------------------------------------------------------------------------------------------
+# One record -> (inputs, targets).
+# ----------------------------------------------------------------------------------------------
+def build_example(
+    record: dict[str, tf.Tensor],
+    *,
+    input_size: int,
+    heatmap_size: int,
+    heatmap_sigma: float = 1.0,
+    augment: AugmentParams | None = None,
+    seed: tf.Tensor | None = None,
+) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """Crops (and with `augment`, augments) a parsed record and computes its targets.
+
+    Args:
+        record: output of `features.parse_example` (decoded image).
+        input_size: S; heatmap_size: h; heatmap_sigma: Gaussian sigma in heatmap px.
+        augment: None for the evaluation crop (scale 1, no rotation, flip or colour).
+        seed: (2,) int stateless seed, required with `augment`.
+
+    Returns:
+        (inputs, targets) of one sample (module docstring, without the batch axis).
+    """
+    if augment is None:
+        geo = {"scale": 1.0, "rotation_deg": 0.0, "flip": False}
+    else:
+        if seed is None:
+            raise ValueError("build_example: augment needs a seed")
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
+        geo = aug.sample_augment_params(
+            seeds[0],
+            scale_range=augment.scale,
+            rotation_range_deg=augment.rotation_deg,
+            rotation_prob=augment.rotation_prob,
+            flip_prob=augment.flip_prob if augment.flip else 0.0,
+        )
+    out = aug.crop_and_augment(
+        record["image"],
+        record["joints_2d"],
+        record["visibility"],
+        record["joints_3d"],
+        record["intrinsics"],
+        input_size=input_size,
+        scale=geo["scale"],
+        rotation_deg=geo["rotation_deg"],
+        flip=geo["flip"],
+    )
+    image = out["image"]
+    if augment is not None and augment.color:
+        image = aug.colour_jitter(
+            image,
+            seeds[1],
+            channel_scale=augment.channel_scale,
+            brightness=augment.brightness,
+            contrast=augment.contrast,
+            saturation=augment.saturation,
+        )
+    has_3d = tf.cast(record["has_3d"], tf.float32)
+    j2d, vis = out["joints_2d"], out["visibility"]
+    j3d, intr = out["joints_3d"] * has_3d, out["intrinsics"] * has_3d
+    j2d_hm = heatmaps.input_to_heatmap_px(j2d, input_size, heatmap_size)
+    targets = {
+        "heatmaps": heatmaps.encode_heatmaps(j2d_hm, vis, heatmap_size, heatmap_sigma),
+        "visibility": vis,
+        "pose_2d": pose_codec.normalise_2d_tf(j2d, input_size),
+        "depth": pose_codec.depth_target_tf(j3d, intr, input_size) * has_3d,
+        "has_3d": has_3d,
+        "joints_3d": j3d,
+        "intrinsics": intr,
+        "root_depth": j3d[skeleton.ROOT, 2],
+    }
+    return {"image": image}, targets
+
+
+def _concat_halves(first, second):
+    return tf.nest.map_structure(lambda a, b: tf.concat([a, b], axis=0), first, second)
+
+
+def _options(deterministic: bool) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return options
+
+
+# ----------------------------------------------------------------------------------------------
+# Training and validation datasets.
+# ----------------------------------------------------------------------------------------------
+def make_dataset(
+    file_patterns: str | Sequence[str],
+    *,
+    input_size: int,
+    heatmap_size: int,
+    batch_size: int,
+    training: bool,
+    mix_2d_3d: bool = True,
+    augment: Any = None,
+    heatmap_sigma: float = 1.0,
+    shuffle_buffer: int = 2048,
+    seed: int = 0,
+    cache: bool = False,
+    deterministic: bool = False,
+    on_missing_kind: str = "warn",
+    probe_records: int = 1000,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """The batched (inputs, targets) dataset (module docstring).
+
+    Args:
+        file_patterns: TFRecord glob pattern(s).
+        input_size: S; heatmap_size: h.
+        batch_size: GLOBAL batch; with `input_context` each replica gets its share.
+        training: True: shuffled, augmented, repeated forever, drop_remainder. False: the
+            validation dataset (`make_validation_dataset`).
+        mix_2d_3d: exactly half 2D-only and half 3D samples in every batch.
+        augment: `AugmentParams`, a dict, `config.AugmentConfig`, or None for the defaults.
+        heatmap_sigma: Gaussian sigma (heatmap px).
+        shuffle_buffer: records per stream in the shuffle buffer (0 disables shuffling).
+        seed: seeds file order, shuffling and augmentation.
+        cache: cache the serialised records in memory after the first pass (small datasets).
+        deterministic: fixed element order (tests, reproducible runs); slower.
+        on_missing_kind: "warn" (fall back to the present kind) or "error", when mixing finds
+            only one kind of record.
+        probe_records: records read to detect the kinds present.
+        input_context: from `tf.distribute` (`distributed_dataset`).
+    """
+    if not training:
+        return make_validation_dataset(
+            file_patterns,
+            input_size=input_size,
+            heatmap_size=heatmap_size,
+            batch_size=batch_size,
+            heatmap_sigma=heatmap_sigma,
+            input_context=input_context,
+        )
+    if on_missing_kind not in ("warn", "error"):
+        raise ValueError(f"on_missing_kind must be 'warn' or 'error'. Received: {on_missing_kind}")
+    params = AugmentParams.coerce(augment)
+    batch = batch_size
+    if input_context is not None:
+        batch = input_context.get_per_replica_batch_size(batch_size)
+    if batch <= 0:
+        raise ValueError(f"batch_size must be positive. Received: batch_size={batch_size}")
+    files = list_files(file_patterns)
+
+    kinds = [None]  # None: one stream with every record
+    if mix_2d_3d:
+        if batch % 2:
+            raise ValueError(
+                f"mix_2d_3d needs an even per-replica batch (half 2D, half 3D). Received: "
+                f"batch_size={batch_size}, per-replica {batch}"
+            )
+        n2d, n3d = count_kinds(files, probe_records)
+        if n2d and n3d:
+            kinds = [0, 1]
+        else:
+            present = "3D" if n3d else "2D-only"
+            message = (
+                f"mix_2d_3d: the first {n2d + n3d} records of {len(files)} file(s) "
+                f"({file_patterns}) hold only {present} samples; batches will be {present} only"
+            )
+            if on_missing_kind == "error" or not (n2d or n3d):
+                raise ValueError(message if (n2d or n3d) else f"no records in {file_patterns}")
+            logger.warning(message)
+
+    records = _read_records(
+        files, shuffle_files=True, seed=seed, input_context=input_context,
+        deterministic=deterministic,
+    )
+    if cache:
+        records = records.cache()
+
+    def stream(kind: int | None, per_batch: int) -> tf.data.Dataset:
+        ds = records
+        if kind is not None:
+            ds = ds.filter(
+                tf.autograph.experimental.do_not_convert(lambda s: tf.equal(_has_3d(s), kind))
+            )
+        ds = ds.repeat()
+        if shuffle_buffer > 0:
+            ds = ds.shuffle(shuffle_buffer, seed=seed + 7919 * (0 if kind is None else kind + 1))
+        salt = 0 if kind is None else kind + 1
+
+        # No Python control flow on tensors in here; skipping autograph halves tracing time.
+        @tf.autograph.experimental.do_not_convert
+        def to_example(index, serialized):
+            record = features.parse_example(serialized)
+            elem_seed = tf.stack([tf.cast(seed * 3 + salt, tf.int64), index])
+            return build_example(
+                record,
+                input_size=input_size,
+                heatmap_size=heatmap_size,
+                heatmap_sigma=heatmap_sigma,
+                augment=params,
+                seed=elem_seed,
+            )
+
+        ds = ds.enumerate().map(
+            to_example, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+        )
+        return ds.batch(per_batch, drop_remainder=True)
+
+    if kinds == [0, 1]:
+        half = batch // 2
+        ds = tf.data.Dataset.zip((stream(0, half), stream(1, half))).map(
+            _concat_halves, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+        )
+    else:
+        ds = stream(None, batch)
+    return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
+
+
+def make_validation_dataset(
+    file_patterns: str | Sequence[str],
+    *,
+    input_size: int,
+    heatmap_size: int,
+    batch_size: int,
+    heatmap_sigma: float = 1.0,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Evaluation crops in file order: no augmentation, no mixing, one pass, last batch kept.
+
+    Files are read in sorted order, each file front to back.
+    """
+    batch = batch_size
+    if input_context is not None:
+        batch = input_context.get_per_replica_batch_size(batch_size)
+    if batch <= 0:
+        raise ValueError(f"batch_size must be positive. Received: batch_size={batch_size}")
+    files = list_files(file_patterns)
+    ds = tf.data.TFRecordDataset(files)  # sequential: file order, record order
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+
+    @tf.autograph.experimental.do_not_convert
+    def to_example(serialized):
+        return build_example(
+            features.parse_example(serialized),
+            input_size=input_size,
+            heatmap_size=heatmap_size,
+            heatmap_sigma=heatmap_sigma,
+        )
+
+    ds = ds.map(to_example, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch, drop_remainder=False).prefetch(AUTOTUNE)
+    return ds.with_options(_options(True))
+
+
+def distributed_dataset(
+    strategy: tf.distribute.Strategy,
+    make_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset],
+) -> tf.distribute.DistributedDataset:
+    """Per-replica pipelines: `make_fn(input_context)` builds one replica's dataset.
+
+    Pass `input_context` on to `make_dataset`, which batches with
+    `input_context.get_per_replica_batch_size(global_batch)`, so each replica's batch is itself
+    half 2D / half 3D. Example:
+
+        dist = distributed_dataset(strategy, lambda ctx: make_dataset(
+            files, input_size=256, heatmap_size=64, batch_size=12, training=True,
+            input_context=ctx))
+    """
+    return strategy.distribute_datasets_from_function(make_fn)
+
+
+# ----------------------------------------------------------------------------------------------
+# Temporal windows for TP-Net.
+# ----------------------------------------------------------------------------------------------
+def window_offsets(window: int, mode: str) -> np.ndarray:
+    """Frame offsets of a window relative to its target frame (module docstring)."""
+    if window <= 0:
+        raise ValueError(f"window must be positive. Received: window={window}")
+    if mode == "online":
+        return np.arange(-window + 1, 1)
+    if mode == "semi_online":
+        return np.arange(-(window // 2), window - window // 2)
+    raise ValueError(f"mode must be 'online' or 'semi_online'. Received: mode={mode!r}")
+
+
+def window_indices(length: int, window: int, mode: str, pad: str = "edge") -> tuple[np.ndarray,
+                                                                                   np.ndarray]:
+    """Indices into one sequence of `length` frames.
+
+    Returns:
+        (windows (T', N) int, targets (T',) int): window k gathers frames windows[k] and
+        predicts frame targets[k]. T' = length with pad="edge"; fewer with pad="valid".
+    """
+    offsets = window_offsets(window, mode)
+    t = np.arange(length)
+    idx = t[:, None] + offsets[None, :]  # (T, N)
+    if pad == "edge":
+        return np.clip(idx, 0, length - 1), t
+    if pad == "valid":
+        keep = np.all((idx >= 0) & (idx < length), axis=1)
+        return idx[keep], t[keep]
+    raise ValueError(f"pad must be 'edge' or 'valid'. Received: pad={pad!r}")
+
+
+def _as_list(sequences) -> list[np.ndarray]:
+    if isinstance(sequences, Mapping):
+        return [np.asarray(sequences[k], np.float32) for k in sorted(sequences)]
+    return [np.asarray(s, np.float32) for s in sequences]
+
+
+def make_window_dataset(
+    sequences: Sequence[np.ndarray] | Mapping[Any, np.ndarray],
+    targets: Sequence[np.ndarray] | Mapping[Any, np.ndarray] | None = None,
+    *,
+    window: int = 20,
+    mode: str = "online",
+    pad: str = "edge",
+    batch_size: int | None = None,
+    shuffle_buffer: int = 0,
+    seed: int = 0,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """(window (N, J, 3), target (J, 3)) pairs for TP-Net, never crossing sequence boundaries.
+
+    Args:
+        sequences: input poses per sequence, each (T_i, J, 3) (e.g. SAP-Net predictions); a
+            mapping is read in sorted key order.
+        targets: ground-truth poses with the same structure and shapes; default `sequences`.
+        window: N; mode: "online" | "semi_online"; pad: "edge" | "valid" (module docstring).
+        batch_size: batch the pairs when given.
+        shuffle_buffer: shuffle the pairs when > 0 (seeded).
+        drop_remainder: for batching.
+    """
+    inputs = _as_list(sequences)
+    outs = inputs if targets is None else _as_list(targets)
+    if len(outs) != len(inputs):
+        raise ValueError(f"targets has {len(outs)} sequences; sequences has {len(inputs)}")
+    win_idx, tgt_idx = [], []
+    start = 0
+    for i, (seq, tgt) in enumerate(zip(inputs, outs)):
+        if seq.ndim != 3 or seq.shape[-1] != 3 or seq.shape != tgt.shape:
+            raise ValueError(
+                f"sequence {i}: expected inputs and targets of one shape (T, J, 3); got "
+                f"{seq.shape} and {tgt.shape}"
+            )
+        w, t = window_indices(len(seq), window, mode, pad)
+        win_idx.append(w + start)
+        tgt_idx.append(t + start)
+        start += len(seq)
+    if start == 0:
+        raise ValueError("make_window_dataset: no frames in `sequences`")
+    all_in = tf.constant(np.concatenate(inputs, axis=0))  # (sum T, J, 3)
+    all_out = tf.constant(np.concatenate(outs, axis=0))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (np.concatenate(win_idx).astype(np.int32), np.concatenate(tgt_idx).astype(np.int32))
+    )
+    if shuffle_buffer > 0:
+        ds = ds.shuffle(shuffle_buffer, seed=seed)
+    ds = ds.map(lambda w, t: (tf.gather(all_in, w), tf.gather(all_out, t)),
+                num_parallel_calls=AUTOTUNE, deterministic=True)
+    if batch_size:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(AUTOTUNE)
+
+
+def sequences_from_records(
+    file_patterns: str | Sequence[str], field: str = "joints_3d"
+) -> dict[tuple[str, str, str, str, str], np.ndarray]:
+    """Per-sequence pose arrays from 3D records, ordered by frame (for `make_window_dataset`).
+
+    Returns:
+        {(dataset, subject, sequence, action, camera): (T, J, 3 or 2) float32}; records with
+        has_3d = 0 are skipped. Duplicate frames within a sequence raise.
+    """
+    spec = {
+        features.KEY_HAS_3D: features.FEATURE_SPEC[features.KEY_HAS_3D],
+        features.KEY_FRAME: features.FEATURE_SPEC[features.KEY_FRAME],
+        features.FLOAT_FIELDS[field][0]: features.FEATURE_SPEC[features.FLOAT_FIELDS[field][0]],
+    }
+    for key in features.META_STRING_FIELDS.values():
+        spec[key] = features.FEATURE_SPEC[key]
+    shape = features.FLOAT_FIELDS[field][1]
+    groups: dict[tuple, dict[int, np.ndarray]] = {}
+    ds = tf.data.TFRecordDataset(list_files(file_patterns)).map(
+        lambda s: tf.io.parse_single_example(s, spec)
+    )
+    for rec in ds.as_numpy_iterator():
+        if not rec[features.KEY_HAS_3D]:
+            continue
+        key = tuple(rec[features.META_STRING_FIELDS[f]].decode("utf-8")
+                    for f in ("dataset", "subject", "sequence", "action", "camera"))
+        frame = int(rec[features.KEY_FRAME])
+        frames = groups.setdefault(key, {})
+        if frame in frames:
+            raise ValueError(f"sequence {key} has frame {frame} twice in {file_patterns}")
+        frames[frame] = rec[features.FLOAT_FIELDS[field][0]].reshape(shape)
+    return {k: np.stack([v[f] for f in sorted(v)]) for k, v in groups.items()}

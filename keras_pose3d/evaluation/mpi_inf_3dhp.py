@@ -1,0 +1,138 @@
+"""MPI-INF-3DHP test tables (paper Table 5): 3D-PCK@150, AUC and MPJPE per activity and scene.
+
+Conventions (evaluation.md section 2):
+
+* only frames with `valid_frame == 1`;
+* ground truth = **`univ_annot3`** (height-normalised), never `annot3`;
+* both poses in the 3DHP-17 order, pelvis-relative (index 14);
+* PCK and AUC over the 14-joint group (`metrics.PCK3D_JOINT_SETS["14"]`; the 17-joint PCK is
+  listed too), MPJPE over all 17 joints;
+* the "All" row is over all valid frames; scene subtotals: green screen TS1-2, studio without
+  green screen TS3-4, outdoor TS5-6.
+
+The network predicts MPII-16; `mpii_to_mpi3dhp17` maps it to 3DHP-17 (skeleton's index map,
+spine re-estimated as mean(pelvis, thorax) because MPII has none). When the ground truth comes as
+MPII-16 too (records), the same map is applied to it, so its spine is the same estimate; PCK-14
+does not use the spine.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from keras_pose3d import metrics, skeleton
+from keras_pose3d.evaluation.tables import Table
+
+ACTIVITIES: dict[int, str] = {
+    1: "Standing/Walking", 2: "Exercising", 3: "Sitting", 4: "Reaching/Crouching",
+    5: "On the floor", 6: "Sports", 7: "Miscellaneous",
+}
+SCENES: dict[str, tuple[str, ...]] = {
+    "green screen (TS1-2)": ("TS1", "TS2"),
+    "studio, no green screen (TS3-4)": ("TS3", "TS4"),
+    "outdoor (TS5-6)": ("TS5", "TS6"),
+}
+PAPER_TABLE5 = {metrics.PCK3D_NAME: 76.7, metrics.AUC3D_NAME: 39.1, "MPJPE": 103.8}
+SPINE_3DHP17 = skeleton.MPI3DHP17_JOINTS.index("spine")
+
+
+def mpii_to_mpi3dhp17(pose: np.ndarray) -> np.ndarray:
+    """(..., 16, 3) MPII-16 -> (..., 17, 3) 3DHP-17; spine := mean(pelvis, thorax)."""
+    pose = np.asarray(pose, dtype=np.float64)
+    out = pose[..., list(skeleton.MPI3DHP17_FROM_MPII), :].copy()
+    out[..., SPINE_3DHP17, :] = 0.5 * (pose[..., skeleton.ROOT, :]
+                                       + pose[..., skeleton.J["thorax"], :])
+    return out
+
+
+def _as_3dhp17(pose: np.ndarray, name: str) -> np.ndarray:
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.ndim == 3 and pose.shape[1:] == (17, 3):
+        return pose
+    if pose.ndim == 3 and pose.shape[1:] == (16, 3):
+        return mpii_to_mpi3dhp17(pose)
+    raise ValueError(f"mpi3dhp_tables: {name} must be (N, 17, 3) 3DHP-17 or (N, 16, 3) MPII-16 "
+                     f"mm. Received: {pose.shape}")
+
+
+def _activity_name(a) -> str:
+    if isinstance(a, (int, np.integer)):
+        return ACTIVITIES.get(int(a), f"activity {int(a)}")
+    return str(a)
+
+
+def mpi3dhp_tables(
+    pred_mm: np.ndarray,
+    gt_univ_mm: np.ndarray,
+    valid: Sequence[bool] | np.ndarray,
+    activities: Sequence,
+    sequences: Sequence[str],
+) -> dict:
+    """Table 5 figures over the valid frames.
+
+    Args:
+        pred_mm: (N, 17, 3) 3DHP-17 or (N, 16, 3) MPII-16 predictions, mm.
+        gt_univ_mm: same layout, the `univ_annot3` ground truth, mm.
+        valid: (N,) `valid_frame` flags; frames with 0 are dropped before anything else.
+        activities: (N,) activity ids 1..7 or names.
+        sequences: (N,) "TS1".."TS6".
+
+    Returns:
+        {"rows": {label: {PCK3D_NAME, "PCK (17 joints)", AUC3D_NAME, "MPJPE", "frames"}},
+         "n_valid": int, "n_invalid_dropped": int}; labels are activities, sequences, scenes
+        and "All".
+    """
+    pred = _as_3dhp17(pred_mm, "pred_mm")
+    gt = _as_3dhp17(gt_univ_mm, "gt_univ_mm")
+    if pred.shape != gt.shape:
+        raise ValueError(f"mpi3dhp_tables: pred {pred.shape} and gt {gt.shape} differ")
+    valid = np.asarray(valid).astype(bool).reshape(-1)
+    acts = np.array([_activity_name(a) for a in activities], dtype=object)
+    seqs = np.asarray(sequences, dtype=object)
+    if not len(valid) == len(acts) == len(seqs) == len(pred):
+        raise ValueError(f"mpi3dhp_tables: {len(pred)} poses, {len(valid)} valid flags, "
+                         f"{len(acts)} activities, {len(seqs)} sequences")
+    if not valid.any():
+        raise ValueError("mpi3dhp_tables: no valid frames")
+    pred = metrics.root_align(pred[valid], skeleton.MPI3DHP17_ROOT)
+    gt = metrics.root_align(gt[valid], skeleton.MPI3DHP17_ROOT)
+    acts, seqs = acts[valid], seqs[valid]
+    pck14 = metrics.pck3d(pred, gt, joints="14")
+    pck17 = metrics.pck3d(pred, gt, joints="17")
+    auc = metrics.auc3d(pred, gt, joints="14")
+    err = metrics.mpjpe(pred, gt)
+
+    def row(mask):
+        return {metrics.PCK3D_NAME: float(pck14[mask].mean()),
+                "PCK (17 joints)": float(pck17[mask].mean()),
+                metrics.AUC3D_NAME: float(auc[mask].mean()),
+                "MPJPE": float(err[mask].mean()), "frames": int(mask.sum())}
+
+    rows = {}
+    for name in [ACTIVITIES[k] for k in sorted(ACTIVITIES)] + sorted(set(acts) - set(
+            ACTIVITIES.values())):
+        if (acts == name).any():
+            rows[name] = row(acts == name)
+    for ts in sorted(set(seqs)):
+        rows[ts] = row(seqs == ts)
+    for scene, members in SCENES.items():
+        mask = np.isin(seqs, members)
+        if mask.any():
+            rows[scene] = row(mask)
+    rows["All"] = row(np.ones(len(err), dtype=bool))
+    return {"rows": rows, "n_valid": int(valid.sum()), "n_invalid_dropped": int((~valid).sum())}
+
+
+def mpi3dhp_markdown_tables(result: dict) -> list[Table]:
+    cols = ["subset", f"{metrics.PCK3D_NAME} (14 joints)", "PCK (17 joints)",
+            f"{metrics.AUC3D_NAME} (14 joints)", "MPJPE (17 joints, mm)", "frames"]
+    rows = [[k, v[metrics.PCK3D_NAME], v["PCK (17 joints)"], v[metrics.AUC3D_NAME], v["MPJPE"],
+             v["frames"]] for k, v in result["rows"].items()]
+    rows.append(["paper (Table 5)", PAPER_TABLE5[metrics.PCK3D_NAME], None,
+                 PAPER_TABLE5[metrics.AUC3D_NAME], PAPER_TABLE5["MPJPE"], 2929])
+    return [Table("Table 5: MPI-INF-3DHP (valid frames, univ_annot3 ground truth)", cols, rows, [
+        f"{result['n_valid']} valid frames; {result['n_invalid_dropped']} frames with "
+        "valid_frame = 0 dropped. Pelvis-relative; global scale known (paper Sect. 5).",
+    ])]

@@ -1,0 +1,380 @@
+r"""MPI-INF-3DHP -> TFRecords: the training set (videos) and the test set (valid frames only).
+
+    python -m pipelines.mpi_inf_3dhp_to_tfrecord --input_dir /data/mpi_inf_3dhp \
+        --test_dir /data/mpi_inf_3dhp_test_set --output_dir /data/records/3dhp \
+        [--cameras 0,1,2,4,5,6,7,8] [--stride 10] [--splits train,test] [Beam options]
+
+Training (`train` split), layout `<input_dir>/S{1..8}/Seq{1,2}/{annot.mat, camera.calibration,
+imageSequence/video_<cam>.avi}`: one work item per (subject, sequence, camera), default cameras
+the "vnect" set [0,1,2,4,5,6,7,8], every `--stride`-th frame (default 10). `joints_3d` = annot3
+(camera mm, reprojects onto annot2), intrinsics from `camera.calibration` adjusted to the crop.
+Quirks handled: only the first F annotation rows are used (F = the known frame count; S3/Seq1
+has one extra row), S4/Seq2 left/right swapped on frames [3759, 5853) is swapped back;
+video/annotation count mismatches stop at the shorter and are reported (stage "frame_count").
+
+Test (`test` split), layout `<test_dir>/TS{1..6}/{annot_data.mat, imageSequence/img_%06d.jpg}`
+(1-based names) and `<test_calib_dir>/ts1-4cameras.calib`, `ts5-6cameras.calib` (default
+`<test_dir>/test_util/camera_calibration`): only frames with `valid_frame` == 1 are written
+(evaluation uses only those); the others are counted in one dead letter per sequence (stage
+"invalid_frames"). `meta/action` = activity name, `joints_3d` = annot3 (camera mm).
+NOTE: `univ_annot3` (the 3DHP evaluation ground truth) has no key in schema v1 yet.
+
+Joints: 28 -> 17 "relevant" -> MPII-16 (MPII thorax <- 3DHP neck, upper neck <- 3DHP head:
+approximations, see `keras_pose3d.skeleton`). Crop: person box from the 2D joints (bounding-box
+centre, side 1.2 * max(w, h)) times PERSON_MARGIN.
+
+Dead letters: missing / corrupt video or image ("video", "image"), unreadable annotation
+("read"), non-finite or implausible joints ("validate").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import apache_beam as beam
+import cv2
+import numpy as np
+
+from keras_pose3d import camera as camera_lib
+from keras_pose3d.data.readers import h36m as h36m_reader
+from keras_pose3d.data.readers import mpi_inf_3dhp as m3
+from pipelines import common
+
+_LOG = logging.getLogger(__name__)
+DATASET = "mpi_inf_3dhp"
+SPLITS = ("train", "test")
+DEFAULT_CROP_SIZE = 448  # 256 network input x PERSON_MARGIN 1.75
+DEFAULT_STRIDE = 10  # 3DHP training videos are 25/50 fps and highly redundant (as mmpose)
+TEST_CHUNK = 256  # valid test frames per work item
+
+
+def _csv(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input_dir", default=None, help="Training root holding S1..S8.")
+    parser.add_argument("--test_dir", default=None, help="Test root holding TS1..TS6.")
+    parser.add_argument(
+        "--test_calib_dir",
+        default=None,
+        help="Folder of ts1-4cameras.calib / ts5-6cameras.calib (default "
+        "<test_dir>/test_util/camera_calibration).",
+    )
+    parser.add_argument("--splits", default="train,test", help="Subset of train,test.")
+    parser.add_argument("--subjects", default=",".join(m3.TRAIN_SUBJECTS))
+    parser.add_argument("--sequences", default=",".join(m3.TRAIN_SEQUENCES))
+    parser.add_argument("--cameras", default=",".join(str(c) for c in m3.DEFAULT_CAMERAS))
+    parser.add_argument("--test_sequences", default=",".join(m3.TEST_SEQUENCES))
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=DEFAULT_STRIDE,
+        help="Keep every stride-th training frame (test: all valid frames).",
+    )
+    parser.add_argument("--crop_size", type=int, default=DEFAULT_CROP_SIZE)
+
+
+def _splits(args: argparse.Namespace) -> list[str]:
+    splits = _csv(args.splits)
+    if not splits or set(splits) - set(SPLITS):
+        raise ValueError(f"--splits must be a subset of {SPLITS}. Received: {args.splits!r}")
+    if "train" in splits and not args.input_dir:
+        raise ValueError("--input_dir (the training root) is required for the train split")
+    if "test" in splits and not args.test_dir:
+        raise ValueError("--test_dir (the test root) is required for the test split")
+    return splits
+
+
+def _calib_dir(args: argparse.Namespace) -> str:
+    return args.test_calib_dir or os.path.join(args.test_dir, "test_util", "camera_calibration")
+
+
+def required_layout(args: argparse.Namespace) -> tuple[str, list[str]]:
+    splits = _splits(args)
+    patterns = []
+    root = args.input_dir if "train" in splits else args.test_dir
+    if "train" in splits:
+        for subject in _csv(args.subjects):
+            for seq in _csv(args.sequences):
+                for name in (m3.ANNOT_FILE, m3.CALIBRATION_FILE, m3.IMAGE_DIR):
+                    patterns.append(f"{subject}/{seq}/{name}")
+    if "test" in splits:
+        test_dir = os.path.abspath(args.test_dir)
+        for ts in _csv(args.test_sequences):
+            patterns.append(os.path.join(test_dir, ts, m3.TEST_ANNOT_FILE))
+            patterns.append(os.path.join(test_dir, ts, m3.IMAGE_DIR))
+            patterns.append(
+                os.path.join(os.path.abspath(_calib_dir(args)), m3.TEST_CALIB_FILES[ts])
+            )
+    return root, patterns
+
+
+def list_items(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[dict]]:
+    """(training items, test items, driver dead letters); reads only `valid_frame` files."""
+    splits = _splits(args)
+    train, test, letters = [], [], []
+    if "train" in splits:
+        cameras = [int(c) for c in _csv(args.cameras)]
+        bad = [c for c in cameras if not 0 <= c < m3.NUM_CAMERAS]
+        if bad:
+            raise ValueError(f"--cameras {bad} outside [0, {m3.NUM_CAMERAS})")
+        for subject in _csv(args.subjects):
+            for seq in _csv(args.sequences):
+                for cam in cameras:
+                    train.append({"subject": subject, "seq": seq, "camera": cam})
+    if "test" in splits:
+        for ts in _csv(args.test_sequences):
+            if ts not in m3.TEST_CALIB_FILES:
+                raise ValueError(f"--test_sequences: unknown {ts!r}; expected {m3.TEST_SEQUENCES}")
+            annot = os.path.join(args.test_dir, ts, m3.TEST_ANNOT_FILE)
+            try:
+                valid = m3.read_test_valid_frames(annot)
+                import h5py
+
+                with h5py.File(annot, "r") as f:
+                    total = int(np.asarray(f["valid_frame"]).size)
+            except (KeyError, ValueError) as err:
+                letters.append({"id": ts, "stage": "read", "reason": str(err)})
+                continue
+            if total > valid.size:
+                letters.append(
+                    {
+                        "id": ts,
+                        "stage": "invalid_frames",
+                        "reason": (
+                            f"{total - valid.size} of {total} frames have valid_frame != 1 and are not "
+                            "written (evaluation uses valid frames only)"
+                        ),
+                        "invalid_frames": int(total - valid.size),
+                        "total_frames": total,
+                    }
+                )
+            calib = os.path.join(_calib_dir(args), m3.TEST_CALIB_FILES[ts])
+            for start in range(0, valid.size, TEST_CHUNK):
+                test.append(
+                    {
+                        "seq": ts,
+                        "frames": valid[start : start + TEST_CHUNK].tolist(),
+                        "calib": calib,
+                    }
+                )
+    return train, test, letters
+
+
+def _inside(joints_crop: np.ndarray, size: int) -> np.ndarray:
+    return np.all((joints_crop >= -0.5) & (joints_crop <= size - 0.5), axis=1)
+
+
+def make_record(
+    image_rgb: np.ndarray,
+    j2d: np.ndarray,
+    j3d: np.ndarray,
+    cam: camera_lib.Camera,
+    crop_size: int,
+    meta: dict[str, Any],
+) -> dict | str:
+    """One person record, or the reason it cannot be made."""
+    reason = common.validate_joints(j2d, None, j3d, True)
+    if reason is not None:
+        return reason
+    center, side = h36m_reader.person_box(j2d)
+    if not side > 0:
+        return "degenerate person box (all 2D joints coincide)"
+    crop, j2d_crop, intr_crop, box = common.crop_person(
+        image_rgb, center, side, crop_size, j2d, cam.intrinsics
+    )
+    h, w = image_rgb.shape[:2]
+    return {
+        "image_jpeg": common.encode_jpeg(crop),
+        "joints_2d": j2d_crop,
+        "visibility": _inside(j2d_crop, crop_size).astype(np.float32),
+        "joints_3d": j3d,
+        "has_3d": True,
+        "intrinsics": intr_crop,
+        "distortion": cam.distortion,
+        "box": box,
+        "dataset": DATASET,
+        "orig_size": np.array([h, w]),
+        **meta,
+    }
+
+
+class TrainSequenceToRecords(beam.DoFn):
+    """(subject, sequence, camera) -> a record per kept video frame, or dead letters."""
+
+    def __init__(self, input_dir: str, stride: int, crop_size: int):
+        self._input_dir = input_dir
+        self._stride = stride
+        self._crop_size = crop_size
+
+    def process(self, item):
+        subject, seq, cam_index = item["subject"], item["seq"], item["camera"]
+        key = f"{subject}/{seq}/video_{cam_index}"
+        seq_dir = os.path.join(self._input_dir, subject, seq)
+        try:
+            annot = m3.read_train_annotations(os.path.join(seq_dir, m3.ANNOT_FILE), cam_index)
+            cams = camera_lib.load_3dhp_calibration(os.path.join(seq_dir, m3.CALIBRATION_FILE))
+        except (FileNotFoundError, KeyError, ValueError) as err:
+            yield common.dead_letter(key, "read", str(err), split="train")
+            return
+        if str(cam_index) not in cams:
+            yield common.dead_letter(key, "read", f"camera {cam_index} not in camera.calibration")
+            return
+        cam = cams[str(cam_index)]
+        rows = annot["joints_2d"].shape[0]
+        n_use = m3.frame_count(subject, seq, rows)
+        frames = np.arange(rows)
+        j2d_all = m3.fix_lr_swap(subject, seq, frames, annot["joints_2d"])
+        j3d_all = m3.fix_lr_swap(subject, seq, frames, annot["joints_3d"])
+        reader = h36m_reader.VideoReader(
+            m3.video_path(self._input_dir, subject, seq, cam_index), self._stride, limit=n_use
+        )
+        try:
+            for frame, bgr in reader:
+                item_id = f"{key}/{frame:06d}"
+                record = make_record(
+                    cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                    j2d_all[frame],
+                    j3d_all[frame],
+                    cam,
+                    self._crop_size,
+                    {
+                        "subject": subject,
+                        "sequence": seq,
+                        "action": "",
+                        "camera": str(cam_index),
+                        "frame": int(frame),
+                    },
+                )
+                if isinstance(record, str):
+                    yield common.dead_letter(item_id, "validate", record, split="train")
+                    continue
+                common.counter("mpi_inf_3dhp_train_frames").inc()
+                yield "train", item_id, record
+        except (FileNotFoundError, ValueError) as err:
+            yield common.dead_letter(key, "video", str(err), split="train")
+            return
+        if reader.frames_total != n_use:
+            yield common.dead_letter(
+                key,
+                "frame_count",
+                (
+                    f"video has {reader.frames_total} frames, annotations {n_use} usable rows "
+                    f"(of {rows}): the last {abs(reader.frames_total - n_use)} have no partner and "
+                    "are not written"
+                ),
+                split="train",
+                video_frames=reader.frames_total,
+                annotation_rows=rows,
+            )
+
+
+class TestFramesToRecords(beam.DoFn):
+    """(test sequence, valid frame indices) -> a record per frame, or dead letters."""
+
+    def __init__(self, test_dir: str, crop_size: int):
+        self._test_dir = test_dir
+        self._crop_size = crop_size
+
+    def process(self, item):
+        ts = item["seq"]
+        try:
+            annot = m3.read_test_annotations(os.path.join(self._test_dir, ts, m3.TEST_ANNOT_FILE))
+        except (FileNotFoundError, KeyError, ValueError) as err:
+            yield common.dead_letter(ts, "read", str(err), split="test")
+            return
+        cameras: dict[tuple[int, int], camera_lib.Camera] = {}
+        for frame in item["frames"]:
+            item_id = f"{ts}/{frame:06d}"
+            path = m3.test_image_path(self._test_dir, ts, frame)
+            bgr = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+            if bgr is None:
+                reason = "missing image" if not os.path.isfile(path) else "cannot decode image"
+                yield common.dead_letter(item_id, "image", f"{reason}: {path}", split="test")
+                continue
+            h, w = bgr.shape[:2]
+            if (w, h) not in cameras:
+                # The .calib holds millimetres; pixels follow from the real image size.
+                try:
+                    cameras[(w, h)] = camera_lib.load_3dhp_test_calib(item["calib"], (w, h))[0]
+                except (FileNotFoundError, ValueError) as err:
+                    yield common.dead_letter(item_id, "read", str(err), split="test")
+                    continue
+            cam = cameras[(w, h)]
+            activity = int(annot["activity"][frame])
+            record = make_record(
+                cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                annot["joints_2d"][frame],
+                annot["joints_3d"][frame],
+                cam,
+                self._crop_size,
+                {
+                    "subject": ts,
+                    "sequence": ts,
+                    "action": m3.TEST_ACTIVITIES.get(activity, ""),
+                    "camera": cam.id,
+                    "frame": int(frame),
+                },
+            )
+            if isinstance(record, str):
+                yield common.dead_letter(item_id, "validate", record, split="test")
+                continue
+            common.counter("mpi_inf_3dhp_test_frames").inc()
+            yield "test", item_id, record
+
+
+def build(pipeline: beam.Pipeline, args: argparse.Namespace):
+    if args.stride < 1:
+        raise ValueError(f"--stride must be >= 1. Received: {args.stride}")
+    train, test, letters = list_items(args)
+    _LOG.info("mpi_inf_3dhp: %d training videos, %d test chunks", len(train), len(test))
+    records, dead = [], [pipeline | "DriverDeadLetters" >> beam.Create(letters)]
+    if train:
+        outs = (
+            pipeline
+            | "TrainItems" >> beam.Create(train, reshuffle=True)
+            | "TrainToRecords"
+            >> beam.ParDo(
+                TrainSequenceToRecords(args.input_dir, args.stride, args.crop_size)
+            ).with_outputs(common.DEAD_LETTER_TAG, main="records")
+        )
+        records.append(outs.records)
+        dead.append(outs[common.DEAD_LETTER_TAG])
+    if test:
+        outs = (
+            pipeline
+            | "TestItems" >> beam.Create(test, reshuffle=True)
+            | "TestToRecords"
+            >> beam.ParDo(TestFramesToRecords(args.test_dir, args.crop_size)).with_outputs(
+                common.DEAD_LETTER_TAG, main="records"
+            )
+        )
+        records.append(outs.records)
+        dead.append(outs[common.DEAD_LETTER_TAG])
+    if not records:
+        records.append(pipeline | "NoRecords" >> beam.Create([]))
+    all_records = tuple(records) | "AllRecords" >> beam.Flatten()
+    all_dead = tuple(dead) | "AllDeadLetters" >> beam.Flatten()
+    return all_records, all_dead
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    return common.run_job(
+        argv,
+        add_arguments,
+        build,
+        splits=SPLITS,
+        dataset_name=DATASET,
+        required_layout=required_layout,
+        description=__doc__,
+    )
+
+
+if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.INFO)
+    main()

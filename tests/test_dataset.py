@@ -1,0 +1,195 @@
+"""dataset: half/half batches, targets against NumPy, validation order, replicas, windows."""
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pose3d import skeleton
+from keras_pose3d.data import dataset, features, heatmaps, pose_codec
+
+STORED, S, H = 56, 32, 8  # stored crop 56 px -> person region 32 px -> input 32 px (s = 1)
+INTR = np.array([60.0, 60.0, 27.5, 27.5], np.float32)  # stored-crop intrinsics (fx = fy)
+
+
+def _record(frame, has_3d, rng, sequence="seq"):
+    j2d = rng.uniform(20.0, 35.0, size=(16, 2)).astype(np.float32)
+    image = np.full((STORED, STORED, 3), 40, np.uint8)
+    for x, y in j2d:
+        cv2.circle(image, (int(round(x)), int(round(y))), 1, (250, 200, 30), -1)
+    vis = np.ones(16, np.float32)
+    vis[rng.integers(0, 16)] = 0.0
+    rec = dict(image_jpeg=cv2.imencode(".jpg", image)[1].tobytes(), joints_2d=j2d,
+               visibility=vis, has_3d=has_3d, box=[0, 0, 10, 10], frame=frame,
+               orig_size=[100, 100], dataset="h36m" if has_3d else "mpii", subject="S1",
+               sequence=sequence, camera="c0")
+    if has_3d:
+        z = rng.uniform(2800.0, 3200.0, size=16)
+        rec["joints_3d"] = np.stack([(j2d[:, 0] - INTR[2]) * z / INTR[0],
+                                     (j2d[:, 1] - INTR[3]) * z / INTR[1], z], -1)
+        rec["intrinsics"] = INTR
+    return rec
+
+
+def _write(path, records):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for rec in records:
+            writer.write(features.encode_example(rec))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def mixed_files(tmp_path_factory):
+    """Two shards: 6 2D-only and 4 3D records, interleaved unevenly."""
+    tmp = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(0)
+    recs = [_record(i, i % 3 == 0 or i == 7, rng) for i in range(10)]
+    return [_write(tmp / "a.tfrecord", recs[:5]), _write(tmp / "b.tfrecord", recs[5:])], recs
+
+
+def _train(files, **kw):
+    args = dict(input_size=S, heatmap_size=H, batch_size=4, training=True, shuffle_buffer=8,
+                seed=1, deterministic=True)
+    args.update(kw)
+    return dataset.make_dataset(files, **args)
+
+
+def test_every_batch_is_half_2d_half_3d(mixed_files):
+    files, _ = mixed_files
+    for inputs, targets in _train(files).take(6):
+        np.testing.assert_array_equal(targets["has_3d"].numpy(), [0, 0, 1, 1])
+        # 2D-only rows carry no 3D anything.
+        for key in ("depth", "joints_3d", "intrinsics", "root_depth"):
+            assert np.all(targets[key].numpy()[:2] == 0), key
+        assert np.all(targets["root_depth"].numpy()[2:] > 2000)
+        image = inputs["image"].numpy()
+        assert image.shape == (4, S, S, 3) and 0 <= image.min() and image.max() <= 1
+
+
+def test_augmented_targets_are_mutually_consistent(mixed_files):
+    files, _ = mixed_files
+    for _, t in _train(files, batch_size=6).take(2):
+        t = {k: v.numpy() for k, v in t.items()}
+        px = pose_codec.denormalise_2d(t["pose_2d"], S)
+        coords, _ = heatmaps.decode_heatmaps(t["heatmaps"])
+        hm_px = heatmaps.heatmap_to_input_px(coords, S, H).numpy()
+        vis = t["visibility"] > 0
+        assert np.abs(hm_px - px)[vis].max() <= 0.25 * S / H + 1e-3
+        assert np.all(t["heatmaps"].reshape(6, -1, 16).max(1)[~vis] == 0)
+        np.testing.assert_allclose(
+            t["depth"], pose_codec.depth_target(t["joints_3d"], t["intrinsics"], S), atol=1e-5)
+        proj = pose_codec.project_pinhole(t["joints_3d"][3:], t["intrinsics"][3:])
+        np.testing.assert_allclose(proj, px[3:], atol=1e-2)  # 3D and 2D augmented together
+
+
+def test_validation_targets_equal_numpy(mixed_files):
+    files, recs = mixed_files
+    ds = dataset.make_dataset(files, input_size=S, heatmap_size=H, batch_size=4, training=False,
+                              heatmap_sigma=1.0)
+    batches = list(ds)
+    assert [len(b[1]["has_3d"]) for b in batches] == [4, 4, 2]  # drop_remainder=False
+    inputs = np.concatenate([b[0]["image"].numpy() for b in batches])
+    t = {k: np.concatenate([b[1][k].numpy() for b in batches]) for k in batches[0][1]}
+    offset = (STORED - 1) / 2 - (S - 1) / 2  # s = 1: a pure shift by 12 px
+    for i, rec in enumerate(recs):  # file order, record order
+        jpeg = tf.io.decode_jpeg(rec["image_jpeg"]).numpy()
+        np.testing.assert_allclose(inputs[i], jpeg[12:44, 12:44] / 255.0, atol=1e-6)
+        q = rec["joints_2d"] - offset
+        np.testing.assert_allclose(t["pose_2d"][i], (q - S / 2) / (S / 2), atol=1e-6)
+        np.testing.assert_array_equal(t["visibility"][i], rec["visibility"])
+        qh = (q + 0.5) * H / S - 0.5
+        yy, xx = np.mgrid[0:H, 0:H]
+        for j in range(16):
+            ref = np.exp(-((xx - qh[j, 0]) ** 2 + (yy - qh[j, 1]) ** 2) / 2.0)
+            np.testing.assert_allclose(t["heatmaps"][i, ..., j], ref * rec["visibility"][j],
+                                       atol=1e-6)
+        if rec["has_3d"]:
+            j3d = rec["joints_3d"]
+            intr = np.array([INTR[0], INTR[1], INTR[2] - offset, INTR[3] - offset])
+            np.testing.assert_allclose(t["intrinsics"][i], intr, atol=1e-4)
+            zr = j3d[skeleton.ROOT, 2]
+            np.testing.assert_allclose(t["depth"][i], (j3d[:, 2] - zr) * 60.0 / zr / (S / 2),
+                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(t["joints_3d"][i], j3d, rtol=1e-6)
+            assert t["root_depth"][i] == pytest.approx(zr, rel=1e-6)
+            assert t["has_3d"][i] == 1
+        else:
+            assert t["has_3d"][i] == 0 and np.all(t["depth"][i] == 0)
+
+
+def test_deterministic_with_a_seed(mixed_files):
+    files, _ = mixed_files
+    a = next(iter(_train(files, seed=3)))
+    b = next(iter(_train(files, seed=3)))
+    c = next(iter(_train(files, seed=4)))
+    np.testing.assert_array_equal(a[0]["image"].numpy(), b[0]["image"].numpy())
+    np.testing.assert_array_equal(a[1]["pose_2d"].numpy(), b[1]["pose_2d"].numpy())
+    assert not np.array_equal(a[1]["pose_2d"].numpy(), c[1]["pose_2d"].numpy())
+
+
+def test_missing_kind_falls_back_or_raises(tmp_path, caplog):
+    rng = np.random.default_rng(1)
+    only_3d = _write(tmp_path / "3d.tfrecord", [_record(i, True, rng) for i in range(3)])
+    with caplog.at_level(logging.WARNING, logger="keras_pose3d.data.dataset"):
+        ds = _train(only_3d)
+    assert "only 3D samples" in caplog.text
+    _, t = next(iter(ds))
+    np.testing.assert_array_equal(t["has_3d"].numpy(), [1, 1, 1, 1])
+    with pytest.raises(ValueError, match="only 3D"):
+        _train(only_3d, on_missing_kind="error")
+    with pytest.raises(ValueError, match="even per-replica batch"):
+        _train(only_3d, batch_size=3)
+    with pytest.raises(ValueError, match="no TFRecord files match"):
+        _train(str(tmp_path / "nothing-*.tfrecord"))
+
+
+def test_each_replica_batch_is_half_and_half(mixed_files):
+    files, _ = mixed_files
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs the two logical CPUs of conftest")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    dist = dataset.distributed_dataset(
+        strategy, lambda ctx: _train(files, batch_size=4, input_context=ctx))
+    _, targets = next(iter(dist))
+    per_replica = strategy.experimental_local_results(targets["has_3d"])
+    assert len(per_replica) == 2
+    for has_3d in per_replica:
+        np.testing.assert_array_equal(has_3d.numpy(), [0, 1])
+
+
+def test_window_padding_and_modes():
+    seq_a = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
+    seq_b = 100 + np.arange(3, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
+    frames = lambda w: w[:, 0, 0].tolist()  # noqa: E731
+    online = list(dataset.make_window_dataset([seq_a, seq_b], window=3, mode="online"))
+    assert [frames(w.numpy()) for w, _ in online] == [
+        [0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4],  # first pose repeated at start
+        [100, 100, 100], [100, 100, 101], [100, 101, 102],  # never crosses sequences
+    ]
+    assert [t.numpy()[0, 0] for _, t in online] == [0, 1, 2, 3, 4, 100, 101, 102]
+    semi = list(dataset.make_window_dataset([seq_a], window=4, mode="semi_online"))
+    assert [frames(w.numpy()) for w, _ in semi] == [
+        [0, 0, 0, 1], [0, 0, 1, 2], [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 4]]
+    valid = list(dataset.make_window_dataset([seq_a], window=3, pad="valid"))
+    assert [t.numpy()[0, 0] for _, t in valid] == [2, 3, 4]
+    # Separate targets (e.g. ground truth for predicted inputs), batched.
+    batch = next(iter(dataset.make_window_dataset([seq_a], [seq_a * 10], window=2,
+                                                  batch_size=5)))
+    np.testing.assert_array_equal(batch[1].numpy()[:, 0, 0], [0, 10, 20, 30, 40])
+    assert batch[0].shape == (5, 2, 2, 3)
+    with pytest.raises(ValueError, match="mode"):
+        dataset.window_offsets(3, "offline")
+
+
+def test_sequences_from_records_orders_frames(tmp_path):
+    rng = np.random.default_rng(2)
+    recs = [_record(f, True, rng, sequence="walk") for f in (2, 0, 1)]
+    recs.append(_record(0, False, rng))
+    path = _write(tmp_path / "s.tfrecord", recs)
+    seqs = dataset.sequences_from_records(path)
+    assert list(seqs) == [("h36m", "S1", "walk", "", "c0")]
+    got = seqs[("h36m", "S1", "walk", "", "c0")]
+    np.testing.assert_allclose(got, np.stack([recs[1]["joints_3d"], recs[2]["joints_3d"],
+                                              recs[0]["joints_3d"]]), rtol=1e-6)

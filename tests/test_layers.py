@@ -1,0 +1,228 @@
+"""Value tests of the SAP-Net building blocks: residual, hourglass, depth regressor, decoder."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pose3d.layers import (
+    DepthRegressor,
+    HeatmapDecoder,
+    Hourglass,
+    Residual,
+    StackedHourglass,
+    heatmap_to_normalised,
+)
+
+
+def _zero_residual_branch(residual: Residual) -> None:
+    """Zeroes the last conv so the module reduces to its skip path."""
+    residual.conv3.kernel.assign(tf.zeros_like(residual.conv3.kernel))
+    residual.conv3.bias.assign(tf.zeros_like(residual.conv3.bias))
+
+
+def _pool(x):  # (B, H, W, C) 2x2 max-pool
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _up(x):  # nearest 2x upsample
+    return x.repeat(2, axis=1).repeat(2, axis=2)
+
+
+def _assert_config(layer, cls, expected: dict) -> None:
+    config = layer.get_config()
+    for key, value in expected.items():
+        assert config[key] == value, key
+    clone = cls.from_config(config)
+    for key, value in expected.items():
+        assert getattr(clone, key) == value, key
+
+
+# ----------------------------------------------------------------------------------------------
+def test_residual_config_and_validation():
+    _assert_config(Residual(12, name="r"), Residual, {"filters": 12, "name": "r"})
+    with pytest.raises(ValueError, match="filters"):
+        Residual(7)
+
+
+def test_residual_identity_skip():
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 8)).astype(np.float32)
+    layer = Residual(8)
+    layer.build(x.shape)
+    assert layer.skip is None
+    _zero_residual_branch(layer)
+    np.testing.assert_array_equal(layer(x).numpy(), x)
+
+
+def test_residual_projection_skip():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 5, 5, 6)).astype(np.float32)
+    layer = Residual(10)
+    layer.build(x.shape)
+    _zero_residual_branch(layer)
+    w = rng.normal(size=(1, 1, 6, 10)).astype(np.float32)
+    b = rng.normal(size=(10,)).astype(np.float32)
+    layer.skip.kernel.assign(w)
+    layer.skip.bias.assign(b)
+    np.testing.assert_allclose(layer(x).numpy(), x @ w[0, 0] + b, rtol=1e-5, atol=1e-5)
+
+
+def test_residual_branch_is_active():
+    x = np.random.default_rng(2).normal(size=(1, 4, 4, 8)).astype(np.float32)
+    layer = Residual(8)
+    assert np.abs(layer(x).numpy() - x).max() > 1e-3
+
+
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_hourglass_reduces_to_pool_upsample_recursion(depth):
+    """With every residual branch zeroed, level k computes x + up(level_{k+1}(pool(x)))."""
+    x = np.random.default_rng(3).normal(size=(2, 16, 16, 8)).astype(np.float32)
+    layer = Hourglass(depth, 8)
+    layer.build(x.shape)
+    for r in [*layer.upper, *layer.down, *layer.after, layer.bottom]:
+        _zero_residual_branch(r)
+
+    def reference(v, level):
+        low = _pool(v)
+        if level + 1 < depth:
+            low = reference(low, level + 1)
+        return v + _up(low)
+
+    np.testing.assert_allclose(layer(x).numpy(), reference(x, 0), rtol=1e-6, atol=1e-6)
+
+
+def test_hourglass_config_and_validation():
+    _assert_config(Hourglass(3, 16), Hourglass, {"depth": 3, "filters": 16})
+    with pytest.raises(ValueError, match="depth"):
+        Hourglass(0, 16)
+
+
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("downsample", [1, 2, 4])
+def test_stacked_hourglass_resolution_and_dtypes(downsample):
+    layer = StackedHourglass(5, 2, 16, 2, downsample=downsample)
+    out = layer(np.zeros((1, 32, 32, 3), np.float32))
+    side = 32 // downsample
+    assert out["heatmaps"].shape == (1, 2, side, side, 5)
+    assert out["features"].shape == (1, side, side, 16)
+    assert out["heatmaps"].dtype == tf.float32
+
+
+def test_stacked_hourglass_config_and_validation():
+    expected = {
+        "num_joints": 7, "num_stacks": 3, "num_features": 24, "hourglass_depth": 2,
+        "downsample": 2,
+    }
+    _assert_config(StackedHourglass(**expected), StackedHourglass, expected)
+    with pytest.raises(ValueError, match="num_stacks"):
+        StackedHourglass(7, 0, 24, 2)
+    with pytest.raises(ValueError, match="downsample"):
+        StackedHourglass(7, 1, 24, 2, downsample=8)
+    with pytest.raises(ValueError, match="num_features"):
+        StackedHourglass(7, 1, 10, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("combine", ["sum", "concat"])
+def test_depth_regressor_reference(combine):
+    """Zeroed branches reduce the regressor to pool^blocks(stack_input) -> dense."""
+    rng = np.random.default_rng(4)
+    stack_input = rng.normal(size=(2, 8, 8, 8)).astype(np.float32)
+    features = rng.normal(size=(2, 8, 8, 8)).astype(np.float32)
+    heatmaps = rng.normal(size=(2, 8, 8, 5)).astype(np.float32)
+    layer = DepthRegressor(5, 8, num_blocks=2, residuals_per_block=2, combine=combine)
+    layer(stack_input, features, heatmaps)  # builds
+    if combine == "sum":
+        for conv in (layer.remap_features, layer.remap_heatmaps):
+            conv.kernel.assign(tf.zeros_like(conv.kernel))
+            conv.bias.assign(tf.zeros_like(conv.bias))
+    else:  # select the stack_input channels of the concatenation
+        kernel = np.zeros(layer.fuse.kernel.shape, np.float32)
+        kernel[0, 0, :8, :] = np.eye(8)
+        layer.fuse.kernel.assign(kernel)
+        layer.fuse.bias.assign(tf.zeros_like(layer.fuse.bias))
+    for block in layer.blocks:
+        for r in block:
+            _zero_residual_branch(r)
+    pooled = _pool(_pool(stack_input)).reshape(2, -1)  # (B, 2*2*8)
+    expected = pooled @ layer.dense.kernel.numpy() + layer.dense.bias.numpy()
+    got = layer(stack_input, features, heatmaps).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_depth_regressor_config_and_validation():
+    expected = {
+        "num_joints": 9, "num_features": 12, "num_blocks": 3, "residuals_per_block": 1,
+        "combine": "concat",
+    }
+    _assert_config(DepthRegressor(**expected), DepthRegressor, expected)
+    with pytest.raises(ValueError, match="combine"):
+        DepthRegressor(9, 12, combine="max")
+
+
+# ----------------------------------------------------------------------------------------------
+def gaussian_maps(centres, size=16, sigma=1.0) -> np.ndarray:
+    """(1, size, size, J) Gaussians at heatmap coordinates centres[j] = (x, y)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    maps = [np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2)) for x, y in centres]
+    return np.stack(maps, axis=-1)[None].astype(np.float32)
+
+
+def test_heatmap_to_normalised_mapping():
+    # S = 256, h = 64: heatmap pixel 0 covers input pixels 0..3, centre 1.5.
+    np.testing.assert_allclose(heatmap_to_normalised(0.0, 256, 64), (1.5 - 128) / 128)
+    np.testing.assert_allclose(heatmap_to_normalised(31.5, 256, 64), (127.5 - 128) / 128)
+    np.testing.assert_allclose(heatmap_to_normalised(5.0, 64, 64), (5.0 - 32) / 32)
+
+
+def test_decoder_integer_peaks_are_exact():
+    maps = np.zeros((1, 16, 16, 3), np.float32)
+    maps[0, 3, 0, 0] = 1.0  # x=0, y=3 on the border
+    maps[0, 8, 8, 1] = 1.0
+    maps[0, 15, 12, 2] = 1.0
+    for method in ("local_soft_argmax", "soft_argmax"):
+        got = HeatmapDecoder(64, 16, method=method)(maps).numpy()[0]
+        expected = [[(1.5 - 32) / 32, (13.5 - 32) / 32], [(33.5 - 32) / 32] * 2,
+                    [(49.5 - 32) / 32, (61.5 - 32) / 32]]
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_local_soft_argmax_recovers_subpixel_gaussian():
+    centres = [(5.3, 9.7), (10.5, 2.0), (0.2, 14.6), (7.0, 7.0)]
+    maps = gaussian_maps(centres)
+    # A weaker second mode far away must not pull the estimate (a global soft-argmax would).
+    maps[0, 1, 14, 0] = 0.6
+    got = HeatmapDecoder(64, 16)(maps).numpy()[0]
+    expected = heatmap_to_normalised(np.array(centres), 64, 16)
+    # Truncating a sigma=1 Gaussian to 5x5 biases the centroid by < 0.05 heatmap px inside
+    # the map; 0.06 px = 0.0075 normalised units at r = 4.
+    np.testing.assert_allclose(got[[0, 1, 3]], expected[[0, 1, 3]], atol=0.06 * 4 / 32)
+    np.testing.assert_allclose(got[3], expected[3], atol=1e-6)  # symmetric: exact
+    # At the border the map itself cuts the Gaussian: the estimate moves inwards (< 0.5 px).
+    np.testing.assert_allclose(got[2], expected[2], atol=0.5 * 4 / 32)
+
+
+def test_decoder_is_differentiable_in_the_window():
+    maps = tf.Variable(gaussian_maps([(5.3, 9.7)]))
+    with tf.GradientTape() as tape:
+        coords = HeatmapDecoder(64, 16)(maps)
+        target = tf.reduce_sum(coords[..., 0])
+    grad = tape.gradient(target, maps).numpy()[0, ..., 0]
+    assert np.all(np.isfinite(grad))
+    nonzero = np.argwhere(grad != 0)
+    assert len(nonzero) > 0
+    assert nonzero[:, 0].min() >= 8 and nonzero[:, 0].max() <= 12  # rows of the 5x5 window
+    assert grad[10, 7] > 0 > grad[10, 3]  # mass to the right moves x right
+
+
+def test_decoder_config_and_validation():
+    expected = {
+        "input_size": 128, "heatmap_size": 32, "method": "soft_argmax", "window": 3,
+        "beta": 20.0,
+    }
+    _assert_config(HeatmapDecoder(**expected), HeatmapDecoder, expected)
+    with pytest.raises(ValueError, match="window"):
+        HeatmapDecoder(64, 16, window=4)
+    with pytest.raises(ValueError, match="method"):
+        HeatmapDecoder(64, 16, method="argmax")
