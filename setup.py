@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "cdflib",
     "pyyaml",
     "matplotlib",
+    "tensorboard",  # tensorflow-cpu does not bring it; tf.summary needs it
 ]
 
 setup(

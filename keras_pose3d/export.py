@@ -152,15 +152,30 @@ def models_config(base: str | pathlib.Path, names: Sequence[str],
 
 
 def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_models",
-               onnx: bool = False) -> dict[str, pathlib.Path]:
-    """Export everything a run directory holds; returns {name: exported path}."""
+               onnx: bool = False, models: Sequence[str] = MODEL_NAMES) -> dict[str, pathlib.Path]:
+    """Export what a run directory holds; returns {name: exported path}.
+
+    Args:
+        run_dir: holds sap_net.keras and optionally tp_net.keras.
+        out: export root.
+        onnx: also write out/onnx/sap_net.onnx (and tp_net.onnx).
+        models: which of MODEL_NAMES to export (tp_net and pipeline need tp_net.keras).
+    """
+    unknown = sorted(set(models) - set(MODEL_NAMES))
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; expected a subset of {MODEL_NAMES}")
     run_dir, out = pathlib.Path(run_dir), pathlib.Path(out)
     sap = load_float32(run_dir / SAP_NET_FILE)
     tp = load_float32(run_dir / TP_NET_FILE) if (run_dir / TP_NET_FILE).is_file() else None
-    paths = {"sap_net": export_sap_net(sap, out)}
+    paths = {}
+    if "sap_net" in models:
+        paths["sap_net"] = export_sap_net(sap, out)
     if tp is not None:
-        paths["tp_net"] = export_tp_net(tp, out)
-        if tp.mode == "online":
+        if "tp_net" in models:
+            paths["tp_net"] = export_tp_net(tp, out)
+        if "pipeline" not in models:
+            pass
+        elif tp.mode == "online":
             paths["pipeline"] = export_sap_net(sap, out, name="pipeline", tp_net=tp)
         else:
             print(f"skipping the pipeline: it needs an online TP-Net, {TP_NET_FILE} is {tp.mode}")
@@ -182,8 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="run directory with sap_net.keras")
     parser.add_argument("--out", default="saved_models", help="export root (TF-Serving layout)")
     parser.add_argument("--onnx", action="store_true", help="also write ONNX graphs")
+    parser.add_argument("--models", default=",".join(MODEL_NAMES),
+                        help="comma-separated subset of sap_net,tp_net,pipeline")
     args = parser.parse_args(argv)
-    for name, path in export_run(args.run, args.out, args.onnx).items():
+    models = [m for m in args.models.split(",") if m]
+    for name, path in export_run(args.run, args.out, args.onnx, models).items():
         print(f"{name}: {path}")
     return 0
 

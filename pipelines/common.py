@@ -22,7 +22,8 @@ sharded TFRecords, the dead-letter JSON lines and `manifest.json`, runs the pipe
 checks that every file holds exactly the records the manifest counts.
 
 Conventions:
-  * Output files: `<output_dir>/<split>-00000-of-0000N.tfrecord`, `dead_letter-00000-of-00001.jsonl`,
+  * Output files: `<output_dir>/<split>-00000-of-0000N.tfrecord`,
+    `dead_letter-00000-of-00001.jsonl`,
     `manifest.json` (written last; `"complete": true` marks a finished job).
   * Dead letters: a DoFn that cannot make a record from an item yields
     `dead_letter(item_id, stage, reason)` (a `TaggedOutput` on `DEAD_LETTER_TAG`) and goes on.
@@ -288,7 +289,10 @@ def validate_joints(
         )
         if np.any(out):
             idx = np.where(visible)[0][out]
-            return f"joints_2d more than {max_outside_px} px outside the image at joints {idx.tolist()}"
+            return (
+                f"joints_2d more than {max_outside_px} px outside the image at joints "
+                f"{idx.tolist()}"
+            )
     if has_3d:
         if joints_3d is None:
             return "has_3d but joints_3d is None"
@@ -298,10 +302,12 @@ def validate_joints(
         bad = np.where(~np.all(np.isfinite(j3), axis=1))[0]
         if bad.size:
             return f"joints_3d non-finite at joints {bad.tolist()}"
-        if np.abs(j3).max() > MAX_ABS_MM:
-            return f"joints_3d out of range (|value| up to {np.abs(j3).max():.0f} mm > {MAX_ABS_MM:.0f})"
-        if np.any(j3[:, 2] <= 0):
-            return f"joints_3d behind the camera (z <= 0) at joints {np.where(j3[:, 2] <= 0)[0].tolist()}"
+        largest = float(np.abs(j3).max())
+        if largest > MAX_ABS_MM:
+            return f"joints_3d out of range (|value| up to {largest:.0f} mm > {MAX_ABS_MM:.0f})"
+        behind = np.where(j3[:, 2] <= 0)[0]
+        if behind.size:
+            return f"joints_3d behind the camera (z <= 0) at joints {behind.tolist()}"
     return None
 
 
@@ -468,7 +474,8 @@ def write_split(
     Each record goes to shard `sha1(key) % num_shards` and is sorted by its key inside the
     shard (key = dataset/subject/sequence/camera/frame/content hash), so reruns write
     byte-identical files whatever the runner or worker count. Shards that receive no record
-    are written empty by `write_manifest`, so every `-of-N` set is complete.
+    are written empty by `write_manifest`, so every `-of-N` set is complete. A shard is sorted
+    in one worker's memory: choose `num_shards` so a shard stays well under ~1 GB.
 
     Args:
         examples: PCollection of (split, serialized tf.train.Example).

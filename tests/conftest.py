@@ -39,3 +39,22 @@ def require_realdata(*parts: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"real data sample {path} is absent")
     return path
+
+
+_MIRRORED = None
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One 2-replica MirroredStrategy on the two logical CPUs, shared by every test.
+
+    Collective ops key their instances per process: a second MirroredStrategy over the same
+    devices can collide with the first one's instance keys and abort with a shape mismatch,
+    so tests share this one.
+    """
+    global _MIRRORED
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs two logical CPU devices (set up before TensorFlow initialised)")
+    if _MIRRORED is None:
+        _MIRRORED = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+    return _MIRRORED

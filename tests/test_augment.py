@@ -108,7 +108,7 @@ def test_projection_of_augmented_3d_matches_augmented_2d():
 def test_depth_target_is_invariant_to_rotation():
     j2d, j3d, intr = _scene_3d(np.random.default_rng(4))
     image = np.zeros((112, 112, 3), np.uint8)
-    kw = dict(input_size=64, scale=1.1)
+    kw = {"input_size": 64, "scale": 1.1}
     plain = _aug(image, j2d, np.ones(16, np.float32), j3d, intr, rotation_deg=0.0, **kw)
     rot = _aug(image, j2d, np.ones(16, np.float32), j3d, intr, rotation_deg=28.0, **kw)
     np.testing.assert_allclose(
@@ -123,7 +123,7 @@ def test_flip_twice_is_identity():
     j2d = j2d * 0.4  # inside the 40 px image
     vis = (rng.uniform(size=16) > 0.3).astype(np.float32)
     # margin 1 and S = stored side: the affine is exactly the mirror.
-    kw = dict(input_size=40, flip=True, margin=1.0)
+    kw = {"input_size": 40, "flip": True, "margin": 1.0}
     once = _aug(image, j2d, vis, j3d, intr, **kw)
     twice = _aug(once["image"], once["joints_2d"], once["visibility"], once["joints_3d"],
                  once["intrinsics"], **kw)
@@ -177,7 +177,7 @@ def test_sampled_params_follow_the_recipe():
 
 def test_eager_equals_tf_data_map():
     image, joints, _ = _dot_scene()
-    j2d3, j3d, intr = _scene_3d(np.random.default_rng(6))
+    _, j3d, intr = _scene_3d(np.random.default_rng(6))
     vis = np.ones(16, np.float32)
 
     def fn(seed):
@@ -229,21 +229,24 @@ def _real_samples():
     base = require_realdata("mmpose_samples")
     out = []
     h36m = np.load(base / "h36m" / "test_h36m_body3d.npz")
-    cams = pickle.load(open(base / "h36m" / "cameras.pkl", "rb"))
+    with open(base / "h36m" / "cameras.pkl", "rb") as fh:
+        cams = pickle.load(fh)
     idx = np.array(skeleton.MPII_FROM_H36M17)
     for i, name in enumerate(h36m["imgname"]):
         subject, cam = name.split("/")[0], name.split(".")[-2].split("_")[0]
         c = cams[(subject, cam)]
         f, pp = np.ravel(c["f"]), np.ravel(c["c"])
-        out.append(dict(image=cv2.imread(str(base / "h36m" / name))[..., ::-1],
-                        j2d=h36m["part"][i, idx, :2], vis=np.ones(16),
-                        j3d=h36m["S"][i, idx, :3] * 1000.0,
-                        intr=np.array([f[0], f[1], pp[0], pp[1]])))
-    for rec in json.load(open(base / "mpii" / "test_mpii.json")):
+        out.append({"image": cv2.imread(str(base / "h36m" / name))[..., ::-1],
+                        "j2d": h36m["part"][i, idx, :2], "vis": np.ones(16),
+                        "j3d": h36m["S"][i, idx, :3] * 1000.0,
+                        "intr": np.array([f[0], f[1], pp[0], pp[1]])})
+    with open(base / "mpii" / "test_mpii.json") as fh:
+        mpii = json.load(fh)
+    for rec in mpii:
         j2d = np.array(rec["joints"], float) - 1.0  # 1-based in the file
         vis = (np.array(rec["joints_vis"]) > 0) & (j2d[:, 0] >= 0)
-        out.append(dict(image=cv2.imread(str(base / "mpii" / rec["image"]))[..., ::-1],
-                        j2d=j2d, vis=vis.astype(float), j3d=None, intr=None))
+        out.append({"image": cv2.imread(str(base / "mpii" / rec["image"]))[..., ::-1],
+                        "j2d": j2d, "vis": vis.astype(float), "j3d": None, "intr": None})
     return out
 
 
@@ -271,12 +274,12 @@ def test_real_labels_stay_on_the_body():
             fx, fy, cx, cy = sample["intr"]
             pp = np.array([cx, cy]) @ a[:, :2].T + a[:, 2]
             intr = np.array([fx * a[0, 0], fy * a[1, 1], pp[0], pp[1]])
-        record = features.encode_example(dict(
-            image_jpeg=cv2.imencode(".jpg", crop[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+        record = features.encode_example({
+            "image_jpeg": cv2.imencode(".jpg", crop[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
             .tobytes(),
-            joints_2d=j2d_crop, visibility=sample["vis"], joints_3d=sample["j3d"],
-            has_3d=has_3d, intrinsics=intr, box=[0, 0, 1, 1], frame=0,
-            orig_size=sample["image"].shape[:2]))
+            "joints_2d": j2d_crop, "visibility": sample["vis"], "joints_3d": sample["j3d"],
+            "has_3d": has_3d, "intrinsics": intr, "box": [0, 0, 1, 1], "frame": 0,
+            "orig_size": sample["image"].shape[:2]})
         parsed = features.parse_example(tf.constant(record))
         stored = parsed["image"].numpy()
         for scale, rot, flip in [(1.0, 0.0, False), (1.2, 20.0, True), (0.8, -25.0, False)]:

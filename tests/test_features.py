@@ -64,6 +64,15 @@ def test_decode_record_round_trip_exact_float32():
     assert features.encode_example(decoded) == features.encode_example(record)
 
 
+def test_encoding_is_canonical_sorted_by_key():
+    # Map fields serialise in hash-seed order unless asked not to; reruns in other processes
+    # must give identical bytes, so keys must appear in sorted order.
+    serialized = features.encode_example(_record())
+    keys = sorted(features.FEATURE_SPEC)
+    positions = [serialized.index(key.encode() + b"\x12") for key in keys]
+    assert positions == sorted(positions)
+
+
 @pytest.mark.parametrize("has_3d", [True, False])
 def test_parse_example_matches_record(has_3d):
     record = _record(seed=3, has_3d=has_3d)

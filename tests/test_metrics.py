@@ -396,7 +396,7 @@ def test_keras_metric_config_round_trip():
 
 @pytest.mark.parametrize("metric_cls", [MT.MeanPerJointPositionError,
                                         MT.ProcrustesMeanPerJointPositionError])
-def test_keras_metric_mirrored_unequal_batches_equal_single_device(metric_cls):
+def test_keras_metric_mirrored_unequal_batches_equal_single_device(metric_cls, mirrored_strategy):
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs the two logical CPUs of tests/conftest.py")
     pred, gt = _noisy_pair(n=7)
@@ -406,7 +406,7 @@ def test_keras_metric_mirrored_unequal_batches_equal_single_device(metric_cls):
     single = metric_cls()
     single.update_state(gt, pred, sample_weight=weights)
 
-    strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+    strategy = mirrored_strategy
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         metric = metric_cls()

@@ -112,7 +112,9 @@ def test_look_at_is_a_proper_rotation_towards_target():
 def test_generate_sequence_labels_are_exact():
     params = syn.SyntheticParams(num_subjects=3, frames_per_sequence=6, crop_size=64, seed=3)
     assert params.subjects() == [
-        ("train", "S1", True), ("train", "2d_S2", False), ("validation", "S3", True)
+        ("train", "S1", True),
+        ("train", "2d_S2", False),
+        ("validation", "S3", True),
     ]
     for subject_index in range(3):
         items = list(syn.generate_sequence(params, subject_index, 0))
@@ -188,8 +190,14 @@ def test_nearer_limb_drawn_on_top_and_brighter():
 def _job(out, *extra):
     return synthetic_to_tfrecord.main(
         [
-            f"--output_dir={out}", "--num_subjects=3", "--sequences_per_subject=2",
-            "--frames_per_sequence=3", "--crop_size=32", "--num_shards=2", "--seed=1", *extra,
+            f"--output_dir={out}",
+            "--num_subjects=3",
+            "--sequences_per_subject=2",
+            "--frames_per_sequence=3",
+            "--crop_size=32",
+            "--num_shards=2",
+            "--seed=1",
+            *extra,
         ]
     )
 
@@ -234,7 +242,8 @@ def test_job_writes_exact_labels_and_reproduces_bytes(tmp_path):
 
 @pytest.mark.beam
 def test_ensure_synthetic_dataset_generates_once(tmp_path):
-    params = dict(num_subjects=3, sequences_per_subject=1, frames_per_sequence=2, crop_size=32)
+    params = {"num_subjects": 3, "sequences_per_subject": 1, "frames_per_sequence": 2}
+    params["crop_size"] = 32
     assert syn.ensure_synthetic_dataset(tmp_path, num_shards=1, **params) is True
     assert common.verify_output(str(tmp_path))["num_examples"] == 6
     stamp = (tmp_path / "manifest.json").stat().st_mtime_ns

@@ -1,20 +1,26 @@
 """TP-Net: window layout, padding, the forward pass against NumPy, config, training."""
 
+import cv2
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from keras_pose3d import temporal_train
+from keras_pose3d.data import features
 from keras_pose3d.models import tp_net
 from keras_pose3d.models.tp_net import TPNet
+from pipelines import predict_sequences
 
 
 def test_window_offsets_online_and_semi_online():
     np.testing.assert_array_equal(tp_net.window_offsets(4, "online"), [-3, -2, -1, 0])
-    np.testing.assert_array_equal(tp_net.window_offsets(4, "semi_online"), [-1, 0, 1, 2])
+    np.testing.assert_array_equal(tp_net.window_offsets(4, "semi_online"), [-2, -1, 0, 1])
+    np.testing.assert_array_equal(tp_net.window_offsets(5, "semi_online"), [-2, -1, 0, 1, 2])
     assert tp_net.target_index(20, "online") == 19
-    assert tp_net.target_index(20, "semi_online") == 9
-    with pytest.raises(ValueError, match="even window"):
-        tp_net.window_offsets(5, "semi_online")
+    assert tp_net.target_index(20, "semi_online") == 10
+    with pytest.raises(ValueError, match="window"):
+        tp_net.window_offsets(0, "online")
     with pytest.raises(ValueError, match="mode"):
         tp_net.window_offsets(4, "offline")
 
@@ -24,8 +30,8 @@ def test_make_windows_pads_by_repeating_first_and_last_pose():
     online = tp_net.make_windows(seq, 3, "online")[..., 0, 0]  # frame ids
     np.testing.assert_array_equal(online, [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]])
     semi = tp_net.make_windows(seq, 4, "semi_online")[..., 0, 0]
-    np.testing.assert_array_equal(semi[0], [0, 0, 1, 2])
-    np.testing.assert_array_equal(semi[4], [3, 4, 4, 4])
+    np.testing.assert_array_equal(semi[0], [0, 0, 0, 1])
+    np.testing.assert_array_equal(semi[4], [2, 3, 4, 4])
 
 
 def test_forward_matches_numpy_reference():
@@ -61,18 +67,115 @@ def test_wrong_window_length_names_poses_and_expected_n():
         model(np.zeros((1, 5, 16, 3), np.float32))
 
 
-def test_learns_to_denoise_a_smooth_motion():
-    """Adam + L2 on a jittered sinusoid: the refined pose beats the noisy current frame."""
-    rng = np.random.default_rng(1)
-    t = np.arange(400)[:, None, None]
-    phase = rng.uniform(0, 2 * np.pi, (1, 4, 3))
-    clean = 200.0 * np.sin(0.15 * t + phase)  # (T, 4, 3) mm
-    noisy = clean + rng.normal(0, 40, clean.shape)
-    windows = tp_net.make_windows(noisy, 6, "semi_online").astype(np.float32)
-    model = TPNet(window=6, mode="semi_online", num_joints=4, hidden=64)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    model.fit(windows[:300], clean[:300].astype(np.float32), epochs=60, batch_size=32, verbose=0)
-    pred = keras.ops.convert_to_numpy(model(windows[300:]))
-    err_refined = np.mean(np.linalg.norm(pred - clean[300:], axis=-1))
-    err_noisy = np.mean(np.linalg.norm(noisy[300:] - clean[300:], axis=-1))
-    assert err_refined < 0.8 * err_noisy, (err_refined, err_noisy)
+def _write_predictions(path, seed, sequences=3, frames=150):
+    """Smooth sinusoidal motion per sequence (gt) and a jittered copy (pred), shuffled rows."""
+    rng = np.random.default_rng(seed)
+    pred, gt, seq, frame = [], [], [], []
+    for s in range(sequences):
+        t = np.arange(frames)[:, None, None]
+        clean = 200.0 * np.sin(0.15 * t + rng.uniform(0, 2 * np.pi, (1, 16, 3)))
+        gt.append(clean)
+        pred.append(clean + rng.normal(0, 40, clean.shape))
+        seq.append(np.full(frames, s))
+        frame.append(np.arange(frames) * 5)
+    order = rng.permutation(sequences * frames)
+    cat = lambda xs: np.concatenate(xs)[order]  # noqa: E731
+    np.savez(path, pred=cat(pred).astype(np.float32), gt=cat(gt).astype(np.float32),
+             sequence=cat(seq).astype(np.int32), frame=cat(frame).astype(np.int64),
+             sequence_names=np.array([f"s{i}" for i in range(sequences)]))
+
+
+def test_sequence_windows_sort_rows_and_stay_inside_sequences(tmp_path):
+    _write_predictions(tmp_path / "p.npz", seed=0, sequences=2, frames=5)
+    data = temporal_train.load_predictions(tmp_path / "p.npz")
+    x, y = temporal_train.sequence_windows(data, 3, "online")
+    order = np.lexsort((data["frame"], data["sequence"]))
+    pred, gt = data["pred"][order], data["gt"][order]
+    np.testing.assert_array_equal(y, gt)
+    np.testing.assert_array_equal(x[5], pred[[5, 5, 5]])  # first frame of sequence 1: padded
+    np.testing.assert_array_equal(x[7], pred[[5, 6, 7]])
+
+
+def test_temporal_train_denoises_and_saves(tmp_path):
+    """Adam + L2 on jittered smooth motion: TP-Net beats the raw predictions on held-out data."""
+    _write_predictions(tmp_path / "train.npz", seed=1)
+    _write_predictions(tmp_path / "val.npz", seed=2, sequences=1)
+    config = tmp_path / "temporal.yaml"
+    config.write_text(
+        f"data: {{train: {tmp_path / 'train.npz'}, val: {tmp_path / 'val.npz'}}}\n"
+        "model: {window: 6, mode: semi_online, hidden: 64}\n"
+        "train: {epochs: 100, batch_size: 32, learning_rate: 1.0e-3}\n"
+        f"run_dir: {tmp_path / 'run'}\n")
+    result = temporal_train.train(temporal_train.load_config(config, ["train.epochs=40"]))
+    assert result["val_mpjpe_tp_net"] < 0.8 * result["val_mpjpe_sap_net"], result
+    model = keras.saving.load_model(tmp_path / "run" / "tp_net.keras")
+    assert model.window == 6 and model.mode == "semi_online"
+    resolved = temporal_train.load_config(tmp_path / "run" / "config.yaml")
+    assert resolved.train.epochs == 40 and resolved.model.hidden == 64
+
+
+def test_temporal_config_rejects_unknown_keys_and_bad_values(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {windw: 4}\n")
+    with pytest.raises(ValueError, match="model.windw"):
+        temporal_train.load_config(path)
+    path.write_text("train: {epochs: many}\n")
+    with pytest.raises(ValueError, match="train.epochs must be int"):
+        temporal_train.load_config(path)
+    with pytest.raises(FileNotFoundError, match="nothing.npz"):
+        temporal_train.load_predictions(tmp_path / "nothing.npz")
+
+
+class _ConstantPose:
+    """Stand-in SAP-Net: the same normalised pose for every image (decoding is then known)."""
+
+    input_size = 16
+
+    def __init__(self, pose_norm):
+        self.pose_norm = np.asarray(pose_norm, np.float32)
+
+    def __call__(self, images, training=False):
+        return {"pose_3d": np.broadcast_to(self.pose_norm, (len(images), 16, 3))}
+
+
+def test_predict_sequences_groups_sorts_and_decodes(tmp_path):
+    rng = np.random.default_rng(3)
+    jpeg = cv2.imencode(".jpg", np.zeros((32, 32, 3), np.uint8))[1].tobytes()
+    intr = np.array([60.0, 62.0, 15.5, 14.5])  # crop (32 px) intrinsics
+    gts = {}
+
+    def record(subject, frame, has_3d=True):
+        j3d = rng.normal(0, 200, (16, 3)) + [0, 0, 4000.0]
+        if has_3d:
+            gts[(subject, frame)] = j3d
+        return features.encode_example(dict(
+            image_jpeg=jpeg, joints_2d=np.zeros((16, 2)), visibility=np.ones(16),
+            joints_3d=j3d if has_3d else None, has_3d=has_3d, intrinsics=intr, distortion=None,
+            box=np.array([0.0, 0, 32, 32]), dataset="h36m", subject=subject, sequence="Walk 1",
+            action="Walk", camera="c1", frame=frame, orig_size=np.array([100, 100])))
+
+    with tf.io.TFRecordWriter(str(tmp_path / "a.tfrecord")) as w:
+        for rec in (record("S9", 10), record("S1", 5), record("S1", 0, has_3d=False)):
+            w.write(rec)
+    with tf.io.TFRecordWriter(str(tmp_path / "b.tfrecord")) as w:
+        for rec in (record("S1", 3), record("S9", 2)):
+            w.write(rec)
+    pose_norm = rng.uniform(-0.5, 0.5, (16, 3))
+    out = predict_sequences.predict_records(str(tmp_path / "*.tfrecord"),
+                                            _ConstantPose(pose_norm), batch_size=2)
+    np.testing.assert_array_equal(out["sequence_names"], ["h36m/S1/Walk 1/Walk/c1",
+                                                          "h36m/S9/Walk 1/Walk/c1"])
+    np.testing.assert_array_equal(out["sequence"], [0, 0, 1, 1])
+    np.testing.assert_array_equal(out["frame"], [3, 5, 2, 10])
+    keys = [("S1", 3), ("S1", 5), ("S9", 2), ("S9", 10)]
+    gt = np.stack([gts[k] for k in keys])
+    np.testing.assert_allclose(out["gt"], gt - gt[:, 6:7], atol=1e-3)
+    # Hand decode: crop 32 -> input 16 halves fx, fy; cx_S = (cx + 0.5) / 2 - 0.5.
+    fx, fy, cx, cy = 30.0, 31.0, 7.5, 7.0
+    for row, k in enumerate(keys):
+        z_root = gts[k][6, 2]
+        u = pose_norm[:, 0] * 8 + 8
+        v = pose_norm[:, 1] * 8 + 8
+        z = z_root + pose_norm[:, 2] * 8 * z_root / fx
+        ref = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], -1)
+        np.testing.assert_allclose(out["pred"][row], ref - ref[6], rtol=1e-4, atol=1e-2)

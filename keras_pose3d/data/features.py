@@ -94,6 +94,7 @@ class PoseRecord(TypedDict, total=False):
         image_size: (2,) int. Crop (height, width); optional for `encode_example`, which reads
             it from the JPEG header (and checks it when given).
         joints_2d: (J, 2) float. x, y in crop pixels (0-based, pixel centres at integers).
+            Must be finite everywhere: give unannotated joints 0 and visibility 0.
         visibility: (J,) float in [0, 1]. 1 annotated and inside the crop, 0 missing.
         joints_3d: (J, 3) float. Camera-frame mm. None or zeros when has_3d is False.
         has_3d: bool. True for 3D-annotated samples.
@@ -274,7 +275,9 @@ def encode_example(record: dict) -> bytes:
     for field, key in META_STRING_FIELDS.items():
         feature[key] = _bytes_feature(_string(record, field))
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    # deterministic=True sorts the feature map by key: without it the byte order of a map
+    # depends on the process's hash seed, and reruns on other workers would not be identical.
+    return example.SerializeToString(deterministic=True)
 
 
 # ----------------------------------------------------------------------------------------------

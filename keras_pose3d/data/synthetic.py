@@ -108,7 +108,10 @@ def subject_bone_lengths(rng: np.random.Generator) -> np.ndarray:
     """
     base = np.asarray(skeleton.STANDARD_BONE_LENGTHS_MM, np.float64).copy()
     pairs = [(_BONE_INDEX[r], _BONE_INDEX[l]) for r, l in skeleton.SYMMETRY_BONE_PAIRS]
-    pairs += [(_BONE_INDEX[(2, 6)], _BONE_INDEX[(3, 6)]), (_BONE_INDEX[(12, 7)], _BONE_INDEX[(13, 7)])]
+    pairs += [
+        (_BONE_INDEX[(2, 6)], _BONE_INDEX[(3, 6)]),
+        (_BONE_INDEX[(12, 7)], _BONE_INDEX[(13, 7)]),
+    ]
     for r, l in pairs:
         base[r] = base[l] = 0.5 * (base[r] + base[l])
     lengths = base * rng.uniform(0.9, 1.1)
@@ -217,7 +220,10 @@ def pose_from_angles(angles: dict[str, float], bones: np.ndarray) -> np.ndarray:
     joints[_J["upper_neck"]] = joints[_J["thorax"]] + length[(8, 7)] * head
     joints[_J["head_top"]] = joints[_J["upper_neck"]] + length[(9, 8)] * head
     droop = math.radians(10.0)  # shoulders sit a little below the thorax point
-    for side, sgn, (shoulder, elbow, wrist) in (("l", 1.0, (13, 14, 15)), ("r", -1.0, (12, 11, 10))):
+    for side, sgn, (shoulder, elbow, wrist) in (
+        ("l", 1.0, (13, 14, 15)),
+        ("r", -1.0, (12, 11, 10)),
+    ):
         collar = _unit(sgn * math.cos(droop) * tx - math.sin(droop) * ty)
         joints[shoulder] = joints[_J["thorax"]] + length[(shoulder, 7)] * collar
         elev, azim = a[f"{side}_arm_elev"], a[f"{side}_arm_azim"]
@@ -237,7 +243,9 @@ def pose_from_angles(angles: dict[str, float], bones: np.ndarray) -> np.ndarray:
             sgn * ex
         )
         joints[knee] = joints[hip] + length[(knee, hip)] * thigh
-        shin = _bend(joints, limbs[f"{side}_knee"], thigh, a[f"{side}_knee"], a[f"{side}_leg_twist"])
+        shin = _bend(
+            joints, limbs[f"{side}_knee"], thigh, a[f"{side}_knee"], a[f"{side}_leg_twist"]
+        )
         joints[ankle] = joints[knee] + length[(ankle, knee)] * shin
     return joints
 
@@ -301,9 +309,7 @@ def sample_motion(
         phase = rng.uniform(0, 2 * np.pi, size=2)
         if style == "walk" and name.endswith(("hip_flex", "arm_azim", "knee")):
             # Legs (and arms) in antiphase, one shared gait frequency.
-            phase[0] = (0.0 if name.startswith("l_") else np.pi) + (
-                np.pi if "arm" in name else 0.0
-            )
+            phase[0] = (0.0 if name.startswith("l_") else np.pi) + (np.pi if "arm" in name else 0.0)
             wave = np.sin(2 * np.pi * base_freq * t + phase[0])
         else:
             f1, f2 = rng.uniform(0.1, 0.6, size=2)
@@ -337,13 +343,22 @@ def random_camera(rng: np.random.Generator) -> dict[str, np.ndarray]:
     elevation = math.radians(rng.uniform(-5.0, 30.0))
     target = np.array([rng.uniform(-100, 100), rng.uniform(-100, 200), rng.uniform(-100, 100)])
     offset = distance * np.array(
-        [math.cos(elevation) * math.sin(yaw), math.sin(elevation), math.cos(elevation) * math.cos(yaw)]
+        [
+            math.cos(elevation) * math.sin(yaw),
+            math.sin(elevation),
+            math.cos(elevation) * math.cos(yaw),
+        ]
     )
     position = target + offset
     focal = rng.uniform(900.0, 1400.0)
     h, w = ORIG_SIZE
     intrinsics = np.array(
-        [focal, focal * rng.uniform(0.995, 1.005), w / 2 + rng.uniform(-20, 20), h / 2 + rng.uniform(-20, 20)]
+        [
+            focal,
+            focal * rng.uniform(0.995, 1.005),
+            w / 2 + rng.uniform(-20, 20),
+            h / 2 + rng.uniform(-20, 20),
+        ]
     )
     return {"rotation": look_at(position, target), "position": position, "intrinsics": intrinsics}
 
@@ -359,10 +374,14 @@ def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Limb radii (mm) per bone (child, parent); the torso and head are drawn separately.
 _LIMB_RADIUS_MM: dict[tuple[int, int], float] = {
-    (0, 1): 55.0, (5, 4): 55.0,  # shins
-    (1, 2): 75.0, (4, 3): 75.0,  # thighs
-    (10, 11): 38.0, (15, 14): 38.0,  # forearms
-    (11, 12): 48.0, (14, 13): 48.0,  # upper arms
+    (0, 1): 55.0,
+    (5, 4): 55.0,  # shins
+    (1, 2): 75.0,
+    (4, 3): 75.0,  # thighs
+    (10, 11): 38.0,
+    (15, 14): 38.0,  # forearms
+    (11, 12): 48.0,
+    (14, 13): 48.0,  # upper arms
     (8, 7): 45.0,  # neck
 }
 _LEFT_BONES = {(5, 4), (4, 3), (15, 14), (14, 13)}
@@ -383,7 +402,9 @@ def random_appearance(rng: np.random.Generator) -> dict[str, np.ndarray]:
     right are told apart by colour), torso/neck a free colour, skin tone for the head."""
     return {
         "left": _hsv_colour(rng.uniform(195, 245), rng.uniform(0.6, 0.95), rng.uniform(0.6, 0.9)),
-        "right": _hsv_colour(rng.uniform(-10, 30) % 360, rng.uniform(0.6, 0.95), rng.uniform(0.6, 0.9)),
+        "right": _hsv_colour(
+            rng.uniform(-10, 30) % 360, rng.uniform(0.6, 0.95), rng.uniform(0.6, 0.9)
+        ),
         "torso": _hsv_colour(rng.uniform(60, 170), rng.uniform(0.3, 0.8), rng.uniform(0.4, 0.8)),
         "emblem": _hsv_colour(rng.uniform(40, 60), 0.9, 1.0),
         "head": _hsv_colour(rng.uniform(15, 35), rng.uniform(0.3, 0.6), rng.uniform(0.55, 0.9)),
@@ -395,7 +416,7 @@ def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
     c0, c1 = rng.uniform(0, 255, size=(2, 3))
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
-    ramp = (math.cos(angle) * xx + math.sin(angle) * yy)
+    ramp = math.cos(angle) * xx + math.sin(angle) * yy
     ramp = (ramp - ramp.min()) / max(ramp.max() - ramp.min(), 1e-9)
     image = c0 + (c1 - c0) * ramp[..., None]
     cells = int(rng.integers(3, 9))
@@ -413,12 +434,19 @@ def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
             cv2.circle(image, (int(p[0]), int(p[1])), radius, colour, -1, cv2.LINE_AA)
         else:
             thickness = int(rng.integers(1, max(2, size // 16)))
-            cv2.line(image, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), colour, thickness, cv2.LINE_AA)
+            cv2.line(
+                image,
+                (int(p[0]), int(p[1])),
+                (int(p[2]), int(p[3])),
+                colour,
+                thickness,
+                cv2.LINE_AA,
+            )
     return image
 
 
 def _fixed(p: np.ndarray) -> tuple[int, int]:
-    return int(math.floor(p[0] * _SCALE + 0.5)), int(math.floor(p[1] * _SCALE + 0.5))
+    return math.floor(p[0] * _SCALE + 0.5), math.floor(p[1] * _SCALE + 0.5)
 
 
 def _capsule(image, p0, p1, radius_px, colour) -> None:
@@ -493,11 +521,21 @@ def render_person(
     head_centre_cam = joints_cam[_J["upper_neck"]] + 0.45 * (
         joints_cam[_J["head_top"]] - joints_cam[_J["upper_neck"]]
     )
-    head_radius_mm = 0.75 * np.linalg.norm(joints_cam[_J["head_top"]] - joints_cam[_J["upper_neck"]])
+    head_radius_mm = 0.75 * np.linalg.norm(
+        joints_cam[_J["head_top"]] - joints_cam[_J["upper_neck"]]
+    )
     zh = float(head_centre_cam[2])
     items.append(
-        (zh, ("head", project(head_centre_cam, intrinsics), head_radius_mm * fx / zh,
-              appearance["head"] * _depth_tone(zh, z_root), facing))
+        (
+            zh,
+            (
+                "head",
+                project(head_centre_cam, intrinsics),
+                head_radius_mm * fx / zh,
+                appearance["head"] * _depth_tone(zh, z_root),
+                facing,
+            ),
+        )
     )
 
     for _, item in sorted(items, key=lambda it: -it[0]):  # far to near
@@ -506,23 +544,55 @@ def render_person(
             _capsule(image, item[1], item[2], item[3], item[4])
         elif kind == "torso":
             pts = np.round(item[1] * _SCALE).astype(np.int32)
-            cv2.fillConvexPoly(image, pts, tuple(float(v) for v in np.clip(item[2], 0, 255)),
-                               cv2.LINE_AA, _SHIFT)
+            cv2.fillConvexPoly(
+                image, pts, tuple(float(v) for v in np.clip(item[2], 0, 255)), cv2.LINE_AA, _SHIFT
+            )
             if item[3] > 0.15:
-                centre = np.mean(item[1], axis=0) + 0.25 * (item[1][0] + item[1][1] - item[1][2] - item[1][3]) / 2
+                centre = (
+                    np.mean(item[1], axis=0)
+                    + 0.25 * (item[1][0] + item[1][1] - item[1][2] - item[1][3]) / 2
+                )
                 size = 0.18 * np.linalg.norm(item[1][0] - item[1][1]) * item[3]
-                cv2.circle(image, _fixed(centre), max(1, int(round(size * _SCALE))),
-                           tuple(float(v) for v in appearance["emblem"]), -1, cv2.LINE_AA, _SHIFT)
+                cv2.circle(
+                    image,
+                    _fixed(centre),
+                    max(1, round(size * _SCALE)),
+                    tuple(float(v) for v in appearance["emblem"]),
+                    -1,
+                    cv2.LINE_AA,
+                    _SHIFT,
+                )
         else:
             _, centre, radius_px, colour, facing_head = item
-            radius = max(1, int(round(radius_px * _SCALE)))
-            cv2.circle(image, _fixed(centre), radius, tuple(float(v) for v in np.clip(colour * 0.7, 0, 255)),
-                       -1, cv2.LINE_AA, _SHIFT)
-            cv2.circle(image, _fixed(centre), max(1, int(radius * 0.8)),
-                       tuple(float(v) for v in np.clip(colour, 0, 255)), -1, cv2.LINE_AA, _SHIFT)
+            radius = max(1, round(radius_px * _SCALE))
+            cv2.circle(
+                image,
+                _fixed(centre),
+                radius,
+                tuple(float(v) for v in np.clip(colour * 0.7, 0, 255)),
+                -1,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
+            cv2.circle(
+                image,
+                _fixed(centre),
+                max(1, int(radius * 0.8)),
+                tuple(float(v) for v in np.clip(colour, 0, 255)),
+                -1,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
             if facing_head > 0.15:  # eyes-level dark band: the face is towards the camera
-                cv2.circle(image, _fixed(centre), max(1, int(radius * 0.3)), (40.0, 30.0, 30.0),
-                           -1, cv2.LINE_AA, _SHIFT)
+                cv2.circle(
+                    image,
+                    _fixed(centre),
+                    max(1, int(radius * 0.3)),
+                    (40.0, 30.0, 30.0),
+                    -1,
+                    cv2.LINE_AA,
+                    _SHIFT,
+                )
     return image
 
 
@@ -591,7 +661,9 @@ def generate_sequence(
         joints_cam = (world - camera["position"]) @ camera["rotation"].T  # (16, 3)
         uv = project(joints_cam, camera["intrinsics"])
         centre, side = crop_box(uv, rng)
-        box = np.array([centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2])
+        box = np.array(
+            [centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2]
+        )
         k_crop = crop_intrinsics(camera["intrinsics"], box, s)
         joints_2d = project(joints_cam, k_crop)
         image = render_person(background, joints_2d, joints_cam, k_crop, appearance)
@@ -620,7 +692,9 @@ def generate_sequence(
 
 
 def _encode_jpeg(image_rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return buf.tobytes()
@@ -628,9 +702,7 @@ def _encode_jpeg(image_rgb: np.ndarray) -> bytes:
 
 def list_sequences(params: SyntheticParams) -> list[tuple[int, int]]:
     """[(subject_index, sequence_index)] for every sequence of the dataset."""
-    return [
-        (i, k) for i in range(params.num_subjects) for k in range(params.sequences_per_subject)
-    ]
+    return [(i, k) for i in range(params.num_subjects) for k in range(params.sequences_per_subject)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -659,8 +731,8 @@ def ensure_synthetic_dataset(
         ValueError: an existing complete dataset was made with other parameters (delete it
             or choose another directory), or the parameters are invalid.
     """
-    from pipelines import common  # noqa: PLC0415  (Beam only when generating)
-    from pipelines import synthetic_to_tfrecord  # noqa: PLC0415
+    # Imported here: Beam is only needed when generating.
+    from pipelines import common, synthetic_to_tfrecord
 
     config = SyntheticParams(**params)  # validates
     output_dir = os.fspath(output_dir)

@@ -6,8 +6,9 @@ fully connected layers of 4096 ReLU units to one refined pose. Two window layout
 * ``online``: the N poses ending at the target frame t, i.e. frames t-N+1 .. t. The paper's
   sensitivity analysis (its Fig. 5) runs over t = 0 .. -19, so the target frame is part of the
   window and the output has no lag.
-* ``semi_online`` (Bi-TP-Net): N/2 poses ending at t (t included) and the N/2 poses after it,
-  i.e. frames t-N/2+1 .. t+N/2; the output lags N/2 frames. N must be even.
+* ``semi_online`` (Bi-TP-Net): the N//2 poses before t, t itself and the N - N//2 - 1 after it
+  (10 / 1 / 9 for N = 20); the output lags N - N//2 - 1 frames. The offsets are the input
+  pipeline's (`data.dataset.window_offsets`), so windows built here and there agree.
 
 At the ends of a sequence the missing frames are padded by repeating the first (before the
 start) or the last (after the end) pose, so every frame gets an output; `make_windows` does it.
@@ -23,6 +24,7 @@ import keras
 import numpy as np
 
 from keras_pose3d import skeleton
+from keras_pose3d.data import dataset
 
 MODES = ("online", "semi_online")
 
@@ -35,17 +37,14 @@ def window_offsets(window: int, mode: str) -> np.ndarray:
         mode: "online" or "semi_online".
 
     Returns:
-        (N,) int offsets in time order: online -N+1..0, semi-online -N/2+1..N/2.
+        (N,) int offsets in time order: online -N+1..0, semi-online -N//2..N-N//2-1.
     """
     _check_window(window, mode)
-    if mode == "online":
-        return np.arange(-window + 1, 1)
-    half = window // 2
-    return np.arange(-half + 1, half + 1)
+    return dataset.window_offsets(window, mode)
 
 
 def target_index(window: int, mode: str) -> int:
-    """Position of the target frame t inside a window (N-1 online, N/2-1 semi-online)."""
+    """Position of the target frame t inside a window (N-1 online, N//2 semi-online)."""
     return int(np.flatnonzero(window_offsets(window, mode) == 0)[0])
 
 
@@ -76,10 +75,6 @@ def _check_window(window: int, mode: str) -> None:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
     if int(window) < 1:
         raise ValueError(f"window must be >= 1. Received: window={window}")
-    if mode == "semi_online" and window % 2:
-        raise ValueError(
-            f"semi_online needs an even window (N/2 frames each side). Received: window={window}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="keras_pose3d")
@@ -88,7 +83,7 @@ class TPNet(keras.Model):
 
     Args:
         window: int. N, poses per input window (20 in the paper).
-        mode: str. "online" (N past poses, target last) or "semi_online" (Bi-TP-Net). The layer
+        mode: str. "online" (target last) or "semi_online" (Bi-TP-Net, target at N//2). The layer
             math is the same; the mode fixes how windows are built (`make_windows`) and is kept
             in the config so a saved model says which windows it expects.
         num_joints: int. J (16, MPII order).

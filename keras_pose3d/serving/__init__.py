@@ -1,0 +1,5 @@
+"""Serving: SavedModel signatures, ONNX export and TF-Serving clients.
+
+`signatures` (the graphs and their documented inputs/outputs), `onnx_export` (tf2onnx), `client`
+(REST and gRPC). Modules are imported explicitly; nothing heavy is imported here.
+"""

@@ -1,0 +1,124 @@
+"""Throughput of the input side: Beam synthetic job (1 vs 2 workers) and the tf.data pipeline.
+
+    python benchmarks/input_pipeline.py --num_subjects 6 --frames_per_sequence 50 \
+        --input_size 256 --heatmap_size 64 --batch_size 6 --seconds 20
+
+Prints, from one run:
+* frames/s of `pipelines/synthetic_to_tfrecord` on the DirectRunner with
+  `--direct_num_workers 1` and `2` (`--direct_running_mode multi_processing`), wall clock
+  including pipeline start-up (what a user waits for);
+* examples/s of the full training pipeline (`make_dataset(training=True)`: parse, JPEG decode,
+  2D/3D split, augmentation, heatmaps, batching) next to the bare JPEG-decode rate of the same
+  records (read + parse + decode, same parallelism), and their ratio: how much of the CPU
+  budget the augmentation and targets cost on top of decoding.
+The records are the synthetic job's `train-*` shards, written to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import tensorflow as tf
+
+from keras_pose3d.data import dataset, features
+from pipelines import synthetic_to_tfrecord
+
+
+def run_beam(out_dir: str, args: argparse.Namespace, workers: int) -> tuple[float, int]:
+    """Runs the synthetic job; returns (seconds, frames written)."""
+    argv = [
+        f"--output_dir={out_dir}",
+        f"--num_subjects={args.num_subjects}",
+        f"--sequences_per_subject={args.sequences_per_subject}",
+        f"--frames_per_sequence={args.frames_per_sequence}",
+        f"--crop_size={args.crop_size}",
+        f"--num_shards={args.num_shards}",
+        "--overwrite",
+        f"--direct_num_workers={workers}",
+        "--direct_running_mode=multi_processing",
+    ]
+    start = time.perf_counter()
+    synthetic_to_tfrecord.main(argv)
+    seconds = time.perf_counter() - start
+    files = glob.glob(os.path.join(out_dir, "*.tfrecord"))
+    frames = int(tf.data.TFRecordDataset(files).reduce(0, lambda n, _: n + 1))
+    return seconds, frames
+
+
+def rate(ds: tf.data.Dataset, per_element: int, seconds: float) -> float:
+    """Elements/s after one warm-up element, over at least `seconds` of iteration."""
+    it = iter(ds)
+    next(it)  # tracing, thread pools, first shuffle fill
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        next(it)
+        count += per_element
+    return count / (time.perf_counter() - start)
+
+
+def bare_decode_dataset(files: list[str], batch_size: int) -> tf.data.Dataset:
+    spec = {features.KEY_IMAGE: tf.io.FixedLenFeature([], tf.string)}
+
+    def decode(serialized):
+        image = tf.io.parse_single_example(serialized, spec)[features.KEY_IMAGE]
+        return tf.io.decode_jpeg(image, channels=3)
+
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.repeat().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num_subjects", type=int, default=6)
+    parser.add_argument("--sequences_per_subject", type=int, default=2)
+    parser.add_argument("--frames_per_sequence", type=int, default=50)
+    parser.add_argument("--crop_size", type=int, default=448)
+    parser.add_argument("--num_shards", type=int, default=4)
+    parser.add_argument("--input_size", type=int, default=256)
+    parser.add_argument("--heatmap_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=15.0, help="per tf.data measurement")
+    parser.add_argument("--workdir", default=None, help="default: a temporary directory")
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="input_pipeline_bench_")
+    try:
+        beam = {}
+        for workers in (1, 2):
+            out = os.path.join(workdir, f"beam_{workers}")
+            beam[workers] = run_beam(out, args, workers)
+        files = sorted(glob.glob(os.path.join(workdir, "beam_1", "train-*.tfrecord")))
+        train = dataset.make_dataset(
+            files, input_size=args.input_size, heatmap_size=args.heatmap_size,
+            batch_size=args.batch_size, training=True, shuffle_buffer=256,
+        )
+        full = rate(train, args.batch_size, args.seconds)
+        bare = rate(bare_decode_dataset(files, args.batch_size), args.batch_size, args.seconds)
+
+        print(f"\nmachine: {os.cpu_count()} CPU cores; TF {tf.__version__}")
+        print(f"records: {args.crop_size} px stored crops -> {args.input_size} px input, "
+              f"{args.heatmap_size} px heatmaps, batch {args.batch_size}")
+        print("\nBeam synthetic_to_tfrecord (DirectRunner, multi_processing, incl. start-up)")
+        print(f"{'workers':>8} {'frames':>8} {'seconds':>9} {'frames/s':>10}")
+        for workers, (seconds, frames) in beam.items():
+            print(f"{workers:>8} {frames:>8} {seconds:>9.1f} {frames / seconds:>10.1f}")
+        print(f"speed-up 2 vs 1 worker: {beam[1][0] / beam[2][0]:.2f}x")
+        print("\ntf.data (examples/s)")
+        print(f"{'bare JPEG decode':>24} {'full training pipeline':>24} {'full / bare':>12}")
+        print(f"{bare:>24.1f} {full:>24.1f} {full / bare:>12.2f}")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

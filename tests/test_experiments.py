@@ -1,0 +1,183 @@
+"""Experiments (claims 1 and 2) and the paper's analyses (Figs. 4 and 5): numeric sanity."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from experiments import common, temporal
+from keras_pose3d import skeleton
+from tests.conftest import require_realdata
+
+
+def _smooth_streams(count, length, seed):
+    """Smooth synthetic root-relative MPII-16 trajectories (mm) at 25 fps."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)[:, None, None] / common.FPS
+    out = []
+    for i in range(count):
+        base = rng.normal(scale=250.0, size=(1, 16, 3))
+        amp = rng.uniform(20.0, 80.0, size=(1, 16, 3))
+        freq = rng.uniform(0.2, 1.0, size=(1, 16, 3))
+        phase = rng.uniform(0, 2 * np.pi, size=(1, 16, 3))
+        gt = base + amp * np.sin(2 * np.pi * freq * t + phase)
+        gt = gt - gt[:, skeleton.ROOT:skeleton.ROOT + 1]
+        out.append(temporal.Stream(f"seq{i}", "Walking", gt))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Claim 2 building blocks.
+# ----------------------------------------------------------------------------------------------
+def test_noise_model_hits_its_target_and_is_depth_heavy():
+    streams = _smooth_streams(3, 500, seed=0)
+    noise = temporal.NoiseModel(target_mpjpe=55.5)
+    rng = np.random.default_rng(0)
+    sigma = noise.calibrate([noise.unit_draw(len(s.gt), rng) for s in streams])
+    noisy = temporal.noisy_copy(streams, noise, sigma, rng)  # a fresh draw
+    gt = np.concatenate([s.gt for s in streams])
+    err = noisy - gt
+    achieved = np.linalg.norm(err, axis=-1).mean()
+    assert achieved == pytest.approx(55.5, rel=0.10)
+    assert np.all(err[:, skeleton.ROOT] == 0.0)
+    ratio = np.abs(err[..., 2]).mean() / np.abs(err[..., 0]).mean()
+    assert 2.0 < ratio < 3.0  # depth_ratio 2.5, outliers isotropic
+    # The AR(1) part makes consecutive errors correlated: corr ~ 0.7 * 0.95 + 0 white.
+    e = err[:, 1, 0]
+    lag1 = np.corrcoef(e[1:], e[:-1])[0, 1]
+    assert 0.5 < lag1 < 0.8
+
+
+def test_lag_and_acceleration_error_hand_cases():
+    gt = _smooth_streams(2, 300, seed=1)
+    gts = [s.gt for s in gt]
+    delayed = [np.concatenate([g[:2], g[:-2]]) for g in gts]  # output trails by 2 frames
+    assert temporal.lag_frames(delayed, gts) == pytest.approx(2.0, abs=0.1)
+    assert temporal.lag_frames(gts, gts) == pytest.approx(0.0, abs=1e-6)
+    g = gts[0]
+    assert temporal.acceleration_error(g + 5.0, g) == pytest.approx(0.0, abs=1e-9)
+    t = np.arange(len(g), dtype=float)[:, None, None]
+    quad = g + np.concatenate([np.zeros((len(g), 16, 2)), 0.5 * t**2 * np.ones((1, 16, 1))], -1)
+    assert temporal.acceleration_error(quad, g) == pytest.approx(1.0)  # d2(t^2/2) = 1 in z
+
+
+def test_tp_net_beats_raw_on_smooth_synthetic_motion():
+    train = _smooth_streams(6, 800, seed=2)
+    test = _smooth_streams(2, 400, seed=3)
+    # White noise only: any working temporal model must beat the raw poses.
+    noise = temporal.NoiseModel(target_mpjpe=50.0, corr_share=0.0, outlier_prob=0.0)
+    cfg = dataclasses.replace(temporal.QUICK, noise=noise, windows=(4,), modes=("online",),
+                              hidden=128, epochs=12, tune_frames=800)
+    res = temporal.run(cfg, train, test, log=lambda *_: None)
+    rows = res["rows"]
+    raw = rows["raw per-frame poses"]["mpjpe_frame_mean"]
+    assert raw == pytest.approx(50.0, rel=0.10)
+    assert rows["TP-Net online N=4"]["mpjpe_frame_mean"] < 0.9 * raw
+    ma = next(k for k in rows if k.startswith("moving average"))
+    assert rows[ma]["mpjpe_frame_mean"] < raw
+    assert rows[ma]["lag_ms"] > 0  # a causal average trails the motion
+    md = temporal.to_markdown(res, "cmd")
+    assert "TP-Net online N=4" in md and "`cmd`" in md
+
+
+# ----------------------------------------------------------------------------------------------
+# Claim 1 building blocks (real cameras and motion).
+# ----------------------------------------------------------------------------------------------
+def test_oracle_depth_reconstructs_real_motion_exactly():
+    require_realdata("h36m_motion", "S9.npz")
+    require_realdata("h36m", "metadata.xml")
+    from experiments import weak_supervision as ws
+
+    seqs = common.load_motion(("S9",), every=50, max_sequences=2)
+    cams = common.load_cameras()
+    data = ws.build_samples(seqs, cams, np.random.default_rng(0))
+    assert len(np.unique(data["stream"])) == 2 * 4  # 4 real cameras per sequence
+    assert not data["outside"].any()
+    pred = common.depth_to_camera_mm(data["z"], data["scale"], data["root_depth"], data["fx"],
+                                     data["rays"])
+    np.testing.assert_allclose(pred, data["gt_mm"], atol=0.05)
+    # Depth distance from the cameras as documented: 4.3-6.6 m.
+    assert 4000 < data["root_depth"].min() and data["root_depth"].max() < 7000
+    # Bone lengths survive the placement (the real skeleton's thigh is 442.9 mm).
+    thigh = skeleton.bone_lengths(data["gt_mm"], [(1, 2)])
+    np.testing.assert_allclose(thigh, 442.9, atol=0.1)
+    lab = ws.split_labelled(data, 0.25, np.random.default_rng(0))
+    assert len(np.unique(data["stream"][lab])) == 2
+
+
+def test_load_motion_drops_duplicated_s5_sequences():
+    require_realdata("h36m_motion", "S5.npz")
+    names = {s.name for s in common.load_motion(("S5",), every=100)}
+    assert not names & set(common.DUPLICATED["S5"])
+    assert "Walking_1" in names
+
+
+@pytest.mark.slow
+def test_weak_supervision_quick_run(tmp_path):
+    require_realdata("h36m_motion", "S1.npz")
+    from experiments import weak_supervision as ws
+
+    out = tmp_path / "ws.md"
+    res = ws.main(["--quick", "--out", str(out)])
+    assert set(res["variants"]) == {name for name, _ in ws.VARIANTS}
+    for runs in res["variants"].values():
+        assert 20.0 < runs[0]["mpjpe_action_mean"] < 300.0
+    assert res["oracle"]["mpjpe_frame_mean"] < 0.1
+    text = out.read_text()
+    assert "python -m experiments.weak_supervision --quick" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# Figs. 4 and 5.
+# ----------------------------------------------------------------------------------------------
+def test_loss_surfaces_synthetic_pose(tmp_path):
+    from keras_pose3d.evaluation import loss_surface as ls
+
+    pose = ls.synthetic_pose()
+    s = ls.loss_surfaces(pose, n=21)
+    assert np.ptp(s["2d"], axis=0).max() == pytest.approx(0.0, abs=1e-7)  # flat in depth
+    assert np.all(s["2d+sym"] >= s["2d"] - 1e-6)
+    assert np.all(s["2d+sym+angle"] >= s["2d+sym"] - 1e-6)
+    iz, ix = np.unravel_index(np.argmin(s["3d"]), s["3d"].shape)
+    assert (iz, ix) == (10, 10)  # the 3D loss has its minimum at the truth (grid centre)
+    assert s["2d+sym+angle"][10, 10] == pytest.approx(0.0, abs=1e-6)
+    out = tmp_path / "fig4.png"
+    ls.plot(s, pose, str(out), "test")
+    assert out.stat().st_size > 10_000
+
+
+def test_loss_surface_real_pose_angle_term_separates_the_mirror():
+    require_realdata("h36m_motion", "S9.npz")
+    from keras_pose3d.evaluation import loss_surface as ls
+
+    pose = ls.real_pose()
+    info = ls.summary(ls.loss_surfaces(pose, n=41), pose)
+    assert info["valley_illegal"]
+    assert info["2d+sym+angle"]["valley"] > 10 * info["2d+sym"]["valley"]
+
+
+def test_sensitivity_matches_finite_differences():
+    import keras
+
+    from keras_pose3d.evaluation.sensitivity import sample_windows, sensitivity
+    from keras_pose3d.models.tp_net import TPNet
+
+    keras.utils.set_random_seed(0)
+    model = TPNet(window=4, mode="online", hidden=16)
+    windows = sample_windows(4, "online", count=2)
+    sens = sensitivity(model, windows, batch=2)  # (16, 4, 16)
+    assert sens.shape == (16, 4, 16)
+    # One block by central differences (the ReLU net is piecewise linear, so a 1 mm step is
+    # exact away from kinks): output joint 10 w.r.t. input frame 3 joint 11.
+    eps = 1.0
+    blocks = []
+    for w in windows:
+        jac = np.zeros((3, 3))
+        for c in range(3):
+            plus, minus = w.copy(), w.copy()
+            plus[3, 11, c] += eps
+            minus[3, 11, c] -= eps
+            diff = (model(plus[None]).numpy()[0, 10] - model(minus[None]).numpy()[0, 10])
+            jac[:, c] = diff / (2 * eps)
+        blocks.append(np.linalg.norm(jac))
+    assert sens[10, 3, 11] == pytest.approx(np.mean(blocks), rel=0.02)

@@ -1,0 +1,257 @@
+"""Export: TF-Serving layout, signatures (saved_model_cli), parity with Keras, ONNX, errors."""
+
+import pathlib
+import re
+import subprocess
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pose3d import export
+from keras_pose3d.data import pose_codec
+from keras_pose3d.models.sap_net import SAPNet
+from keras_pose3d.models.tp_net import TPNet
+from keras_pose3d.serving import signatures
+
+SAVED_MODEL_CLI = pathlib.Path("/work/venv/bin/saved_model_cli")
+WINDOW = 4
+
+
+def tiny_sap_net() -> SAPNet:
+    model = SAPNet(num_stacks=1, num_features=32, hourglass_depth=2, depth_blocks=2,
+                   input_size=64, heatmap_size=16)
+    model(np.zeros((1, 64, 64, 3), np.float32))
+    return model
+
+
+def jpeg_bytes(image: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """One run directory (float32 SAP-Net, mixed_bfloat16 TP-Net) exported once via the CLI."""
+    run = tmp_path_factory.mktemp("run")
+    out = tmp_path_factory.mktemp("saved_models")
+    sap = tiny_sap_net()
+    sap.save(run / export.SAP_NET_FILE)
+    tp = TPNet(window=WINDOW, hidden=32, dtype="mixed_bfloat16")
+    tp(np.zeros((1, WINDOW, 16, 3), np.float32))
+    tp.save(run / export.TP_NET_FILE)
+    # sap_net's graphs are a subset of pipeline's: exporting both would only double the time.
+    assert export.main(["--run", str(run), "--out", str(out), "--onnx",
+                        "--models", "tp_net,pipeline"]) == 0
+    return {"run": run, "out": out, "sap": sap, "tp": tp}
+
+
+_LOADED = {}
+
+
+def _load(exported, name):
+    """Each SavedModel is loaded once per session (loading re-creates its graphs: slow)."""
+    path = str(exported["out"] / name / "1")
+    if path not in _LOADED:
+        _LOADED[path] = tf.saved_model.load(path)
+    return _LOADED[path]
+
+
+def test_layout_versions_and_models_config(exported, tmp_path):
+    out = exported["out"]
+    for name in ("tp_net", "pipeline"):
+        assert (out / name / "1" / "saved_model.pb").is_file(), name
+    assert not (out / "sap_net").exists()
+    config = (out / "models.config").read_text()
+    names = re.findall(r'name: "(\w+)"', config)
+    paths = re.findall(r'base_path: "([^"]+)"', config)
+    assert names == ["tp_net", "pipeline"]
+    assert paths == ["/models/tp_net", "/models/pipeline"]
+    assert config.count('model_platform: "tensorflow"') == 2
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "7").mkdir()
+    (tmp_path / "m" / "notes").mkdir()
+    assert export.next_version(tmp_path / "m") == 8
+    assert export.next_version(tmp_path / "none") == 1
+
+
+def _cli_signatures(path):
+    text = subprocess.run([str(SAVED_MODEL_CLI), "show", "--all", "--dir", str(path)],
+                          capture_output=True, text=True, check=True).stdout
+    sigs = {}
+    for block in re.split(r"\nsignature_def\['", text)[1:]:
+        name = block.split("'")[0]
+        inputs_part, outputs_part = block.split("The given SavedModel SignatureDef contains the "
+                                                "following output(s):")
+        parse = lambda part: {  # noqa: E731
+            m[0]: (m[1], tuple(int(d) for d in m[2].split(",") if d.strip()))
+            for m in re.findall(r"\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: \(([^)]*)\)",
+                                part)}
+        sigs[name] = (parse(inputs_part), parse(outputs_part.split("Method name")[0]))
+    return sigs
+
+
+def test_saved_model_cli_lists_documented_signatures(exported):
+    """saved_model_cli on the pipeline (a superset of sap_net's); TP-Net via its signature."""
+    cli_dtype = {"string": "DT_STRING", "float32": "DT_FLOAT"}
+    sigs = _cli_signatures(exported["out"] / "pipeline" / "1")
+    assert set(sigs) == set(signatures.PIPELINE_SIGNATURES) | {"__saved_model_init_op"}
+    for sig in signatures.PIPELINE_SIGNATURES:
+        expected = signatures.signature_table(sig, input_size=64, window=WINDOW)
+        got_inputs, got_outputs = sigs[sig]
+        assert {k: (cli_dtype[d], tuple(-1 if s is None else s for s in shape))
+                for k, (d, shape) in expected.items()} == got_inputs, sig
+        assert set(got_outputs) == set(signatures.SIGNATURES[sig][1]), sig
+        assert all(d == "DT_FLOAT" for d, _ in got_outputs.values()), sig
+    tp = _load(exported, "tp_net")
+    assert set(tp.signatures) == set(signatures.TP_NET_SIGNATURES)
+    for sig in signatures.TP_NET_SIGNATURES:
+        spec = tp.signatures[sig].structured_input_signature[1]
+        assert {k: (v.dtype, tuple(v.shape)) for k, v in spec.items()} == {
+            "poses": (tf.float32, (None, WINDOW, 16, 3))}
+        assert set(tp.signatures[sig].structured_outputs) == {"pose_3d_mm"}
+
+
+def test_reloaded_sap_net_matches_keras(exported):
+    loaded = _load(exported, "pipeline")
+    images = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    ref = exported["sap"](images)
+    got = loaded.signatures["predict_raw"](images=tf.constant(images))
+    for key in ("pose_2d", "depth", "pose_3d", "heatmaps"):
+        np.testing.assert_allclose(got[key].numpy(), np.asarray(ref[key]), atol=1e-5, err_msg=key)
+
+
+def test_predict_image_decodes_to_mm_like_pose_codec(exported):
+    loaded = _load(exported, "pipeline")
+    images = np.random.default_rng(1).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    focal = np.array([80.0, 0.0], np.float32)  # 0 -> default max(H, W) = 64
+    root = np.array([4000.0, 0.0], np.float32)  # 0 -> default 5000 mm
+    got = loaded.signatures["predict_image"](images=images, focal_length=focal, root_depth_mm=root)
+    pose = np.asarray(exported["sap"](images)["pose_3d"])
+    intr = np.array([[80.0, 80.0, 31.5, 31.5], [64.0, 64.0, 31.5, 31.5]])
+    ref = pose_codec.decode_pose_3d(pose, intr, np.array([4000.0, 5000.0]), 64)
+    np.testing.assert_allclose(got["joints_3d_mm"].numpy(), ref, rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(got["joints_3d_root_relative_mm"].numpy(), ref - ref[:, 6:7],
+                               rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(got["joints_2d_px"].numpy(), pose[..., :2] * 32 + 32, atol=1e-4)
+    heat = np.asarray(exported["sap"](images)["heatmaps"])[:, -1]
+    np.testing.assert_allclose(got["confidence"].numpy(), heat.max(axis=(1, 2)), atol=1e-6)
+
+
+def test_crop_resize_matches_numpy_bilinear_with_padding():
+    rng = np.random.default_rng(2)
+    image = rng.uniform(0, 255, (30, 40, 3)).astype(np.float32)
+    box = np.array([30.0, -6.0, 50.0, 14.0], np.float32)  # leaves the image right and top
+    crop = signatures.crop_resize(tf.constant(image), tf.constant(box), 8).numpy()
+    u = box[0] + (np.arange(8) + 0.5) * 20.0 / 8  # crop centre -> original pixel coordinate
+    v = box[1] + (np.arange(8) + 0.5) * 20.0 / 8
+    mx, my = np.meshgrid(u.astype(np.float32), v.astype(np.float32))
+    ref = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0) / 255.0
+    inside = (mx <= 39) & (my >= 0)
+    np.testing.assert_allclose(crop[inside], ref[inside], atol=1e-4)
+    np.testing.assert_array_equal(crop[(mx > 39.5) | (my < -0.5)], 0.0)
+
+
+def test_decode_outputs_round_trips_a_projected_pose():
+    """A camera-frame pose projected into a boxed crop decodes back to mm and image pixels."""
+    rng = np.random.default_rng(3)
+    pose_mm = rng.normal(0, 200, (1, 16, 3)) + [100.0, -50.0, 0.0]
+    pose_mm[..., 2] += 4500.0
+    h, w, f, s = 480.0, 640.0, 700.0, 64
+    box = np.array([[200.0, 100.0, 360.0, 260.0]])  # square, side 160
+    uv = f * pose_mm[..., :2] / pose_mm[..., 2:] + [(w - 1) / 2, (h - 1) / 2]  # image px
+    scale = s / 160.0
+    crop_intr = np.array([[f * scale, f * scale, ((w - 1) / 2 - 200) * scale - 0.5,
+                           ((h - 1) / 2 - 100) * scale - 0.5]])
+    crop_uv = (uv - box[:, None, :2]) * scale - 0.5
+    pose_norm = pose_codec.encode_pose_3d(pose_mm, crop_intr, s, joints_2d_px=crop_uv)
+    outputs = {"pose_3d": tf.constant(pose_norm, tf.float32),
+               "pose_2d": tf.constant(pose_norm[..., :2], tf.float32),
+               "heatmaps": tf.zeros((1, 1, 4, 4, 16))}
+    got = signatures.decode_outputs(outputs, tf.constant(box, tf.float32),
+                                    tf.constant([[h, w]], tf.float32), tf.constant([f], tf.float32),
+                                    tf.constant([pose_mm[0, 6, 2]], tf.float32), s)
+    np.testing.assert_allclose(got["joints_3d_mm"].numpy(), pose_mm, rtol=1e-4, atol=0.5)
+    np.testing.assert_allclose(got["joints_2d_px"].numpy(), uv, atol=1e-2)
+
+
+def test_predict_jpeg_equals_predict_image_on_the_same_crop(exported):
+    loaded = _load(exported, "pipeline")
+    rng = np.random.default_rng(4)
+    image = cv2.GaussianBlur(rng.uniform(0, 255, (48, 80, 3)), (0, 0), 3).astype(np.uint8)
+    data = jpeg_bytes(image)
+    decoded = tf.io.decode_jpeg(data, channels=3).numpy().astype(np.float32)
+    # Default box: the centred square of side 80 -> 64 px, edges (-0.5, -16.5)..(79.5, 63.5).
+    u = -0.5 + (np.arange(64) + 0.5) * 80 / 64
+    v = -16.5 + (np.arange(64) + 0.5) * 80 / 64
+    mx, my = np.meshgrid(u.astype(np.float32), v.astype(np.float32))
+    crop = cv2.remap(decoded, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[None] / 255
+    jpeg_out = loaded.signatures["serving_default"](images=tf.constant([data]))
+    image_out = loaded.signatures["predict_raw"](images=tf.constant(crop, tf.float32))
+    pose2d = image_out["pose_2d"].numpy()
+    np.testing.assert_allclose(jpeg_out["joints_2d_px"].numpy(),
+                               (pose2d * 32 + 32 + 0.5) * 80 / 64 + [-0.5, -16.5], atol=0.05)
+
+
+def test_online_pipeline_refines_with_tp_net(exported):
+    loaded = _load(exported, "pipeline")
+    data = jpeg_bytes(np.full((40, 40, 3), 128, np.uint8))
+    history = np.random.default_rng(5).normal(0, 100, (1, WINDOW - 1, 16, 3)).astype(np.float32)
+    out = loaded.signatures["predict_jpeg_online"](images=tf.constant([data]),
+                                                   history=tf.constant(history))
+    window = np.concatenate([history, out["joints_3d_root_relative_mm"].numpy()[:, None]], 1)
+    ref = export.load_float32(exported["run"] / export.TP_NET_FILE)(window)
+    np.testing.assert_allclose(out["joints_3d_refined_mm"].numpy(), np.asarray(ref), atol=1e-3)
+
+
+def test_tp_net_export_is_float32_and_matches_keras(exported):
+    mixed = exported["tp"]
+    fp32 = export.load_float32(exported["run"] / export.TP_NET_FILE)
+    assert {layer.dtype_policy.name for layer in fp32._flatten_layers()} == {"float32"}
+    for a, b in zip(mixed.get_weights(), fp32.get_weights()):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    loaded = _load(exported, "tp_net")
+    poses = np.random.default_rng(6).normal(0, 300, (3, WINDOW, 16, 3)).astype(np.float32)
+    got = loaded.signatures["refine"](poses=tf.constant(poses))["pose_3d_mm"].numpy()
+    np.testing.assert_allclose(got, np.asarray(fp32(poses)), atol=1e-5)
+    np.testing.assert_allclose(got, np.asarray(mixed(poses)), atol=0.05 * np.abs(got).max())
+
+
+def test_corrupt_jpeg_error_names_images(exported):
+    loaded = _load(exported, "pipeline")
+    good = jpeg_bytes(np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`images` element.*\[1\].*JPEG"):
+        loaded.signatures["serving_default"](images=tf.constant([good, b"not a jpeg at all"]))
+
+
+def test_wrong_window_length_error_names_poses_and_n(exported):
+    loaded = _load(exported, "tp_net")
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError),
+                       match=rf"`poses`.*N={WINDOW}"):
+        loaded.signatures["refine"](poses=tf.zeros((1, WINDOW + 1, 16, 3)))
+
+
+def test_onnx_matches_tensorflow(exported):
+    ort = pytest.importorskip("onnxruntime")
+    out = exported["out"] / "onnx"
+    images = np.random.default_rng(7).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    session = ort.InferenceSession(str(out / "sap_net.onnx"))
+    names = [o.name for o in session.get_outputs()]
+    got = dict(zip(names, session.run(None, {"images": images})))
+    ref = _load(exported, "pipeline").signatures["predict_raw"](images=tf.constant(images))
+    for key in ("pose_2d", "depth", "pose_3d"):
+        np.testing.assert_allclose(got[key], ref[key].numpy(), atol=1e-4, err_msg=key)
+    np.testing.assert_allclose(got["confidence"], ref["heatmaps"].numpy()[:, -1].max((1, 2)),
+                               atol=1e-4)
+    session = ort.InferenceSession(str(out / "tp_net.onnx"))
+    poses = np.random.default_rng(8).normal(0, 300, (2, WINDOW, 16, 3)).astype(np.float32)
+    ref = _load(exported, "tp_net").signatures["refine"](poses=tf.constant(poses))
+    np.testing.assert_allclose(session.run(None, {"poses": poses})[0], ref["pose_3d_mm"].numpy(),
+                               atol=1e-3)
+
+
+def test_missing_run_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="sap_net.keras"):
+        export.export_run(tmp_path, tmp_path / "out")

@@ -1,0 +1,223 @@
+"""The trainer: distributed mixed-precision steps, stage switches, resume, the NaN guard."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pose3d.config import from_dict
+from keras_pose3d.training import objective
+from keras_pose3d.training import trainer as kp_trainer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from keras_pose3d.data import synthetic
+
+    out = tmp_path_factory.mktemp("synthetic")
+    # 1 3D training subject, 1 2D-only, 1 validation: enough for mixed batches.
+    synthetic.ensure_synthetic_dataset(out, num_shards=1, num_subjects=3,
+                                       sequences_per_subject=1, frames_per_sequence=12,
+                                       crop_size=48, seed=3, num_2d_subjects=1,
+                                       num_validation_subjects=1)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _reset_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _config(data_dir, run_dir, stages, precision="float32", batch=4, **train):
+    return from_dict({
+        "data": {"train_files": [f"{data_dir}/train-*.tfrecord"],
+                 "val_files": [f"{data_dir}/validation-*.tfrecord"],
+                 "input_size": 32, "heatmap_size": 8, "shuffle_buffer": 16,
+                 "val_examples": 8},
+        "model": {"num_stacks": 1, "num_features": 16, "hourglass_depth": 1,
+                  "depth_blocks": 1},
+        "train": {"batch_size": batch, "run_dir": str(run_dir), "log_every": 1,
+                  "checkpoint_every": 2, "eval_every": 1000, "stages": stages, **train},
+        "runtime": {"precision": precision},
+        "export": {"enabled": False}, "eval": {"enabled": False},
+    })
+
+
+ALL = ["heatmap", "depth", "geometric", "illegal_angle", "symmetry"]
+
+
+def _weights(layer):
+    return [v.numpy().copy() for v in layer.weights]
+
+
+def _changed(before, after):
+    return any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_two_steps_on_two_replicas_with_mixed_bfloat16(tiny_data, tmp_path, mirrored_strategy):
+    cfg = _config(tiny_data, tmp_path / "run", [
+        {"name": "all", "steps": 2, "learning_rate": 1e-3, "losses": ALL}],
+        precision="mixed_bfloat16")
+    strategy = mirrored_strategy
+    log = []
+    tr = kp_trainer.Trainer(cfg, strategy=strategy, progress=log.append)
+    assert tr.num_replicas == 2
+    assert tr.model.hourglass.compute_dtype == "bfloat16"
+    before = _weights(tr.model)
+    result = tr.run_stage(0, cfg.train.stages[0])
+    assert result.steps == 2
+    assert set(result.final_losses) == set(ALL)
+    assert all(np.isfinite(v) for v in result.final_losses.values())
+    assert _changed(before, _weights(tr.model))
+    out = tr.model(tf.zeros((1, 32, 32, 3)))
+    assert all(v.dtype == tf.float32 for v in out.values())
+    assert any("step 2/2" in line for line in log)
+
+
+def test_two_replicas_apply_the_same_update_as_one(tiny_data, tmp_path, mirrored_strategy):
+    """Losses are divided by the global batch: 2 replicas must not double the step."""
+    stages = [{"name": "d", "steps": 1, "learning_rate": 1e-2, "optimizer": "sgd",
+               "losses": ["depth"], "trainable": ["depth"]}]
+    rng = np.random.default_rng(0)
+    b = 4
+    inputs = {"image": rng.random((b, 32, 32, 3), np.float32)}
+    targets = {
+        "heatmaps": np.zeros((b, 8, 8, 16), np.float32),
+        "visibility": np.ones((b, 16), np.float32),
+        "pose_2d": rng.uniform(-0.5, 0.5, (b, 16, 2)).astype(np.float32),
+        "depth": rng.uniform(-0.3, 0.3, (b, 16)).astype(np.float32),
+        "has_3d": np.ones((b,), np.float32),
+    }
+    updates = []
+    for strategy in (tf.distribute.OneDeviceStrategy("CPU:0"),
+                     mirrored_strategy):
+        keras.utils.set_random_seed(1)
+        cfg = _config(tiny_data, tmp_path / f"r{len(updates)}", stages)
+        tr = kp_trainer.Trainer(cfg, strategy=strategy, progress=lambda *_: None)
+        stage = cfg.train.stages[0]
+        kp_trainer._set_trainable(tr.model, stage)
+        with strategy.scope():
+            opt = kp_trainer._make_optimizer(stage, "float32")
+            opt.build(tr.model.trainable_variables)
+        step = tr._make_step(stage, opt)
+        before = [v.numpy().copy() for v in tr.model.depth_regressor.trainable_weights]
+        ds = tf.data.Dataset.from_tensors((inputs, targets)).repeat()
+        loss, _, _ = step(iter(strategy.experimental_distribute_dataset(ds)))
+        after = [v.numpy() for v in tr.model.depth_regressor.trainable_weights]
+        updates.append(np.concatenate([(a - c).ravel() for a, c in zip(after, before)]))
+    ratio = np.linalg.norm(updates[1]) / np.linalg.norm(updates[0])
+    # Batch statistics differ per replica (BN is not synchronised), so not bit-equal; a
+    # per-replica mean would give a ratio near 2.
+    assert 0.8 < ratio < 1.25, ratio
+
+
+def test_stage_switch_turns_losses_and_parts_on_and_off(tiny_data, tmp_path):
+    cfg = _config(tiny_data, tmp_path / "run", [
+        {"name": "hg", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"],
+         "trainable": ["hourglass"]},
+        {"name": "dep", "steps": 2, "learning_rate": 1e-3, "losses": ["depth"],
+         "trainable": ["depth"], "samples": "3d_only"},
+    ])
+    tr = kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"),
+                            progress=lambda *_: None)
+    hg0, dep0 = _weights(tr.model.hourglass), _weights(tr.model.depth_regressor)
+    r1 = tr.run_stage(0, cfg.train.stages[0])
+    hg1, dep1 = _weights(tr.model.hourglass), _weights(tr.model.depth_regressor)
+    assert set(r1.final_losses) == {"heatmap"}
+    assert _changed(hg0, hg1) and not _changed(dep0, dep1)
+    r2 = tr.run_stage(1, cfg.train.stages[1])
+    assert set(r2.final_losses) == {"depth"}
+    assert not _changed(hg1, _weights(tr.model.hourglass))
+    assert _changed(dep1, _weights(tr.model.depth_regressor))
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
+    stages = [{"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]},
+              {"name": "b", "steps": 4, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]}]
+    cfg = _config(tiny_data, tmp_path / "run", stages)
+
+    def kill_at_b3(line):
+        if line.startswith("[b 2/2] step 3/4"):
+            raise _Killed(line)
+
+    with pytest.raises(_Killed):
+        kp_trainer.Trainer(cfg, progress=kill_at_b3).fit()
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["completed"] == ["a"]
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints" / "01_b"))
+    assert latest.endswith("-2")  # checkpoint_every=2: the last save before the kill
+    saved = tf.train.load_checkpoint(latest)
+
+    log, snapshot = [], {}
+
+    def watch(line):
+        log.append(line)
+        if "resumed from" in line:
+            snapshot["weights"] = {v.path: v.numpy().copy() for v in tr.model.weights}
+
+    tr = kp_trainer.Trainer(cfg, progress=watch)
+    metrics = tr.fit()
+    assert any(line.startswith("[a] already completed") for line in log)
+    assert any("resumed from" in line and "at step 2/4" in line for line in log)
+    steps_after = [line for line in log if line.startswith("[b 2/2] step")]
+    assert steps_after[0].startswith("[b 2/2] step 3/4") and steps_after[-1].startswith(
+        "[b 2/2] step 4/4")
+    # The weights right after the restore are those stored in the checkpoint.
+    ckpt_values = {k: saved.get_tensor(k) for k in saved.get_variable_to_shape_map()}
+    model_keys = [k for k in ckpt_values if k.startswith("model/") and "OPTIMIZER" not in k]
+    restored = list(snapshot["weights"].values())
+    matched = 0
+    for key in model_keys:
+        value = ckpt_values[key]
+        if any(r.shape == value.shape and np.array_equal(r, value) for r in restored):
+            matched += 1
+    assert matched == len(model_keys) > 0
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["completed"] == ["a", "b"]
+    assert np.isfinite(metrics["final_mpjpe_mm"])
+    assert (tmp_path / "run" / "sap_net.keras").exists()
+
+
+def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(tiny_data, tmp_path,
+                                                                      monkeypatch):
+    cfg = _config(tiny_data, tmp_path / "run", [
+        {"name": "s", "steps": 6, "learning_rate": 1e-3, "losses": ["heatmap", "symmetry"]}])
+    real = objective.per_sample_terms
+
+    def poisoned(outputs, targets, names, loss_cfg):
+        terms = real(outputs, targets, names, loss_cfg)
+        values, mask = terms["symmetry"]
+        # Finite for the first traces' steps, NaN from step 4 on (a variable counts steps).
+        bad = tf.cast(poison_step >= 3, tf.float32)
+        terms["symmetry"] = (values + bad * np.float32("nan") * tf.ones_like(values), mask)
+        return terms
+
+    poison_step = tf.Variable(0)
+    monkeypatch.setattr(objective, "per_sample_terms", poisoned)
+    log = []
+
+    def count(line):
+        log.append(line)
+        if "step" in line:
+            poison_step.assign_add(1)
+
+    tr = kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"),
+                            progress=count)
+    with pytest.raises(kp_trainer.TrainingDiverged, match="symmetry"):
+        tr.run_stage(0, cfg.train.stages[0])
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints" / "00_s"))
+    assert latest is not None and latest.endswith("-2")
+    reader = tf.train.load_checkpoint(latest)
+    for key in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(key)
+        if np.issubdtype(np.asarray(value).dtype, np.floating):
+            assert np.all(np.isfinite(value)), key
