@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def read_record_meta(files: Sequence[str]) -> list[dict]:
         for raw in tf.data.TFRecordDataset([path]).as_numpy_iterator():
             feat = tf.train.Example.FromString(raw).features.feature
 
-            def text(key):
+            def text(key, feat=feat):
                 return feat[key].bytes_list.value[0].decode() if key in feat else ""
 
             meta = {name: text(key) for name, key in features.META_STRING_FIELDS.items()}

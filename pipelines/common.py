@@ -380,6 +380,12 @@ def _meta(serialized: bytes) -> dict[str, Any]:
         "camera": text(features.KEY_CAMERA),
         "frame": int(feats[features.KEY_FRAME].int64_list.value[0]),
         "has_3d": int(feats[features.KEY_HAS_3D].int64_list.value[0]),
+        # Optional key: absent (old writers, records without universal 3D) means 0.
+        "has_3d_univ": (
+            int(feats[features.KEY_HAS_3D_UNIV].int64_list.value[0])
+            if features.KEY_HAS_3D_UNIV in feats
+            else 0
+        ),
     }
 
 
@@ -433,6 +439,7 @@ class _WriteShard(beam.DoFn):
             "actions": collections.Counter(),
             "datasets": collections.Counter(),
             "has_3d": 0,
+            "has_3d_univ": 0,
         }
         # Write under a temporary name and rename, so a crashed worker leaves no half shard.
         tmp = path + ".tmp"
@@ -445,6 +452,7 @@ class _WriteShard(beam.DoFn):
                 summary["actions"][meta["action"]] += 1
                 summary["datasets"][meta["dataset"]] += 1
                 summary["has_3d"] += meta["has_3d"]
+                summary["has_3d_univ"] += meta["has_3d_univ"]
         tf.io.gfile.rename(tmp, path, overwrite=True)
         counter("examples_written").inc(summary["num_examples"])
         yield {k: dict(v) if isinstance(v, collections.Counter) else v for k, v in summary.items()}
@@ -499,19 +507,30 @@ def write_split(
     )
 
 
-def _write_dead_letter_file(letters: list[dict], output_dir: str) -> int:
+def dead_letter_stage_counts(letters: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """{stage: number of dead letters}, sorted by stage; a letter without a stage counts
+    under "unknown". One letter is one line of the dead-letter file (a whole excluded
+    sequence is one letter, whatever its frame count)."""
+    counts = collections.Counter(str(letter.get("stage", "unknown")) for letter in letters)
+    return dict(sorted(counts.items()))
+
+
+def _write_dead_letter_file(letters: list[dict], output_dir: str) -> dict[str, int]:
     lines = sorted(json.dumps(letter, sort_keys=True, default=str) for letter in letters)
     path = os.path.join(output_dir, f"{DEAD_LETTER_PREFIX}-00000-of-00001.jsonl")
     with tf.io.gfile.GFile(path, "w") as f:
         # One write even when empty: GFile only creates the file on its first write.
         f.write("".join(line + "\n" for line in lines))
+    by_stage = dead_letter_stage_counts(letters)
     if lines:
-        logger.warning("%d dead-letter item(s); see %s", len(lines), path)
-    return len(lines)
+        logger.warning("%d dead-letter item(s) %s; see %s", len(lines), by_stage, path)
+    return by_stage
 
 
 def write_dead_letters(dead_letters: beam.PCollection, output_dir: str) -> beam.PCollection:
-    """Writes dead-letter dicts as sorted JSON lines; returns a singleton PCollection count.
+    """Writes dead-letter dicts as sorted JSON lines.
+
+    Returns a singleton PCollection holding `{stage: count}` (`dead_letter_stage_counts`).
 
     Always writes `dead_letter-00000-of-00001.jsonl` (empty when nothing failed), so a listing
     of the output directory tells at a glance that the job checked.
@@ -525,7 +544,7 @@ def write_dead_letters(dead_letters: beam.PCollection, output_dir: str) -> beam.
 
 def _write_manifest(
     summaries: list[dict],
-    dead_letter_count: int,
+    dead_letter_by_stage: Mapping[str, int],
     output_dir: str,
     num_shards: Mapping[str, int],
     job_args: Mapping[str, Any],
@@ -541,12 +560,14 @@ def _write_manifest(
             "actions": collections.Counter(),
             "datasets": collections.Counter(),
             "has_3d": 0,
+            "has_3d_univ": 0,
         }
     for summary in summaries:
         entry = splits[summary["split"]]
         entry["num_examples"] += summary["num_examples"]
         entry["shard_sizes"][entry["files"].index(summary["file"])] = summary["num_examples"]
         entry["has_3d"] += summary["has_3d"]
+        entry["has_3d_univ"] += summary["has_3d_univ"]
         for field in ("subjects", "actions", "datasets"):
             entry[field].update(summary[field])
     written = {s["file"] for s in summaries}
@@ -563,7 +584,8 @@ def _write_manifest(
         "person_margin": features.PERSON_MARGIN,
         "num_examples": sum(e["num_examples"] for e in splits.values()),
         "splits": splits,
-        "dead_letter_count": int(dead_letter_count),
+        "dead_letter_count": int(sum(dead_letter_by_stage.values())),
+        "dead_letter_by_stage": dict(sorted(dead_letter_by_stage.items())),
         "dead_letter_file": f"{DEAD_LETTER_PREFIX}-00000-of-00001.jsonl",
         "job_args": dict(job_args),
     }
@@ -576,7 +598,7 @@ def _write_manifest(
 
 def write_manifest(
     summaries: beam.PCollection,
-    dead_letter_count: beam.PCollection,
+    dead_letter_by_stage: beam.PCollection,
     output_dir: str,
     num_shards: int | Mapping[str, int],
     splits: Sequence[str],
@@ -586,8 +608,13 @@ def write_manifest(
 
     Manifest: `complete`, `schema_version`, `person_margin`, `num_examples`, `splits` ->
     {split: {num_examples, num_shards, files, shard_sizes, subjects, actions, datasets,
-    has_3d}}, `dead_letter_count`, `dead_letter_file`, `job_args`. Counts come from the shard
-    writers themselves, so they are the records in the files.
+    has_3d, has_3d_univ}}, `dead_letter_count`, `dead_letter_by_stage` ({stage: count}, so
+    documented exclusions such as "excluded", "frame_count", "invalid_frames" and
+    "test_persons" are told apart from failures at a glance), `dead_letter_file`, `job_args`.
+    Counts come from the shard writers themselves, so they are the records in the files.
+
+    Args:
+        dead_letter_by_stage: singleton PCollection of {stage: count} (`write_dead_letters`).
     """
     shards = normalise_num_shards(num_shards, splits)
     return (
@@ -596,7 +623,7 @@ def write_manifest(
         | "WriteManifest"
         >> beam.Map(
             _write_manifest,
-            beam.pvalue.AsSingleton(dead_letter_count),
+            beam.pvalue.AsSingleton(dead_letter_by_stage),
             output_dir,
             shards,
             dict(job_args),
@@ -626,8 +653,8 @@ def write_outputs(
     if dead_letters is not None:
         letters.append(dead_letters)
     all_letters = tuple(letters) | "FlattenDeadLetters" >> beam.Flatten()
-    count = write_dead_letters(all_letters, output_dir)
-    return write_manifest(summaries, count, output_dir, num_shards, splits, job_args)
+    by_stage = write_dead_letters(all_letters, output_dir)
+    return write_manifest(summaries, by_stage, output_dir, num_shards, splits, job_args)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -735,11 +762,12 @@ def run_job(
         )
     manifest = verify_output(args.output_dir)
     logger.info(
-        "%s: wrote %d examples (%s), %d dead letters to %s",
+        "%s: wrote %d examples (%s), %d dead letters %s to %s",
         dataset_name,
         manifest["num_examples"],
         {s: e["num_examples"] for s, e in manifest["splits"].items()},
         manifest["dead_letter_count"],
+        manifest["dead_letter_by_stage"],
         args.output_dir,
     )
     return manifest

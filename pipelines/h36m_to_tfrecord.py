@@ -235,6 +235,7 @@ class SequenceToRecords(beam.DoFn):
             "has_3d": True,
             "intrinsics": intr_crop,
             "distortion": cam.distortion,
+            "distortion_model": "h36m",
             "box": box,
             "dataset": DATASET,
             "subject": seq.subject,

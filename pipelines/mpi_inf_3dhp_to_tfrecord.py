@@ -7,7 +7,8 @@ r"""MPI-INF-3DHP -> TFRecords: the training set (videos) and the test set (valid
 Training (`train` split), layout `<input_dir>/S{1..8}/Seq{1,2}/{annot.mat, camera.calibration,
 imageSequence/video_<cam>.avi}`: one work item per (subject, sequence, camera), default cameras
 the "vnect" set [0,1,2,4,5,6,7,8], every `--stride`-th frame (default 10). `joints_3d` = annot3
-(camera mm, reprojects onto annot2), intrinsics from `camera.calibration` adjusted to the crop.
+(camera mm, reprojects onto annot2), `joints_3d_univ` = univ_annot3 (`has_3d_univ` = 1),
+intrinsics from `camera.calibration` adjusted to the crop.
 Quirks handled: only the first F annotation rows are used (F = the known frame count; S3/Seq1
 has one extra row), S4/Seq2 left/right swapped on frames [3759, 5853) is swapped back;
 video/annotation count mismatches stop at the shorter and are reported (stage "frame_count").
@@ -16,15 +17,19 @@ Test (`test` split), layout `<test_dir>/TS{1..6}/{annot_data.mat, imageSequence/
 (1-based names) and `<test_calib_dir>/ts1-4cameras.calib`, `ts5-6cameras.calib` (default
 `<test_dir>/test_util/camera_calibration`): only frames with `valid_frame` == 1 are written
 (evaluation uses only those); the others are counted in one dead letter per sequence (stage
-"invalid_frames"). `meta/action` = activity name, `joints_3d` = annot3 (camera mm).
-NOTE: `univ_annot3` (the 3DHP evaluation ground truth) has no key in schema v1 yet.
+"invalid_frames"). `meta/action` = activity name, `joints_3d` = annot3 (camera mm),
+`joints_3d_univ` = univ_annot3 (the 3DHP evaluation ground truth, `has_3d_univ` = 1).
+
+`meta/distortion_model`: "opencv" for TS5-6 (GoPro, OpenCV distortion) and for any camera with
+non-zero coefficients (the .calib files are OpenCV); "none" otherwise (the training cameras and
+TS1-4 have none).
 
 Joints: 28 -> 17 "relevant" -> MPII-16 (MPII thorax <- 3DHP neck, upper neck <- 3DHP head:
 approximations, see `keras_pose3d.skeleton`). Crop: person box from the 2D joints (bounding-box
 centre, side 1.2 * max(w, h)) times PERSON_MARGIN.
 
 Dead letters: missing / corrupt video or image ("video", "image"), unreadable annotation
-("read"), non-finite or implausible joints ("validate").
+("read"), non-finite or implausible joints, annot3 or univ_annot3 ("validate").
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import numpy as np
 from keras_pose3d import camera as camera_lib
 from keras_pose3d.data.readers import h36m as h36m_reader
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
+from keras_pose3d.skeleton import NUM_JOINTS
 from pipelines import common
 
 _LOG = logging.getLogger(__name__)
@@ -170,6 +176,47 @@ def _inside(joints_crop: np.ndarray, size: int) -> np.ndarray:
     return np.all((joints_crop >= -0.5) & (joints_crop <= size - 0.5), axis=1)
 
 
+# Test sequences filmed with the GoPro (ts5-6cameras.calib, "distortionModel OpenCV").
+OPENCV_TEST_SEQUENCES = frozenset({"TS5", "TS6"})
+
+
+def distortion_model(cam: camera_lib.Camera, sequence: str) -> str:
+    """`meta/distortion_model` of a 3DHP record: "opencv" or "none".
+
+    "opencv" for TS5-6 and for any camera with non-zero coefficients (the only 3DHP
+    calibration with distortion is the OpenCV-model .calib); "none" otherwise.
+
+    Raises:
+        ValueError: non-zero coefficients on a camera whose model is not OpenCV.
+    """
+    nonzero = bool(np.any(cam.distortion != 0))
+    if nonzero and cam.distortion_model != "opencv":
+        raise ValueError(
+            f"camera {cam.id!r} of {sequence}: non-zero distortion {cam.distortion.tolist()} "
+            f"under model {cam.distortion_model!r}; 3DHP distortion is OpenCV"
+        )
+    if nonzero or sequence in OPENCV_TEST_SEQUENCES:
+        return "opencv"
+    return "none"
+
+
+def _validate_univ(j3d_univ: np.ndarray | None) -> str | None:
+    # univ_annot3 is scaled about the root, not a reprojection: check finiteness and range
+    # only (validate_joints' other checks concern the annot3 that goes with the image).
+    if j3d_univ is None:
+        return None
+    univ = np.asarray(j3d_univ, np.float64)
+    if univ.shape != (NUM_JOINTS, 3):
+        return f"joints_3d_univ has shape {univ.shape}, expected ({NUM_JOINTS}, 3)"
+    bad = np.where(~np.all(np.isfinite(univ), axis=1))[0]
+    if bad.size:
+        return f"joints_3d_univ non-finite at joints {bad.tolist()}"
+    largest = float(np.abs(univ).max())
+    if largest > common.MAX_ABS_MM:
+        return f"joints_3d_univ out of range (|value| up to {largest:.0f} mm)"
+    return None
+
+
 def make_record(
     image_rgb: np.ndarray,
     j2d: np.ndarray,
@@ -177,9 +224,19 @@ def make_record(
     cam: camera_lib.Camera,
     crop_size: int,
     meta: dict[str, Any],
+    j3d_univ: np.ndarray | None = None,
 ) -> dict | str:
-    """One person record, or the reason it cannot be made."""
-    reason = common.validate_joints(j2d, None, j3d, True)
+    """One person record, or the reason it cannot be made.
+
+    Args:
+        image_rgb: (H, W, 3) uint8 frame.
+        j2d: (16, 2) px (annot2); j3d: (16, 3) camera mm (annot3).
+        cam: the frame's camera (intrinsics, distortion).
+        crop_size: stored crop side (px).
+        meta: provenance fields (subject, sequence, action, camera, frame).
+        j3d_univ: (16, 3) mm univ_annot3, or None when unavailable (then has_3d_univ = 0).
+    """
+    reason = common.validate_joints(j2d, None, j3d, True) or _validate_univ(j3d_univ)
     if reason is not None:
         return reason
     center, side = h36m_reader.person_box(j2d)
@@ -197,6 +254,9 @@ def make_record(
         "has_3d": True,
         "intrinsics": intr_crop,
         "distortion": cam.distortion,
+        "distortion_model": distortion_model(cam, meta["sequence"]),
+        "joints_3d_univ": j3d_univ,
+        "has_3d_univ": j3d_univ is not None,
         "box": box,
         "dataset": DATASET,
         "orig_size": np.array([h, w]),
@@ -231,6 +291,8 @@ class TrainSequenceToRecords(beam.DoFn):
         frames = np.arange(rows)
         j2d_all = m3.fix_lr_swap(subject, seq, frames, annot["joints_2d"])
         j3d_all = m3.fix_lr_swap(subject, seq, frames, annot["joints_3d"])
+        univ = annot.get("joints_3d_univ")
+        univ_all = None if univ is None else m3.fix_lr_swap(subject, seq, frames, univ)
         reader = h36m_reader.VideoReader(
             m3.video_path(self._input_dir, subject, seq, cam_index), self._stride, limit=n_use
         )
@@ -250,6 +312,7 @@ class TrainSequenceToRecords(beam.DoFn):
                         "camera": str(cam_index),
                         "frame": int(frame),
                     },
+                    None if univ_all is None else univ_all[frame],
                 )
                 if isinstance(record, str):
                     yield common.dead_letter(item_id, "validate", record, split="train")
@@ -320,6 +383,7 @@ class TestFramesToRecords(beam.DoFn):
                     "camera": cam.id,
                     "frame": int(frame),
                 },
+                annot["joints_3d_univ"][frame],
             )
             if isinstance(record, str):
                 yield common.dead_letter(item_id, "validate", record, split="test")

@@ -150,11 +150,22 @@ def test_missing_kind_falls_back_or_raises(tmp_path, caplog):
         _train(str(tmp_path / "nothing-*.tfrecord"))
 
 
-def test_each_replica_batch_is_half_and_half(mixed_files):
+def test_single_kind_stages_read_only_that_kind(mixed_files, tmp_path):
     files, _ = mixed_files
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        pytest.skip("needs the two logical CPUs of conftest")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    for samples, kind in (("3d_only", 1), ("2d_only", 0)):
+        for _, t in _train(files, batch_size=4, samples=samples).take(3):
+            np.testing.assert_array_equal(t["has_3d"].numpy(), [kind] * 4)
+    rng = np.random.default_rng(2)
+    only_2d = _write(tmp_path / "2d.tfrecord", [_record(i, False, rng) for i in range(3)])
+    with pytest.raises(ValueError, match="no 3D samples"):
+        _train(only_2d, samples="3d_only")
+    with pytest.raises(ValueError, match="samples must be"):
+        _train(files, samples="3d")
+
+
+def test_each_replica_batch_is_half_and_half(mixed_files, mirrored_strategy):
+    files, _ = mixed_files
+    strategy = mirrored_strategy
     dist = dataset.distributed_dataset(
         strategy, lambda ctx: _train(files, batch_size=4, input_context=ctx))
     _, targets = next(iter(dist))

@@ -1,6 +1,7 @@
 """Evaluation tables on hand-built predictions, record reading, and the evaluate entry point."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -139,7 +140,7 @@ def test_3dhp_record_path_uses_univ_not_annot3():
              "joints_3d_univ": to16(univ[i]), "valid_frame": bool(valid[i])}
             for i, (a, s) in enumerate(zip(acts, seqs))]
     arrays = {"pred_mm": to16(pred), "gt_mm": to16(annot3)}
-    results, tables = tables_mpi_inf_3dhp(arrays, meta)
+    results, _ = tables_mpi_inf_3dhp(arrays, meta)
     all_row = results["mpi_inf_3dhp"]["rows"]["All"]
     assert all_row["frames"] == 5
     assert all_row[metrics.PCK3D_NAME] == pytest.approx(60.0)  # vs annot3 it would be 0
@@ -147,7 +148,7 @@ def test_3dhp_record_path_uses_univ_not_annot3():
     # Without the univ key the annot3 fallback is used and flagged as not comparable.
     for m in meta:
         del m["joints_3d_univ"]
-    results, tables = tables_mpi_inf_3dhp(arrays, meta)
+    results, _ = tables_mpi_inf_3dhp(arrays, meta)
     assert "NOT comparable" in results["mpi_inf_3dhp"]["ground_truth"]
     assert results["mpi_inf_3dhp"]["rows"]["All"][metrics.PCK3D_NAME] == pytest.approx(0.0)
 
@@ -202,8 +203,8 @@ def test_table_writers(tmp_path):
     assert "| row | 1.2 |" in md and "| none | – |" in md and "- note" in md
     assert to_csv(t) == "a,b\nrow,1.234\nnone,\n"
     paths = write_report([t], {"x": np.float32(1.5), "nan": float("nan")}, tmp_path, "demo")
-    assert json.loads(open(paths["json"]).read()) == {"x": 1.5, "nan": None}
-    assert open(paths["csv"][0]).read() == to_csv(t)
+    assert json.loads(pathlib.Path(paths["json"]).read_text()) == {"x": 1.5, "nan": None}
+    assert pathlib.Path(paths["csv"][0]).read_text() == to_csv(t)
     with pytest.raises(ValueError, match="row 0 has 1 cells"):
         Table("bad", ["a", "b"], [["only one"]])
 
@@ -250,15 +251,16 @@ def test_read_record_meta_and_perfect_predictor(tmp_path):
     assert [m["valid_frame"] for m in meta] == [True, False, True]
     assert meta[0]["joints_3d_univ"].shape == (16, 3)
 
-    def perfect(images, intrinsics, root_depth):  # encodes the ground truth the crop sees
-        perfect.gt = getattr(perfect, "gt", [])
-        return {"pose_norm": perfect.current, "pose_2d": perfect.current[..., :2]}
-
-    # Feed the encoded ground truth through the real decoding path.
+    # A perfect predictor: the encoded ground truth of the (single) batch, fed through the real
+    # decoding path of run_predictions.
     from keras_pose3d.data.dataset import make_validation_dataset
 
     ds = make_validation_dataset([str(path)], input_size=32, heatmap_size=8, batch_size=8)
     _, targets = next(ds.as_numpy_iterator())
-    perfect.current = pose_codec.encode_pose_3d(targets["joints_3d"], targets["intrinsics"], 32)
+    encoded = pose_codec.encode_pose_3d(targets["joints_3d"], targets["intrinsics"], 32)
+
+    def perfect(images, intrinsics, root_depth):
+        return {"pose_norm": encoded, "pose_2d": encoded[..., :2]}
+
     arrays = run_predictions(perfect, [str(path)], 32, 8, batch_size=8)
     np.testing.assert_allclose(arrays["pred_mm"], arrays["gt_mm"], atol=1e-2)

@@ -10,6 +10,7 @@ from keras_pose3d import bvh, export, infer, skeleton
 from keras_pose3d.models import tp_net as tp_net_lib
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
+from tests.test_export import exported  # noqa: F401  (session fixture)
 
 FRAMES = 6
 
@@ -93,3 +94,22 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path):
     bad.write_text(json.dumps([[0, 0, -1, 5]]))
     with pytest.raises(ValueError, match="bad.json: box 0"):
         infer.load_boxes(bad)
+
+
+@pytest.mark.slow
+def test_saved_model_and_tp_net_saved_model_match_run_dir(exported, tmp_path):  # noqa: F811
+    """--saved-model (pipeline) + --tp-net (tp_net SavedModel) gives what --run gives."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(folder / f"f{i}.jpg"), rng.integers(0, 255, (36, 50, 3), np.uint8))
+    args = ["--images", str(folder), "--no-render", "--online"]
+    served = infer.run(infer.parse_args(args + [
+        "--out", str(tmp_path / "a"), "--saved-model", str(exported["out"] / "pipeline" / "1"),
+        "--tp-net", str(exported["out"] / "tp_net" / "1")]))
+    local = infer.run(infer.parse_args(args + ["--out", str(tmp_path / "b"),
+                                               "--run", str(exported["run"])]))
+    np.testing.assert_allclose(served["motion"], local["motion"], rtol=1e-4, atol=1e-2)
+    for a, b in zip(served["results"], local["results"]):
+        np.testing.assert_allclose(a["joints_2d_px"], b["joints_2d_px"], atol=1e-3)

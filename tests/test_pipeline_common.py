@@ -194,6 +194,9 @@ def _record(i: int, subject: str, has_3d: bool = True) -> dict:
 def _items(reverse=False):
     items = [("train", f"S1/{i}", _record(i, "S1")) for i in range(6)]
     items += [("validation", f"S2/{i}", _record(10 + i, "S2", has_3d=i != 0)) for i in range(3)]
+    # One record carries universal 3D (the optional joints_3d_univ key).
+    items[-1][2]["joints_3d_univ"] = items[-1][2]["joints_3d"] * 0.9
+    items[-1][2]["has_3d_univ"] = True
     bad = _record(99, "S1")
     bad["joints_2d"][4, 0] = np.nan
     items.append(("train", "S1/bad", bad))
@@ -219,23 +222,61 @@ def _read(path):
     return [r.numpy() for r in tf.data.TFRecordDataset(path)]
 
 
+# A job's own dead letters: a failure and the documented exclusions of the real-data jobs.
+JOB_LETTERS = [
+    {"id": "x", "stage": "read", "reason": "r"},
+    {"id": "S9/Greeting.54138969", "stage": "excluded", "reason": "shifted 3D"},
+    {"id": "S9/Greeting.55011271", "stage": "excluded", "reason": "shifted 3D"},
+    {"id": "S5/Photo.58860488", "stage": "frame_count", "reason": "7 vs 5"},
+    {"id": "TS1", "stage": "invalid_frames", "reason": "2 of 6"},
+    {"id": "test_set", "stage": "test_persons", "reason": "no joints"},
+]
+
+
+def test_dead_letter_stage_counts():
+    letters = JOB_LETTERS + [{"id": "y", "stage": "read"}, {"id": "z", "reason": "no stage"}]
+    counts = common.dead_letter_stage_counts(letters)
+    assert counts == {
+        "excluded": 2,
+        "frame_count": 1,
+        "invalid_frames": 1,
+        "read": 2,
+        "test_persons": 1,
+        "unknown": 1,
+    }
+    assert list(counts) == sorted(counts)
+    assert common.dead_letter_stage_counts([]) == {}
+
+
 @pytest.mark.beam
 def test_write_outputs_dead_letter_manifest_and_determinism(tmp_path):
-    manifest = _run(
-        _items(), tmp_path / "a", extra_letters=[{"id": "x", "stage": "read", "reason": "r"}]
-    )
+    manifest = _run(_items(), tmp_path / "a", extra_letters=JOB_LETTERS)
     train = manifest["splits"]["train"]
     assert manifest["complete"] and manifest["schema_version"] == features.SCHEMA_VERSION
     assert manifest["num_examples"] == 9 and train["num_examples"] == 6
     assert train["files"] == ["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
     assert train["subjects"] == {"S1": 6} and train["actions"] == {"sit": 3, "walk": 3}
     assert manifest["splits"]["validation"]["has_3d"] == 2
-    assert manifest["dead_letter_count"] == 2 and manifest["job_args"] == {"test": 1}
+    assert manifest["splits"]["validation"]["has_3d_univ"] == 1
+    assert manifest["splits"]["train"]["has_3d_univ"] == 0
+    assert manifest["dead_letter_count"] == 7 and manifest["job_args"] == {"test": 1}
+    # Per stage: the encoder's "validate" letter beside the job's own stages.
+    assert manifest["dead_letter_by_stage"] == {
+        "excluded": 2,
+        "frame_count": 1,
+        "invalid_frames": 1,
+        "read": 1,
+        "test_persons": 1,
+        "validate": 1,
+    }
 
-    # The NaN record is in the dead letter with its reason; the job's own letter too.
+    # The NaN record is in the dead letter with its reason; the job's own letters too.
     with open(tmp_path / "a" / manifest["dead_letter_file"]) as f:
         letters = [json.loads(line) for line in f]
-    assert sorted((d["id"], d["stage"]) for d in letters) == [("S1/bad", "validate"), ("x", "read")]
+    assert sorted((d["id"], d["stage"]) for d in letters) == sorted(
+        [("S1/bad", "validate")] + [(d["id"], d["stage"]) for d in JOB_LETTERS]
+    )
+    assert common.dead_letter_stage_counts(letters) == manifest["dead_letter_by_stage"]
     bad = next(d for d in letters if d["id"] == "S1/bad")
     assert bad["reason"] == "joints_2d non-finite at visible joints [4]"
     assert bad["split"] == "train"
@@ -256,13 +297,14 @@ def test_write_outputs_dead_letter_manifest_and_determinism(tmp_path):
         got = by_frame[(split, record["subject"], record["frame"])]
         np.testing.assert_array_equal(got["joints_2d"], np.float32(record["joints_2d"]))
         assert got["image_jpeg"] == record["image_jpeg"]
+        assert got["has_3d_univ"] == bool(record.get("has_3d_univ", False))
+        if got["has_3d_univ"]:
+            np.testing.assert_array_equal(
+                got["joints_3d_univ"], np.float32(record["joints_3d_univ"])
+            )
 
     # Rerun with the input reversed: byte-identical shards.
-    _run(
-        _items(reverse=True),
-        tmp_path / "b",
-        extra_letters=[{"id": "x", "stage": "read", "reason": "r"}],
-    )
+    _run(_items(reverse=True), tmp_path / "b", extra_letters=JOB_LETTERS[::-1])
     for split, entry in manifest["splits"].items():
         for name in entry["files"] + [manifest["dead_letter_file"]]:
             a = (tmp_path / "a" / name).read_bytes()
@@ -280,7 +322,7 @@ def test_empty_shards_are_written_and_verify_catches_loss(tmp_path):
         assert (tmp_path / name).exists()
     # No dead letter: the file is there, empty, and the manifest says 0.
     assert (tmp_path / manifest["dead_letter_file"]).read_text() == ""
-    assert manifest["dead_letter_count"] == 0
+    assert manifest["dead_letter_count"] == 0 and manifest["dead_letter_by_stage"] == {}
     # A shard that lost its record no longer verifies.
     full = manifest["splits"]["train"]["files"][sizes.index(1)]
     (tmp_path / full).write_bytes(b"")

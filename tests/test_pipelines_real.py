@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_pose3d import camera as camera_lib
 from keras_pose3d.data import features
 from keras_pose3d.data.readers import h36m
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
 from pipelines import h36m_to_tfrecord, mpi_inf_3dhp_to_tfrecord, mpii_to_tfrecord
 from tests import fixtures_raw as fr
+from tests.conftest import require_realdata
 
 pytestmark = pytest.mark.beam
 
@@ -120,6 +122,16 @@ def test_mpii_job_end_to_end(tmp_path):
         ("test_set", "test_persons"),
     }
     assert manifest["dead_letter_count"] == 4
+    assert manifest["dead_letter_by_stage"] == {
+        "image": 1,
+        "min_joints": 1,
+        "test_persons": 1,
+        "validate": 1,
+    }
+    # MPII has no camera: no distortion model stated, no universal 3D.
+    for _, rec in records.values():
+        assert rec["distortion_model"] == "" and not rec["distortion"].any()
+        assert not rec["has_3d_univ"] and not rec["joints_3d_univ"].any()
 
 
 def test_mpii_job_names_missing_layout(tmp_path):
@@ -196,6 +208,8 @@ def test_h36m_job_records_match_the_raw_files(h36m_run):
         want_k = [s * cam.fx, s * cam.fy, s * (cam.cx - x0) - 0.5, s * (cam.cy - y0) - 0.5]
         np.testing.assert_allclose(rec["intrinsics"], want_k, rtol=2e-5, atol=2e-3)
         np.testing.assert_array_equal(rec["distortion"], cam.distortion.astype(np.float32))
+        assert rec["distortion_model"] == "h36m" and cam.distortion.any()
+        assert not rec["has_3d_univ"] and not rec["joints_3d_univ"].any()
         assert list(rec["orig_size"]) == [cam.height, cam.width]
         # Intrinsics and joints agree: projecting the 3D with the crop camera gives the 2D.
         proj = cam.replace(
@@ -233,6 +247,13 @@ def test_h36m_job_dead_letters(h36m_run):
     }
     assert set(letters) == missing | excluded | problems
     assert manifest["dead_letter_count"] == len(letters)
+    assert manifest["dead_letter_by_stage"] == {
+        "excluded": len(excluded),
+        "frame_count": 2,
+        "read": len(missing),
+        "validate": 1,
+        "video": 1,
+    }
     assert "corrupt" in letters[("S1/Walking 1.54138969", "video")]["reason"]
     assert "non-finite" in letters[("S9/Walking 1.60457274/000002", "validate")]["reason"]
     short = letters[("S5/Photo.58860488", "frame_count")]
@@ -316,7 +337,15 @@ def test_3dhp_job_training_records(mpi3dhp_run):
         _check_3dhp_record(
             rec, cam_data["annot2"][f][idx], cam_data["annot3"][f][idx], cam_data["camera"], 48
         )
+        # univ_annot3 comes through exactly (float32 of the fixture's values) and is not annot3.
+        assert rec["has_3d_univ"]
+        univ = cam_data["univ"][f][idx]
+        np.testing.assert_array_equal(rec["joints_3d_univ"], univ.astype(np.float32))
+        assert np.linalg.norm(rec["joints_3d_univ"] - rec["joints_3d"], axis=1).min() > 1.0
+        # The training cameras have no lens distortion.
+        assert rec["distortion_model"] == "none" and not rec["distortion"].any()
     assert manifest["splits"]["train"]["num_examples"] == 5
+    assert manifest["splits"]["train"]["has_3d_univ"] == 5
 
 
 def test_3dhp_job_test_records_only_valid_frames(mpi3dhp_run):
@@ -332,6 +361,14 @@ def test_3dhp_job_test_records_only_valid_frames(mpi3dhp_run):
         )
         _check_3dhp_record(rec, test["annot2"][f][idx], test["annot3"][f][idx], test["camera"], 48)
         assert list(rec["orig_size"]) == [test["size"], test["size"]]
+        # The evaluation ground truth: univ_annot3 of the fixture, exactly, unlike annot3.
+        assert rec["has_3d_univ"]
+        np.testing.assert_array_equal(
+            rec["joints_3d_univ"], test["univ"][f][idx].astype(np.float32)
+        )
+        assert np.linalg.norm(rec["joints_3d_univ"] - rec["joints_3d"], axis=1).min() > 1.0
+        assert rec["distortion_model"] == "none"  # TS1-4: no distortion
+    assert manifest["splits"]["test"]["has_3d_univ"] == 3
     assert manifest["splits"]["test"]["actions"] == {
         "Standing/Walking": 1,
         "Exercising": 1,
@@ -353,6 +390,77 @@ def test_3dhp_job_dead_letters(mpi3dhp_run):
     assert letters[("TS1", "invalid_frames")]["invalid_frames"] == 2
     assert letters[("S1/Seq1/video_0", "frame_count")]["video_frames"] == 5
     assert manifest["dead_letter_count"] == 6
+    assert manifest["dead_letter_by_stage"] == {
+        "frame_count": 2,
+        "image": 1,
+        "invalid_frames": 1,
+        "validate": 1,
+        "video": 1,
+    }
+
+
+# The TS5-6 GoPro .calib layout with made-up OpenCV coefficients [k1, k2, p1, p2, k3].
+_TS56_DISTORTION = "-0.2 0.1 -0.0004 -0.001 -0.05"
+_ZERO_DISTORTION = "0.0 0.0 0.0 0.0 0.0"
+# MPII-16 from the 3DHP-17 test order (as in test_3dhp_job_test_records_only_valid_frames).
+_IDX17 = [10, 9, 8, 11, 12, 13, 14, 1, 16, 0, 4, 3, 2, 5, 6, 7]
+
+
+def _ts5_tree(root, distortion: str) -> dict:
+    """The TS1 fixture moved to TS5, with a ts5-6cameras.calib of the given coefficients."""
+    exp = fr.write_3dhp_test_fixture(root)
+    os.rename(root / "TS1", root / "TS5")
+    calib_dir = root / "test_util" / "camera_calibration"
+    assert fr.TS14_CALIB.count(_ZERO_DISTORTION) == 1
+    text = fr.TS14_CALIB.replace(_ZERO_DISTORTION, distortion)
+    (calib_dir / m3.TEST_CALIB_FILES["TS5"]).write_text(text)
+    exp["calib"] = str(calib_dir / m3.TEST_CALIB_FILES["TS5"])
+    return exp
+
+
+@pytest.mark.parametrize("distortion", [_TS56_DISTORTION, _ZERO_DISTORTION])
+def test_3dhp_ts5_records_say_opencv(tmp_path, distortion):
+    exp = _ts5_tree(tmp_path, distortion)
+    dofn = mpi_inf_3dhp_to_tfrecord.TestFramesToRecords(str(tmp_path), 48)
+    out = list(dofn.process({"seq": "TS5", "frames": [0, 1], "calib": exp["calib"]}))
+    assert [o[:2] for o in out] == [("test", "TS5/000000"), ("test", "TS5/000001")]
+    k1, k2, p1, p2, k3 = (float(v) for v in distortion.split())
+    for _, _, record in out:
+        rec = features.decode_record(features.encode_example(record))
+        # TS5-6 are OpenCV whatever the coefficients; stored in the record order k1 k2 k3 p1 p2.
+        assert rec["distortion_model"] == "opencv"
+        np.testing.assert_array_equal(rec["distortion"], np.float32([k1, k2, k3, p1, p2]))
+        univ = exp["univ"][rec["frame"]][_IDX17]
+        np.testing.assert_array_equal(rec["joints_3d_univ"], univ.astype(np.float32))
+
+
+def test_3dhp_distortion_model_rule():
+    def cam(k, p, model):
+        return camera_lib.Camera(
+            id="c", R_w2c=np.eye(3), t_centre_world=np.zeros(3), fx=1, fy=1, cx=0, cy=0,
+            k=k, p=p, width=2, height=2, distortion_model=model,
+        )
+
+    rule = mpi_inf_3dhp_to_tfrecord.distortion_model
+    assert rule(cam(np.zeros(3), np.zeros(2), "opencv"), "TS1") == "none"
+    assert rule(cam(np.zeros(3), np.zeros(2), "h36m"), "Seq1") == "none"  # training cameras
+    assert rule(cam(np.zeros(3), np.zeros(2), "opencv"), "TS6") == "opencv"
+    assert rule(cam([0.1, 0, 0], np.zeros(2), "opencv"), "TS2") == "opencv"
+    with pytest.raises(ValueError, match="non-zero distortion .* under model 'h36m'"):
+        rule(cam([0.1, 0, 0], np.zeros(2), "h36m"), "Seq1")
+
+
+def test_3dhp_distortion_model_of_the_real_calibrations():
+    ts14 = require_realdata("mpi_inf_3dhp", "ts1-4cameras.calib")
+    ts56 = require_realdata("mpi_inf_3dhp", "ts5-6cameras.calib")
+    rule = mpi_inf_3dhp_to_tfrecord.distortion_model
+    for ts in ("TS1", "TS2", "TS3", "TS4"):
+        size = camera_lib.MPI3DHP_TEST_IMAGE_SIZE[ts]
+        assert {rule(c, ts) for c in camera_lib.load_3dhp_test_calib(ts14, size)} == {"none"}
+    for ts in ("TS5", "TS6"):
+        cams = camera_lib.load_3dhp_test_calib(ts56, camera_lib.MPI3DHP_TEST_IMAGE_SIZE[ts])
+        assert all(c.distortion.any() for c in cams)  # the GoPro really is distorted
+        assert {rule(c, ts) for c in cams} == {"opencv"}
 
 
 def test_3dhp_job_names_missing_layout(tmp_path):

@@ -197,8 +197,8 @@ def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(tiny_data, 
         terms = real(outputs, targets, names, loss_cfg)
         values, mask = terms["symmetry"]
         # Finite for the first traces' steps, NaN from step 4 on (a variable counts steps).
-        bad = tf.cast(poison_step >= 3, tf.float32)
-        terms["symmetry"] = (values + bad * np.float32("nan") * tf.ones_like(values), mask)
+        nan = tf.fill(tf.shape(values), np.float32("nan"))
+        terms["symmetry"] = (tf.where(poison_step >= 3, nan, values), mask)
         return terms
 
     poison_step = tf.Variable(0)

@@ -4,7 +4,8 @@ Training batches follow the paper (Sect. 5: "both 2D samples ... and 3D samples 
 consumed in equal proportion in each iteration"): the record stream is split by `has_3d` into
 two streams, each shuffled, augmented and batched with B/2, and the two half-batches are
 concatenated, so **every** batch holds exactly B/2 2D-only samples (first) and B/2 3D samples
-(second). Under `tf.distribute` each replica builds its own pipeline with its per-replica batch
+(second). Both streams read every shard and keep their kind by a one-key parse before JPEG
+decoding, so the split costs a second pass of record reading, not of decoding. Under `tf.distribute` each replica builds its own pipeline with its per-replica batch
 (`distributed_dataset`), so each replica's batch is half/half too; the per-replica batch must be
 even. When one kind is absent from the files (probed on the first `probe_records` records,
 interleaved over all files) the pipeline falls back to the other kind with a logged warning
@@ -246,6 +247,7 @@ def make_dataset(
     batch_size: int,
     training: bool,
     mix_2d_3d: bool = True,
+    samples: str = "mixed",
     augment: Any = None,
     heatmap_sigma: float = 1.0,
     shuffle_buffer: int = 2048,
@@ -265,6 +267,9 @@ def make_dataset(
         training: True: shuffled, augmented, repeated forever, drop_remainder. False: the
             validation dataset (`make_validation_dataset`).
         mix_2d_3d: exactly half 2D-only and half 3D samples in every batch.
+        samples: "mixed" (every record), "3d_only" or "2d_only" (a stage that reads one kind,
+            e.g. the paper's depth warm start on 3D samples only); a single kind turns off
+            mixing.
         augment: `AugmentParams`, a dict, `config.AugmentConfig`, or None for the defaults.
         heatmap_sigma: Gaussian sigma (heatmap px).
         shuffle_buffer: records per stream in the shuffle buffer (0 disables shuffling).
@@ -295,8 +300,21 @@ def make_dataset(
         raise ValueError(f"batch_size must be positive. Received: batch_size={batch_size}")
     files = list_files(file_patterns)
 
+    if samples not in ("mixed", "3d_only", "2d_only"):
+        raise ValueError(
+            f"samples must be 'mixed', '3d_only' or '2d_only'. Received: samples={samples!r}"
+        )
     kinds = [None]  # None: one stream with every record
-    if mix_2d_3d:
+    if samples != "mixed":
+        kinds = [1 if samples == "3d_only" else 0]
+        n2d, n3d = count_kinds(files, probe_records)
+        if not (n3d if kinds[0] else n2d):
+            # A filtered, repeated stream with nothing to pass would spin forever.
+            raise ValueError(
+                f"samples={samples!r}: the first {n2d + n3d} records of {file_patterns} hold "
+                f"no {'3D' if kinds[0] else '2D-only'} samples"
+            )
+    elif mix_2d_3d:
         if batch % 2:
             raise ValueError(
                 f"mix_2d_3d needs an even per-replica batch (half 2D, half 3D). Received: "
@@ -352,7 +370,9 @@ def make_dataset(
         )
         return ds.batch(per_batch, drop_remainder=True)
 
-    if kinds == [0, 1]:
+    if len(kinds) == 1 and kinds[0] is not None:
+        ds = stream(kinds[0], batch)
+    elif kinds == [0, 1]:
         half = batch // 2
         ds = tf.data.Dataset.zip((stream(0, half), stream(1, half))).map(
             _concat_halves, num_parallel_calls=AUTOTUNE, deterministic=deterministic

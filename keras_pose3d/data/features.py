@@ -7,6 +7,20 @@ docs/architecture.md; the constants below are the only place the key strings are
 The writer takes a *record*: a plain dict with the fields of `PoseRecord`. All joint arrays are
 MPII-16 order (`keras_pose3d.skeleton`). Floats are stored as float32, so
 `decode_record(encode_example(r))` and `parse_example` return exactly `np.float32(r[...])`.
+
+Optional keys (added to v1 without a version bump; a record that lacks them parses with the
+default, so every record written before them still reads):
+
+* `joints_3d_univ` (float, 16*3, default zeros) with `has_3d_univ` (int64, default 0):
+  MPI-INF-3DHP's `univ_annot3`, the height-normalised "universal" skeleton that is the 3DHP
+  evaluation ground truth, camera frame, mm. The writer stores both keys only when
+  `has_3d_univ` is set, so a record without universal 3D looks exactly like an old one.
+* `meta/distortion_model` (bytes, default ""): how to read `distortion`. "h36m" (H36M's
+  tangential formula), "opencv" (the 3DHP TS5-6 GoPro calibration), "none" (no lens
+  distortion: the coefficients are zero), or "" (not stated). "" is the default because
+  records written before the key existed are not all one model (H36M records hold "h36m"
+  coefficients, 3DHP TS5-6 records "opencv" ones, the rest zeros); `resolve_distortion_model`
+  settles an old record from its dataset. The writer accepts "" only with zero coefficients.
 """
 
 from __future__ import annotations
@@ -44,6 +58,29 @@ KEY_CAMERA = "meta/camera"
 KEY_FRAME = "meta/frame"
 KEY_ORIG_SIZE = "meta/orig_size"
 KEY_SCHEMA_VERSION = "schema_version"
+# Optional keys (see the module docstring); absent -> the defaults of FEATURE_SPEC.
+KEY_JOINTS_3D_UNIV = "joints_3d_univ"
+KEY_HAS_3D_UNIV = "has_3d_univ"
+KEY_DISTORTION_MODEL = "meta/distortion_model"
+
+# Values of `meta/distortion_model`. "h36m" and "opencv" are the two formulas of
+# `keras_pose3d.camera`; "none" says there is no distortion; "" says nothing (old records).
+DISTORTION_MODEL_H36M = "h36m"
+DISTORTION_MODEL_OPENCV = "opencv"
+DISTORTION_MODEL_NONE = "none"
+DISTORTION_MODEL_UNSTATED = ""
+DISTORTION_MODELS: tuple[str, ...] = (
+    DISTORTION_MODEL_H36M,
+    DISTORTION_MODEL_OPENCV,
+    DISTORTION_MODEL_NONE,
+    DISTORTION_MODEL_UNSTATED,
+)
+# Model of the non-zero coefficients of records written before `meta/distortion_model`
+# existed, by `meta/dataset` (3DHP training cameras have none; its TS5-6 are OpenCV).
+LEGACY_DISTORTION_MODELS: dict[str, str] = {
+    "h36m": DISTORTION_MODEL_H36M,
+    "mpi_inf_3dhp": DISTORTION_MODEL_OPENCV,
+}
 
 # Record field -> feature key for the provenance strings.
 META_STRING_FIELDS: dict[str, str] = {
@@ -64,7 +101,13 @@ FLOAT_FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
     "box": (KEY_BOX, (4,)),
 }
 
-# tf.io parsing spec. Every key is required: a record written by another schema fails loudly.
+# Optional float fields: record field -> (feature key, shape); zeros when absent.
+OPTIONAL_FLOAT_FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "joints_3d_univ": (KEY_JOINTS_3D_UNIV, (NUM_JOINTS, 3)),
+}
+
+# tf.io parsing spec. The v1 core keys are required: a record written by another schema fails
+# loudly. The optional keys carry defaults, so records written before them still parse.
 FEATURE_SPEC: dict[str, Any] = {
     KEY_IMAGE: tf.io.FixedLenFeature([], tf.string),
     KEY_IMAGE_SIZE: tf.io.FixedLenFeature([2], tf.int64),
@@ -83,7 +126,14 @@ FEATURE_SPEC: dict[str, Any] = {
     KEY_FRAME: tf.io.FixedLenFeature([], tf.int64),
     KEY_ORIG_SIZE: tf.io.FixedLenFeature([2], tf.int64),
     KEY_SCHEMA_VERSION: tf.io.FixedLenFeature([], tf.int64),
+    KEY_JOINTS_3D_UNIV: tf.io.FixedLenFeature(
+        [NUM_JOINTS * 3], tf.float32, default_value=[0.0] * (NUM_JOINTS * 3)
+    ),
+    KEY_HAS_3D_UNIV: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    KEY_DISTORTION_MODEL: tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
+# The optional keys and their defaults as `decode_record` returns them.
+OPTIONAL_KEYS: tuple[str, ...] = (KEY_JOINTS_3D_UNIV, KEY_HAS_3D_UNIV, KEY_DISTORTION_MODEL)
 
 
 class PoseRecord(TypedDict, total=False):
@@ -100,6 +150,12 @@ class PoseRecord(TypedDict, total=False):
         has_3d: bool. True for 3D-annotated samples.
         intrinsics: (4,) float. fx, fy, cx, cy of the crop (px); None/zeros when unknown.
         distortion: (5,) float. k1, k2, k3, p1, p2 (normalised coords); None means zeros.
+        distortion_model: str, optional. "h36m", "opencv", "none" or "" (default: not
+            stated). Non-zero `distortion` needs "h36m" or "opencv".
+        joints_3d_univ: (J, 3) float, optional. 3DHP `univ_annot3`, camera frame, mm. None or
+            zeros when has_3d_univ is False.
+        has_3d_univ: bool, optional (default False). True when `joints_3d_univ` is stored;
+            needs has_3d.
         box: (4,) float. x0, y0, x1, y1 of the crop in original-image pixels.
         dataset, subject, sequence, action, camera: str. Provenance ("" when not applicable).
         frame: int >= 0. Frame index in the original sequence.
@@ -115,6 +171,9 @@ class PoseRecord(TypedDict, total=False):
     has_3d: bool
     intrinsics: np.ndarray | None
     distortion: np.ndarray | None
+    distortion_model: str
+    joints_3d_univ: np.ndarray | None
+    has_3d_univ: bool
     box: np.ndarray
     dataset: str
     subject: str
@@ -201,6 +260,36 @@ def _int_pair(record: dict, field: str) -> list[int]:
     return [int(v) for v in arr]
 
 
+def _flag(record: dict, field: str, required: bool) -> bool:
+    value = record.get(field)
+    if value is None and not required:
+        return False
+    if not isinstance(value, (bool, np.bool_, int, np.integer)) or int(value) not in (0, 1):
+        raise ValueError(f"record field '{field}' must be a bool; got {value!r}")
+    return bool(value)
+
+
+def _distortion_model(record: dict, distortion: np.ndarray) -> str:
+    value = record.get("distortion_model", DISTORTION_MODEL_UNSTATED)
+    if value is None:
+        value = DISTORTION_MODEL_UNSTATED
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str) or value not in DISTORTION_MODELS:
+        raise ValueError(
+            f"record field 'distortion_model' must be one of {list(DISTORTION_MODELS)}; "
+            f"got {value!r}"
+        )
+    # Coefficients without their formula are ambiguous (H36M's and OpenCV's tangential terms
+    # differ), so a writer that stores non-zero ones must say which.
+    if value in (DISTORTION_MODEL_NONE, DISTORTION_MODEL_UNSTATED) and np.any(distortion != 0):
+        raise ValueError(
+            f"record field 'distortion_model' is {value!r} but 'distortion' is non-zero "
+            f"({distortion.tolist()}); give 'h36m' or 'opencv'"
+        )
+    return value
+
+
 def _bytes_feature(value: bytes) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
@@ -218,7 +307,9 @@ def encode_example(record: dict) -> bytes:
 
     Args:
         record: dict with the `PoseRecord` fields. `joints_3d` may be None when `has_3d` is
-            False; `intrinsics` and `distortion` may be None (stored as zeros).
+            False; `intrinsics` and `distortion` may be None (stored as zeros). Optional:
+            `distortion_model` (default ""), `has_3d_univ` (default False) and
+            `joints_3d_univ` (stored only when `has_3d_univ`).
 
     Returns:
         The serialised `tf.train.Example` (bytes).
@@ -226,7 +317,10 @@ def encode_example(record: dict) -> bytes:
     Raises:
         ValueError: naming the field, when a field is missing, has the wrong shape or type, or
             holds non-finite values; when visibility is outside [0, 1]; when `joints_3d` is
-            non-zero for a 2D-only record; when `image_size` disagrees with the JPEG header.
+            non-zero for a 2D-only record; when `image_size` disagrees with the JPEG header;
+            when `distortion_model` is not one of `DISTORTION_MODELS`, or is "none"/"" with
+            non-zero `distortion`; when `has_3d_univ` is set without `has_3d` or
+            `joints_3d_univ` is non-zero without `has_3d_univ`.
     """
     image = record.get("image_jpeg")
     if not isinstance(image, bytes) or not image:
@@ -239,18 +333,23 @@ def encode_example(record: dict) -> bytes:
                 f"record field 'image_size' is {given} but the JPEG header says {header_size}"
             )
 
-    has_3d_value = record.get("has_3d")
-    if not isinstance(has_3d_value, (bool, np.bool_, int, np.integer)) or int(has_3d_value) not in (
-        0,
-        1,
-    ):
-        raise ValueError(f"record field 'has_3d' must be a bool; got {has_3d_value!r}")
-    has_3d = bool(has_3d_value)
+    has_3d = _flag(record, "has_3d", required=True)
+    has_3d_univ = _flag(record, "has_3d_univ", required=False)
+    if has_3d_univ and not has_3d:
+        raise ValueError("record field 'has_3d_univ' is True but 'has_3d' is False")
 
     floats = {}
     for field, (_, shape) in FLOAT_FIELDS.items():
         allow_none = field in ("intrinsics", "distortion") or (field == "joints_3d" and not has_3d)
         floats[field] = _float_array(record, field, shape, allow_none)
+    joints_3d_univ = _float_array(
+        record, "joints_3d_univ", OPTIONAL_FLOAT_FIELDS["joints_3d_univ"][1], not has_3d_univ
+    )
+    if not has_3d_univ and np.any(joints_3d_univ != 0):
+        raise ValueError(
+            "record field 'joints_3d_univ' must be None or zeros when has_3d_univ is False"
+        )
+    distortion_model = _distortion_model(record, floats["distortion"])
     vis = floats["visibility"]
     if np.any(vis < 0) or np.any(vis > 1):
         raise ValueError(f"record field 'visibility' must lie in [0, 1]; got {vis.tolist()}")
@@ -274,6 +373,12 @@ def encode_example(record: dict) -> bytes:
         feature[key] = _float_feature(floats[field])
     for field, key in META_STRING_FIELDS.items():
         feature[key] = _bytes_feature(_string(record, field))
+    feature[KEY_DISTORTION_MODEL] = _bytes_feature(distortion_model.encode("utf-8"))
+    if has_3d_univ:
+        # Absent when False (the parse defaults say the same), so evaluation code that asks
+        # "does this record carry universal 3D?" by key presence gets the right answer.
+        feature[KEY_JOINTS_3D_UNIV] = _float_feature(joints_3d_univ)
+        feature[KEY_HAS_3D_UNIV] = _int_feature([1])
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     # deterministic=True sorts the feature map by key: without it the byte order of a map
     # depends on the process's hash seed, and reruns on other workers would not be identical.
@@ -287,7 +392,9 @@ def decode_record(serialized: bytes) -> dict[str, Any]:
     """Parses one serialised Example into a `PoseRecord` of NumPy values (tools and tests).
 
     The inverse of `encode_example`: floats come back as float32 arrays of their record shapes,
-    strings as str, `has_3d` as bool, `frame`/`schema_version` as int.
+    strings as str, `has_3d`/`has_3d_univ` as bool, `frame`/`schema_version` as int. Optional
+    keys the record lacks come back as their defaults (`joints_3d_univ` zeros, `has_3d_univ`
+    False, `distortion_model` "").
 
     Raises:
         ValueError: a key of the schema is absent, has the wrong length, or the record was
@@ -320,7 +427,67 @@ def decode_record(serialized: bytes) -> dict[str, Any]:
         out[field] = get(key, "bytes_list")[0].decode("utf-8")
     out["frame"] = int(get(KEY_FRAME, "int64_list")[0])
     out["orig_size"] = np.asarray(get(KEY_ORIG_SIZE, "int64_list"), np.int64)
+    # Optional keys: the FEATURE_SPEC defaults when absent (records written before them).
+    for field, (key, shape) in OPTIONAL_FLOAT_FIELDS.items():
+        if key in feats:
+            values = np.asarray(feats[key].float_list.value, np.float32)
+            if values.size != math.prod(shape):
+                raise ValueError(f"feature '{key}' has {values.size} values; expected {shape}")
+            out[field] = values.reshape(shape)
+        else:
+            out[field] = np.zeros(shape, np.float32)
+    out["has_3d_univ"] = (
+        bool(get(KEY_HAS_3D_UNIV, "int64_list")[0]) if KEY_HAS_3D_UNIV in feats else False
+    )
+    if out["has_3d_univ"] and KEY_JOINTS_3D_UNIV not in feats:
+        raise ValueError(f"record has {KEY_HAS_3D_UNIV} = 1 but no feature '{KEY_JOINTS_3D_UNIV}'")
+    out["distortion_model"] = (
+        get(KEY_DISTORTION_MODEL, "bytes_list")[0].decode("utf-8")
+        if KEY_DISTORTION_MODEL in feats
+        else DISTORTION_MODEL_UNSTATED
+    )
     return out
+
+
+def resolve_distortion_model(distortion_model: str, distortion: np.ndarray, dataset: str) -> str:
+    """The formula of a record's `distortion`: "h36m", "opencv" or "none" (never "").
+
+    Records written before `meta/distortion_model` existed read as "" (not stated); their
+    model follows from `meta/dataset` (`LEGACY_DISTORTION_MODELS`). Zero coefficients are
+    "none" whatever was stated (every formula is then the pinhole).
+
+    Args:
+        distortion_model: the record's `distortion_model` (str or bytes).
+        distortion: (5,) k1, k2, k3, p1, p2.
+        dataset: the record's `dataset` (str or bytes).
+
+    Returns:
+        "none", or the model to pass to `keras_pose3d.camera.project_points`.
+
+    Raises:
+        ValueError: an unknown model, or non-zero coefficients of an unstated model from a
+            dataset without a known legacy model.
+    """
+    model = distortion_model.decode() if isinstance(distortion_model, bytes) else distortion_model
+    name = dataset.decode() if isinstance(dataset, bytes) else dataset
+    if model not in DISTORTION_MODELS:
+        raise ValueError(
+            f"distortion_model must be one of {list(DISTORTION_MODELS)}; got {model!r}"
+        )
+    coefficients = np.asarray(distortion, np.float64).reshape(-1)
+    if not np.any(coefficients != 0):
+        return DISTORTION_MODEL_NONE
+    if model == DISTORTION_MODEL_NONE:
+        raise ValueError(f"distortion_model is 'none' but distortion is {coefficients.tolist()}")
+    if model != DISTORTION_MODEL_UNSTATED:
+        return model
+    if name not in LEGACY_DISTORTION_MODELS:
+        raise ValueError(
+            f"record of dataset {name!r} has distortion {coefficients.tolist()} but no "
+            f"distortion_model, and {name!r} has no known model "
+            f"(known: {sorted(LEGACY_DISTORTION_MODELS)})"
+        )
+    return LEGACY_DISTORTION_MODELS[name]
 
 
 def parse_example(serialized: tf.Tensor, decode_image: bool = True) -> dict[str, tf.Tensor]:
@@ -336,7 +503,9 @@ def parse_example(serialized: tf.Tensor, decode_image: bool = True) -> dict[str,
         `joints_2d` (J, 2), `visibility` (J,), `joints_3d` (J, 3), `intrinsics` (4,),
         `distortion` (5,), `box` (4,) float32; `has_3d` () int64; `dataset`, `subject`,
         `sequence`, `action`, `camera` () string; `frame` () int64; `orig_size` (2,) int64;
-        `schema_version` () int64.
+        `schema_version` () int64; and the optional keys (their defaults when the record
+        lacks them): `joints_3d_univ` (J, 3) float32 (zeros), `has_3d_univ` () int64 (0),
+        `distortion_model` () string ("").
     """
     parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
     # A record of another schema must fail, not be read with shifted meanings.
@@ -364,4 +533,8 @@ def parse_example(serialized: tf.Tensor, decode_image: bool = True) -> dict[str,
     out["frame"] = parsed[KEY_FRAME]
     out["orig_size"] = parsed[KEY_ORIG_SIZE]
     out["schema_version"] = parsed[KEY_SCHEMA_VERSION]
+    for field, (key, shape) in OPTIONAL_FLOAT_FIELDS.items():
+        out[field] = tf.reshape(parsed[key], shape)
+    out["has_3d_univ"] = parsed[KEY_HAS_3D_UNIV]
+    out["distortion_model"] = parsed[KEY_DISTORTION_MODEL]
     return out

@@ -16,7 +16,7 @@ paper's tables are built) and `FRAME_MEAN` (mean over all evaluated frames).
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -18,7 +18,7 @@ does not use the spine.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -33,7 +33,7 @@ def mpii_tables(pred_px: np.ndarray, gt_px: np.ndarray, headboxes: np.ndarray,
         {"pckh": {part / mean name: %}, "n_persons": N}.
     """
     return {"pckh": metrics.pckh_table(pred_px, gt_px, headboxes, visible),
-            "n_persons": int(len(pred_px))}
+            "n_persons": len(pred_px)}
 
 
 def load_tompson_gt(path: str | pathlib.Path) -> dict[str, np.ndarray]:

@@ -268,7 +268,7 @@ class SAPNetServing(tf.Module):
         self.input_size = s = int(sap_net.input_size)
         _hold(self, "tp_net", tp_net)
         jpeg = tf.TensorSpec((None,), tf.string, name="images")
-        vec = lambda n: tf.TensorSpec((None,), tf.float32, name=n)  # noqa: E731
+        vec = lambda n: tf.TensorSpec((None,), tf.float32, name=n)
         image = tf.TensorSpec((None, s, s, 3), tf.float32, name="images")
         self.predict_jpeg = tf.function(self._predict_jpeg, input_signature=[jpeg])
         self.predict_jpeg_boxes = tf.function(

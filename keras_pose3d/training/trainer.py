@@ -149,7 +149,7 @@ class Trainer:
                 batch_size=global_batch,
                 training=True,
                 mix_2d_3d=d.mix_2d_3d and stage.samples == "mixed",
-                **({} if stage.samples == "mixed" else {"samples": stage.samples}),
+                samples=stage.samples,
                 augment=d.augment,
                 shuffle_buffer=d.shuffle_buffer,
                 seed=self.cfg.train.seed,
