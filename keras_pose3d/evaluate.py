@@ -73,7 +73,9 @@ def read_record_meta(files: Sequence[str]) -> list[dict]:
             meta["frame"] = int(feat[features.KEY_FRAME].int64_list.value[0])
             meta["box"] = np.array(feat[features.KEY_BOX].float_list.value, np.float64)
             meta["image_size"] = np.array(feat[features.KEY_IMAGE_SIZE].int64_list.value)
-            if KEY_JOINTS_3D_UNIV in feat:
+            # Schema v1 optional key: honoured only when `has_3d_univ` (if written) is set.
+            univ_flag = feat["has_3d_univ"].int64_list.value if "has_3d_univ" in feat else [1]
+            if KEY_JOINTS_3D_UNIV in feat and univ_flag and univ_flag[0]:
                 vals = np.array(feat[KEY_JOINTS_3D_UNIV].float_list.value, np.float64)
                 if vals.size not in (16 * 3, 17 * 3):
                     raise ValueError(f"{path}: record {len(out)} key {KEY_JOINTS_3D_UNIV!r} has "

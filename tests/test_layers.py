@@ -101,11 +101,11 @@ def test_hourglass_config_and_validation():
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("downsample", [1, 2, 4])
 def test_stacked_hourglass_resolution_and_dtypes(downsample):
-    layer = StackedHourglass(5, 2, 16, 2, downsample=downsample)
+    layer = StackedHourglass(5, 2, 8, 1, downsample=downsample)
     out = layer(np.zeros((1, 32, 32, 3), np.float32))
     side = 32 // downsample
     assert out["heatmaps"].shape == (1, 2, side, side, 5)
-    assert out["features"].shape == (1, side, side, 16)
+    assert out["features"].shape == (1, side, side, 8)
     assert out["heatmaps"].dtype == tf.float32
 
 

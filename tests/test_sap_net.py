@@ -10,7 +10,7 @@ from keras_pose3d.layers import HeatmapDecoder
 from keras_pose3d.models import PARTS, SAPNet
 
 TINY = dict(
-    num_joints=16, num_stacks=2, num_features=16, hourglass_depth=2, depth_blocks=2,
+    num_joints=16, num_stacks=2, num_features=8, hourglass_depth=2, depth_blocks=2,
     input_size=32, heatmap_size=8,
 )
 
@@ -126,23 +126,23 @@ def _loss(model, images, gt, depth, vis):
 
 
 def test_gradient_steps_reduce_the_loss(images):
+    # Eager steps on the smallest model: on a loaded 2-core CPU, tracing a tf.function
+    # gradient of even a tiny hourglass costs minutes, an eager step a few seconds.
     keras.utils.set_random_seed(1)
-    model = SAPNet(**TINY)
+    model = SAPNet(**{**TINY, "num_stacks": 1, "hourglass_depth": 1, "depth_blocks": 1})
     gt, depth, vis = _targets(images)
     optimizer = keras.optimizers.Adam(1e-2)
 
-    @tf.function
     def step():
         with tf.GradientTape() as tape:
             loss = _loss(model, images, gt, depth, vis)
         grads = tape.gradient(loss, model.trainable_variables)
+        assert all(g is not None for g in grads)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+        return float(loss)
 
-    first = float(step())
-    for _ in range(5):
-        last = float(step())
-    assert np.isfinite(first) and last < 0.5 * first
+    losses_seen = [step() for _ in range(4)]
+    assert np.isfinite(losses_seen[0]) and losses_seen[-1] < 0.7 * losses_seen[0], losses_seen
 
 
 def test_freezing_the_hourglass_trains_only_the_depth(tiny_model, images):
