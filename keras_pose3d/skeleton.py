@@ -96,7 +96,7 @@ GEOMETRIC_GROUPS: tuple[tuple[tuple[tuple[int, int], ...], tuple[float, ...]], .
 # Joint triples for Eq. 1: (neck/pelvis, shoulder/hip, elbow/knee, wrist/ankle, sign).
 # sign = +1: legal when n . v_lower > 0 (right elbow, left knee); -1: legal when < 0 (left
 # elbow, right knee), as the right-hand rule gives for mirrored limbs. Signs are checked on real
-# H36M motion in tests/test_losses.py; see keras_pose3d/losses/illegal_angle.py.
+# H36M motion in tests/test_losses_realdata.py; see keras_pose3d/losses/illegal_angle.py.
 ANGLE_LIMBS: tuple[tuple[str, int, int, int, int, float], ...] = (
     ("r_elbow", COLLAR_JOINT, 12, 11, 10, +1.0),
     ("l_elbow", COLLAR_JOINT, 13, 14, 15, -1.0),

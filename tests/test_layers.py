@@ -111,7 +111,10 @@ def test_stacked_hourglass_resolution_and_dtypes(downsample):
 
 def test_stacked_hourglass_config_and_validation():
     expected = {
-        "num_joints": 7, "num_stacks": 3, "num_features": 24, "hourglass_depth": 2,
+        "num_joints": 7,
+        "num_stacks": 3,
+        "num_features": 24,
+        "hourglass_depth": 2,
         "downsample": 2,
     }
     _assert_config(StackedHourglass(**expected), StackedHourglass, expected)
@@ -153,7 +156,10 @@ def test_depth_regressor_reference(combine):
 
 def test_depth_regressor_config_and_validation():
     expected = {
-        "num_joints": 9, "num_features": 12, "num_blocks": 3, "residuals_per_block": 1,
+        "num_joints": 9,
+        "num_features": 12,
+        "num_blocks": 3,
+        "residuals_per_block": 1,
         "combine": "concat",
     }
     _assert_config(DepthRegressor(**expected), DepthRegressor, expected)
@@ -183,8 +189,11 @@ def test_decoder_integer_peaks_are_exact():
     maps[0, 15, 12, 2] = 1.0
     for method in ("local_soft_argmax", "soft_argmax"):
         got = HeatmapDecoder(64, 16, method=method)(maps).numpy()[0]
-        expected = [[(1.5 - 32) / 32, (13.5 - 32) / 32], [(33.5 - 32) / 32] * 2,
-                    [(49.5 - 32) / 32, (61.5 - 32) / 32]]
+        expected = [
+            [(1.5 - 32) / 32, (13.5 - 32) / 32],
+            [(33.5 - 32) / 32] * 2,
+            [(49.5 - 32) / 32, (61.5 - 32) / 32],
+        ]
         np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
@@ -218,7 +227,10 @@ def test_decoder_is_differentiable_in_the_window():
 
 def test_decoder_config_and_validation():
     expected = {
-        "input_size": 128, "heatmap_size": 32, "method": "soft_argmax", "window": 3,
+        "input_size": 128,
+        "heatmap_size": 32,
+        "method": "soft_argmax",
+        "window": 3,
         "beta": 20.0,
     }
     _assert_config(HeatmapDecoder(**expected), HeatmapDecoder, expected)
@@ -226,3 +238,19 @@ def test_decoder_config_and_validation():
         HeatmapDecoder(64, 16, window=4)
     with pytest.raises(ValueError, match="method"):
         HeatmapDecoder(64, 16, method="argmax")
+
+
+def test_decoder_inverts_the_data_pipeline_encoder():
+    """Contract with keras_pose3d.data.heatmaps: a target encoded for a joint at input pixel u
+    decodes to x_norm = (u - S/2) / (S/2) (docs/architecture.md)."""
+    heatmaps_module = pytest.importorskip("keras_pose3d.data.heatmaps")
+    joints_input_px = np.array([[[20.3, 41.7], [33.0, 30.0], [50.6, 12.2]]], np.float32)
+    on_grid = heatmaps_module.input_to_heatmap_px(joints_input_px, 64, 16)
+    maps = heatmaps_module.encode_heatmaps(on_grid, np.ones((1, 3), np.float32), 16)
+    got = HeatmapDecoder(64, 16)(maps).numpy()
+    expected = (joints_input_px - 32.0) / 32.0
+    # < 0.05 heatmap px of centroid bias = 0.2 input px = 0.00625 normalised units.
+    np.testing.assert_allclose(got, expected, atol=0.00625)
+    np.testing.assert_allclose(
+        heatmap_to_normalised(np.asarray(on_grid), 64, 16), expected, atol=1e-6
+    )

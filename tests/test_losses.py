@@ -1,13 +1,13 @@
 """Value tests of the five losses on hand-built poses and NumPy references."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import skeleton
-from keras_pose3d import losses
+from keras_pose3d import losses, skeleton
 from keras_pose3d.layers import loss_layers
 
 J = skeleton.J
@@ -51,8 +51,10 @@ def bent(angle_deg: float, towards: np.ndarray) -> np.ndarray:
 def natural_pose(angle=60.0) -> np.ndarray:
     """Elbows flexed forward, knees flexed backward: every Eq. 1 term is legal."""
     return standing_pose(
-        forearm_r=bent(angle, FORWARD), forearm_l=bent(angle, FORWARD),
-        shin_r=bent(angle, -FORWARD), shin_l=bent(angle, -FORWARD),
+        forearm_r=bent(angle, FORWARD),
+        forearm_l=bent(angle, FORWARD),
+        shin_r=bent(angle, -FORWARD),
+        shin_l=bent(angle, -FORWARD),
     )
 
 
@@ -114,7 +116,7 @@ def test_reverse_bend_gives_exact_penalty(limb, angle):
 
 def test_penalty_grows_with_violation():
     values = [terms(standing_pose(forearm_r=bent(a, -FORWARD)))[0] for a in (5, 20, 45, 70, 90)]
-    assert all(b > a > 0 for a, b in zip(values, values[1:]))
+    assert all(b > a > 0 for a, b in itertools.pairwise(values))
 
 
 def test_straight_limbs_are_on_the_boundary():
@@ -123,8 +125,10 @@ def test_straight_limbs_are_on_the_boundary():
 
 def test_same_values_in_mm_metres_and_crop_units():
     rng = np.random.default_rng(0)
-    poses = [natural_pose(50.0), standing_pose(forearm_l=bent(35, -FORWARD),
-                                               shin_r=bent(70, FORWARD))]
+    poses = [
+        natural_pose(50.0),
+        standing_pose(forearm_l=bent(35, -FORWARD), shin_r=bent(70, FORWARD)),
+    ]
     for body in poses:
         ref = terms(body)
         metres = terms(body / 1000.0)
@@ -191,7 +195,8 @@ def test_degenerate_pose_is_zero_with_finite_gradient():
 # ----------------------------------------------------------------------------------------------
 def test_symmetric_pose_has_zero_symmetry_loss():
     np.testing.assert_allclose(
-        losses.symmetry_loss(natural_pose(40.0)[None].astype(np.float32)).numpy(), [0.0],
+        losses.symmetry_loss(natural_pose(40.0)[None].astype(np.float32)).numpy(),
+        [0.0],
         atol=1e-4,
     )
 
@@ -241,7 +246,8 @@ def test_geometric_loss_matches_numpy_reference():
     assert got[1] == 0.0
     np.testing.assert_allclose(
         losses.geometric_loss(pose).numpy(),
-        geometric_reference(pose, np.ones((6, 16))), rtol=1e-5,
+        geometric_reference(pose, np.ones((6, 16))),
+        rtol=1e-5,
     )
 
 
@@ -276,7 +282,8 @@ def test_heatmap_loss_matches_numpy():
     # A single stack given as (B, h, w, J) equals its own stack of the 5-D call.
     np.testing.assert_allclose(
         losses.heatmap_loss(pred[:, 1], gt, vis).numpy(),
-        losses.heatmap_loss(pred[:, 1:], gt, vis).numpy(), rtol=1e-6,
+        losses.heatmap_loss(pred[:, 1:], gt, vis).numpy(),
+        rtol=1e-6,
     )
 
 
@@ -291,10 +298,12 @@ def test_depth_loss_matches_numpy():
     gt = rng.normal(size=(4, 16)).astype(np.float32)
     vis = (rng.random((4, 16)) > 0.3).astype(np.float32)
     vis[3] = 0.0
-    expected = np.array([
-        ((pred[b] - gt[b]) ** 2 * vis[b]).sum() / vis[b].sum() if vis[b].sum() else 0.0
-        for b in range(4)
-    ])
+    expected = np.array(
+        [
+            ((pred[b] - gt[b]) ** 2 * vis[b]).sum() / vis[b].sum() if vis[b].sum() else 0.0
+            for b in range(4)
+        ]
+    )
     np.testing.assert_allclose(losses.depth_loss(pred, gt, vis).numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(
         losses.depth_loss(pred, gt).numpy(), ((pred - gt) ** 2).mean(axis=1), rtol=1e-5
@@ -353,18 +362,21 @@ def test_loss_layers_match_functions():
     depth = loss_layers.DepthLoss(weight=2.0)
     np.testing.assert_allclose(
         depth(pose[..., 0], pose[..., 1], vis).numpy(),
-        2.0 * losses.depth_loss(pose[..., 0], pose[..., 1], vis).numpy(), rtol=1e-6,
+        2.0 * losses.depth_loss(pose[..., 0], pose[..., 1], vis).numpy(),
+        rtol=1e-6,
     )
     hm = rng.random((3, 2, 4, 4, 16)).astype(np.float32)
     heat = loss_layers.HeatmapLoss(weight=3.0)
     np.testing.assert_allclose(
         heat(hm, hm[:, 0] * 0.5, vis).numpy(),
-        3.0 * losses.heatmap_loss(hm, hm[:, 0] * 0.5, vis).numpy(), rtol=1e-6,
+        3.0 * losses.heatmap_loss(hm, hm[:, 0] * 0.5, vis).numpy(),
+        rtol=1e-6,
     )
     sa = loss_layers.StructureAwareLoss(lambda_a=0.03, lambda_s=0.05, lambda_g=0.02)
     out = sa(pose, vis)
     expected = (
-        0.03 * losses.illegal_angle_loss(pose, vis) + 0.05 * losses.symmetry_loss(pose, vis)
+        0.03 * losses.illegal_angle_loss(pose, vis)
+        + 0.05 * losses.symmetry_loss(pose, vis)
         + 0.02 * losses.geometric_loss(pose, vis)
     )
     np.testing.assert_allclose(out["total"].numpy(), expected.numpy(), rtol=1e-6)
@@ -394,7 +406,10 @@ def test_loss_layer_add_loss_and_config():
     )
     clone = loss_layers.StructureAwareLoss.from_config(sa.get_config())
     assert (clone.lambda_a, clone.lambda_s, clone.lambda_g, clone.add_as_loss) == (
-        0.1, 0.2, 0.3, True
+        0.1,
+        0.2,
+        0.3,
+        True,
     )
     assert clone.elbow_plane == "torso"
     with pytest.raises(ValueError, match="elbow_plane"):

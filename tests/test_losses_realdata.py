@@ -100,7 +100,7 @@ def test_symmetry_loss_equals_independent_bone_differences(motion):
     got = losses.symmetry_loss(motion).numpy()
     np.testing.assert_allclose(got, expected, atol=2e-3)
     # README: the FK skeleton is symmetric to 0.01 mm per bone.
-    print("symmetry loss (mm): mean %.4f, max %.4f" % (got.mean(), got.max()))
+    print(f"symmetry loss (mm): mean {got.mean():.4f}, max {got.max():.4f}")
     assert got.max() < 0.05
     # A real asymmetry is measured exactly: stretch the left shin by 20 mm.
     stretched = pose.copy()
@@ -108,10 +108,12 @@ def test_symmetry_loss_equals_independent_bone_differences(motion):
     stretched[:, 5] += 20.0 * shin / np.linalg.norm(shin, axis=-1, keepdims=True)
     np.testing.assert_allclose(
         losses.symmetry_loss(stretched[:1000].astype(np.float32)).numpy(),
-        expected[:1000] - np.abs(
+        expected[:1000]
+        - np.abs(
             np.linalg.norm(pose[:1000, 0] - pose[:1000, 1], axis=-1)
             - np.linalg.norm(pose[:1000, 5] - pose[:1000, 4], axis=-1)
-        ) + np.abs(
+        )
+        + np.abs(
             np.linalg.norm(pose[:1000, 0] - pose[:1000, 1], axis=-1)
             - np.linalg.norm(stretched[:1000, 5] - stretched[:1000, 4], axis=-1)
         ),

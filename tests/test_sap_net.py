@@ -9,10 +9,15 @@ from keras_pose3d import losses
 from keras_pose3d.layers import HeatmapDecoder
 from keras_pose3d.models import PARTS, SAPNet
 
-TINY = dict(
-    num_joints=16, num_stacks=2, num_features=8, hourglass_depth=2, depth_blocks=2,
-    input_size=32, heatmap_size=8,
-)
+TINY = {
+    "num_joints": 16,
+    "num_stacks": 2,
+    "num_features": 8,
+    "hourglass_depth": 2,
+    "depth_blocks": 2,
+    "input_size": 32,
+    "heatmap_size": 8,
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +42,17 @@ def bf16_policy():
 
 
 def test_config_round_trip_keeps_every_argument():
-    args = dict(
-        num_joints=5, num_stacks=1, num_features=12, hourglass_depth=1, depth_blocks=1,
-        input_size=16, heatmap_size=8, depth_combine="concat", decode="soft_argmax",
-    )
+    args = {
+        "num_joints": 5,
+        "num_stacks": 1,
+        "num_features": 12,
+        "hourglass_depth": 1,
+        "depth_blocks": 1,
+        "input_size": 16,
+        "heatmap_size": 8,
+        "depth_combine": "concat",
+        "decode": "soft_argmax",
+    }
     model = SAPNet(**args, name="cfg")
     config = model.get_config()
     for key, value in args.items():
@@ -59,10 +71,10 @@ def test_config_round_trip_keeps_every_argument():
 @pytest.mark.parametrize(
     "bad, match",
     [
-        (dict(input_size=32, heatmap_size=12), "multiple of heatmap_size"),
-        (dict(input_size=64, heatmap_size=8), "input_size / heatmap_size"),
-        (dict(heatmap_size=8, hourglass_depth=4), "hourglass_depth"),
-        (dict(heatmap_size=8, depth_blocks=4), "depth_blocks"),
+        ({"input_size": 32, "heatmap_size": 12}, "multiple of heatmap_size"),
+        ({"input_size": 64, "heatmap_size": 8}, "input_size / heatmap_size"),
+        ({"heatmap_size": 8, "hourglass_depth": 4}, "hourglass_depth"),
+        ({"heatmap_size": 8, "depth_blocks": 4}, "depth_blocks"),
     ],
 )
 def test_invalid_sizes_raise(bad, match):

@@ -75,12 +75,15 @@ class HeatmapDecoder(keras.layers.Layer):
         ops = keras.ops
         heatmaps = ops.cast(heatmaps, "float32")
         height, width = heatmaps.shape[1], heatmaps.shape[2]
-        flat = ops.reshape(ops.transpose(heatmaps, (0, 3, 1, 2)), (-1, heatmaps.shape[3], height * width))
+        flat = ops.reshape(
+            ops.transpose(heatmaps, (0, 3, 1, 2)), (-1, heatmaps.shape[3], height * width)
+        )
         # flat: (B, J, h*w), row-major so index = y * w + x.
         if self.method == "soft_argmax":
             weights = ops.softmax(self.beta * flat, axis=-1)  # (B, J, h*w)
             grid_y, grid_x = ops.meshgrid(
-                ops.arange(height, dtype="float32"), ops.arange(width, dtype="float32"),
+                ops.arange(height, dtype="float32"),
+                ops.arange(width, dtype="float32"),
                 indexing="ij",
             )
             x = ops.sum(weights * ops.reshape(grid_x, (1, 1, -1)), axis=-1)

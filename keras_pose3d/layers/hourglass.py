@@ -37,9 +37,7 @@ class Hourglass(keras.layers.Layer):
         policy = self.dtype_policy
         self.upper = [Residual(self.filters, dtype=policy, name=f"up{i}") for i in range(depth)]
         self.down = [Residual(self.filters, dtype=policy, name=f"down{i}") for i in range(depth)]
-        self.after = [
-            Residual(self.filters, dtype=policy, name=f"after{i}") for i in range(depth)
-        ]
+        self.after = [Residual(self.filters, dtype=policy, name=f"after{i}") for i in range(depth)]
         self.bottom = Residual(self.filters, dtype=policy, name="bottom")
         self.pool = keras.layers.MaxPooling2D(2, dtype=policy, name="pool")
         self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", dtype=policy)
@@ -138,8 +136,12 @@ class StackedHourglass(keras.layers.Layer):
         policy = self.dtype_policy
         f = self.num_features
         self.stem_conv = keras.layers.Conv2D(
-            f // 4, 7, strides=1 if self.downsample == 1 else 2, padding="same",
-            dtype=policy, name="stem_conv",
+            f // 4,
+            7,
+            strides=1 if self.downsample == 1 else 2,
+            padding="same",
+            dtype=policy,
+            name="stem_conv",
         )
         self.stem_bn = keras.layers.BatchNormalization(dtype=policy, name="stem_bn")
         self.stem_res1 = Residual(f // 2, dtype=policy, name="stem_res1")

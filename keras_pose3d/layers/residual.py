@@ -45,9 +45,7 @@ class Residual(keras.layers.Layer):
         self.bn3.build(mid)
         self.conv3.build(mid)
         if channels != self.filters:
-            self.skip = keras.layers.Conv2D(
-                self.filters, 1, dtype=self.dtype_policy, name="skip"
-            )
+            self.skip = keras.layers.Conv2D(self.filters, 1, dtype=self.dtype_policy, name="skip")
             self.skip.build(input_shape)
 
     def call(self, x, training=None):

@@ -89,7 +89,9 @@ def illegal_angle_margin(pose_3d, elbow_plane: str = "collar", limbs=None) -> tf
     limbs = angle_limbs(elbow_plane) if limbs is None else limbs
     margins = []
     for _, n, a, b, c, sign in limbs:
-        u1 = safe_unit(_gather_joint(pose, a) - _gather_joint(pose, n))  # collar (or trunk) / hip bone
+        u1 = safe_unit(
+            _gather_joint(pose, a) - _gather_joint(pose, n)
+        )  # collar (or trunk) / hip bone
         u2 = safe_unit(_gather_joint(pose, b) - _gather_joint(pose, a))  # upper arm / thigh
         u3 = safe_unit(_gather_joint(pose, c) - _gather_joint(pose, b))  # forearm / shin
         normal = tf.linalg.cross(u1, u2)  # (B, 3)

@@ -13,9 +13,7 @@ from keras_pose3d.losses._common import (
 )
 
 
-def symmetry_terms(
-    pose_3d, visibility=None, pairs=skeleton.SYMMETRY_BONE_PAIRS
-) -> tf.Tensor:
+def symmetry_terms(pose_3d, visibility=None, pairs=skeleton.SYMMETRY_BONE_PAIRS) -> tf.Tensor:
     """Per-pair |BL_right - BL_left|.
 
     Args:

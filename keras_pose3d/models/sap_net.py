@@ -56,11 +56,18 @@ class SAPNet(keras.Model):
     ):
         _validate(input_size, heatmap_size, hourglass_depth, depth_blocks)
         hourglass = StackedHourglass(
-            num_joints, num_stacks, num_features, hourglass_depth,
-            downsample=input_size // heatmap_size, name="hourglass",
+            num_joints,
+            num_stacks,
+            num_features,
+            hourglass_depth,
+            downsample=input_size // heatmap_size,
+            name="hourglass",
         )
         depth_regressor = DepthRegressor(
-            num_joints, num_features, num_blocks=depth_blocks, combine=depth_combine,
+            num_joints,
+            num_features,
+            num_blocks=depth_blocks,
+            combine=depth_combine,
             name="depth",
         )
         decoder = HeatmapDecoder(input_size, heatmap_size, method=decode, name="decode")
@@ -94,9 +101,7 @@ class SAPNet(keras.Model):
     def call(self, inputs, training=None, mask=None):
         if isinstance(inputs, dict):
             if "image" not in inputs:
-                raise ValueError(
-                    f"SAPNet expects an 'image' key. Received keys: {sorted(inputs)}"
-                )
+                raise ValueError(f"SAPNet expects an 'image' key. Received keys: {sorted(inputs)}")
             inputs = inputs["image"]
         return super().call(inputs, training=training, mask=mask)
 

@@ -5,7 +5,8 @@ The formulas live in `keras_pose3d.losses`; this module only decides masks and w
 * `heatmap`: every sample (visibility-weighted inside the loss).
 * `depth`: 3D samples only (`has_3d`).
 * `geometric`, `illegal_angle`, `symmetry` (Eq. 3, L_SA): on the pose made of the ground-truth
-  2D and the predicted depth, as Eq. 3 writes it; on 2D-only samples (`loss.weak_on: 2d_only`,
+  2D and the predicted depth, over limbs whose joints are all annotated (an unannotated MPII
+  joint has no meaningful x, y), as Eq. 3 writes it; on 2D-only samples (`loss.weak_on: 2d_only`,
   Zhou et al.'s reading and the default) or on every sample (`all`).
 
 Per-sample values are summed and divided by the GLOBAL batch size, so that summing gradients
@@ -43,9 +44,9 @@ def per_sample_terms(outputs: dict, targets: dict, names, cfg: LossConfig) -> di
         if "geometric" in names:
             terms["geometric"] = (losses.geometric_loss(pose, visibility), weak_mask)
         if "illegal_angle" in names:
-            terms["illegal_angle"] = (losses.illegal_angle_loss(pose), weak_mask)
+            terms["illegal_angle"] = (losses.illegal_angle_loss(pose, visibility), weak_mask)
         if "symmetry" in names:
-            terms["symmetry"] = (losses.symmetry_loss(pose), weak_mask)
+            terms["symmetry"] = (losses.symmetry_loss(pose, visibility), weak_mask)
     return terms
 
 
