@@ -49,9 +49,22 @@ def jpeg_bytes(image: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
 
 
+_EXPORTED = {}
+
+
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """One run directory (float32 SAP-Net, mixed_bfloat16 TP-Net) exported once via the CLI."""
+    """One run directory (float32 SAP-Net, mixed_bfloat16 TP-Net) exported once via the CLI.
+
+    test_client and test_infer import this fixture; an imported fixture is a separate fixture
+    per module, so the result is cached here to export only once per session.
+    """
+    if not _EXPORTED:
+        _EXPORTED.update(_export(tmp_path_factory))
+    return _EXPORTED
+
+
+def _export(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     out = tmp_path_factory.mktemp("saved_models")
     sap = tiny_sap_net()

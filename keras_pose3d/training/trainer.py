@@ -94,6 +94,7 @@ class Trainer:
         self.run_dir = pathlib.Path(run_dir or cfg.train.run_dir)
         self.progress = progress
         runtime.set_precision(cfg.runtime)
+        keras.utils.set_random_seed(cfg.train.seed)  # same init and data order on a rerun
         self.strategy = strategy or runtime.make_strategy(cfg.runtime)
         self.chief = runtime.is_chief(self.strategy)
         self.num_replicas = self.strategy.num_replicas_in_sync
