@@ -33,7 +33,9 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
-        "serving": ["tensorflow-serving-api==2.19.0"],
+        # The gRPC client's protos: tensorflow-serving-api declares a dependency on the full
+        # `tensorflow` wheel, which would replace tensorflow-cpu, so install it with
+        # `pip install --no-deps tensorflow-serving-api==2.19.0` (its protos work on TF 2.21).
         "dev": ["pytest", "pytest-timeout", "hdf5storage", "ruff"],
     },
     entry_points={

@@ -17,10 +17,13 @@ rows sorted by (sequence, frame), as `keras_pose3d.temporal_train.load_predictio
 Sequences are grouped by dataset + subject + sequence + action + camera (one camera's view of
 one trial is one motion); a duplicated frame raises.
 
-Decoding to mm (`pose_codec.decode_pose_3d`) uses the record's crop intrinsics carried to the
-network input and the ground-truth root depth, the paper's evaluation protocol. The crop of
-side C is resized to S with half-pixel centres (tf.image.resize), so u_S = (u_C + 0.5) S / C
-- 0.5 and the intrinsics follow the same map.
+The network input is built exactly as training and validation build it: the evaluation crop of
+`data.augment.crop_and_augment` (scale 1, no rotation or flip), i.e. the central person box of
+side max(H, W) / PERSON_MARGIN of the stored crop, warped to S x S. Resizing the whole stored
+crop instead would show SAP-Net the person 1.75x smaller than it was trained on. Decoding to mm
+(`pose_codec.decode_pose_3d`) uses the record's intrinsics carried through that same affine
+(`augment.transform_intrinsics`) and the ground-truth root depth, the paper's evaluation
+protocol.
 
 This is a plain tf.data batch job, not Beam: the work is one forward pass per frame and fits a
 single accelerator (H36M's training frames at 5 fps: ~300k forward passes, well under an hour
@@ -39,19 +42,23 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import skeleton
-from keras_pose3d.data import features, pose_codec
+from keras_pose3d.data import augment, features, pose_codec
 
 META = ("dataset", "subject", "sequence", "action", "camera")
 
 
 def _prepare(record: dict, input_size: int) -> dict:
-    """Parsed record -> network input and what decoding needs (graph code for tf.data)."""
-    size = tf.cast(record["image_size"], tf.float32)  # (2,) H, W of the crop
-    image = tf.image.resize(tf.cast(record["image"], tf.float32) / 255.0,
-                            [input_size, input_size])  # (S, S, 3)
-    sx, sy = input_size / size[1], input_size / size[0]
-    fx, fy, cx, cy = tf.unstack(record["intrinsics"])
-    intrinsics = tf.stack([fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5])
+    """Parsed record -> network input and what decoding needs (graph code for tf.data).
+
+    Returns image (S, S, 3) float32 in [0, 1] and intrinsics (4,) in input pixels, identical to
+    the validation dataset's (`data.dataset.make_dataset(training=False)`), plus joints_3d
+    (J, 3) mm, the sequence key and the frame.
+    """
+    # The evaluation crop of training/validation: same person scale, same intrinsics.
+    out = augment.crop_and_augment(record["image"], record["joints_2d"], record["visibility"],
+                                   record["joints_3d"], record["intrinsics"],
+                                   input_size=input_size)
+    image, intrinsics = out["image"], out["intrinsics"]
     key = tf.strings.join([record[m] for m in META], separator="/")
     return {"image": image, "intrinsics": intrinsics, "joints_3d": record["joints_3d"],
             "key": key, "frame": record["frame"]}

@@ -131,9 +131,12 @@ def test_generate_sequence_labels_are_exact():
             np.testing.assert_allclose(projected, r["joints_2d"], atol=1e-9)
             assert 2500 < j3[skeleton.ROOT, 2] < 6500  # camera 3-6 m away
             assert np.all(_eq1_margins(j3) > 0)
-            # The person fills 1 / PERSON_MARGIN of the crop (joint box enlarged 5 %).
+            # The person box (joint box x 1.2) fills 1 / PERSON_MARGIN of the crop, and every
+            # joint lies inside the un-augmented network input (the person box).
             extent = np.max(r["joints_2d"].max(0) - r["joints_2d"].min(0))
-            assert extent * 1.05 * features.PERSON_MARGIN == pytest.approx(64, rel=1e-9)
+            assert extent * 1.2 * features.PERSON_MARGIN == pytest.approx(64, rel=1e-9)
+            half = 64 / features.PERSON_MARGIN / 2
+            assert np.all(np.abs(r["joints_2d"] - (64 - 1) / 2) < half)
             assert np.all(r["visibility"] == 1)
 
 

@@ -600,12 +600,14 @@ def render_person(
 # Sequences -> records.
 # ----------------------------------------------------------------------------------------------
 def crop_box(joints_2d: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Square crop (centre, side) around projected joints: PERSON_MARGIN x the joint box side
-    (enlarged 5 % for limb thickness), centre jittered by up to 4 % of the side."""
+    """Square crop (centre, side) around projected joints: PERSON_MARGIN x the person box, whose
+    side is 1.2 x the joint extent (the H36M convention), centre jittered by up to 4 % of the
+    person side. The jitter must stay below the 0.1 margin on each side, or joints leave the
+    un-augmented network input (half the person side around the centre)."""
     lo, hi = joints_2d.min(axis=0), joints_2d.max(axis=0)
-    person_side = 1.05 * float(np.max(hi - lo))
+    person_side = 1.2 * float(np.max(hi - lo))
     side = features.PERSON_MARGIN * person_side
-    centre = 0.5 * (lo + hi) + rng.uniform(-0.04, 0.04, size=2) * side
+    centre = 0.5 * (lo + hi) + rng.uniform(-0.04, 0.04, size=2) * person_side
     return centre, side
 
 

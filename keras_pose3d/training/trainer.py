@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import metrics as kp_metrics
+from keras_pose3d import skeleton
 from keras_pose3d.config import Config, StageConfig
 from keras_pose3d.data import dataset as kp_dataset
 from keras_pose3d.data import pose_codec
@@ -192,7 +193,7 @@ class Trainer:
                 outputs["pose_3d"].numpy(), targets["intrinsics"].numpy(),
                 targets["root_depth"].numpy(), self.cfg.data.input_size)
             gt_mm = targets["joints_3d"].numpy()
-            errors.append(kp_metrics.mpjpe(pred_mm[has_3d], gt_mm[has_3d]))
+            errors.append(kp_metrics.mpjpe(pred_mm[has_3d], gt_mm[has_3d], root=skeleton.ROOT))
         if not errors:
             return float("nan")
         return float(np.mean(np.concatenate(errors)))

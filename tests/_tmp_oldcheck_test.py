@@ -1,0 +1,219 @@
+"""SAP-Net: config round trip, output contracts, saving, mixed precision, training, freezing."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pose3d import losses
+from keras_pose3d.layers import HeatmapDecoder
+from keras_pose3d.models import PARTS, SAPNet
+
+TINY = {
+    "num_joints": 16,
+    "num_stacks": 2,
+    "num_features": 8,
+    "hourglass_depth": 2,
+    "depth_blocks": 2,
+    "input_size": 32,
+    "heatmap_size": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> SAPNet:
+    keras.utils.set_random_seed(0)
+    return SAPNet(**TINY, name="tiny_sap")
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+
+
+@pytest.fixture
+def bf16_policy():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_config_round_trip_keeps_every_argument():
+    args = {
+        "num_joints": 5,
+        "num_stacks": 1,
+        "num_features": 12,
+        "hourglass_depth": 1,
+        "depth_blocks": 1,
+        "input_size": 16,
+        "heatmap_size": 8,
+        "depth_combine": "concat",
+        "decode": "soft_argmax",
+    }
+    model = SAPNet(**args, name="cfg")
+    config = model.get_config()
+    for key, value in args.items():
+        assert config[key] == value, key
+    assert config["name"] == "cfg"
+    clone = SAPNet.from_config(config)
+    for key, value in args.items():
+        assert getattr(clone, key) == value, key
+    assert clone.name == "cfg"
+    assert clone.hourglass.get_config()["downsample"] == 2
+    assert clone.depth_regressor.combine == "concat"
+    assert clone.decoder.method == "soft_argmax"
+    assert clone.count_params() == model.count_params()
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"input_size": 32, "heatmap_size": 12}, "multiple of heatmap_size"),
+        ({"input_size": 64, "heatmap_size": 8}, "input_size / heatmap_size"),
+        ({"heatmap_size": 8, "hourglass_depth": 4}, "hourglass_depth"),
+        ({"heatmap_size": 8, "depth_blocks": 4}, "depth_blocks"),
+    ],
+)
+def test_invalid_sizes_raise(bad, match):
+    with pytest.raises(ValueError, match=match):
+        SAPNet(**{**TINY, **bad})
+
+
+def test_outputs_are_consistent(tiny_model, images):
+    out = tiny_model(images)
+    assert set(out) == {"heatmaps", "pose_2d", "depth", "pose_3d"}
+    assert out["heatmaps"].shape == (2, 2, 8, 8, 16)
+    for value in out.values():
+        assert value.dtype == tf.float32
+    np.testing.assert_array_equal(out["pose_3d"][..., :2], out["pose_2d"])
+    np.testing.assert_array_equal(out["pose_3d"][..., 2], out["depth"])
+    decoded = HeatmapDecoder(32, 8)(out["heatmaps"][:, -1])
+    np.testing.assert_allclose(out["pose_2d"], decoded, atol=1e-6)
+    assert np.all(np.abs(out["pose_2d"].numpy()) <= 1.0)
+    # The batch dict of the data pipeline is accepted as it is.
+    from_dict = tiny_model({"image": images})
+    np.testing.assert_array_equal(from_dict["depth"], out["depth"])
+    with pytest.raises(ValueError, match="image"):
+        tiny_model({"images": images})
+
+
+def test_saved_keras_file_reloads_identically(tiny_model, images, tmp_path):
+    path = tmp_path / "sap.keras"
+    tiny_model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert isinstance(reloaded, SAPNet)
+    a, b = tiny_model(images), reloaded(images)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert reloaded.get_config() == tiny_model.get_config()
+
+
+def test_mixed_bfloat16_outputs_are_float32(bf16_policy, images):
+    model = SAPNet(**{**TINY, "num_stacks": 1})
+    assert model.hourglass.stem_conv.compute_dtype == "bfloat16"
+    assert model.hourglass.heads[0].compute_dtype == "float32"
+    assert model.depth_regressor.dense.compute_dtype == "float32"
+    out = model(images)
+    for key, value in out.items():
+        assert value.dtype == tf.float32, key
+    assert np.all(np.isfinite(out["pose_3d"].numpy()))
+
+
+def _targets(images):
+    rng = np.random.default_rng(1)
+    gt = np.zeros((2, 8, 8, 16), np.float32)
+    gt[:, 3, 4, :] = 1.0
+    depth = rng.normal(scale=0.2, size=(2, 16)).astype(np.float32)
+    return gt, depth, np.ones((2, 16), np.float32)
+
+
+def _loss(model, images, gt, depth, vis):
+    out = model(images, training=True)
+    per_sample = losses.heatmap_loss(out["heatmaps"], gt, vis)
+    per_sample += losses.depth_loss(out["depth"], depth, vis)
+    return tf.reduce_mean(per_sample)
+
+
+def test_gradient_steps_reduce_the_loss(images):
+    # Eager steps on the smallest model: on a loaded 2-core CPU, tracing a tf.function
+    # gradient of even a tiny hourglass costs minutes, an eager step a few seconds.
+    keras.utils.set_random_seed(1)
+    model = SAPNet(**{**TINY, "num_stacks": 1, "hourglass_depth": 1, "depth_blocks": 1})
+    gt, depth, vis = _targets(images)
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    def step():
+        with tf.GradientTape() as tape:
+            loss = _loss(model, images, gt, depth, vis)
+        grads = tape.gradient(loss, model.trainable_variables)
+        assert all(g is not None for g in grads)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return float(loss)
+
+    losses_seen = [step() for _ in range(4)]
+    assert np.isfinite(losses_seen[0]) and losses_seen[-1] < 0.7 * losses_seen[0], losses_seen
+
+
+def test_freezing_the_hourglass_trains_only_the_depth(tiny_model, images):
+    gt, depth, vis = _targets(images)
+    hourglass = tiny_model.part("hourglass")
+    assert hourglass is tiny_model.hourglass and PARTS["depth"] == "depth_regressor"
+    with pytest.raises(ValueError, match="part"):
+        tiny_model.part("head")
+    hourglass.trainable = False
+    try:
+        trainable = {id(v) for v in tiny_model.trainable_variables}
+        assert trainable == {id(v) for v in tiny_model.part("depth").trainable_variables}
+        before_hg = [v.numpy().copy() for v in hourglass.variables]
+        before_depth = [v.numpy().copy() for v in tiny_model.depth_regressor.trainable_variables]
+        optimizer = keras.optimizers.SGD(0.1)
+        with tf.GradientTape() as tape:
+            loss = _loss(tiny_model, images, gt, depth, vis)
+        grads = tape.gradient(loss, tiny_model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, tiny_model.trainable_variables))
+        # Frozen: weights and BatchNorm statistics untouched.
+        for old, var in zip(before_hg, hourglass.variables):
+            np.testing.assert_array_equal(old, var.numpy())
+        changed = [
+            not np.array_equal(old, var.numpy())
+            for old, var in zip(before_depth, tiny_model.depth_regressor.trainable_variables)
+        ]
+        assert any(changed)
+    finally:
+        hourglass.trainable = True
+
+
+def test_predict_sequences_input_equals_the_validation_input(tmp_path):
+    """TP-Net's training predictions must see the person at the scale SAP-Net was trained on."""
+    import cv2
+
+    from keras_pose3d.data import dataset, features
+    import importlib.util as u; sp=u.spec_from_file_location("ops","/tmp/old_ps_mine.py"); predict_sequences=u.module_from_spec(sp); sp.loader.exec_module(predict_sequences)
+
+    rng = np.random.default_rng(5)
+    # A textured stored crop (not square: 40 x 48) so any geometric mismatch changes pixels.
+    pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", pixels)[1].tobytes()
+    serialized = features.encode_example(dict(
+        image_jpeg=jpeg, joints_2d=rng.uniform(5, 35, (16, 2)), visibility=np.ones(16),
+        joints_3d=rng.normal(0, 200, (16, 3)) + [0, 0, 4000.0], has_3d=True,
+        intrinsics=np.array([70.0, 72.0, 23.0, 19.5]), distortion=None,
+        box=np.array([0.0, 0, 48, 40]), dataset="h36m", subject="S9", sequence="Walk 1",
+        action="Walk", camera="c1", frame=7, orig_size=np.array([100, 100])))
+    path = tmp_path / "v.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as w:
+        w.write(serialized)
+    size = 16
+    got = predict_sequences._prepare(features.parse_example(tf.constant(serialized)), size)
+    inputs, targets = next(iter(dataset.make_dataset(
+        str(path), input_size=size, heatmap_size=4, batch_size=1, training=False)))
+    np.testing.assert_array_equal(got["image"].numpy(), inputs["image"][0].numpy())
+    np.testing.assert_array_equal(got["intrinsics"].numpy(), targets["intrinsics"][0].numpy())
+    # Hand value: the input covers the central 48 / 1.75 px, so fx scales by 16 * 1.75 / 48 and
+    # the stored-crop centre (23.5, 19.5) goes to the input centre (7.5, 7.5).
+    s = size * features.PERSON_MARGIN / 48
+    np.testing.assert_allclose(got["intrinsics"].numpy(),
+                               [70 * s, 72 * s, 7.5 + (23.0 - 23.5) * s, 7.5], rtol=1e-5)
