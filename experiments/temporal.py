@@ -207,7 +207,12 @@ def _tune(make, grid, noisy, gts):
 
 
 def classic_refiners(noisy_tune: list[np.ndarray], gt_tune: list[np.ndarray]) -> dict:
-    """name -> (function sequence -> refined sequence, latency frames, parameter text)."""
+    """Filters tuned for MPJPE on the tuning sequences.
+
+    Returns:
+        name (with the tuned parameters) -> (function (T, J, 3) sequence -> refined (T, J, 3),
+        latency: future frames the filter needs per output frame).
+    """
     ma = _tune(lambda x, w: filters.moving_average(x, w), [(w,) for w in (2, 3, 5, 7, 9, 13)],
                noisy_tune, gt_tune)
     euro = _tune(lambda x, fc, b: filters.one_euro(x, common.FPS, fc, b),
@@ -239,6 +244,15 @@ def _window_index(lengths: list[int], window: int, mode: str) -> np.ndarray:
         out.append(make_windows(idx, window, mode)[..., 0, 0])  # (T, N)
         start += t
     return np.concatenate(out)
+
+
+def window_latency(window: int, mode: str) -> int:
+    """Future frames a TP-Net window needs: 0 online, N - N // 2 - 1 semi-online (1, 4, 9 for
+    N = 4, 10, 20), the largest offset of `data.dataset.window_offsets`."""
+    # Imported here: it pulls in TensorFlow, which only the TP-Net part needs.
+    from keras_pose3d.data.dataset import window_offsets
+
+    return int(window_offsets(window, mode).max())
 
 
 def train_tp_net(train: list[Stream], noise: NoiseModel, sigma: float, window: int, mode: str,
@@ -345,7 +359,7 @@ def run(cfg: Config, train: list[Stream], test: list[Stream], log=print,
             t0 = time.time()
             model, refine = train_tp_net(train, noise, sigma, window, mode, cfg, rng, log)
             name = f"TP-Net {mode} N={window}"
-            latency = 0 if mode == "online" else window // 2
+            latency = window_latency(window, mode)
             results["rows"][name] = dict(evaluate(refine(test_noisy), test), latency=latency)
             log(f"{name:45s} MPJPE {results['rows'][name]['mpjpe_frame_mean']:.1f} mm "
                 f"({time.time() - t0:.0f} s)")

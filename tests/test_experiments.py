@@ -81,6 +81,39 @@ def test_tp_net_beats_raw_on_smooth_synthetic_motion():
     assert "TP-Net online N=4" in md and "`cmd`" in md
 
 
+def test_window_latency_counts_the_future_frames_tp_net_reads():
+    from keras_pose3d.models.tp_net import make_windows
+
+    assert [temporal.window_latency(n, "semi_online") for n in (4, 10, 20)] == [1, 4, 9]
+    assert [temporal.window_latency(n, "online") for n in (4, 10, 20)] == [0, 0, 0]
+    # Independent count: the latest frame each window gathers, minus its target frame, on a
+    # sequence long enough that the middle windows are unpadded.
+    frames = np.arange(60, dtype=np.float32)[:, None, None] * np.ones((60, 2, 3), np.float32)
+    for mode in ("online", "semi_online"):
+        for n in (3, 4, 10):
+            ids = make_windows(frames, n, mode)[..., 0, 0]  # (T, N) frame ids
+            future = int((ids.max(axis=1) - np.arange(60))[25:35].max())
+            assert temporal.window_latency(n, mode) == future, (mode, n)
+
+
+def test_classic_refiners_return_function_and_latency():
+    streams = _smooth_streams(2, 120, seed=4)
+    rng = np.random.default_rng(0)
+    gts = [s.gt for s in streams]
+    noisy = [g + rng.normal(0, 20, g.shape) for g in gts]
+    refiners = temporal.classic_refiners(noisy, gts)
+    assert len(refiners) == 3
+    for name, value in refiners.items():
+        fn, latency = value  # exactly (function, latency): the documented 2-tuple
+        out = fn(noisy[0])
+        assert out.shape == noisy[0].shape
+        if name.startswith("Savitzky-Golay"):
+            window = int(name.split("w=")[1].split(",")[0])
+            assert latency == window // 2  # a centred window needs its right half
+        else:
+            assert latency == 0  # causal filters
+
+
 # ----------------------------------------------------------------------------------------------
 # Claim 1 building blocks (real cameras and motion).
 # ----------------------------------------------------------------------------------------------

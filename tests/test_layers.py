@@ -254,3 +254,27 @@ def test_decoder_inverts_the_data_pipeline_encoder():
     np.testing.assert_allclose(
         heatmap_to_normalised(np.asarray(on_grid), 64, 16), expected, atol=1e-6
     )
+
+
+def test_decoder_peak_index_is_bit_identical_to_argmax(monkeypatch):
+    """The decoder finds the peak with top_k (ONNX TopK) instead of keras.ops.argmax (which
+    tf2onnx cannot convert); its outputs must not change."""
+    import keras
+
+    rng = np.random.default_rng(11)
+    maps = rng.normal(0.0, 0.3, (3, 16, 16, 16)).astype(np.float32)
+    maps[0, 4, 4, 0] = maps[0, 9, 2, 0] = 5.0  # tie: both pick the lower flat index (4*16+4)
+    maps[1, ..., 1] = np.round(maps[1, ..., 1])  # many ties among integer values
+    maps[2, ..., 2] = -1.0  # flat map, no positive mass: falls back to the first pixel
+    new = {w: HeatmapDecoder(64, 16, window=w)(maps).numpy() for w in (1, 5)}
+    # The previous implementation: the peak from keras.ops.argmax.
+    monkeypatch.setattr(
+        keras.ops, "top_k", lambda x, k: (None, keras.ops.argmax(x, axis=-1)[..., None])
+    )
+    for window, got in new.items():
+        old = HeatmapDecoder(64, 16, window=window)(maps).numpy()
+        np.testing.assert_array_equal(got, old)
+    # And a hand value: window 1 is the integer peak itself.
+    first = heatmap_to_normalised(np.array([4.0, 4.0]), 64, 16)
+    np.testing.assert_array_equal(new[1][0, 0], first)
+    np.testing.assert_array_equal(new[1][2, 2], heatmap_to_normalised(np.zeros(2), 64, 16))

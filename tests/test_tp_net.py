@@ -176,7 +176,7 @@ def test_predict_sequences_groups_sorts_and_decodes(tmp_path):
     gt = np.stack([gts[k] for k in keys])
     np.testing.assert_allclose(out["gt"], gt - gt[:, 6:7], atol=1e-3)
     # Hand decode: crop 32 -> input 16 halves fx, fy; cx_S = (cx + 0.5) / 2 - 0.5.
-    fx, fy, cx, cy = 30.0, 31.0, 7.5, 7.0
+    fx, fy, cx, cy = 52.5, 54.25, 7.5, 6.625
     for row, k in enumerate(keys):
         z_root = gts[k][6, 2]
         u = pose_norm[:, 0] * 8 + 8

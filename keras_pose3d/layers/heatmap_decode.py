@@ -95,7 +95,10 @@ class HeatmapDecoder(keras.layers.Layer):
 
     def _local_centroid(self, flat, height, width):
         ops = keras.ops
-        index = ops.argmax(flat, axis=-1)  # (B, J)
+        # Index of the maximum (lowest index on ties, like argmax) via top_k: Keras 3's TF
+        # `ops.argmax` maps -0.0 through `signbit` (Bitcast + BitwiseAnd), which tf2onnx cannot
+        # convert; top_k lowers to ONNX TopK. They differ only when a maximum is a signed zero.
+        index = ops.top_k(flat, 1)[1][..., 0]  # (B, J)
         iy = ops.cast(index // width, "int32")
         ix = ops.cast(index % width, "int32")
         radius = self.window // 2

@@ -10,7 +10,6 @@ float32 model (`export.load_float32`): tf2onnx mis-converts mixed-precision cast
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 
 import keras
@@ -19,41 +18,13 @@ import tensorflow as tf
 OPSET = 17
 
 
-@contextlib.contextmanager
-def _onnx_compatible_argmax():
-    """Trace with an argmax that tf2onnx can convert.
-
-    Keras 3's TF `ops.argmax` maps -0.0 to -tiny through `signbit`, which lowers to Bitcast and
-    BitwiseAnd: ops tf2onnx cannot convert (`HeatmapDecoder` uses it). During the trace it is
-    swapped for `tf.math.top_k(k=1)` (ONNX TopK), which returns the same, lowest, index for ties;
-    the two differ only when a maximum is a signed zero. The ONNX test compares ONNX Runtime
-    against the TF graph to 1e-4, so a divergence would show.
-    """
-    original = keras.ops.argmax
-
-    def argmax(x, axis=None, keepdims=False):
-        x = tf.convert_to_tensor(x)
-        if not x.dtype.is_floating or axis is None or axis not in (-1, x.shape.rank - 1) \
-                or keepdims:
-            return original(x, axis=axis, keepdims=keepdims)
-        return tf.math.top_k(x, k=1).indices[..., 0]
-
-    keras.ops.argmax = argmax
-    try:
-        yield
-    finally:
-        keras.ops.argmax = original
-
-
 def _convert(fn: tf.types.experimental.GenericFunction, spec: list[tf.TensorSpec],
              path: str | pathlib.Path) -> pathlib.Path:
     import tf2onnx  # imported here: it is slow to import and only export needs it
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _onnx_compatible_argmax():
-        tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET,
-                                      output_path=str(path))
+    tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET, output_path=str(path))
     return path
 
 

@@ -9,10 +9,13 @@ client and the tests read them from there.
 Geometry (documented assumptions where a client sends no camera):
 
 * Pixel centres are at integer coordinates (pixel i spans [i - 0.5, i + 0.5]), the record
-  convention. `boxes` are [x0, y0, x1, y1] box *edges* in original-image pixels, as the records'
-  `box` field (`pipelines/common.py`). The box is made square around its centre with side
-  L = max(x1 - x0, y1 - y0), the way training crops are square; parts outside the image are
-  black. A box of all zeros means "whole image": the square of side max(H, W) centred on the
+  convention. `boxes` are [x0, y0, x1, y1] box *edges* in original-image pixels of the *person
+  box*: the region the network input covers, as in training's evaluation crop
+  (`data.augment.crop_and_augment`). This is NOT the records' `box` field, which is the stored
+  crop, `features.PERSON_MARGIN` (1.75) times the person box: a client holding a record box
+  sends the box of the same centre with 1 / 1.75 of its side. The box is made square around its
+  centre with side L = max(x1 - x0, y1 - y0), the way training crops are square; parts outside
+  the image are black. A box of all zeros means "whole image": the square of side max(H, W) centred on the
   image (edges -0.5 .. W - 0.5).
 * Crop pixel u_c and original pixel u_o are related by u_c = (u_o - x0) * S / L - 0.5, the
   crop map of `pipelines/common.py`.
