@@ -18,7 +18,9 @@ byte-identical to S6/S8/S11 ones are dropped (motion README), so train and test 
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
+import sys
 
 import numpy as np
 
@@ -182,3 +184,15 @@ def depth_to_camera_mm(
     depth = root_depth[:, None] + z * (scale * root_depth / fx)[:, None]
     pts = rays * depth[..., None]
     return pts - pts[:, skeleton.ROOT : skeleton.ROOT + 1]
+
+
+def write_report(results: dict, command: str, argv, to_markdown, out: str | None) -> str:
+    """Print the results Markdown (with the exact command and wall time) and write it to `out`."""
+    command = command + " " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = to_markdown(results, command) + f"\nWall time: {results['wall_s']:.0f} s.\n"
+    print(text)
+    if out:
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    return text

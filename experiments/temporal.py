@@ -445,14 +445,7 @@ def main(argv: list[str] | None = None) -> dict:
                                              max_sequences=cfg.max_sequences), cameras, rng)
     results = run(cfg, train, test, save_tp_net=args.save_tp_net or None)
     results["wall_s"] = time.time() - t0
-    command = "python -m experiments.temporal " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    text = to_markdown(results, command) + f"\nWall time: {results['wall_s']:.0f} s.\n"
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
+    common.write_report(results, "python -m experiments.temporal", argv, to_markdown, args.out)
     return results
 
 

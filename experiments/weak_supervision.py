@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 
@@ -316,14 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
                               max_sequences=cfg.max_sequences)
     results = run(cfg, train, test, cameras)
     results["wall_s"] = time.time() - t0
-    command = "python -m experiments.weak_supervision " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    text = to_markdown(results, command) + f"\nWall time: {results['wall_s']:.0f} s.\n"
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
+    common.write_report(results, "python -m experiments.weak_supervision", argv, to_markdown,
+                        args.out)
     return results
 
 
