@@ -370,8 +370,14 @@ def from_dict(data: dict, source: str | None = None) -> Config:
     return _build(Config, data, "", source)
 
 
-def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = ()) -> Config:
+def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = (),
+                root: type = None):
     """Load a YAML config, apply `section.key=value` overrides, validate.
+
+    Args:
+        path: the YAML file.
+        overrides: `section.key=value` strings (values parsed as YAML).
+        root: the root dataclass (default `Config`; TP-Net's trainer passes its own).
 
     Raises:
         ConfigError: naming the dotted key, the file and what was expected.
@@ -385,4 +391,4 @@ def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = ()) 
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
     for assignment in overrides:
         _apply_override(tree, assignment)
-    return from_dict(tree, source=str(path))
+    return _build(root or Config, tree, "", str(path))

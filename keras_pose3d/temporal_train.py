@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import yaml
 
+from keras_pose3d import config as kp_config
 from keras_pose3d.models import tp_net as tp_net_lib
 from keras_pose3d.models.tp_net import TPNet
 
@@ -53,8 +54,9 @@ class TemporalTrain:
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError(f"train: epochs, batch_size must be >= 1 and learning_rate > 0. "
-                             f"Received: {self}")
+            raise kp_config.ConfigError(
+                f"config key 'train': epochs and batch_size must be >= 1 and learning_rate > 0. "
+                f"Received: {self}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,40 +67,10 @@ class TemporalConfig:
     run_dir: str = "runs/temporal"
 
 
-def _build(cls, data: dict, path: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"{path or 'config'}: expected a mapping. Received: {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown keys {[f'{path}{k}' for k in unknown]}; "
-                         f"expected {sorted(fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        default = fields[name].default
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{path}{name}.")
-        else:
-            kind = type(default)
-            if kind is float and isinstance(value, int):
-                value = float(value)
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise ValueError(f"{path}{name} must be {kind.__name__}. Received: {value!r}")
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
 def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> TemporalConfig:
-    """YAML -> TemporalConfig; `overrides` are "dotted.key=yaml_value" strings."""
-    data = yaml.safe_load(pathlib.Path(path).read_text()) or {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return _build(TemporalConfig, data, "")
+    """YAML -> TemporalConfig with the project's strict loader (unknown keys, wrong types and
+    bad values fail with the dotted key and the file); `overrides` are "dotted.key=value"."""
+    return kp_config.load_config(path, overrides, root=TemporalConfig)
 
 
 def load_predictions(path: str | pathlib.Path) -> dict[str, np.ndarray]:
