@@ -143,7 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--set", action="append", default=[], help="dotted.key=value override")
     args = parser.parse_args(argv)
-    train(load_config(args.config, args.set))
+    try:
+        config = load_config(args.config, args.set)
+    except ValueError as e:  # ConfigError and the model's own window/mode checks
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    train(config)
     return 0
 
 
