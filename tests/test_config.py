@@ -40,6 +40,19 @@ def test_temporal_config_loads_with_the_papers_tp_net():
     assert cfg.model.window == 20 and cfg.model.hidden == 4096
 
 
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_record_globs_name_splits_the_jobs_write(path):
+    """A glob must match what `pipelines/<dataset>_to_tfrecord.py` writes, or training stops."""
+    import importlib
+
+    cfg = kc.load_config(path)
+    for pattern in cfg.data.train_patterns() + cfg.data.val_patterns():
+        parts = pathlib.PurePath(pattern).parts
+        dataset, split = parts[-2], parts[-1].split("-")[0]
+        job = importlib.import_module(f"pipelines.{dataset}_to_tfrecord")
+        assert split in job.SPLITS, f"{path.name}: {pattern} names split {split!r}"
+
+
 def test_h36m_config_has_the_papers_settings():
     cfg = kc.load_config(ROOT / "configs" / "h36m.yaml")
     assert (cfg.train.batch_size, cfg.data.input_size, cfg.data.heatmap_size) == (6, 256, 64)
