@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from keras_pose3d import metrics, skeleton
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.evaluation import h36m as h36m_eval
 from keras_pose3d.evaluation import mpi_inf_3dhp as mpi3dhp_eval
 from keras_pose3d.evaluation import mpii as mpii_eval
@@ -87,6 +88,34 @@ def read_record_meta(files: Sequence[str]) -> list[dict]:
                 meta[KEY_VALID_FRAME] = bool(flag[0])
             out.append(meta)
     return out
+
+
+def read_checked_meta(files: Sequence[str], dataset: str) -> list[dict]:
+    """`read_record_meta`, checking that every record's `meta/dataset` is `dataset`.
+
+    Raises:
+        ValueError: naming the first file whose records hold another dataset (evaluating
+            e.g. synthetic records as h36m would print meaningless tables).
+    """
+    meta: list[dict] = []
+    for path in files:
+        part = read_record_meta([path])
+        found = sorted({m["dataset"] for m in part} - {dataset})
+        if found:
+            raise ValueError(f"records {path} hold meta/dataset {found[0]!r}, --dataset "
+                             f"{dataset} expects {dataset!r}")
+        meta += part
+    return meta
+
+
+def _check_mpii_inputs(mpii_gt: str | None, mpii_valid_h5: str | None) -> None:
+    # Checked before the (long) prediction pass, not after it.
+    if not mpii_gt or not mpii_valid_h5:
+        raise ValueError("--dataset mpii needs --mpii-gt (mpii_val_gt_tompson_format.mat: head "
+                         "boxes are not in the records) and --mpii-valid-h5 (row order)")
+    for flag, path in (("--mpii-gt", mpii_gt), ("--mpii-valid-h5", mpii_valid_h5)):
+        if not pathlib.Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path} not found")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,7 +228,8 @@ def tables_synthetic(arrays: dict, meta: list[dict]) -> tuple[dict, list[Table]]
     table = Table("Synthetic validation: MPJPE and PA-MPJPE per sequence, mm",
                   ["sequence", f"{metrics.PROTOCOL_1} (16 MPII joints)", metrics.PROTOCOL_2,
                    "frames"], rows, ["Procedural data: no published reference numbers."])
-    return ({"synthetic": {"protocol_1": p1.as_dict(), "protocol_2": p2.as_dict()},
+    return ({"synthetic": {"protocol_1": p1.as_dict(), "protocol_2": p2.as_dict(),
+                           "n_frames": len(pred), "frames": dict(p1.counts)},
              "structural": struct}, [table] + structural.structural_markdown_tables(struct))
 
 
@@ -276,7 +306,8 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
     Args:
         run_dir: directory with config.yaml and sap_net.keras.
         dataset: one of DATASETS.
-        records: TFRecord glob(s); None = the config's data.val_files.
+        records: TFRecord glob(s); None = the config's validation patterns
+            (`data.val_files`, else `data_dir/validation-*.tfrecord`).
         out_dir: where to write; None = RUN_DIR/eval/<dataset>.
         saved_model: evaluate this SavedModel instead of sap_net.keras.
         batch_size: evaluation batch.
@@ -288,6 +319,8 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}. Received: {dataset!r}")
+    if dataset == "mpii":
+        _check_mpii_inputs(mpii_gt, mpii_valid_h5)
     from keras_pose3d.config import load_config
     from keras_pose3d.data.dataset import list_files
 
@@ -297,10 +330,11 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
         raise FileNotFoundError(f"{cfg_path} not found (run directory contract: config.yaml + "
                                 "sap_net.keras)")
     cfg = load_config(cfg_path)
-    patterns = records if records is not None else list(cfg.data.val_files)
+    patterns = records if records is not None else list(cfg.data.val_patterns())
     if not patterns:
         raise ValueError(f"no records: pass --records or set data.val_files in {cfg_path}")
     files = list_files(patterns)
+    meta = read_checked_meta(files, dataset)
     if saved_model:
         predict, model_desc = saved_model_predictor(saved_model)
         model_desc = f"SavedModel {saved_model} ({model_desc})"
@@ -317,7 +351,6 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
     arrays = run_predictions(predict, files, cfg.data.input_size, cfg.data.heatmap_size,
                              batch_size)
     arrays["input_size"] = cfg.data.input_size
-    meta = read_record_meta(files)
     if len(meta) != len(arrays["pred_mm"]):
         raise RuntimeError(f"{len(meta)} records read but {len(arrays['pred_mm'])} predicted")
     if dataset == "h36m":
@@ -340,7 +373,9 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
     return {"results": results, "files": paths, "model": model_desc}
 
 
+@exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; bad input prints `error: ...` and returns 2."""
     parser = argparse.ArgumentParser(description="Evaluate SAP-Net: the paper's tables.")
     parser.add_argument("--run", required=True, help="run directory (config.yaml, sap_net.keras)")
     parser.add_argument("--dataset", required=True, choices=DATASETS)

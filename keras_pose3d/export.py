@@ -1,8 +1,10 @@
 """Export trained models as SavedModels in TF-Serving's versioned layout (and ONNX).
 
-    python -m keras_pose3d.export --run RUN_DIR [--out saved_models] [--onnx]
+    python -m keras_pose3d.export --run RUN_DIR [--tp-net runs/temporal/tp_net.keras]
+        [--out saved_models] [--models sap_net,tp_net,pipeline] [--onnx]
 
-reads `RUN_DIR/sap_net.keras` (and `RUN_DIR/tp_net.keras` when present) and writes
+reads `RUN_DIR/sap_net.keras` and the TP-Net of `--tp-net` (default `RUN_DIR/tp_net.keras` when
+present; `temporal_train` writes it to its own run_dir, `runs/temporal/` by default) and writes
 
     saved_models/sap_net/<v>/    SAP-Net serving graphs (`serving.signatures.SAP_NET_SIGNATURES`)
     saved_models/tp_net/<v>/     TP-Net `refine`
@@ -10,6 +12,10 @@ reads `RUN_DIR/sap_net.keras` (and `RUN_DIR/tp_net.keras` when present) and writ
     saved_models/models.config   TF-Serving model_config_list for multi-model mode
     saved_models/onnx/...        with --onnx: float-image SAP-Net and TP-Net graphs
 
+Without `--models` every model the inputs allow is exported (a missing TP-Net prints "no
+tp_net.keras: exporting sap_net only"); a model named in `--models` that cannot be exported is
+an error. models.config lists every model folder under the export root, from this call or
+earlier ones, so a partial export never drops a served model.
 <v> is the next free integer version, so TF-Serving picks a new export up without a restart.
 Models trained under a mixed-precision policy are rebuilt from their config under float32 and
 the weights copied over (`load_float32`): the serving graphs and ONNX start from float32.
@@ -27,6 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.models import sap_net as _sap_net  # noqa: F401  (registers SAPNet)
 from keras_pose3d.models import tp_net as _tp_net  # noqa: F401  (registers TPNet)
 from keras_pose3d.serving import signatures
@@ -128,15 +135,27 @@ def export_tp_net(tp_net: keras.Model, base: str | pathlib.Path) -> pathlib.Path
     return save_versioned(module, module.signatures(), base, "tp_net")
 
 
-def models_config(base: str | pathlib.Path, names: Sequence[str],
+def exported_models(base: str | pathlib.Path) -> list[str]:
+    """Model folders under `base` holding at least one version with a saved_model.pb.
+
+    MODEL_NAMES first in their order, then any other model folder by name.
+    """
+    base = pathlib.Path(base)
+    found = [p.name for p in base.glob("*") if p.is_dir() and any(
+        v.name.isdigit() and (v / "saved_model.pb").is_file() for v in p.glob("*"))]
+    return [n for n in MODEL_NAMES if n in found] + sorted(n for n in found if n not in MODEL_NAMES)
+
+
+def models_config(base: str | pathlib.Path, names: Sequence[str] | None = None,
                   model_base_path: str = "/models") -> str:
     """TF-Serving `model_config_list` text proto for the models under `base`.
 
     Args:
         base: the local export root (only used to list what exists).
-        names: model names to serve.
+        names: model names to serve; None: every exported model folder (`exported_models`).
         model_base_path: where `base` is mounted inside the serving container.
     """
+    names = exported_models(base) if names is None else names
     entries = []
     for name in names:
         if not (pathlib.Path(base) / name).is_dir():
@@ -152,21 +171,48 @@ def models_config(base: str | pathlib.Path, names: Sequence[str],
 
 
 def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_models",
-               onnx: bool = False, models: Sequence[str] = MODEL_NAMES) -> dict[str, pathlib.Path]:
+               onnx: bool = False, models: Sequence[str] | None = None,
+               tp_net: str | pathlib.Path | None = None) -> dict[str, pathlib.Path]:
     """Export what a run directory holds; returns {name: exported path}.
 
     Args:
-        run_dir: holds sap_net.keras and optionally tp_net.keras.
+        run_dir: holds sap_net.keras (and tp_net.keras when `tp_net` is not given).
         out: export root.
         onnx: also write out/onnx/sap_net.onnx (and tp_net.onnx).
-        models: which of MODEL_NAMES to export (tp_net and pipeline need tp_net.keras).
+        models: which of MODEL_NAMES to export; None: every model the inputs allow.
+        tp_net: TP-Net .keras file (e.g. temporal_train's runs/temporal/tp_net.keras); None:
+            run_dir/tp_net.keras when present.
+
+    Raises:
+        FileNotFoundError: run_dir, sap_net.keras, or a TP-Net that was given or that
+            `models` names (tp_net, pipeline) is missing.
+        ValueError: unknown names in `models`; pipeline requested with a semi-online TP-Net.
     """
+    explicit = models is not None
+    models = list(MODEL_NAMES) if models is None else list(models)
     unknown = sorted(set(models) - set(MODEL_NAMES))
     if unknown:
         raise ValueError(f"unknown models {unknown}; expected a subset of {MODEL_NAMES}")
+    if not models:
+        raise ValueError(f"--models is empty; expected a subset of {MODEL_NAMES}")
     run_dir, out = pathlib.Path(run_dir), pathlib.Path(out)
-    sap = load_float32(run_dir / SAP_NET_FILE)
-    tp = load_float32(run_dir / TP_NET_FILE) if (run_dir / TP_NET_FILE).is_file() else None
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} not found (expected {SAP_NET_FILE})")
+    tp_path = pathlib.Path(tp_net) if tp_net is not None else run_dir / TP_NET_FILE
+    needs_tp = explicit and bool({"tp_net", "pipeline"} & set(models))
+    if not tp_path.is_file() and (tp_net is not None or needs_tp):
+        # Checked before anything is written: a failed export leaves the root as it was.
+        raise FileNotFoundError(
+            f"TP-Net {tp_path} not found, needed for {sorted({'tp_net', 'pipeline'} & set(models))}"
+            f" (train it with keras_pose3d.temporal_train and pass --tp-net RUN/{TP_NET_FILE})")
+    tp = load_float32(tp_path) if tp_path.is_file() else None
+    if tp is None:
+        print(f"no {TP_NET_FILE}: exporting sap_net only ({tp_path} not found)")
+    if tp is not None and explicit and "pipeline" in models and tp.mode != "online":
+        raise ValueError(f"the pipeline needs an online TP-Net; {tp_path} is {tp.mode}")
+    sap = None
+    if "sap_net" in models or ("pipeline" in models and tp is not None) or onnx:
+        sap = load_float32(run_dir / SAP_NET_FILE)
     paths = {}
     if "sap_net" in models:
         paths["sap_net"] = export_sap_net(sap, out)
@@ -178,30 +224,34 @@ def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_mod
         elif tp.mode == "online":
             paths["pipeline"] = export_sap_net(sap, out, name="pipeline", tp_net=tp)
         else:
-            print(f"skipping the pipeline: it needs an online TP-Net, {TP_NET_FILE} is {tp.mode}")
+            print(f"skipping the pipeline: it needs an online TP-Net, {tp_path} is {tp.mode}")
     if onnx:
         from keras_pose3d.serving import onnx_export
 
         paths["sap_net_onnx"] = onnx_export.export_sap_net_onnx(sap, out / "onnx" / "sap_net.onnx")
         if tp is not None:
             paths["tp_net_onnx"] = onnx_export.export_tp_net_onnx(tp, out / "onnx" / "tp_net.onnx")
-    served = [n for n in MODEL_NAMES if n in paths]
+    # Every model under `out`, not only this call's: a partial export keeps the others served.
     config_path = out / "models.config"
-    config_path.write_text(models_config(out, served))
+    config_path.write_text(models_config(out))
     paths["models.config"] = config_path
     return paths
 
 
+@exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="run directory with sap_net.keras")
+    parser.add_argument("--tp-net", help="TP-Net .keras (default RUN/tp_net.keras if present), "
+                        "e.g. runs/temporal/tp_net.keras from temporal_train")
     parser.add_argument("--out", default="saved_models", help="export root (TF-Serving layout)")
     parser.add_argument("--onnx", action="store_true", help="also write ONNX graphs")
-    parser.add_argument("--models", default=",".join(MODEL_NAMES),
-                        help="comma-separated subset of sap_net,tp_net,pipeline")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated subset of sap_net,tp_net,pipeline (default: every "
+                        "model the inputs allow)")
     args = parser.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
-    for name, path in export_run(args.run, args.out, args.onnx, models).items():
+    models = None if args.models is None else [m for m in args.models.split(",") if m]
+    for name, path in export_run(args.run, args.out, args.onnx, models, args.tp_net).items():
         print(f"{name}: {path}")
     return 0
 

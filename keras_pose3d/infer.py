@@ -11,8 +11,9 @@ frame index or image file name; frames without a box use the centred whole-image
 `--focal-length` / `--root-depth-mm` override the serving defaults (`serving.signatures`).
 
 `--online` refines every frame with TP-Net from the frames before it (the first frame repeated
-before the start, `models.tp_net.make_windows`); TP-Net comes from RUN_DIR/tp_net.keras or
-`--tp-net` (.keras file or tp_net SavedModel).
+before the start, `models.tp_net.make_windows`); TP-Net comes from `--tp-net` (.keras file or tp_net SavedModel,
+e.g. temporal_train's runs/temporal/tp_net.keras) or else RUN_DIR/tp_net.keras; it is loaded and
+its mode checked before any frame is processed.
 
 Outputs in DIR: `json/frame_XXXXXX.json` (joints_3d_mm camera frame, joints_3d_root_relative_mm,
 joints_3d_refined_mm with --online, joints_2d_px, confidence, box: the square crop used), `motion.bvh` (the root-
@@ -34,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import bvh, fitting, render
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.models import tp_net as tp_net_lib
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -122,18 +124,41 @@ class Predictor:
 
 
 def load_refiner(path: str | pathlib.Path):
-    """A callable (B, N, J, 3) -> (B, J, 3) and its window N from a .keras or SavedModel."""
+    """(callable (B, N, J, 3) -> (B, J, 3), window N, mode) from a TP-Net .keras or SavedModel.
+
+    A SavedModel must be a tp_net export: a `refine` signature and the TP-Net metadata
+    (`serving.signatures.read_metadata`: mode and window).
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: no `refine` signature, no metadata, or a window that disagrees with it.
+    """
     path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"TP-Net {path} not found (a .keras file or a tp_net SavedModel)")
     if path.suffix == ".keras":
         from keras_pose3d import export
 
         model = export.load_float32(path)
         return (lambda w: np.asarray(model(w))), model.window, model.mode
+    from keras_pose3d.serving import signatures
+
     loaded = tf.saved_model.load(str(path))
+    if "refine" not in loaded.signatures:
+        raise ValueError(f"{path} has no 'refine' signature; signatures: "
+                         f"{sorted(loaded.signatures)} (expected a tp_net export)")
     fn = loaded.signatures["refine"]
     window = int(fn.structured_input_signature[1]["poses"].shape[1])
-    return (lambda w: fn(poses=tf.constant(w, tf.float32))["pose_3d_mm"].numpy()), window, \
-        "online"
+    meta = signatures.read_metadata(loaded, str(path))
+    if meta["window"] != window:
+        raise ValueError(f"{path}: tp_window {meta['window']} disagrees with the refine "
+                         f"signature's window {window}")
+
+    def refiner(windows: np.ndarray) -> np.ndarray:
+        return fn(poses=tf.constant(windows, tf.float32))["pose_3d_mm"].numpy()
+
+    refiner.keep = loaded  # keeps the variables alive with the function
+    return refiner, window, meta["mode"]
 
 
 def refine_online(poses: np.ndarray, refiner, window: int, batch: int = 256) -> np.ndarray:
@@ -148,6 +173,23 @@ def run(args: argparse.Namespace) -> dict:
     source = iter_video(pathlib.Path(args.video)) if args.video else iter_images(
         pathlib.Path(args.images))
     boxes = load_boxes(pathlib.Path(args.boxes) if args.boxes else None)
+    refiner = None
+    if args.online:
+        # Loaded and checked before any frame is processed: a bad TP-Net fails in seconds.
+        if args.tp_net:
+            tp_path = pathlib.Path(args.tp_net)
+        elif args.run:
+            tp_path = pathlib.Path(args.run) / "tp_net.keras"
+            if not tp_path.exists():
+                raise FileNotFoundError(
+                    f"--online needs a TP-Net: {tp_path} not found; pass --tp-net (temporal_train "
+                    "writes runs/temporal/tp_net.keras)")
+        else:
+            raise ValueError("--online with --saved-model needs --tp-net (a .keras file or a "
+                             "tp_net SavedModel)")
+        refiner, window, mode = load_refiner(tp_path)
+        if mode != "online":
+            raise ValueError(f"--online needs an online TP-Net; {tp_path} is {mode}")
     predictor = Predictor(args.saved_model, args.run)
 
     frames, names, results = [], [], []
@@ -178,13 +220,7 @@ def run(args: argparse.Namespace) -> dict:
 
     root_rel = np.stack([r["joints_3d_root_relative_mm"] for r in results])  # (T, J, 3)
     motion = root_rel
-    if args.online:
-        tp_path = args.tp_net or (pathlib.Path(args.run) / "tp_net.keras" if args.run else None)
-        if tp_path is None or not pathlib.Path(tp_path).exists():
-            raise FileNotFoundError(f"--online needs a TP-Net: {tp_path} not found (--tp-net)")
-        refiner, window, mode = load_refiner(tp_path)
-        if mode != "online":
-            raise ValueError(f"--online needs an online TP-Net; {tp_path} is {mode}")
+    if refiner is not None:
         motion = refine_online(root_rel, refiner, window)
         for r, refined in zip(results, motion):
             r["joints_3d_refined_mm"] = refined
@@ -241,6 +277,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     run(parse_args(argv))
     return 0

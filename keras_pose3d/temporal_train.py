@@ -8,7 +8,10 @@ then frame. Every frame becomes one training window (`models.tp_net.make_windows
 by repetition) whose target is the ground-truth pose of its target frame; windows never cross
 sequences. Adam on the L2 (mean squared) error, as in the paper. Writes RUN_DIR/tp_net.keras
 (what `export` and `infer --online` read) and RUN_DIR/config.yaml (the resolved config), and
-prints MPJPE of the raw predictions and of TP-Net on the validation file.
+prints MPJPE of the raw predictions and of TP-Net on the validation file. A missing train or
+val file stops before training with `error: config key 'data.val': prediction file ... not
+found` (exit 2); `data.val: ""` trains without validation. Export the result with
+`python -m keras_pose3d.export --run SAP_RUN --tp-net RUN_DIR/tp_net.keras`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import yaml
 
 from keras_pose3d import config as kp_config
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.models import tp_net as tp_net_lib
 from keras_pose3d.models.tp_net import TPNet
 
@@ -112,6 +116,12 @@ def mpjpe(a: np.ndarray, b: np.ndarray) -> float:
 
 def train(config: TemporalConfig) -> dict:
     """Train, save RUN_DIR/tp_net.keras and config.yaml; returns the validation errors (mm)."""
+    # Both inputs checked before anything is built: a missing val file fails at once, by name.
+    for key, path in (("data.train", config.data.train), ("data.val", config.data.val)):
+        if path and not pathlib.Path(path).is_file():
+            hint = "; set data.val: \"\" to train without validation" if key == "data.val" else ""
+            raise FileNotFoundError(f"config key '{key}': prediction file {path} not found (write "
+                                    f"it with pipelines/predict_sequences.py{hint})")
     keras.utils.set_random_seed(config.train.seed)
     m = config.model
     x, y = sequence_windows(load_predictions(config.data.train), m.window, m.mode)
@@ -138,17 +148,14 @@ def train(config: TemporalConfig) -> dict:
     return result
 
 
+@exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--set", action="append", default=[], help="dotted.key=value override")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, args.set)
-    except ValueError as e:  # ConfigError and the model's own window/mode checks
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    train(config)
+    # ConfigError, the model's window/mode checks and missing files: `error: ...`, exit 2.
+    train(load_config(args.config, args.set))
     return 0
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data.readers import h36m
 from pipelines import common
 
@@ -265,7 +267,8 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
     return outs.records, dead
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Runs the job; returns the manifest. Bad input raises (see `main`)."""
     args, _ = common.parse_args(argv, add_arguments)
     return common.run_job(
         argv,
@@ -279,6 +282,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
+@exits_cleanly
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: bad input (layout, flags) prints `error: ...` and returns 2."""
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.INFO)
-    main()
+    sys.exit(main())

@@ -4,6 +4,9 @@ r"""MPI-INF-3DHP -> TFRecords: the training set (videos) and the test set (valid
         --test_dir /data/mpi_inf_3dhp_test_set --output_dir /data/records/3dhp \
         [--cameras 0,1,2,4,5,6,7,8] [--stride 10] [--splits train,test] [Beam options]
 
+`--splits` defaults to the splits whose roots are given (train: `--input_dir`, test:
+`--test_dir`).
+
 Training (`train` split), layout `<input_dir>/S{1..8}/Seq{1,2}/{annot.mat, camera.calibration,
 imageSequence/video_<cam>.avi}`: one work item per (subject, sequence, camera), default cameras
 the "vnect" set [0,1,2,4,5,6,7,8], every `--stride`-th frame (default 10). `joints_3d` = annot3
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +49,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data.readers import h36m as h36m_reader
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
 from keras_pose3d.skeleton import NUM_JOINTS
@@ -71,7 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Folder of ts1-4cameras.calib / ts5-6cameras.calib (default "
         "<test_dir>/test_util/camera_calibration).",
     )
-    parser.add_argument("--splits", default="train,test", help="Subset of train,test.")
+    parser.add_argument(
+        "--splits",
+        default=None,
+        help="Subset of train,test (default: the splits whose roots are given: train with "
+        "--input_dir, test with --test_dir).",
+    )
     parser.add_argument("--subjects", default=",".join(m3.TRAIN_SUBJECTS))
     parser.add_argument("--sequences", default=",".join(m3.TRAIN_SEQUENCES))
     parser.add_argument("--cameras", default=",".join(str(c) for c in m3.DEFAULT_CAMERAS))
@@ -86,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _splits(args: argparse.Namespace) -> list[str]:
+    if args.splits is None:
+        # Default: whatever was given a root, so a train-only (or test-only) run needs no flag.
+        splits = [s for s, root in zip(SPLITS, (args.input_dir, args.test_dir)) if root]
+        if not splits:
+            raise ValueError("give --input_dir (training root) and/or --test_dir (test root)")
+        return splits
     splits = _csv(args.splits)
     if not splits or set(splits) - set(SPLITS):
         raise ValueError(f"--splits must be a subset of {SPLITS}. Received: {args.splits!r}")
@@ -153,8 +169,8 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[d
                         "id": ts,
                         "stage": "invalid_frames",
                         "reason": (
-                            f"{total - valid.size} of {total} frames have valid_frame != 1 and are not "
-                            "written (evaluation uses valid frames only)"
+                            f"{total - valid.size} of {total} frames have valid_frame != 1 "
+                            "and are not written (evaluation uses valid frames only)"
                         ),
                         "invalid_frames": int(total - valid.size),
                         "total_frames": total,
@@ -283,7 +299,9 @@ class TrainSequenceToRecords(beam.DoFn):
             yield common.dead_letter(key, "read", str(err), split="train")
             return
         if str(cam_index) not in cams:
-            yield common.dead_letter(key, "read", f"camera {cam_index} not in camera.calibration")
+            yield common.dead_letter(
+                key, "read", f"camera {cam_index} not in camera.calibration", split="train"
+            )
             return
         cam = cams[str(cam_index)]
         rows = annot["joints_2d"].shape[0]
@@ -427,7 +445,8 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
     return all_records, all_dead
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Runs the job; returns the manifest. Bad input raises (see `main`)."""
     return common.run_job(
         argv,
         add_arguments,
@@ -439,6 +458,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
+@exits_cleanly
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: bad input (layout, flags) prints `error: ...` and returns 2."""
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.INFO)
-    main()
+    sys.exit(main())

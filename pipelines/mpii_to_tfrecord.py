@@ -26,7 +26,8 @@ the MPII activity category (`act.cat_name`, "" when absent).
 
 Dead letters: unreadable / missing images (stage "image"), too few joints ("min_joints"),
 joints far outside the image or non-finite ("validate"), one summary line counting the test
-persons that were skipped ("test_persons").
+persons that were skipped ("test_persons"), one line counting `--split_file` entries that match no
+person ("split_file"; a split file that matches nobody, e.g. 1-based, is an error).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +43,7 @@ import apache_beam as beam
 import cv2
 import numpy as np
 
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data.readers import h36m as h36m_reader
 from keras_pose3d.data.readers import mpii
 from pipelines import common
@@ -100,6 +103,37 @@ def person_box(person: mpii.MpiiPerson) -> tuple[np.ndarray, float]:
     return h36m_reader.person_box(person.joints[person.annotated])
 
 
+def _split_file_letters(
+    persons: Sequence[mpii.MpiiPerson], validation: set, split_file: str, annotation_path: str
+) -> list[dict[str, Any]]:
+    """One "split_file" dead letter when some split entries match no person; raises if none do.
+
+    A split file that matches nobody (e.g. 1-based indices) would put every person in train.
+    """
+    unmatched = mpii.unmatched_split_entries(persons, validation)
+    if not unmatched:
+        return []
+    first = [list(e) if isinstance(e, tuple) else e for e in unmatched[:5]]
+    if len(unmatched) == len(validation):
+        raise ValueError(
+            f"{split_file}: none of its {len(validation)} entries matches a person of "
+            f"{annotation_path} (expected 0-based 'image_index person_index' pairs or image "
+            f"names); first entries: {first}"
+        )
+    return [
+        {
+            "id": "split_file",
+            "stage": "split_file",
+            "reason": (
+                f"{len(unmatched)} of {len(validation)} entries of {split_file} match no person "
+                f"of {annotation_path}; first: {first}"
+            ),
+            "unmatched": len(unmatched),
+            "first_unmatched": first,
+        }
+    ]
+
+
 def list_items(
     annotation_path: str, split_file: str | None, min_joints: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -117,6 +151,8 @@ def list_items(
     activities = _activity(mat, num_images)
     items: dict[int, dict[str, Any]] = {}
     letters: list[dict[str, Any]] = []
+    if validation:
+        letters += _split_file_letters(persons, validation, split_file, annotation_path)
     skipped_test = 0
     for person in persons:
         pid = f"{person.image_name}/{person.person_index}"
@@ -162,7 +198,8 @@ def list_items(
                 "id": "test_set",
                 "stage": "test_persons",
                 "reason": (
-                    f"{skipped_test} persons of test images (img_train = 0) carry no joints; skipped"
+                    f"{skipped_test} persons of test images (img_train = 0) carry no joints; "
+                    "skipped"
                 ),
             }
         )
@@ -251,7 +288,8 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
     return outs.records, dead
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Runs the job; returns the manifest. Bad input raises (see `main`)."""
     return common.run_job(
         argv,
         add_arguments,
@@ -263,6 +301,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
+@exits_cleanly
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: bad input (layout, flags) prints `error: ...` and returns 2."""
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.INFO)
-    main()
+    sys.exit(main())

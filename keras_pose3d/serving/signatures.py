@@ -227,6 +227,10 @@ class TPNetServing(tf.Module):
 
     The window length is fixed in the signature; a window of another length is rejected with an
     error naming `poses` and N (`check_window`), also when the fixed shape is bypassed.
+
+    The SavedModel also carries the TP-Net's metadata as non-trainable variables (saved with the
+    weights, no extra signature): `tp_mode` (string, "online" | "semi_online") and `tp_window`
+    (int32 N); `read_metadata` reads them back from a loaded SavedModel.
     """
 
     def __init__(self, tp_net: keras.Model):
@@ -235,6 +239,10 @@ class TPNetServing(tf.Module):
         self.tp_variables = track_variables(tp_net)
         self.window = int(tp_net.window)
         self.num_joints = int(tp_net.num_joints)
+        # A client cannot tell online from semi-online windows by the signature (same shape).
+        self.tp_mode = tf.Variable(str(tp_net.mode), trainable=False, name="tp_mode")
+        self.tp_window = tf.Variable(self.window, dtype=tf.int32, trainable=False,
+                                     name="tp_window")
         spec = tf.TensorSpec((None, self.window, self.num_joints, 3), tf.float32, name="poses")
         self.refine = tf.function(self._refine, input_signature=[spec])
 
@@ -254,6 +262,18 @@ class TPNetServing(tf.Module):
     def signatures(self) -> dict:
         fn = self.refine.get_concrete_function()
         return {"serving_default": fn, "refine": fn}
+
+
+def read_metadata(loaded, path: str = "the SavedModel") -> dict:
+    """{"mode": str, "window": int} of a loaded tp_net SavedModel (`TPNetServing` variables).
+
+    Raises:
+        ValueError: the SavedModel has no TP-Net metadata (exported before it was added).
+    """
+    if not (hasattr(loaded, "tp_mode") and hasattr(loaded, "tp_window")):
+        raise ValueError(f"{path} has no TP-Net metadata (tp_mode, tp_window); re-export it with "
+                         "python -m keras_pose3d.export")
+    return {"mode": loaded.tp_mode.numpy().decode("utf-8"), "window": int(loaded.tp_window.numpy())}
 
 
 class SAPNetServing(tf.Module):

@@ -318,3 +318,20 @@ def split_of(person: MpiiPerson, validation: Sequence | set | None) -> str:
     if person.image_name is not None and person.image_name in validation:
         return "validation"
     return "train"
+
+
+def unmatched_split_entries(
+    persons: Sequence[MpiiPerson], validation: Sequence | set
+) -> list[tuple[int, int] | str]:
+    """Entries of a split set (`read_split_file`) that name no person, sorted.
+
+    A split file of the wrong convention (e.g. 1-based indices) matches few or no persons and
+    would silently put them in `train`; callers report these entries.
+    """
+    keys: set = set()
+    for person in persons:
+        keys.add((person.image_index, person.person_index))
+        if person.image_name is not None:
+            keys.add(person.image_name)
+    # A split set is homogeneous (all pairs or all names), so plain sorting works.
+    return sorted(entry for entry in validation if entry not in keys)
