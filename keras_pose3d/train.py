@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.config import ConfigError, load_config
 
 
@@ -24,6 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@exits_cleanly
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:

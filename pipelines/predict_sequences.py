@@ -4,7 +4,8 @@
         --out predictions/train.npz [--batch 64]
 
 TP-Net is trained on SAP-Net's own predictions (Dabral et al. 2018, section 4.3), so this job
-reads the 3D records (schema of `keras_pose3d/data/features.py`; 2D-only records are skipped),
+reads the 3D records (schema of `keras_pose3d/data/features.py`; 2D-only records are skipped,
+counted and the count printed),
 runs RUN_DIR/sap_net.keras under float32 in batches and writes one npz:
 
     pred      (M, J, 3) float32  predicted root-relative pose, camera mm
@@ -15,7 +16,9 @@ runs RUN_DIR/sap_net.keras under float32 in batches and writes one npz:
 
 rows sorted by (sequence, frame), as `keras_pose3d.temporal_train.load_predictions` reads them.
 Sequences are grouped by dataset + subject + sequence + action + camera (one camera's view of
-one trial is one motion); a duplicated frame raises.
+one trial is one motion); a duplicated frame raises, and a sequence whose frame step is not
+constant (frames missing, e.g. dead-lettered by the converter) logs a warning naming it and the
+gaps: TP-Net windows over it would span the missing frames.
 
 The network input is built exactly as training and validation build it: the evaluation crop of
 `data.augment.crop_and_augment` (scale 1, no rotation or flip), i.e. the central person box of
@@ -34,6 +37,8 @@ on one GPU). Scaling out would shard `--records` across processes and concatenat
 from __future__ import annotations
 
 import argparse
+import collections
+import logging
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -42,9 +47,54 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import skeleton
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data import augment, features, pose_codec
 
 META = ("dataset", "subject", "sequence", "action", "camera")
+
+
+def _prepare_or_skip(record: dict, input_size: int) -> dict:
+    """`_prepare` for a 3D record; zeros with `has_3d` 0 for a 2D-only one (counted, not run).
+
+    The JPEG is decoded only in the 3D branch, so a skipped record costs its parse alone.
+    """
+    def prepare():
+        image = tf.io.decode_jpeg(record["image_jpeg"], channels=3)
+        size = tf.cast(record["image_size"], tf.int32)
+        return _prepare(dict(record, image=tf.reshape(image, tf.concat([size, [3]], 0))),
+                        input_size)
+
+    def skip():
+        return {"image": tf.zeros((input_size, input_size, 3), tf.float32),
+                "intrinsics": tf.zeros((4,), tf.float32),
+                "joints_3d": tf.zeros_like(record["joints_3d"]),
+                "key": tf.constant(""), "frame": tf.zeros_like(record["frame"])}
+
+    out = tf.cond(tf.equal(record["has_3d"], 1), prepare, skip)
+    out["image"] = tf.ensure_shape(out["image"], (input_size, input_size, 3))
+    return dict(out, has_3d=record["has_3d"])
+
+
+def check_frame_steps(name: str, frames: Sequence[int]) -> list[tuple[int, int]]:
+    """Warn (logging) when a sequence's sorted frames do not advance by one constant step.
+
+    The expected step is the most common difference (H36M records every 5th frame: 5).
+
+    Returns:
+        the gaps as (frame before, frame after) pairs whose difference is not that step.
+    """
+    frames = np.sort(np.asarray(frames, np.int64))
+    if len(frames) < 3:
+        return []
+    steps = np.diff(frames)
+    step = collections.Counter(steps.tolist()).most_common(1)[0][0]
+    gaps = [(int(frames[i]), int(frames[i + 1])) for i in np.flatnonzero(steps != step)]
+    if gaps:
+        shown = ", ".join(f"{a}->{b}" for a, b in gaps[:10])
+        logging.warning("sequence %s: frame step is not constant (mostly %d); %d gap(s): %s%s. "
+                        "TP-Net windows there span the missing frames", name, step, len(gaps),
+                        shown, " ..." if len(gaps) > 10 else "")
+    return gaps
 
 
 def _prepare(record: dict, input_size: int) -> dict:
@@ -73,30 +123,39 @@ def predict_records(file_patterns: str | Sequence[str], model, batch_size: int =
         raise FileNotFoundError(f"no record files match {file_patterns}")
     s = int(model.input_size)
     ds = (tf.data.TFRecordDataset(sorted(files))
-          .map(features.parse_example, num_parallel_calls=tf.data.AUTOTUNE)
-          .filter(lambda r: tf.equal(r["has_3d"], 1))
-          .map(lambda r: _prepare(r, s), num_parallel_calls=tf.data.AUTOTUNE)
+          .map(lambda x: features.parse_example(x, decode_image=False),
+               num_parallel_calls=tf.data.AUTOTUNE)
+          # Not a .filter: the 2D-only records are counted here, then left out of the model call.
+          .map(lambda r: _prepare_or_skip(r, s), num_parallel_calls=tf.data.AUTOTUNE)
           .batch(batch_size).prefetch(tf.data.AUTOTUNE))
     rows: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
-    done = 0
+    done = skipped = 0
     for batch in ds:
-        out = model(batch["image"], training=False)
-        gt = batch["joints_3d"].numpy().astype(np.float64)  # (B, J, 3) camera mm
+        keep = batch["has_3d"].numpy() == 1
+        skipped += int(np.sum(~keep))
+        if not keep.any():
+            continue
+        out = model(tf.boolean_mask(batch["image"], keep), training=False)
+        gt = batch["joints_3d"].numpy()[keep].astype(np.float64)  # (B, J, 3) camera mm
         root_depth = gt[:, skeleton.ROOT, 2]
-        pred = pose_codec.decode_pose_3d(np.asarray(out["pose_3d"]), batch["intrinsics"].numpy(),
-                                         root_depth, s)
+        pred = pose_codec.decode_pose_3d(np.asarray(out["pose_3d"]),
+                                         batch["intrinsics"].numpy()[keep], root_depth, s)
         pred = pose_codec.to_root_relative_mm(pred)
         gt = pose_codec.to_root_relative_mm(gt)
-        for key, frame, p, g in zip(batch["key"].numpy(), batch["frame"].numpy(), pred, gt):
+        for key, frame, p, g in zip(batch["key"].numpy()[keep], batch["frame"].numpy()[keep],
+                                    pred, gt):
             frames = rows.setdefault(key.decode("utf-8"), {})
             if int(frame) in frames:
                 raise ValueError(f"sequence {key.decode()} has frame {frame} twice in {files}")
             frames[int(frame)] = (p, g)
         done += len(gt)
         print(f"predicted {done} frames", file=sys.stderr, flush=True)
+    print(f"skipped {skipped} 2D-only records (has_3d = 0)", file=sys.stderr, flush=True)
     if not rows:
         raise ValueError(f"no 3D records (has_3d = 1) in {files}")
     names = sorted(rows)
+    for name in names:
+        check_frame_steps(name, list(rows[name]))
     pred, gt, seq, frame = [], [], [], []
     for i, name in enumerate(names):
         for f in sorted(rows[name]):
@@ -109,6 +168,7 @@ def predict_records(file_patterns: str | Sequence[str], model, batch_size: int =
             "sequence_names": np.asarray(names)}
 
 
+@exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", required=True, nargs="+", help="TFRecord file patterns")

@@ -221,9 +221,11 @@ def _write_records(path, n=3, extra=True):
     rng = np.random.default_rng(3)
     jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
     intr = np.array([60.0, 60.0, 31.5, 31.5])
+    written = []
     with tf.io.TFRecordWriter(str(path)) as w:
         for i in range(n):
             j3d = rng.normal(scale=150.0, size=(16, 3)) + np.array([0, 0, 3000.0])
+            written.append(j3d)
             uv = j3d[:, :2] / j3d[:, 2:] * intr[:2] + intr[2:]
             raw = features.encode_example({
                 "image_jpeg": jpeg, "joints_2d": uv, "visibility": np.ones(16),
@@ -238,6 +240,7 @@ def _write_records(path, n=3, extra=True):
                     (j3d * 0.9).reshape(-1).tolist())
                 ex.features.feature["valid_frame"].int64_list.value.append(int(i != 1))
             w.write(ex.SerializeToString())
+    return np.stack(written)
 
 
 def test_read_record_meta_and_perfect_predictor(tmp_path):
@@ -245,11 +248,13 @@ def test_read_record_meta_and_perfect_predictor(tmp_path):
     from keras_pose3d.evaluate import read_record_meta, run_predictions
 
     path = tmp_path / "val-00000.tfrecord"
-    _write_records(path)
+    j3d = _write_records(path)
     meta = read_record_meta([str(path)])
     assert [m["frame"] for m in meta] == [0, 1, 2]
     assert [m["valid_frame"] for m in meta] == [True, False, True]
-    assert meta[0]["joints_3d_univ"].shape == (16, 3)
+    # The record stores float32: compare with the written values rounded the same way.
+    for m, want in zip(meta, j3d):
+        np.testing.assert_array_equal(m["joints_3d_univ"], (want * 0.9).astype(np.float32))
 
     # A perfect predictor: the encoded ground truth of the (single) batch, fed through the real
     # decoding path of run_predictions.
@@ -264,3 +269,85 @@ def test_read_record_meta_and_perfect_predictor(tmp_path):
 
     arrays = run_predictions(perfect, [str(path)], 32, 8, batch_size=8)
     np.testing.assert_allclose(arrays["pred_mm"], arrays["gt_mm"], atol=1e-2)
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line on a tiny run directory (quickstart layout: no --records).
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import keras
+
+    from keras_pose3d.config import Config, DataConfig, StageConfig, TrainConfig
+    from keras_pose3d.data.synthetic import ensure_synthetic_dataset
+    from keras_pose3d.models.sap_net import SAPNet
+
+    tmp = tmp_path_factory.mktemp("eval_run")
+    data_dir = tmp / "data"
+    ensure_synthetic_dataset(data_dir, num_shards=1, num_subjects=3, sequences_per_subject=1,
+                             frames_per_sequence=4, crop_size=48, num_2d_subjects=1,
+                             num_validation_subjects=1)
+    run = tmp / "run"
+    run.mkdir()
+    cfg = Config(train=TrainConfig(stages=(StageConfig("s", 1, 1e-3, ("heatmap",)),)),
+                 data=DataConfig(data_dir=str(data_dir), generate_synthetic=True, input_size=32,
+                                 heatmap_size=8))
+    (run / "config.yaml").write_text(cfg.to_yaml())
+    keras.utils.set_random_seed(0)
+    model = SAPNet(num_stacks=1, num_features=8, hourglass_depth=1, depth_blocks=1,
+                   input_size=32, heatmap_size=8)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    model.save(run / "sap_net.keras")
+    return run, data_dir, model
+
+
+@pytest.mark.slow
+def test_evaluate_main_without_records_uses_the_config_validation_shards(tiny_run, tmp_path):
+    from keras_pose3d.data import pose_codec
+    from keras_pose3d.data.dataset import make_validation_dataset
+    from keras_pose3d.evaluate import main
+
+    run, data_dir, model = tiny_run
+    out = tmp_path / "eval"
+    assert main(["--run", str(run), "--dataset", "synthetic", "--out", str(out)]) == 0
+    report = json.loads((out / "synthetic.json").read_text())["synthetic"]
+
+    import tensorflow as tf
+
+    files = sorted(str(f) for f in data_dir.glob("validation-*.tfrecord"))
+    n = sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
+    assert n > 0 and report["n_frames"] == n
+    assert sum(report["frames"].values()) == n
+    # Recompute Protocol 1 by hand: decode the model's output, root-align, mean joint distance.
+    errors = []
+    for inputs, targets in make_validation_dataset(files, input_size=32, heatmap_size=8,
+                                                   batch_size=4).as_numpy_iterator():
+        pred = pose_codec.decode_pose_3d(np.asarray(model(inputs["image"])["pose_3d"]),
+                                         targets["intrinsics"], targets["root_depth"], 32)
+        gt = targets["joints_3d"].astype(np.float64)
+        pred = pred - pred[:, skeleton.ROOT:skeleton.ROOT + 1]
+        gt = gt - gt[:, skeleton.ROOT:skeleton.ROOT + 1]
+        errors.append(np.linalg.norm(pred - gt, axis=-1).mean(axis=-1))
+    errors = np.concatenate(errors)
+    assert report["protocol_1"][metrics.FRAME_MEAN] == pytest.approx(errors.mean(), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_records_of_another_dataset(tiny_run, tmp_path, capsys):
+    from keras_pose3d.evaluate import main
+
+    run, data_dir, _ = tiny_run
+    shard = sorted(data_dir.glob("validation-*.tfrecord"))[0]
+    rc = main(["--run", str(run), "--dataset", "h36m", "--out", str(tmp_path)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert f"records {shard} hold meta/dataset 'synthetic', --dataset h36m expects 'h36m'" in err
+
+
+def test_evaluate_mpii_needs_ground_truth_before_anything_else(tmp_path, capsys):
+    from keras_pose3d.evaluate import main
+
+    # The run directory does not even exist: the missing MPII files are reported first.
+    assert main(["--run", str(tmp_path / "nope"), "--dataset", "mpii"]) == 2
+    assert "--mpii-gt" in capsys.readouterr().err

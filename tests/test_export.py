@@ -293,3 +293,60 @@ def test_onnx_matches_tensorflow(exported):
 def test_missing_run_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="sap_net.keras"):
         export.export_run(tmp_path, tmp_path / "out")
+
+
+def test_cli_bad_run_prints_error_and_exits_2(tmp_path, capsys):
+    assert export.main(["--run", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(tmp_path / "nope") in err
+
+
+def _tiny_tp(path, mode="online", window=3):
+    tp = TPNet(window=window, mode=mode, hidden=8)
+    tp(np.zeros((1, window, 16, 3), np.float32))
+    tp.save(path)
+    return tp
+
+
+def test_tp_net_flag_missing_tp_net_and_models_config_keeps_other_models(tmp_path):
+    run, elsewhere, out = tmp_path / "run", tmp_path / "temporal", tmp_path / "out"
+    run.mkdir()
+    elsewhere.mkdir()
+    _tiny_tp(elsewhere / export.TP_NET_FILE, mode="semi_online", window=4)
+    # A model exported earlier (its config entry must survive a partial export).
+    (out / "pipeline" / "3").mkdir(parents=True)
+    (out / "pipeline" / "3" / "saved_model.pb").write_bytes(b"")
+    (out / "onnx").mkdir()  # not a model folder
+    paths = export.export_run(run, out, models=["tp_net"],
+                              tp_net=elsewhere / export.TP_NET_FILE)
+    assert paths["tp_net"] == out / "tp_net" / "1"
+    config = (out / "models.config").read_text()
+    assert re.findall(r'name: "(\w+)"', config) == ["tp_net", "pipeline"]
+    # The SavedModel carries the TP-Net's mode and window.
+    meta = signatures.read_metadata(tf.saved_model.load(str(paths["tp_net"])))
+    assert meta == {"mode": "semi_online", "window": 4}
+    # Explicitly requested but missing: an error naming tp_net.keras; models.config untouched.
+    for models in (["tp_net"], ["pipeline"]):
+        with pytest.raises(FileNotFoundError, match=r"run/tp_net\.keras"):
+            export.export_run(run, out, models=models)
+    with pytest.raises(FileNotFoundError, match=r"missing\.keras"):
+        export.export_run(run, out, models=["tp_net"], tp_net=tmp_path / "missing.keras")
+    assert (out / "models.config").read_text() == config
+
+
+def test_default_export_without_tp_net_says_sap_net_only(tmp_path, monkeypatch, capsys):
+    run, out = tmp_path / "run", tmp_path / "out"
+    run.mkdir()
+    tiny_sap_net().save(run / export.SAP_NET_FILE)
+
+    def fake_export(sap, base, name="sap_net", tp_net=None):  # the SavedModel save is tested above
+        path = pathlib.Path(base) / name / "1"
+        path.mkdir(parents=True)
+        (path / "saved_model.pb").write_bytes(b"")
+        return path
+
+    monkeypatch.setattr(export, "export_sap_net", fake_export)
+    assert export.main(["--run", str(run), "--out", str(out)]) == 0
+    assert "no tp_net.keras: exporting sap_net only" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["models.config", "sap_net"]
+    assert re.findall(r'name: "(\w+)"', (out / "models.config").read_text()) == ["sap_net"]

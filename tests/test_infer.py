@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_pose3d import bvh, export, infer, skeleton
 from keras_pose3d.models import tp_net as tp_net_lib
@@ -113,3 +114,37 @@ def test_saved_model_and_tp_net_saved_model_match_run_dir(exported, tmp_path):  
     np.testing.assert_allclose(served["motion"], local["motion"], rtol=1e-4, atol=1e-2)
     for a, b in zip(served["results"], local["results"]):
         np.testing.assert_allclose(a["joints_2d_px"], b["joints_2d_px"], atol=1e-3)
+
+
+def test_online_checks_tp_net_before_any_frame(tmp_path, capsys):
+    """A semi-online TP-Net fails before SAP-Net is even loaded (the run dir has none)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    semi = TPNet(window=4, mode="semi_online", hidden=8)
+    semi(np.zeros((1, 4, 16, 3), np.float32))
+    semi.save(tmp_path / "semi.keras")
+    (tmp_path / "empty_run").mkdir()
+    base = ["--images", str(folder), "--out", str(tmp_path / "o"), "--online",
+            "--run", str(tmp_path / "empty_run")]
+    assert infer.main(base + ["--tp-net", str(tmp_path / "semi.keras")]) == 2
+    assert "needs an online TP-Net" in capsys.readouterr().err
+    assert infer.main(base) == 2  # no tp_net.keras in the run dir: named, with the hint
+    err = capsys.readouterr().err
+    assert "empty_run/tp_net.keras not found" in err and "--tp-net" in err
+    # A tp_net SavedModel reports its exported mode and window (not an assumed "online").
+    export.export_tp_net(semi, tmp_path / "sm")
+    refiner, window, mode = infer.load_refiner(tmp_path / "sm" / "tp_net" / "1")
+    assert (window, mode) == (4, "semi_online")
+    poses = np.random.default_rng(1).normal(0, 100, (2, 4, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(refiner(poses), np.asarray(semi(poses)), atol=1e-3)
+
+
+def test_saved_model_without_refine_is_named(tmp_path):
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": x * 2.0},
+                           input_signature=[tf.TensorSpec((None,), tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "other"), signatures={"double": module.f})
+    with pytest.raises(ValueError, match=r"other has no 'refine' signature; signatures: "
+                                         r"\['double'\]"):
+        infer.load_refiner(tmp_path / "other")

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 import numpy as np
 
 from keras_pose3d import skeleton
+from keras_pose3d.cli import exits_cleanly
 
 REALDATA_MOTION = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "realdata" \
     / "h36m_motion"
@@ -104,7 +106,31 @@ def plot(sens: np.ndarray, offsets: np.ndarray, out: str, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def run(tp_net_path: str | pathlib.Path, out: str | pathlib.Path = "fig5.png",
+        samples: int = 256) -> dict:
+    """Sensitivity maps of a saved TPNet, plotted to `out`; returns sensitivity and offsets."""
+    import keras
+
+    from keras_pose3d.models.tp_net import TPNet, window_offsets  # noqa: F401 (registration)
+
+    path = pathlib.Path(tp_net_path)
+    if not path.exists():
+        raise FileNotFoundError(f"TP-Net model {path} not found")
+    model = keras.saving.load_model(path, compile=False)
+    windows = sample_windows(model.window, model.mode, samples)
+    sens = sensitivity(model, windows)
+    offsets = window_offsets(model.window, model.mode)
+    pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
+    plot(sens, offsets, out, f"Fig. 5 analogue: TP-Net {model.mode} N={model.window}, "
+         f"{len(windows)} windows")
+    per_offset = sens.sum(axis=(0, 2))
+    print(f"wrote {out}; total sensitivity per frame offset:")
+    print("  " + "  ".join(f"{o}:{v:.2f}" for o, v in zip(offsets, per_offset)))
+    return {"sensitivity": sens, "offsets": offsets}
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fig. 5: TP-Net sensitivity maps.")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--tp-net", help="a saved TPNet (.keras)")
@@ -112,25 +138,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="fig5.png")
     parser.add_argument("--samples", type=int, default=256)
     args = parser.parse_args(argv)
-    import keras
-
-    from keras_pose3d.models.tp_net import TPNet, window_offsets  # noqa: F401 (registration)
-
     path = pathlib.Path(args.tp_net) if args.tp_net else pathlib.Path(args.run) / "tp_net.keras"
-    if not path.exists():
-        raise FileNotFoundError(f"TP-Net model {path} not found")
-    model = keras.saving.load_model(path, compile=False)
-    windows = sample_windows(model.window, model.mode, args.samples)
-    sens = sensitivity(model, windows)
-    offsets = window_offsets(model.window, model.mode)
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    plot(sens, offsets, args.out, f"Fig. 5 analogue: TP-Net {model.mode} N={model.window}, "
-         f"{len(windows)} windows")
-    per_offset = sens.sum(axis=(0, 2))
-    print(f"wrote {args.out}; total sensitivity per frame offset:")
-    print("  " + "  ".join(f"{o}:{v:.2f}" for o, v in zip(offsets, per_offset)))
-    return {"sensitivity": sens, "offsets": offsets}
+    run(path, args.out, args.samples)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

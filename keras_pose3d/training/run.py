@@ -40,6 +40,11 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
     from keras_pose3d.training.trainer import Trainer, TrainingDiverged
 
     ensure_data(cfg, progress)
+    from keras_pose3d.data.dataset import list_files
+
+    # Fail before building a model (minutes on a GPU host) when a record glob matches nothing.
+    list_files(list(cfg.data.train_patterns()))
+    list_files(list(cfg.data.val_patterns()))
     trainer = Trainer(cfg, strategy=strategy, run_dir=run_dir, progress=progress)
     progress(f"run directory: {trainer.run_dir} | {trainer.num_replicas} replica(s), "
              f"precision {cfg.runtime.precision}, xla {cfg.runtime.xla}")
