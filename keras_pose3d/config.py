@@ -371,7 +371,7 @@ def from_dict(data: dict, source: str | None = None) -> Config:
 
 
 def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = (),
-                root: type = None):
+                root: type | None = None):
     """Load a YAML config, apply `section.key=value` overrides, validate.
 
     Args:
