@@ -44,7 +44,7 @@ def run_beam(out_dir: str, args: argparse.Namespace, workers: int) -> tuple[floa
         "--direct_running_mode=multi_processing",
     ]
     start = time.perf_counter()
-    synthetic_to_tfrecord.main(argv)
+    synthetic_to_tfrecord.run(argv)
     seconds = time.perf_counter() - start
     files = glob.glob(os.path.join(out_dir, "*.tfrecord"))
     frames = int(tf.data.TFRecordDataset(files).reduce(0, lambda n, _: n + 1))

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 
+from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data import synthetic
 from pipelines import common
 
@@ -78,7 +79,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
     return records, None
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
+def run(argv: Sequence[str] | None = None) -> dict:
     """Runs the job; returns the manifest."""
     return common.run_job(
         argv,
@@ -90,6 +91,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
 
 
+@exits_cleanly
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: bad input prints `error: ...` and exits 2."""
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -169,10 +169,10 @@ def test_structural_validity_hand_cases():
         base[child] = base[parent] + np.array([0.0, 0.0, -100.0 - j])  # dummy chain
     # Make all limbs symmetric, then lengthen the right forearm by 30 mm in frame 1 only.
     seq = np.stack([base, base])
-    for (r, l) in skeleton.SYMMETRY_BONE_PAIRS:
+    for (right, left) in skeleton.SYMMETRY_BONE_PAIRS:
         for pose in seq:
-            vec = pose[l[0]] - pose[l[1]]
-            pose[r[0]] = pose[r[1]] + vec
+            vec = pose[left[0]] - pose[left[1]]
+            pose[right[0]] = pose[right[1]] + vec
     seq[1, 10] += (seq[1, 10] - seq[1, 11]) / np.linalg.norm(seq[1, 10] - seq[1, 11]) * 30.0
     res = structural.structural_validity(seq, ["a", "a"])
     assert res["symmetry_mm"]["forearm"] == pytest.approx(15.0)  # (0 + 30) / 2
@@ -337,7 +337,7 @@ def test_evaluate_refuses_records_of_another_dataset(tiny_run, tmp_path, capsys)
     from keras_pose3d.evaluate import main
 
     run, data_dir, _ = tiny_run
-    shard = sorted(data_dir.glob("validation-*.tfrecord"))[0]
+    shard = min(data_dir.glob("validation-*.tfrecord"))
     rc = main(["--run", str(run), "--dataset", "h36m", "--out", str(tmp_path)])
     assert rc == 2
     err = capsys.readouterr().err

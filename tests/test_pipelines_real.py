@@ -21,7 +21,7 @@ from keras_pose3d import camera as camera_lib
 from keras_pose3d.data import features
 from keras_pose3d.data.readers import h36m
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
-from pipelines import h36m_to_tfrecord, mpi_inf_3dhp_to_tfrecord, mpii_to_tfrecord
+from pipelines import common, h36m_to_tfrecord, mpi_inf_3dhp_to_tfrecord, mpii_to_tfrecord
 from tests import fixtures_raw as fr
 from tests.conftest import require_realdata
 
@@ -66,7 +66,7 @@ def test_mpii_job_end_to_end(tmp_path):
     (tmp_path / "split.txt").write_text("0 1\n")
     out = str(tmp_path / "out")
     size = 32
-    manifest = mpii_to_tfrecord.main(
+    manifest = mpii_to_tfrecord.run(
         [
             "--input_dir",
             str(root),
@@ -139,7 +139,37 @@ def test_mpii_job_names_missing_layout(tmp_path):
     root.mkdir()
     (root / "images").mkdir()
     with pytest.raises(FileNotFoundError, match="mpii_human_pose_v1_u12_1.mat"):
-        mpii_to_tfrecord.main(["--input_dir", str(root), "--output_dir", str(tmp_path / "o")])
+        mpii_to_tfrecord.run(["--input_dir", str(root), "--output_dir", str(tmp_path / "o")])
+
+
+def test_mpii_split_file_entries_that_match_no_person(tmp_path):
+    exp = fr.write_mpii_fixture(tmp_path / "mpii")
+    annotation = str(tmp_path / "mpii" / "mpii_human_pose_v1_u12_1.mat")
+    # (0, 1) is a person; (1, 1) and (9, 0) are not (image 1 has one person, there are 7 images).
+    split = tmp_path / "split.txt"
+    split.write_text("0 1\n1 1\n9 0\n")
+    items, letters = mpii_to_tfrecord.list_items(annotation, str(split), 4)
+    (letter,) = [d for d in letters if d["stage"] == "split_file"]
+    assert letter["unmatched"] == 2 and letter["first_unmatched"] == [[1, 1], [9, 0]]
+    assert str(split) in letter["reason"]
+    splits = {
+        (i["image_index"], p["person_index"]): p["split"] for i in items for p in i["persons"]
+    }
+    assert splits[(0, 1)] == "validation" and list(splits.values()).count("validation") == 1
+    # A 1-based file matches nobody here: refused instead of putting every person in train.
+    usable = [(p["image_index"] + 1, p["person_index"] + 1) for p in exp["persons"] if p["usable"]]
+    split.write_text("".join(f"{i} {j}\n" for i, j in usable))
+    match = rf"split.txt: none of its {len(usable)} entries matches a person"
+    with pytest.raises(ValueError, match=match):
+        mpii_to_tfrecord.list_items(annotation, str(split), 4)
+
+
+@pytest.mark.parametrize("job", [mpii_to_tfrecord, h36m_to_tfrecord, mpi_inf_3dhp_to_tfrecord])
+def test_jobs_report_a_missing_input_dir_without_traceback(tmp_path, capsys, job):
+    missing = tmp_path / "no_such_dir"
+    assert job.main(["--input_dir", str(missing), "--output_dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err and "Traceback" not in err
 
 
 # ==============================================================================================
@@ -150,7 +180,7 @@ def h36m_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("h36m")
     exp = fr.write_h36m_fixture(tmp / "raw")
     out = str(tmp / "out")
-    manifest = h36m_to_tfrecord.main(
+    manifest = h36m_to_tfrecord.run(
         [
             "--input_dir",
             str(tmp / "raw"),
@@ -264,7 +294,7 @@ def test_h36m_job_dead_letters(h36m_run):
 def test_h36m_job_names_missing_layout(tmp_path):
     fr.write_h36m_fixture(tmp_path / "raw")
     with pytest.raises(FileNotFoundError, match=r"S6/MyPoseFeatures/D3_Positions_mono/\*\.cdf"):
-        h36m_to_tfrecord.main(
+        h36m_to_tfrecord.run(
             [
                 "--input_dir",
                 str(tmp_path / "raw"),
@@ -285,7 +315,7 @@ def mpi3dhp_run(tmp_path_factory):
     train = fr.write_3dhp_train_fixture(tmp / "train")
     test = fr.write_3dhp_test_fixture(tmp / "test")
     out = str(tmp / "out")
-    manifest = mpi_inf_3dhp_to_tfrecord.main(
+    manifest = mpi_inf_3dhp_to_tfrecord.run(
         [
             "--input_dir",
             str(tmp / "train"),
@@ -466,7 +496,7 @@ def test_3dhp_distortion_model_of_the_real_calibrations():
 def test_3dhp_job_names_missing_layout(tmp_path):
     fr.write_3dhp_train_fixture(tmp_path / "train")
     with pytest.raises(FileNotFoundError, match=r"S2/Seq1/annot.mat.*TS1/annot_data.mat"):
-        mpi_inf_3dhp_to_tfrecord.main(
+        mpi_inf_3dhp_to_tfrecord.run(
             [
                 "--input_dir",
                 str(tmp_path / "train"),
@@ -482,3 +512,40 @@ def test_3dhp_job_names_missing_layout(tmp_path):
                 str(tmp_path / "o"),
             ]
         )
+
+
+def test_3dhp_splits_default_to_the_roots_given(tmp_path, capsys):
+    def splits(*argv):
+        args, _ = common.parse_args(
+            [*argv, "--output_dir", "o"], mpi_inf_3dhp_to_tfrecord.add_arguments
+        )
+        return mpi_inf_3dhp_to_tfrecord._splits(args)
+
+    assert splits("--input_dir", "tr") == ["train"]
+    assert splits("--test_dir", "te") == ["test"]
+    assert splits("--input_dir", "tr", "--test_dir", "te") == ["train", "test"]
+    assert splits("--input_dir", "tr", "--splits", "train") == ["train"]
+    with pytest.raises(ValueError, match="--test_dir .* required for the test split"):
+        splits("--input_dir", "tr", "--splits", "train,test")
+    assert mpi_inf_3dhp_to_tfrecord.main(["--output_dir", str(tmp_path / "o")]) == 2
+    assert "--input_dir" in capsys.readouterr().err
+    # A training root alone (no --test_dir, no --splits) is a complete job.
+    fr.write_3dhp_train_fixture(tmp_path / "train", size=48)
+    manifest = mpi_inf_3dhp_to_tfrecord.run(
+        ["--input_dir", str(tmp_path / "train"), "--subjects", "S1", "--sequences", "Seq1",
+         "--cameras", "0", "--stride", "2", "--crop_size", "32", "--num_shards", "1",
+         "--output_dir", str(tmp_path / "out")]
+    )
+    assert manifest["splits"]["train"]["num_examples"] == 3  # frames 0, 2, 4 of 5
+    assert manifest["splits"]["test"]["num_examples"] == 0
+
+
+def test_3dhp_camera_missing_from_calibration_is_a_train_dead_letter(tmp_path):
+    fr.write_3dhp_train_fixture(tmp_path, size=48)
+    calib = tmp_path / "S1" / "Seq1" / "camera.calibration"
+    calib.write_text(fr._calibration_text(3, 48, 80.0, 24.0))
+    dofn = mpi_inf_3dhp_to_tfrecord.TrainSequenceToRecords(str(tmp_path), 2, 32)
+    (out,) = list(dofn.process({"subject": "S1", "seq": "Seq1", "camera": 5}))
+    assert out.tag == common.DEAD_LETTER_TAG
+    assert out.value["split"] == "train" and out.value["stage"] == "read"
+    assert "camera 5 not in camera.calibration" in out.value["reason"]

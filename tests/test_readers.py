@@ -117,6 +117,10 @@ def test_mpii_split_files(tmp_path, mpii_tree):
     assert mpii.split_of(persons[(0, 0)], names) == "validation"  # every person of the image
     assert mpii.split_of(persons[(1, 0)], names) == "train"
     assert mpii.split_of(persons[(0, 1)], None) == "train"
+    # Entries naming no person (a 1-based pair, an unknown image) are reported, sorted.
+    every = list(persons.values())
+    assert mpii.unmatched_split_entries(every, pairs | {(7, 1), (1, 1)}) == [(1, 1), (7, 1)]
+    assert mpii.unmatched_split_entries(every, {"000000001.jpg", "x.jpg"}) == ["x.jpg"]
     (tmp_path / "bad.txt").write_text("a b c\n")
     with pytest.raises(ValueError, match="bad.txt"):
         mpii.read_split_file(tmp_path / "bad.txt")

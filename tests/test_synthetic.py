@@ -191,7 +191,7 @@ def test_nearer_limb_drawn_on_top_and_brighter():
 # The Beam job.
 # ----------------------------------------------------------------------------------------------
 def _job(out, *extra):
-    return synthetic_to_tfrecord.main(
+    return synthetic_to_tfrecord.run(
         [
             f"--output_dir={out}",
             "--num_subjects=3",

@@ -1,5 +1,7 @@
 """TP-Net: window layout, padding, the forward pass against NumPy, config, training."""
 
+import logging
+
 import cv2
 import keras
 import numpy as np
@@ -143,7 +145,7 @@ class _ConstantPose:
         return {"pose_3d": np.broadcast_to(self.pose_norm, (len(images), 16, 3))}
 
 
-def test_predict_sequences_groups_sorts_and_decodes(tmp_path):
+def test_predict_sequences_groups_sorts_and_decodes(tmp_path, capsys):
     rng = np.random.default_rng(3)
     jpeg = cv2.imencode(".jpg", np.zeros((32, 32, 3), np.uint8))[1].tobytes()
     intr = np.array([60.0, 62.0, 15.5, 14.5])  # crop (32 px) intrinsics
@@ -168,6 +170,7 @@ def test_predict_sequences_groups_sorts_and_decodes(tmp_path):
     pose_norm = rng.uniform(-0.5, 0.5, (16, 3))
     out = predict_sequences.predict_records(str(tmp_path / "*.tfrecord"),
                                             _ConstantPose(pose_norm), batch_size=2)
+    assert "skipped 1 2D-only records" in capsys.readouterr().err
     np.testing.assert_array_equal(out["sequence_names"], ["h36m/S1/Walk 1/Walk/c1",
                                                           "h36m/S9/Walk 1/Walk/c1"])
     np.testing.assert_array_equal(out["sequence"], [0, 0, 1, 1])
@@ -184,3 +187,24 @@ def test_predict_sequences_groups_sorts_and_decodes(tmp_path):
         z = z_root + pose_norm[:, 2] * 8 * z_root / fx
         ref = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], -1)
         np.testing.assert_allclose(out["pred"][row], ref - ref[6], rtol=1e-4, atol=1e-2)
+
+
+def test_frame_step_gaps_are_warned_per_sequence(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert predict_sequences.check_frame_steps("h36m/S1/x", [0, 5, 10, 15, 20]) == []
+        assert not caplog.records
+        gaps = predict_sequences.check_frame_steps("h36m/S9/y", [20, 0, 5, 10, 30, 35])
+    assert gaps == [(10, 20), (20, 30)]
+    assert len(caplog.records) == 1
+    assert "h36m/S9/y" in caplog.text and "10->20, 20->30" in caplog.text
+
+
+def test_temporal_train_missing_val_file_is_named(tmp_path, capsys):
+    _write_predictions(tmp_path / "train.npz", seed=1, sequences=1, frames=5)
+    config = tmp_path / "temporal.yaml"
+    config.write_text(f"data: {{train: {tmp_path / 'train.npz'}, val: {tmp_path / 'val.npz'}}}\n"
+                      f"run_dir: {tmp_path / 'run'}\n")
+    assert temporal_train.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: config key 'data.val'") and str(tmp_path / "val.npz") in err
+    assert not (tmp_path / "run").exists()

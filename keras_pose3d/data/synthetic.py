@@ -752,5 +752,5 @@ def ensure_synthetic_dataset(
     for key, value in dataclasses.asdict(config).items():
         if value is not None:
             argv.append(f"--{key}={value}")
-    synthetic_to_tfrecord.main([*argv, *beam_args])
+    synthetic_to_tfrecord.run([*argv, *beam_args])
     return True
