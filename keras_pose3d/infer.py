@@ -11,9 +11,9 @@ frame index or image file name; frames without a box use the centred whole-image
 `--focal-length` / `--root-depth-mm` override the serving defaults (`serving.signatures`).
 
 `--online` refines every frame with TP-Net from the frames before it (the first frame repeated
-before the start, `models.tp_net.make_windows`); TP-Net comes from `--tp-net` (.keras file or tp_net SavedModel,
-e.g. temporal_train's runs/temporal/tp_net.keras) or else RUN_DIR/tp_net.keras; it is loaded and
-its mode checked before any frame is processed.
+before the start, `models.tp_net.make_windows`); TP-Net comes from `--tp-net` (.keras file or
+tp_net SavedModel, e.g. temporal_train's runs/temporal/tp_net.keras) or else
+RUN_DIR/tp_net.keras; it is loaded and its mode checked before any frame is processed.
 
 Outputs in DIR: `json/frame_XXXXXX.json` (joints_3d_mm camera frame, joints_3d_root_relative_mm,
 joints_3d_refined_mm with --online, joints_2d_px, confidence, box: the square crop used), `motion.bvh` (the root-

@@ -50,6 +50,7 @@ from keras_pose3d import skeleton
 from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data import augment, features, pose_codec
 
+_LOG = logging.getLogger(__name__)
 META = ("dataset", "subject", "sequence", "action", "camera")
 
 
@@ -91,7 +92,7 @@ def check_frame_steps(name: str, frames: Sequence[int]) -> list[tuple[int, int]]
     gaps = [(int(frames[i]), int(frames[i + 1])) for i in np.flatnonzero(steps != step)]
     if gaps:
         shown = ", ".join(f"{a}->{b}" for a, b in gaps[:10])
-        logging.warning("sequence %s: frame step is not constant (mostly %d); %d gap(s): %s%s. "
+        _LOG.warning("sequence %s: frame step is not constant (mostly %d); %d gap(s): %s%s. "
                         "TP-Net windows there span the missing frames", name, step, len(gaps),
                         shown, " ..." if len(gaps) > 10 else "")
     return gaps
