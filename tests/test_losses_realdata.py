@@ -31,6 +31,13 @@ def _legal_rates(pose, **kwargs) -> np.ndarray:
 
 def test_all_frames_loaded(motion):
     assert motion.shape == (215_011, 16, 3)
+    # The map kept the joints' identity: pelvis at the origin, thighs and shins of the FK
+    # skeleton (h36m_motion README: 442.9 and 454.2 mm on both sides).
+    np.testing.assert_array_equal(motion[:, skeleton.ROOT], 0.0)
+    lengths = skeleton.bone_lengths(motion[::97])
+    bone = {b: i for i, b in enumerate(skeleton.BONES)}
+    for child, parent, mm in ((1, 2, 442.9), (4, 3, 442.9), (0, 1, 454.2), (5, 4, 454.2)):
+        np.testing.assert_allclose(lengths[:, bone[(child, parent)]], mm, atol=0.1)
 
 
 def test_knees_legal_and_elbow_rates(motion):
