@@ -249,6 +249,20 @@ def encode_jpeg(image_rgb: np.ndarray, quality: int = 95) -> bytes:
 # ----------------------------------------------------------------------------------------------
 # Validation, dead letters, counters.
 # ----------------------------------------------------------------------------------------------
+def check_points_3d(points: Any, field: str) -> str | None:
+    """Reason why a (J, 3) array in mm is unusable (shape, non-finite, out of range), or None."""
+    p3 = np.asarray(points, np.float64)
+    if p3.shape != (NUM_JOINTS, 3):
+        return f"{field} has shape {p3.shape}, expected ({NUM_JOINTS}, 3)"
+    bad = np.where(~np.all(np.isfinite(p3), axis=1))[0]
+    if bad.size:
+        return f"{field} non-finite at joints {bad.tolist()}"
+    largest = float(np.abs(p3).max())
+    if largest > MAX_ABS_MM:
+        return f"{field} out of range (|value| up to {largest:.0f} mm > {MAX_ABS_MM:.0f})"
+    return None
+
+
 def validate_joints(
     joints_2d: np.ndarray,
     visibility: np.ndarray | None = None,
@@ -296,15 +310,10 @@ def validate_joints(
     if has_3d:
         if joints_3d is None:
             return "has_3d but joints_3d is None"
+        reason = check_points_3d(joints_3d, "joints_3d")
+        if reason:
+            return reason
         j3 = np.asarray(joints_3d, np.float64)
-        if j3.shape != (NUM_JOINTS, 3):
-            return f"joints_3d has shape {j3.shape}, expected ({NUM_JOINTS}, 3)"
-        bad = np.where(~np.all(np.isfinite(j3), axis=1))[0]
-        if bad.size:
-            return f"joints_3d non-finite at joints {bad.tolist()}"
-        largest = float(np.abs(j3).max())
-        if largest > MAX_ABS_MM:
-            return f"joints_3d out of range (|value| up to {largest:.0f} mm > {MAX_ABS_MM:.0f})"
         behind = np.where(j3[:, 2] <= 0)[0]
         if behind.size:
             return f"joints_3d behind the camera (z <= 0) at joints {behind.tolist()}"
@@ -771,3 +780,18 @@ def run_job(
         args.output_dir,
     )
     return manifest
+
+
+def job_main(run: Callable[[Sequence[str] | None], Any]) -> Callable[..., int]:
+    """A job's command-line `main` around its `run(argv) -> manifest`: bad input (layout,
+    flags, values) prints `error: ...` naming what is wrong and returns 2."""
+    from keras_pose3d.cli import exits_cleanly  # noqa: PLC0415
+
+    @exits_cleanly
+    def main(argv: Sequence[str] | None = None) -> int:
+        run(argv)
+        return 0
+
+    main.__doc__ = "Command-line entry: runs the job; bad input exits 2 with the message."
+    return main
+

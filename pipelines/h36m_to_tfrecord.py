@@ -40,7 +40,6 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
-from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data.readers import h36m
 from pipelines import common
 
@@ -282,11 +281,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
-@exits_cleanly
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: bad input (layout, flags) prints `error: ...` and returns 2."""
-    run(argv)
-    return 0
+main = common.job_main(run)
 
 
 if __name__ == "__main__":

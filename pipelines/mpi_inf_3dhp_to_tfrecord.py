@@ -49,10 +49,8 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
-from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data.readers import h36m as h36m_reader
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
-from keras_pose3d.skeleton import NUM_JOINTS
 from pipelines import common
 
 _LOG = logging.getLogger(__name__)
@@ -221,16 +219,7 @@ def _validate_univ(j3d_univ: np.ndarray | None) -> str | None:
     # only (validate_joints' other checks concern the annot3 that goes with the image).
     if j3d_univ is None:
         return None
-    univ = np.asarray(j3d_univ, np.float64)
-    if univ.shape != (NUM_JOINTS, 3):
-        return f"joints_3d_univ has shape {univ.shape}, expected ({NUM_JOINTS}, 3)"
-    bad = np.where(~np.all(np.isfinite(univ), axis=1))[0]
-    if bad.size:
-        return f"joints_3d_univ non-finite at joints {bad.tolist()}"
-    largest = float(np.abs(univ).max())
-    if largest > common.MAX_ABS_MM:
-        return f"joints_3d_univ out of range (|value| up to {largest:.0f} mm)"
-    return None
+    return common.check_points_3d(j3d_univ, "joints_3d_univ")
 
 
 def make_record(
@@ -458,11 +447,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
-@exits_cleanly
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: bad input (layout, flags) prints `error: ...` and returns 2."""
-    run(argv)
-    return 0
+main = common.job_main(run)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ import apache_beam as beam
 import cv2
 import numpy as np
 
-from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data.readers import h36m as h36m_reader
 from keras_pose3d.data.readers import mpii
 from pipelines import common
@@ -301,11 +300,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
-@exits_cleanly
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: bad input (layout, flags) prints `error: ...` and returns 2."""
-    run(argv)
-    return 0
+main = common.job_main(run)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 
-from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data import synthetic
 from pipelines import common
 
@@ -91,11 +90,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     )
 
 
-@exits_cleanly
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: bad input prints `error: ...` and exits 2."""
-    run(argv)
-    return 0
+main = common.job_main(run)
 
 
 if __name__ == "__main__":

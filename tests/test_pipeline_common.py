@@ -337,3 +337,16 @@ def test_prepare_output_dir_refuses_stale_files(tmp_path):
         common.prepare_output_dir(str(tmp_path), overwrite=False)
     common.prepare_output_dir(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_check_points_3d_names_the_field_and_the_joints():
+    good = np.full((16, 3), 100.0)
+    assert common.check_points_3d(good, "joints_3d_univ") is None
+    bad = good.copy()
+    bad[[3, 9], 1] = np.nan
+    assert common.check_points_3d(bad, "joints_3d_univ") == (
+        "joints_3d_univ non-finite at joints [3, 9]")
+    far = good.copy()
+    far[0, 0] = 2 * common.MAX_ABS_MM
+    assert common.check_points_3d(far, "x").startswith("x out of range")
+    assert common.check_points_3d(np.zeros((17, 3)), "x") == "x has shape (17, 3), expected (16, 3)"

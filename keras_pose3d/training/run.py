@@ -3,6 +3,7 @@ schedule, evaluation and export. `keras_pose3d.train` calls `run`; tests call it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 import sys
@@ -19,17 +20,9 @@ def ensure_data(cfg: Config, progress=print) -> None:
         return
     from keras_pose3d.data import synthetic
 
-    s = cfg.data.synthetic
+    params = dataclasses.asdict(cfg.data.synthetic)  # SyntheticParams fields + num_shards
     t0 = time.time()
-    made = synthetic.ensure_synthetic_dataset(
-        cfg.data.data_dir,
-        num_subjects=s.num_subjects,
-        sequences_per_subject=s.sequences_per_subject,
-        frames_per_sequence=s.frames_per_sequence,
-        crop_size=s.crop_size,
-        num_shards=s.num_shards,
-        seed=s.seed,
-    )
+    made = synthetic.ensure_synthetic_dataset(cfg.data.data_dir, **params)
     if made:
         progress(f"generated the synthetic dataset in {cfg.data.data_dir} "
                  f"({time.time() - t0:.0f}s)")
