@@ -3,6 +3,7 @@
 import pathlib
 import re
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -15,7 +16,9 @@ from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.serving import signatures
 
-SAVED_MODEL_CLI = pathlib.Path("/work/venv/bin/saved_model_cli")
+# saved_model_cli through its module with this interpreter: the console script lives in whatever
+# environment TensorFlow was installed into, which need not be on PATH.
+SAVED_MODEL_CLI = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 WINDOW = 4
 
 
@@ -109,7 +112,7 @@ def test_layout_versions_and_models_config(exported, tmp_path):
 
 
 def _cli_signatures(path):
-    text = subprocess.run([str(SAVED_MODEL_CLI), "show", "--all", "--dir", str(path)],
+    text = subprocess.run([*SAVED_MODEL_CLI, "show", "--all", "--dir", str(path)],
                           capture_output=True, text=True, check=True).stdout
     sigs = {}
     for block in re.split(r"\nsignature_def\['", text)[1:]:
