@@ -252,9 +252,12 @@ def pckh_hits(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray,
     return np.linalg.norm(pred - gt, axis=-1) / head_size[:, None] < threshold
 
 
-def pckh(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible: np.ndarray,
-         threshold: float = 0.5) -> np.ndarray:
-    """`PCKH_NAME` per joint: percentage of visible joints that are correct.
+def pckh_counts(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible: np.ndarray,
+                threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Per joint: how many annotated joints are correct, and how many are annotated.
+
+    Every annotated joint counts, wherever it lies (MPII: `jnt_missing == 0`; a joint outside
+    a network crop is still scored, and a prediction there is usually wrong).
 
     Args:
         pred, gt: (N, 16, 2) pixels in the same convention (MPII: original image, 1-based).
@@ -263,35 +266,57 @@ def pckh(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible: np.nd
         threshold: fraction of the head size (0.5).
 
     Returns:
-        (16,) percentages in MPII order; NaN for a joint that is never visible.
+        ((16,) correct counts, (16,) annotated counts), int64.
     """
     hits = pckh_hits(pred, gt, headboxes, threshold)
     visible = np.asarray(visible).astype(bool)
     if visible.shape != hits.shape:
         raise ValueError(f"pckh: visible must be {hits.shape}. Received: {visible.shape}")
-    count = visible.sum(axis=0)
+    return (hits & visible).sum(axis=0), visible.sum(axis=0)
+
+
+def pckh(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible: np.ndarray,
+         threshold: float = 0.5) -> np.ndarray:
+    """`PCKH_NAME` per joint: percentage of annotated joints that are correct.
+
+    Args as `pckh_counts`.
+
+    Returns:
+        (16,) percentages in MPII order; NaN for a joint that is never annotated.
+    """
+    correct, count = pckh_counts(pred, gt, headboxes, visible, threshold)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return 100.0 * (hits & visible).sum(axis=0) / count
+        return 100.0 * correct / count
+
+
+def pckh_table_from_counts(correct: np.ndarray, count: np.ndarray) -> dict[str, float]:
+    """PCKh report from per-joint (16,) correct and annotated counts (`pckh_table`)."""
+    correct = np.asarray(correct, dtype=np.float64)
+    count = np.asarray(count, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_joint = 100.0 * correct / count
+        table = {part: float(100.0 * correct[list(idx)].sum() / count[list(idx)].sum())
+                 for part, idx in skeleton.PCKH_PARTS}
+    keep = [j for j in range(skeleton.NUM_JOINTS) if j not in PCKH_EXCLUDED]
+    table[MEAN_UNWEIGHTED] = float(np.mean(per_joint[keep]))
+    table[MEAN_WEIGHTED] = float(100.0 * correct[keep].sum() / count[keep].sum())
+    return table
 
 
 def pckh_table(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible: np.ndarray,
                threshold: float = 0.5) -> dict[str, float]:
     """PCKh report: the 7 parts of `skeleton.PCKH_PARTS` and both mean conventions.
 
-    A two-joint part is the mean of its two joints' PCKh. Pelvis and thorax are excluded.
-    `MEAN_UNWEIGHTED` is the MATLAB script's mean over the 14 joints; `MEAN_WEIGHTED` the Python
-    ports' mean weighted by each joint's visible count.
+    A two-joint part pools its two joints, i.e. weights each side by its annotated joints (the
+    convention of published tables; with equal counts it is the mean of the two). Pelvis and
+    thorax are excluded. `MEAN_UNWEIGHTED` is the MATLAB script's mean of the 14 per-joint
+    figures (upper neck included, though no part shows it); `MEAN_WEIGHTED` the Python ports'
+    mean weighted by each joint's annotated count (= correct / annotated over the 14 joints).
 
     Returns:
         {"Head": .., "Shoulder": .., ..., "Ankle": .., MEAN_UNWEIGHTED: .., MEAN_WEIGHTED: ..}.
     """
-    per_joint = pckh(pred, gt, headboxes, visible, threshold)
-    count = np.asarray(visible).astype(bool).sum(axis=0).astype(np.float64)
-    table = {part: float(np.mean(per_joint[list(idx)])) for part, idx in skeleton.PCKH_PARTS}
-    keep = [j for j in range(skeleton.NUM_JOINTS) if j not in PCKH_EXCLUDED]
-    table[MEAN_UNWEIGHTED] = float(np.mean(per_joint[keep]))
-    table[MEAN_WEIGHTED] = float(np.sum(per_joint[keep] * count[keep]) / np.sum(count[keep]))
-    return table
+    return pckh_table_from_counts(*pckh_counts(pred, gt, headboxes, visible, threshold))
 
 
 # ----------------------------------------------------------------------------------------------

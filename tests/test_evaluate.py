@@ -133,24 +133,30 @@ def test_3dhp_valid_frames_only_and_hand_computed_pck_auc_mpjpe():
 def test_3dhp_record_path_uses_univ_not_annot3():
     from keras_pose3d.evaluate import tables_mpi_inf_3dhp
 
-    pred, univ, annot3, valid, acts, seqs = _3dhp_case()
-    # Records are MPII-16: the MPII view of both ground truths and of the prediction.
+    pred, univ, _, valid, acts, seqs = _3dhp_case()
+    # annot3 is the subject's real size, univ_annot3 the same pose at the universal size; the
+    # network's (scale-free) prediction is decoded with the annot3 root depth.
+    size = 1.0 / 1.08
     to16 = skeleton.mpi3dhp17_to_mpii
     meta = [{"action": mpi_inf_3dhp.ACTIVITIES[a], "sequence": s, "subject": s, "camera": s,
              "joints_3d_univ": to16(univ[i]), "valid_frame": bool(valid[i])}
             for i, (a, s) in enumerate(zip(acts, seqs))]
-    arrays = {"pred_mm": to16(pred), "gt_mm": to16(annot3)}
+    arrays = {"pred_mm": to16(size * pred), "gt_mm": to16(size * univ)}
     results, _ = tables_mpi_inf_3dhp(arrays, meta)
     all_row = results["mpi_inf_3dhp"]["rows"]["All"]
     assert all_row["frames"] == 5
-    assert all_row[metrics.PCK3D_NAME] == pytest.approx(60.0)  # vs annot3 it would be 0
+    assert all_row[metrics.PCK3D_NAME] == pytest.approx(60.0)
+    # Hand value in univ mm (MPII-16 -> 3DHP-17: 15 joints off by d, spine d / 2, pelvis 0).
+    assert all_row["MPJPE"] == pytest.approx(15.5 * (3 * 102 + 2 * 200) / 5 / 17)
     assert "univ_annot3" in results["mpi_inf_3dhp"]["ground_truth"]
-    # Without the univ key the annot3 fallback is used and flagged as not comparable.
+    assert "1.080..1.080" in results["mpi_inf_3dhp"]["scale"]
+    # Without the univ key the annot3 fallback is used (errors at the annot3 size) and flagged.
     for m in meta:
         del m["joints_3d_univ"]
     results, _ = tables_mpi_inf_3dhp(arrays, meta)
     assert "NOT comparable" in results["mpi_inf_3dhp"]["ground_truth"]
-    assert results["mpi_inf_3dhp"]["rows"]["All"][metrics.PCK3D_NAME] == pytest.approx(0.0)
+    assert results["mpi_inf_3dhp"]["rows"]["All"]["MPJPE"] == pytest.approx(
+        size * 15.5 * (3 * 102 + 2 * 200) / 5 / 17)
 
 
 def test_mpii_to_3dhp17_round_trip_except_spine():
@@ -351,3 +357,123 @@ def test_evaluate_mpii_needs_ground_truth_before_anything_else(tmp_path, capsys)
     # The run directory does not even exist: the missing MPII files are reported first.
     assert main(["--run", str(tmp_path / "nope"), "--dataset", "mpii"]) == 2
     assert "--mpii-gt" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# 3DHP: predictions decoded at annot3 scale are scored at univ_annot3 scale (issue 12).
+# ----------------------------------------------------------------------------------------------
+def _3dhp_records_case(s, pred_err_mm):
+    """Records whose univ_annot3 is s x annot3 (about the camera centre), and a prediction
+    decoded with the annot3 root depth (what run_predictions does) that is annot3 plus
+    `pred_err_mm` on every non-root joint: a scale-free network output seen at annot3 scale."""
+    n = 4
+    annot3 = _random_poses(n, joints=16, seed=7)  # MPII-16 camera mm, as records store it
+    pred = _offset_non_root(annot3, pred_err_mm, skeleton.ROOT)
+    univ = s * annot3
+    meta = [{"action": "Sitting", "sequence": f"TS{1 + i % 2}", "subject": "TS1", "camera": "0",
+             "joints_3d_univ": univ[i], "valid_frame": True} for i in range(n)]
+    return {"pred_mm": pred, "gt_mm": annot3}, meta
+
+
+@pytest.mark.parametrize("s", [0.9, 1.1])
+def test_3dhp_error_does_not_depend_on_the_subject_scale(s):
+    from keras_pose3d.evaluate import tables_mpi_inf_3dhp
+
+    def all_row(scale, err):
+        arrays, meta = _3dhp_records_case(scale, np.array(err))
+        return tables_mpi_inf_3dhp(arrays, meta)[0]["mpi_inf_3dhp"]["rows"]["All"]
+
+    # A perfect (scale-free) prediction is perfect whatever the subject's size.
+    perfect = all_row(s, [0.0, 0.0, 0.0])
+    assert perfect["MPJPE"] == pytest.approx(0.0, abs=1e-9)
+    assert perfect[metrics.PCK3D_NAME] == pytest.approx(100.0)
+    # An imperfect one: the error is the s = 1 error seen at the universal size, i.e. s times
+    # it in mm (PCK unchanged away from the 150 mm threshold); annot3 scale gives ~|1-s| x pose.
+    ref, got = all_row(1.0, [0.0, 60.0, 0.0]), all_row(s, [0.0, 60.0, 0.0])
+    # 3DHP-17: 15 joints 60 mm off, spine (mean of pelvis and thorax) 30 mm, pelvis 0.
+    assert ref["MPJPE"] == pytest.approx((15 * 60.0 + 30.0) / 17)
+    assert got["MPJPE"] == pytest.approx(s * ref["MPJPE"])
+    assert got[metrics.PCK3D_NAME] == pytest.approx(ref[metrics.PCK3D_NAME]) == 100.0
+    # Every PCK-14 joint is s x 60 mm off: 54 mm passes 55..150 (20 of 31), 66 mm 70..150 (17).
+    assert got[metrics.AUC3D_NAME] == pytest.approx(100.0 * (20 if s < 1 else 17) / 31)
+
+
+# ----------------------------------------------------------------------------------------------
+# MPII on records: every annotated joint counts, inside the crop or not (issue 12).
+# ----------------------------------------------------------------------------------------------
+def _write_tompson_gt(path, gt_1based, headboxes, missing, pred=None):
+    import scipy.io
+
+    mdict = {"pos_gt_src": np.transpose(gt_1based, (1, 2, 0)),
+             "headboxes_src": np.transpose(headboxes, (1, 2, 0)),
+             "jnt_missing": missing.T.astype(np.uint8),
+             "dataset_joints": np.array([["rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv",
+                                          "thor", "neck", "head", "rwri", "relb", "rsho", "lsho",
+                                          "lelb", "lwri"]], dtype=object)}
+    if pred is not None:
+        mdict["pos_pred_src"] = np.transpose(pred, (1, 2, 0))
+    scipy.io.savemat(str(path), mdict)
+
+
+def test_mpii_records_count_annotated_joints_outside_the_crop(tmp_path):
+    import h5py
+
+    from keras_pose3d.data.features import PERSON_MARGIN
+    from keras_pose3d.evaluate import tables_mpii
+
+    size = 64  # network input S
+    # Two persons; stored crop boxes (original 0-based px, crop edges) of side 175 and 350.
+    boxes = np.array([[100.0, 50.0, 275.0, 225.0], [400.0, 0.0, 750.0, 350.0]])
+    centre = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+    scale = size * PERSON_MARGIN / (boxes[:, 2] - boxes[:, 0])  # input px per original px
+
+    def to_input(p0):  # original 0-based px -> input px (stored crop, then centre 1/1.75)
+        return scale[:, None, None] * (p0 - centre[:, None]) + (size - 1) / 2.0
+
+    rng = np.random.default_rng(5)
+    gt0 = centre[:, None] + rng.uniform(-40, 40, size=(2, 16, 2)) * np.array([[1.0], [2.0]])[
+        :, :, None]
+    gt0[0, 0] = centre[0] + [0.0, 130.0]  # right ankle of person 0: annotated, outside the input
+    gt1 = gt0 + 1.0  # MPII / Tompson ground truth is 1-based
+    headboxes = np.array([[[0.0, 0.0], [30.0, 40.0]], [[0.0, 0.0], [60.0, 80.0]]])
+    head = 0.6 * 50.0 * np.array([1.0, 2.0])  # 30 and 60 px: threshold 15 and 30 px
+    missing = np.zeros((2, 16))
+    missing[1, 9] = 1  # person 1's head top is not annotated
+    # Predictions (original px): 0.5 threshold minus 0.5 px off, the right ankle clipped to the
+    # input's border; person 0's head top 14.5 px LEFT of the truth, so a lost 0/1-based shift
+    # (1 px) would make it wrong.
+    pred0 = gt0 + (0.5 * head[:, None, None] - 0.5) * np.array([0.6, 0.8])
+    pred0[0, 9] = gt0[0, 9] - [14.5, 0.0]
+    pred_in = to_input(pred0)
+    pred_in[0, 0] = np.clip(to_input(gt0)[0, 0], 0, size - 1)
+    gt_in = to_input(gt0)
+    inside = np.all((gt_in >= 0) & (gt_in <= size - 1), axis=-1)
+    visibility = ((missing == 0) & inside).astype(float)  # what the records hold
+    assert visibility[0, 0] == 0 and missing[0, 0] == 0
+
+    _write_tompson_gt(tmp_path / "gt.mat", gt1, headboxes, missing)
+    with h5py.File(tmp_path / "valid.h5", "w") as f:
+        f["index"] = np.array([11.0, 12.0])
+        f["person"] = np.array([0.0, 1.0])
+    meta = [{"frame": 12, "sequence": "b.jpg/1", "box": boxes[1]},  # record order != row order
+            {"frame": 11, "sequence": "a.jpg/0", "box": boxes[0]}]
+    arrays = {"pred_px": pred_in[::-1], "gt_px": gt_in[::-1], "visibility": visibility[::-1],
+              "input_size": size}
+    results, _ = tables_mpii(arrays, meta, str(tmp_path / "gt.mat"), str(tmp_path / "valid.h5"))
+    res = results["mpii"]["pckh"]
+    # Right ankle: person 0 wrong (clipped at the border, ~100 px off), person 1 right: 1 of 2;
+    # left ankle 2 of 2 -> Ankle 3 of 4 annotated ankles.
+    assert res["Ankle"] == pytest.approx(75.0)
+    assert res["Head"] == pytest.approx(100.0)  # 1 of 1 annotated head top, 14.5 < 15 px
+    for part in ("Shoulder", "Elbow", "Wrist", "Hip", "Knee"):
+        assert res[part] == pytest.approx(100.0)
+    # Per joint, the protocol's definition on original 1-based pixels.
+    pred_orig = (pred_in - (size - 1) / 2.0) / scale[:, None, None] + centre[:, None]
+    assert np.linalg.norm(pred_orig[0, 0] - gt0[0, 0]) > 50.0
+    want = metrics.pckh(pred_orig + 1.0, gt1, headboxes, 1 - missing)
+    keep = [j for j in range(16) if j not in metrics.PCKH_EXCLUDED]
+    assert res[metrics.MEAN_UNWEIGHTED] == pytest.approx(np.mean(want[keep]))
+    counts = (1 - missing).sum(0)
+    assert res[metrics.MEAN_WEIGHTED] == pytest.approx(
+        np.sum(want[keep] * counts[keep]) / counts[keep].sum())
+    assert res[metrics.MEAN_WEIGHTED] == pytest.approx(100.0 * 26 / 27)

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_pose3d import metrics, skeleton
+from keras_pose3d.evaluation import structural
+from keras_pose3d.evaluation.records import labels
 from keras_pose3d.evaluation.tables import Table
 
 # The 15 actions in metadata.xml <actionnames> order (= the paper's column order).
@@ -191,3 +193,13 @@ def h36m_markdown_tables(result: dict) -> list[Table]:
         paper("paper TP-Net", PAPER_TABLE2, PAPER_TABLE2_MEAN, 1),
     ], notes[:1] + ["Procrustes with scale, reflection excluded."])
     return [t1, t2]
+
+
+def tables_from_records(arrays: dict, meta: list[dict]) -> tuple[dict, list[Table]]:
+    """Tables 1, 2 and 6 from "pred_mm" / "gt_mm" (N, 16, 3) and `read_record_meta` entries."""
+    res = h36m_tables(arrays["pred_mm"], arrays["gt_mm"], [m["action"] for m in meta],
+                      [m["subject"] for m in meta], [m["camera"] for m in meta])
+    struct = structural.structural_validity(arrays["pred_mm"],
+                                            labels(meta, "subject", "sequence", "camera"))
+    return ({"h36m": res, "structural": struct},
+            h36m_markdown_tables(res) + structural.structural_markdown_tables(struct))

@@ -10,6 +10,13 @@ Conventions (evaluation.md section 2):
 * the "All" row is over all valid frames; scene subtotals: green screen TS1-2, studio without
   green screen TS3-4, outdoor TS5-6.
 
+Scale: predictions are decoded to mm with the ground-truth root depth of `annot3`, the subject's
+real size, while `univ_annot3` is the same pose rescaled to the universal skeleton. Scoring the
+first against the second adds about |1 - s| x 432 mm for a size ratio s (21 mm at 5 %), so
+`scale_to_univ` rescales each root-relative prediction by s = (bone-length sum of univ_annot3) /
+(bone-length sum of annot3) of its frame: a scale-free prediction is then decoded at the size of
+the ground truth it is scored against (exact when univ_annot3 = s x annot3).
+
 The network predicts MPII-16; `mpii_to_mpi3dhp17` maps it to 3DHP-17 (skeleton's index map,
 spine re-estimated as mean(pelvis, thorax) because MPII has none). When the ground truth comes as
 MPII-16 too (records), the same map is applied to it, so its spine is the same estimate; PCK-14
@@ -23,6 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_pose3d import metrics, skeleton
+from keras_pose3d.evaluation import structural
+from keras_pose3d.evaluation.records import KEY_JOINTS_3D_UNIV, KEY_VALID_FRAME
 from keras_pose3d.evaluation.tables import Table
 
 ACTIVITIES: dict[int, str] = {
@@ -136,3 +145,91 @@ def mpi3dhp_markdown_tables(result: dict) -> list[Table]:
         f"{result['n_valid']} valid frames; {result['n_invalid_dropped']} frames with "
         "valid_frame = 0 dropped. Pelvis-relative; global scale known (paper Sect. 5).",
     ])]
+
+
+def _as_mpii16(pose: np.ndarray) -> np.ndarray:
+    pose = np.asarray(pose, dtype=np.float64)
+    return skeleton.mpi3dhp17_to_mpii(pose) if pose.shape[-2] == 17 else pose
+
+
+def univ_scale(annot3_mm: np.ndarray, univ_mm: np.ndarray) -> np.ndarray:
+    """Per-frame size ratio s = bone-length sum(univ_annot3) / bone-length sum(annot3).
+
+    Args:
+        annot3_mm, univ_mm: (N, 16, 3) MPII-16 or (N, 17, 3) 3DHP-17 (either, independently).
+
+    Returns:
+        (N,) s; exactly s when univ = s x annot3 (about any point).
+    """
+    a = skeleton.bone_lengths(_as_mpii16(annot3_mm), skeleton.BONES).sum(axis=-1)
+    u = skeleton.bone_lengths(_as_mpii16(univ_mm), skeleton.BONES).sum(axis=-1)
+    if np.any(a <= 0):
+        raise ValueError(f"univ_scale: annot3 poses of zero size at rows "
+                         f"{np.flatnonzero(a <= 0)[:5].tolist()}")
+    return u / a
+
+
+def scale_to_univ(pred_mm: np.ndarray, annot3_mm: np.ndarray, univ_mm: np.ndarray,
+                  root: int = skeleton.ROOT) -> tuple[np.ndarray, np.ndarray]:
+    """Root-relative predictions decoded at the annot3 size, rescaled to the univ_annot3 size.
+
+    Args:
+        pred_mm: (N, J, 3) predictions in camera mm at the annot3 size (`run_predictions`).
+        annot3_mm, univ_mm: (N, 16|17, 3) the frame's two ground truths, mm.
+        root: root joint of `pred_mm`'s order.
+
+    Returns:
+        ((N, J, 3) root-relative predictions at the univ size, (N,) the scales s).
+    """
+    s = univ_scale(annot3_mm, univ_mm)
+    return s[:, None, None] * metrics.root_align(pred_mm, root), s
+
+
+def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot3"
+                        ) -> tuple[dict, list[Table]]:
+    """Table 5 (and Table 6) from predictions over validation records.
+
+    Args:
+        arrays: "pred_mm" (N, 16, 3) predictions in camera mm, "gt_mm" (N, 16, 3) the records'
+            joints_3d (annot3).
+        meta: `records.read_record_meta` entries (action = activity, sequence = TS1..TS6,
+            optional `joints_3d_univ`, `valid_frame`).
+        pose_scale: "annot3" (predictions decoded with the annot3 root depth: rescaled with
+            `scale_to_univ`) or "univ" (already at the univ_annot3 size: used as they are).
+
+    Returns:
+        ({"mpi_inf_3dhp": ..., "structural": ...}, tables).
+    """
+    if pose_scale not in ("annot3", "univ"):
+        raise ValueError(f"pose_scale must be 'annot3' or 'univ'. Received: {pose_scale!r}")
+    has_univ = [KEY_JOINTS_3D_UNIV in m for m in meta]
+    pred = np.asarray(arrays["pred_mm"], dtype=np.float64)
+    scale_note = ""
+    if all(has_univ):
+        gt = np.stack([m[KEY_JOINTS_3D_UNIV] for m in meta])
+        gt_note = "ground truth: univ_annot3 (records' joints_3d_univ)"
+        if pose_scale == "annot3":
+            pred, s = scale_to_univ(pred, arrays["gt_mm"], gt)
+            scale_note = (f"predictions rescaled from the annot3 to the univ_annot3 size per frame "
+                          f"(bone-sum ratio s: {s.min():.3f}..{s.max():.3f}, mean {s.mean():.3f})")
+    elif not any(has_univ):
+        gt = arrays["gt_mm"]
+        gt_note = ("WARNING: the records carry no joints_3d_univ; annot3 (joints_3d) was used. "
+                   "These numbers are NOT comparable with published 3DHP results.")
+    else:
+        raise ValueError(f"{sum(has_univ)} of {len(meta)} records carry {KEY_JOINTS_3D_UNIV!r}; "
+                         "mixed ground truths cannot be evaluated together")
+    valid = np.array([m.get(KEY_VALID_FRAME, True) for m in meta])
+    res = mpi3dhp_tables(pred, gt, valid, [m["action"] for m in meta],
+                         [m["sequence"] for m in meta])
+    res["ground_truth"] = gt_note
+    if scale_note:
+        res["scale"] = scale_note
+    struct = structural.structural_validity(np.asarray(arrays["pred_mm"])[valid],
+                                            [m["sequence"] for m, v in zip(meta, valid) if v])
+    tables = mpi3dhp_markdown_tables(res)
+    tables[0].notes.append(gt_note)
+    if scale_note:
+        tables[0].notes.append(scale_note)
+    return ({"mpi_inf_3dhp": res, "structural": struct},
+            tables + structural.structural_markdown_tables(struct))

@@ -27,12 +27,14 @@ class Table:
         columns: header names.
         rows: one list of cells per row (str, int, float or None; None prints as "–").
         notes: lines printed under the table (protocol names, exclusions, conventions).
+        digits: decimals of the Markdown numbers (CSV keeps full precision).
     """
 
     title: str
     columns: list[str]
     rows: list[list[Any]]
     notes: list[str] = dataclasses.field(default_factory=list)
+    digits: int = 1
 
     def __post_init__(self):
         for i, row in enumerate(self.rows):
@@ -62,8 +64,12 @@ def format_cell(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def to_markdown(table: Table, digits: int = 1) -> str:
-    """GitHub Markdown: a bold title line, the table, then the notes as a list."""
+def to_markdown(table: Table, digits: int | None = None) -> str:
+    """GitHub Markdown: a bold title line, the table, then the notes as a list.
+
+    `digits` overrides the table's own `digits`.
+    """
+    digits = table.digits if digits is None else digits
     lines = [f"**{table.title}**", ""]
     lines.append("| " + " | ".join(table.columns) + " |")
     lines.append("|" + "|".join("---" for _ in table.columns) + "|")

@@ -1,0 +1,181 @@
+"""Evaluation runs: a trained model over validation records, or a stored predictions file.
+
+`evaluate_run` predicts with a run directory's model (or a SavedModel), decodes 3D with the
+crop intrinsics and the ground-truth root depth, builds the dataset's tables and writes them
+(`tables.write_report`) together with the 3D predictions (`<dataset>_predictions.npz`, the
+format of `predictions_file`, so they can be scored again without the model).
+`evaluate_predictions` scores a stored file with no model: MPII `preds` against Tompson's
+ground truth, or a 3D `.npz` against the records' ground truth.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from keras_pose3d.evaluation import h36m, mpi_inf_3dhp, mpii, predictions_file, synthetic
+from keras_pose3d.evaluation.predictors import (keras_predictor, run_predictions,
+                                                saved_model_predictor)
+from keras_pose3d.evaluation.records import read_checked_meta, record_id
+from keras_pose3d.evaluation.tables import Table, to_markdown, write_report
+
+DATASETS = ("h36m", "mpi_inf_3dhp", "mpii", "synthetic")
+# 3D datasets: arrays {"pred_mm", "gt_mm"} + meta -> (results, tables).
+TABLES_3D: dict[str, Callable[..., tuple[dict, list[Table]]]] = {
+    "h36m": h36m.tables_from_records,
+    "mpi_inf_3dhp": mpi_inf_3dhp.tables_from_records,
+    "synthetic": synthetic.tables_from_records,
+}
+
+
+def check_mpii_inputs(mpii_gt: str | None, mpii_valid_h5: str | None,
+                      need_valid_h5: bool = True) -> None:
+    """Fails before any long pass when the MPII ground-truth files are not given or absent."""
+    if not mpii_gt or (need_valid_h5 and not mpii_valid_h5):
+        raise ValueError("--dataset mpii needs --mpii-gt (mpii_val_gt_tompson_format.mat: head "
+                         "boxes are not in the records)"
+                         + (" and --mpii-valid-h5 (row order)" if need_valid_h5 else ""))
+    for flag, path in (("--mpii-gt", mpii_gt), ("--mpii-valid-h5", mpii_valid_h5)):
+        if path and not pathlib.Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path} not found")
+
+
+def _report(tables: list[Table], results: dict, out: pathlib.Path, dataset: str, header: str,
+            verbose: bool) -> dict:
+    paths = write_report(tables, results, out, dataset, header)
+    if verbose:
+        print(header + "\n")
+        for t in tables:
+            print(to_markdown(t))
+    return paths
+
+
+def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None = None,
+                 out_dir: str | None = None, *, saved_model: str | None = None,
+                 batch_size: int = 32, mpii_gt: str | None = None,
+                 mpii_valid_h5: str | None = None, verbose: bool = True) -> dict:
+    """Evaluates a run directory (or SavedModel) and writes the tables.
+
+    Args:
+        run_dir: directory with config.yaml and sap_net.keras.
+        dataset: one of DATASETS.
+        records: TFRecord glob(s); None = the config's validation patterns
+            (`data.val_files`, else `data_dir/validation-*.tfrecord`).
+        out_dir: where to write; None = RUN_DIR/eval/<dataset>.
+        saved_model: evaluate this SavedModel instead of sap_net.keras.
+        batch_size: evaluation batch.
+        mpii_gt, mpii_valid_h5: MPII ground truth files (dataset "mpii" only).
+        verbose: print the Markdown tables.
+
+    Returns:
+        dict with the numbers ("results"), the written paths ("files") and "model".
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}. Received: {dataset!r}")
+    if dataset == "mpii":
+        check_mpii_inputs(mpii_gt, mpii_valid_h5)
+    from keras_pose3d.config import load_config
+    from keras_pose3d.data.dataset import list_files
+
+    run = pathlib.Path(run_dir)
+    cfg_path = run / "config.yaml"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{cfg_path} not found (run directory contract: config.yaml + "
+                                "sap_net.keras)")
+    cfg = load_config(cfg_path)
+    patterns = records if records is not None else list(cfg.data.val_patterns())
+    if not patterns:
+        raise ValueError(f"no records: pass --records or set data.val_files in {cfg_path}")
+    files = list_files(patterns)
+    meta = read_checked_meta(files, dataset)
+    if saved_model:
+        predict, model_desc = saved_model_predictor(saved_model)
+        model_desc = f"SavedModel {saved_model} ({model_desc})"
+    else:
+        import keras
+
+        import keras_pose3d.models.sap_net  # noqa: F401  (registers the serializable classes)
+
+        model_path = run / "sap_net.keras"
+        if not model_path.exists():
+            raise FileNotFoundError(f"{model_path} not found")
+        predict = keras_predictor(keras.saving.load_model(model_path, compile=False))
+        model_desc = str(model_path)
+    arrays = run_predictions(predict, files, cfg.data.input_size, cfg.data.heatmap_size,
+                             batch_size)
+    arrays["input_size"] = cfg.data.input_size
+    if len(meta) != len(arrays["pred_mm"]):
+        raise RuntimeError(f"{len(meta)} records read but {len(arrays['pred_mm'])} predicted")
+    out = pathlib.Path(out_dir) if out_dir else run / "eval" / dataset
+    if dataset == "mpii":
+        results, tables = mpii.tables_from_records(arrays, meta, mpii_gt, mpii_valid_h5)
+    else:
+        results, tables = TABLES_3D[dataset](arrays, meta)
+    header = (f"# Evaluation: {dataset}\n\nModel: {model_desc}. Records: {len(files)} files, "
+              f"{len(meta)} examples. 3D decoded with crop intrinsics and ground-truth root depth.")
+    paths = _report(tables, {"dataset": dataset, "model": model_desc, **results}, out, dataset,
+                    header, verbose)
+    if dataset != "mpii":
+        paths["predictions"] = str(predictions_file.save_pose_predictions(
+            out / f"{dataset}_predictions.npz", [record_id(m) for m in meta], arrays["pred_mm"]))
+    return {"results": results, "files": paths, "model": model_desc}
+
+
+def evaluate_predictions(dataset: str, predictions: str, out_dir: str | None = None, *,
+                         records: str | Sequence[str] | None = None,
+                         mpii_gt: str | None = None, key: str = predictions_file.MPII_KEY,
+                         verbose: bool = True) -> dict:
+    """Scores a stored predictions file (no model) and writes the tables.
+
+    Args:
+        dataset: one of DATASETS.
+        predictions: MPII: a .mat / .h5 `preds` file (rows in valid.h5 order, 1-based original
+            pixels); other datasets: the 3D .npz of `predictions_file`.
+        out_dir: where to write; None = `<predictions stem>_eval/` beside the file.
+        records: TFRecord glob(s) with the ground truth (3D datasets).
+        mpii_gt: Tompson's `mpii_val_gt_tompson_format.mat` (MPII).
+        key: the MPII array's name in the file.
+        verbose: print the Markdown tables.
+
+    Returns:
+        dict with "results" and "files".
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}. Received: {dataset!r}")
+    path = pathlib.Path(predictions)
+    out = pathlib.Path(out_dir) if out_dir else path.parent / f"{path.stem}_eval"
+    if dataset == "mpii":
+        check_mpii_inputs(mpii_gt, None, need_valid_h5=False)
+        gt = mpii.load_tompson_gt(mpii_gt)
+        pred, layout = predictions_file.load_mpii_predictions(path, len(gt["gt"]), key)
+        res = mpii.score(pred, gt)
+        res.update(predictions=str(path), key=key, layout=layout)
+        tables = mpii.mpii_markdown_tables(res, label=path.name)
+        header = (f"# Evaluation: mpii\n\nPredictions: {path} (key {key!r}, stored {layout}), "
+                  f"ground truth: {mpii_gt}.")
+        results = {"mpii": res}
+    else:
+        if not records:
+            raise ValueError(f"--dataset {dataset} --predictions needs --records (the ground "
+                             "truth is in the validation records)")
+        from keras_pose3d.data.dataset import list_files
+
+        files = list_files(records)
+        meta = read_checked_meta(files, dataset)
+        if not all(m["has_3d"] for m in meta):
+            raise ValueError(f"{sum(not m['has_3d'] for m in meta)} of {len(meta)} records in "
+                             f"{records} have no 3D ground truth (has_3d = 0)")
+        ids, poses, pose_scale = predictions_file.load_pose_predictions(path)
+        pred = predictions_file.match_records(ids, poses, [record_id(m) for m in meta], str(path))
+        arrays = {"pred_mm": pred, "gt_mm": np.stack([m["joints_3d"] for m in meta])}
+        if dataset == "mpi_inf_3dhp":
+            results, tables = mpi_inf_3dhp.tables_from_records(arrays, meta, pose_scale)
+        else:
+            results, tables = TABLES_3D[dataset](arrays, meta)
+        header = (f"# Evaluation: {dataset}\n\nPredictions: {path} ({len(ids)} poses, "
+                  f"pose_scale {pose_scale}). Records: {len(files)} files, {len(meta)} examples.")
+    paths = _report(tables, {"dataset": dataset, "predictions": str(path), **results}, out,
+                    dataset, header, verbose)
+    return {"results": results, "files": paths}
