@@ -33,6 +33,7 @@ from keras_pose3d.evaluation.mpi_inf_3dhp import (  # noqa: F401
     tables_from_records as tables_mpi_inf_3dhp,
 )
 from keras_pose3d.evaluation.mpii import tables_from_records as tables_mpii  # noqa: F401
+from keras_pose3d.evaluation.predictions_file import MPII_KEY
 from keras_pose3d.evaluation.predictors import (  # noqa: F401
     keras_predictor,
     run_predictions,
@@ -44,7 +45,7 @@ from keras_pose3d.evaluation.records import (  # noqa: F401
     read_checked_meta,
     read_record_meta,
 )
-from keras_pose3d.evaluation.runner import (  # noqa: F401
+from keras_pose3d.evaluation.runner import (
     DATASETS,
     check_mpii_inputs,
     evaluate_predictions,
@@ -53,7 +54,6 @@ from keras_pose3d.evaluation.runner import (  # noqa: F401
 from keras_pose3d.evaluation.synthetic import (  # noqa: F401
     tables_from_records as tables_synthetic,
 )
-from keras_pose3d.evaluation.predictions_file import MPII_KEY
 
 
 @exits_cleanly

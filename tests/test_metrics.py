@@ -205,7 +205,9 @@ def test_pckh_table_parts_and_both_means():
     per[0] = 0.0
     assert table["Head"] == per[9]
     assert table["Shoulder"] == pytest.approx((per[12] + per[13]) / 2)
-    assert table["Ankle"] == pytest.approx((per[0] + per[5]) / 2)
+    # A pair pools its joints: right ankle 0 of 2 annotated, left ankle 1 of 4 -> 1 of 6 (the
+    # mean of the two percentages, 12.5, would weight the 2 right ankles like the 4 left ones).
+    assert table["Ankle"] == pytest.approx(100.0 / 6)
     keep = [0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15]
     counts = visible.sum(0)
     assert table[M.MEAN_UNWEIGHTED] == pytest.approx(per[keep].mean())

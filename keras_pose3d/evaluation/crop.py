@@ -16,12 +16,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_pose3d.data.features import PERSON_MARGIN
+
+def _margin(margin: float | None) -> float:
+    if margin is not None:
+        return float(margin)
+    # Imported here: data.features loads TensorFlow, which scoring a stored file never needs.
+    from keras_pose3d.data.features import PERSON_MARGIN
+
+    return PERSON_MARGIN
 
 
 def input_px_per_original_px(box: np.ndarray, input_size: int,
-                             margin: float = PERSON_MARGIN) -> np.ndarray:
-    """(..., 4) boxes -> (...) k, network-input pixels per original pixel."""
+                             margin: float | None = None) -> np.ndarray:
+    """(..., 4) boxes -> (...) k, network-input pixels per original pixel.
+
+    `margin` (stored crop side / person box side) defaults to `features.PERSON_MARGIN`.
+    """
+    margin = _margin(margin)
     box = np.asarray(box, dtype=np.float64)
     width = box[..., 2] - box[..., 0]
     if np.any(width <= 0):
@@ -30,14 +41,14 @@ def input_px_per_original_px(box: np.ndarray, input_size: int,
 
 
 def input_to_original(points_px: np.ndarray, box: np.ndarray, input_size: int,
-                      margin: float = PERSON_MARGIN) -> np.ndarray:
+                      margin: float | None = None) -> np.ndarray:
     """Input pixels -> original 0-based pixels.
 
     Args:
         points_px: (N, J, 2) network-input pixels (0-based).
         box: (N, 4) stored-crop edges x0, y0, x1, y1 in original pixels (the record's `box`).
         input_size: S.
-        margin: stored crop side / person box side.
+        margin: stored crop side / person box side (None: `features.PERSON_MARGIN`).
 
     Returns:
         (N, J, 2) original-image pixels, 0-based (add 1 for MPII's MATLAB convention).

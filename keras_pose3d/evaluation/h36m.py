@@ -174,13 +174,13 @@ def h36m_markdown_tables(result: dict) -> list[Table]:
     excl = "; ".join(f"{e['subject']} {e['action']} camera {e['camera']}: {e['reason']} "
                      f"({e['frames_removed']} frames removed here)" for e in result["exclusions"])
     notes = [
-        f"{result['n_frames']} frames of {', '.join(result['subjects'])}. "
+        (f"{result['n_frames']} frames of {', '.join(result['subjects'])}. "
         f"{metrics.ACTION_MEAN} = mean of the per-action means (the paper's convention); "
-        f"{metrics.FRAME_MEAN} = mean over frames.",
-        "17-joint rows: MPII-16 -> H36M-17 with spine := mean(pelvis, thorax), pelvis-relative, "
-        "root counted. Paper rows: Dabral et al. 2018, measured with the bone-scaled convention.",
-        f"Exclusions: {excl or 'none'}. Upstream (pipelines/h36m_to_tfrecord.py) also skips "
-        "S9 SittingDown 1, Waiting 1, Greeting (3D shifted ~200 mm).",
+        f"{metrics.FRAME_MEAN} = mean over frames."),
+        ("17-joint rows: MPII-16 -> H36M-17 with spine := mean(pelvis, thorax), pelvis-relative, "
+        "root counted. Paper rows: Dabral et al. 2018, measured with the bone-scaled convention."),
+        (f"Exclusions: {excl or 'none'}. Upstream (pipelines/h36m_to_tfrecord.py) also skips "
+        "S9 SittingDown 1, Waiting 1, Greeting (3D shifted ~200 mm)."),
     ]
     t1 = Table("Table 1: H36M MPJPE (Protocol 1), mm", cols, [
         ours(P1_17), ours(P1_16), ours(BONE_16),

@@ -142,8 +142,8 @@ def mpi3dhp_markdown_tables(result: dict) -> list[Table]:
     rows.append(["paper (Table 5)", PAPER_TABLE5[metrics.PCK3D_NAME], None,
                  PAPER_TABLE5[metrics.AUC3D_NAME], PAPER_TABLE5["MPJPE"], 2929])
     return [Table("Table 5: MPI-INF-3DHP (valid frames, univ_annot3 ground truth)", cols, rows, [
-        f"{result['n_valid']} valid frames; {result['n_invalid_dropped']} frames with "
-        "valid_frame = 0 dropped. Pelvis-relative; global scale known (paper Sect. 5).",
+        (f"{result['n_valid']} valid frames; {result['n_invalid_dropped']} frames with "
+        "valid_frame = 0 dropped. Pelvis-relative; global scale known (paper Sect. 5)."),
     ])]
 
 

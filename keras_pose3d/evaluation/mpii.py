@@ -167,16 +167,16 @@ def mpii_markdown_tables(result: dict, reference: dict | None = None,
     rows = [[label] + published_row(result),
             ["reference: stacked hourglass (8 stacks, released predictions)"]
             + [ref.get(key) for _, key in PUBLISHED_COLUMNS]]
-    notes = [f"{result['n_persons']} persons; every annotated joint (jnt_missing = 0) counts. "
+    notes = [(f"{result['n_persons']} persons; every annotated joint (jnt_missing = 0) counts. "
              "Strict < 0.5 x head size (0.6 x head-box diagonal), original 1-based pixels. "
              "A left/right pair pools its two joints (weights each side by its annotated "
              f"joints). Mean = {metrics.MEAN_WEIGHTED}; Mean (unweighted) = "
-             f"{metrics.MEAN_UNWEIGHTED}, upper neck included; pelvis and thorax excluded.",
-             "The paper reports no PCKh; the reference row is the known answer the "
-             "implementation is checked against."]
-    for key, what in (("rows_without_record", "validation persons had no record and were not "
-                       "scored"), ("unmatched_records", "records are not validation persons "
-                       "and were not scored")):
+             f"{metrics.MEAN_UNWEIGHTED}, upper neck included; pelvis and thorax excluded."),
+             ("The paper reports no PCKh; the reference row is the known answer the "
+             "implementation is checked against.")]
+    skipped = {"rows_without_record": "validation persons had no record and were not scored",
+               "unmatched_records": "records are not validation persons and were not scored"}
+    for key, what in skipped.items():
         if result.get(key):
             notes.append(f"WARNING: {result[key]} {what}.")
     published = Table(f"MPII {metrics.PCKH_NAME} (Tompson validation split)",

@@ -68,9 +68,9 @@ def structural_markdown_tables(result: dict) -> list[Table]:
     rows.append(["% illegal elbows/knees (Eq. 1 test)", result["illegal_pct"], 1.4, 0.8, None])
     return [Table("Table 6: structural validity", ["measure", "ours", "paper Zhou et al.",
                                                   "paper SAP-Net", "paper TP-Net"], rows, [
-        f"{result['n_frames']} frames in {result['n_sequences']} sequences; mm except the "
+        (f"{result['n_frames']} frames in {result['n_sequences']} sequences; mm except the "
         "last row. Paper: 3DHP, model trained on H36M; its illegal-angle figure uses another "
-        "joint-angle prior ([1] in the paper).",
+        "joint-angle prior ([1] in the paper)."),
         "Per limb % illegal: " + ", ".join(f"{k} {v:.1f}" for k, v in
                                            result["illegal_pct_per_limb"].items()),
     ])]
