@@ -160,3 +160,26 @@ def test_3d_predictions_npz_by_record_id(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "1 records have no prediction (e.g. ['mpi_inf_3dhp/TS1/TS1/TS1/3'])" in err
     assert np.allclose(j3d, gt, atol=1e-3)
+
+
+def _write_mat73(path, key, matlab_array):
+    """A MATLAB v7.3 file: HDF5 with MATLAB's 128-byte header in a 512-byte user block; HDF5
+    stores MATLAB's column-major array with its axes reversed."""
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f[key] = np.ascontiguousarray(np.transpose(matlab_array))
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 ."
+    with open(path, "r+b") as fh:
+        fh.write(header.ljust(116) + b"\0" * 8 + b"\x00\x02" + b"IM")
+
+
+def test_mpii_predictions_matlab_v73_file(tmp_path, capsys):
+    gt, gt_path = _tiny_gt(tmp_path)
+    pred = gt.copy()
+    pred[0, :, 0] += 20.0  # wrong
+    path = tmp_path / "p73.mat"
+    _write_mat73(path, "preds", np.transpose(pred, (1, 2, 0)))  # MATLAB 16 x 2 x N
+    with pytest.raises(NotImplementedError):
+        scipy.io.loadmat(str(path))  # scipy refuses v7.3: the h5py path is taken
+    got, layout = predictions_file.load_mpii_predictions(path, num_rows=3)
+    assert layout == "16 x 2 x N"
+    np.testing.assert_array_equal(got, pred)
