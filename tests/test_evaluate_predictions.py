@@ -172,8 +172,8 @@ def _write_mat73(path, key, matlab_array):
         fh.write(header.ljust(116) + b"\0" * 8 + b"\x00\x02" + b"IM")
 
 
-def test_mpii_predictions_matlab_v73_file(tmp_path, capsys):
-    gt, gt_path = _tiny_gt(tmp_path)
+def test_mpii_predictions_matlab_v73_file(tmp_path):
+    gt, _ = _tiny_gt(tmp_path)
     pred = gt.copy()
     pred[0, :, 0] += 20.0  # wrong
     path = tmp_path / "p73.mat"
