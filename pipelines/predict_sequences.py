@@ -337,7 +337,8 @@ def _frame_rate_arg(text: str) -> float | None:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected frames per second > 0 or 'native', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected frames per second > 0 or 'native', got {text!r}")
     return value
 
 

@@ -50,9 +50,9 @@ def source_frame_rate(dataset: str, subject: str, sequence: str) -> float:
         return float(synthetic.FPS)
     if dataset == "mpi_inf_3dhp" and subject.startswith("S") and subject[1:].isdigit():
         return 50.0 if (subject, sequence) in MPI_INF_3DHP_50_FPS else 25.0
-    raise ValueError(f"the native frame rate of {dataset}/{subject}/{sequence} is not known (known: "
-                     "h36m, synthetic, mpi_inf_3dhp training sequences S1..S8); it is needed to "
-                     "resample its frames to a frame rate")
+    raise ValueError(f"the native frame rate of {dataset}/{subject}/{sequence} is not known "
+                     "(known: h36m, synthetic, mpi_inf_3dhp training sequences S1..S8); it is "
+                     "needed to resample its frames to a frame rate")
 
 
 def usual_step(frames: np.ndarray) -> int | None:
