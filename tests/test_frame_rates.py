@@ -135,3 +135,21 @@ def test_temporal_train_refuses_predictions_at_another_rate(tmp_path, caplog):
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match=r"model.frame_rate.*> 0"):
         temporal_train.load_config(config, ["model.frame_rate=0"])
+
+
+def test_tp_net_keeps_its_frame_rate_in_the_keras_file(tmp_path):
+    import keras
+
+    from keras_pose3d.models.tp_net import TPNet
+
+    model = TPNet(window=3, hidden=4, frame_rate=25.0)
+    model(np.zeros((1, 3, 16, 3), np.float32))
+    assert model.get_config()["frame_rate"] == 25.0
+    model.save(tmp_path / "tp.keras")
+    assert keras.saving.load_model(tmp_path / "tp.keras").frame_rate == 25.0
+    # A config saved before frame_rate existed: unknown, not a guessed default.
+    old = {k: v for k, v in model.get_config().items() if k != "frame_rate"}
+    assert TPNet.from_config(old).frame_rate is None
+    for bad in (0.0, -10.0, float("nan")):
+        with pytest.raises(ValueError, match="frame_rate"):
+            TPNet(window=3, frame_rate=bad)
