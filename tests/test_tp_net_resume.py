@@ -96,3 +96,21 @@ def test_kill_9_during_training_then_rerun_finishes_all_epochs_once(tmp_path):
     assert model.window == 4 and model.frame_rate == 10.0
     x = np.ones((1, 4, 16, 3), np.float32)
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(model(x))))
+
+
+def test_crash_after_the_last_epoch_resumes_to_the_same_model_without_training(tmp_path):
+    """Killed between the last checkpoint and the final save: the rerun trains 0 epochs."""
+
+    class CrashAtEnd(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            raise RuntimeError("crash before the model is saved")
+
+    config = temporal_train.load_config(_config(tmp_path), ["train.epochs=2"])
+    with pytest.raises(RuntimeError, match="crash before"):
+        temporal_train.train(config, callbacks=[CrashAtEnd()])
+    assert not (tmp_path / "run" / temporal_train.MODEL_FILE).exists()
+    result = temporal_train.train(config)
+    assert result["initial_epoch"] == 2 and result["epochs"] == 2
+    history = json.loads((tmp_path / "run" / temporal_train.HISTORY_FILE).read_text())
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert keras.saving.load_model(tmp_path / "run" / temporal_train.MODEL_FILE).window == 4
