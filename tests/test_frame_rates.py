@@ -153,3 +153,13 @@ def test_tp_net_keeps_its_frame_rate_in_the_keras_file(tmp_path):
     for bad in (0.0, -10.0, float("nan")):
         with pytest.raises(ValueError, match="frame_rate"):
             TPNet(window=3, frame_rate=bad)
+
+
+def test_cli_frame_rate_argument():
+    import argparse
+
+    assert predict_sequences._frame_rate_arg("native") is None
+    assert predict_sequences._frame_rate_arg("12.5") == 12.5
+    for bad in ("0", "-3", "fast", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="frames per second"):
+            predict_sequences._frame_rate_arg(bad)
