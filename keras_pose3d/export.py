@@ -17,6 +17,19 @@ tp_net.keras: exporting sap_net only"); a model named in `--models` that cannot 
 an error. models.config lists every model folder under the export root, from this call or
 earlier ones, so a partial export never drops a served model.
 <v> is the next free integer version, so TF-Serving picks a new export up without a restart.
+
+Atomic: TF-Serving's default policy loads the highest all-digit version folder as soon as it
+appears, so a version folder must never exist half written. Each SavedModel is saved to a
+temporary folder next to it (`atomic_files.temporary_name`: ".tmp-<host>-<pid>-...", a name
+TF-Serving ignores, on the same filesystem) and renamed to <v> when complete; a killed export
+leaves only that temporary folder, which the next export on the host removes once its writer is
+gone. ONNX files and models.config are written the same way (temporary file + rename), so a
+polling server never reads a half-written config. models.config is built with TF-Serving's own
+protos (`tensorflow_serving.config.model_server_config_pb2`, text_format) when
+tensorflow-serving-api is installed, otherwise written with protobuf's text-format escaping, so
+any folder name (quotes, backslashes, non-ASCII) stays one well-formed entry. An all-digit
+folder without saved_model.pb (left by an export before this was atomic) is reported, not
+touched.
 Models trained under a mixed-precision policy are rebuilt from their config under float32 and
 the weights copied over (`load_float32`): the serving graphs and ONNX start from float32.
 """
@@ -26,6 +39,7 @@ from __future__ import annotations
 import argparse
 import copy
 import pathlib
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_pose3d import atomic_files
 from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.models import sap_net as _sap_net  # noqa: F401  (registers SAPNet)
 from keras_pose3d.models import tp_net as _tp_net  # noqa: F401  (registers TPNet)
@@ -114,12 +129,52 @@ def next_version(model_dir: str | pathlib.Path) -> int:
     return max(versions, default=0) + 1
 
 
+def remove_stale_temporaries(folder: str | pathlib.Path) -> list[pathlib.Path]:
+    """Delete what killed exports on this host left in `folder` (`atomic_files`); returns them."""
+    stale = atomic_files.stale_temporaries(folder)
+    for path in stale:
+        print(f"removing {path}, left by an interrupted export")
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
+
+
+def incomplete_versions(model_dir: str | pathlib.Path) -> list[pathlib.Path]:
+    """All-digit version folders without saved_model.pb: TF-Serving would try to load them."""
+    model_dir = pathlib.Path(model_dir)
+    return sorted(p for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()
+                  and not (p / "saved_model.pb").is_file())
+
+
 def save_versioned(module: tf.Module, sigs: dict, base: str | pathlib.Path, name: str) -> pathlib.Path:
-    """Save `module` with signatures `sigs` as base/name/<next version>/ and return that path."""
+    """Save `module` with signatures `sigs` as base/name/<next version>/ and return that path.
+
+    Saved to a temporary folder, then renamed into place (module docstring): base/name never
+    holds a half-written version. On any error the temporary folder is removed.
+    """
     model_dir = pathlib.Path(base) / name
-    path = model_dir / str(next_version(model_dir))
-    tf.saved_model.save(module, str(path), signatures=sigs)
-    return path
+    model_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(model_dir)
+    for bad in incomplete_versions(model_dir):
+        print(f"warning: {bad} has no saved_model.pb (a broken export); TF-Serving may try to "
+              "load it if it is the highest version: delete it")
+    tmp = atomic_files.temporary_name(model_dir / "export")
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=sigs)
+        # Another export may take a version number meanwhile: then the next free one.
+        for _ in range(100):
+            path = model_dir / str(next_version(model_dir))
+            try:
+                atomic_files.publish_folder(tmp, path)
+                return path
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"no free version folder under {model_dir} after 100 tries")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def export_sap_net(sap_net: keras.Model, base: str | pathlib.Path, name: str = "sap_net",
@@ -150,6 +205,9 @@ def models_config(base: str | pathlib.Path, names: Sequence[str] | None = None,
                   model_base_path: str = "/models") -> str:
     """TF-Serving `model_config_list` text proto for the models under `base`.
 
+    Built with TF-Serving's ModelServerConfig proto when tensorflow-serving-api is importable,
+    else written with protobuf's text-format string escaping (same text for plain names).
+
     Args:
         base: the local export root (only used to list what exists).
         names: model names to serve; None: every exported model folder (`exported_models`).
@@ -160,14 +218,33 @@ def models_config(base: str | pathlib.Path, names: Sequence[str] | None = None,
     for name in names:
         if not (pathlib.Path(base) / name).is_dir():
             raise FileNotFoundError(f"no exported model {name!r} under {base}")
-        entries.append(
-            "  config {\n"
-            f"    name: \"{name}\"\n"
-            f"    base_path: \"{model_base_path.rstrip('/')}/{name}\"\n"
-            "    model_platform: \"tensorflow\"\n"
-            "  }\n"
-        )
-    return "model_config_list {\n" + "".join(entries) + "}\n"
+        entries.append((name, f"{model_base_path.rstrip('/')}/{name}"))
+    try:
+        from tensorflow_serving.config import model_server_config_pb2
+    except ImportError:
+        return _models_config_text(entries)
+    from google.protobuf import text_format
+
+    config = model_server_config_pb2.ModelServerConfig()
+    for name, base_path in entries:
+        entry = config.model_config_list.config.add()
+        entry.name, entry.base_path, entry.model_platform = name, base_path, "tensorflow"
+    return text_format.MessageToString(config, as_utf8=True)
+
+
+def _models_config_text(entries: Sequence[tuple[str, str]]) -> str:
+    """The text format of ModelServerConfig without its proto (what text_format would write)."""
+    from google.protobuf import text_encoding
+
+    quote = lambda text: '"' + text_encoding.CEscape(text, as_utf8=True) + '"'
+    body = "".join(
+        "  config {\n"
+        f"    name: {quote(name)}\n"
+        f"    base_path: {quote(base_path)}\n"
+        "    model_platform: \"tensorflow\"\n"
+        "  }\n"
+        for name, base_path in entries)
+    return "model_config_list {\n" + body + "}\n"
 
 
 def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_models",
@@ -196,6 +273,8 @@ def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_mod
     if not models:
         raise ValueError(f"--models is empty; expected a subset of {MODEL_NAMES}")
     run_dir, out = pathlib.Path(run_dir), pathlib.Path(out)
+    remove_stale_temporaries(out)  # a models.config or an ONNX file of a killed export
+    remove_stale_temporaries(out / "onnx")
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} not found (expected {SAP_NET_FILE})")
     tp_path = pathlib.Path(tp_net) if tp_net is not None else run_dir / TP_NET_FILE
@@ -232,8 +311,7 @@ def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_mod
         if tp is not None:
             paths["tp_net_onnx"] = onnx_export.export_tp_net_onnx(tp, out / "onnx" / "tp_net.onnx")
     # Every model under `out`, not only this call's: a partial export keeps the others served.
-    config_path = out / "models.config"
-    config_path.write_text(models_config(out))
+    config_path = atomic_files.write_text(out / "models.config", models_config(out))
     paths["models.config"] = config_path
     return paths
 

@@ -330,7 +330,7 @@ def test_tp_net_flag_missing_tp_net_and_models_config_keeps_other_models(tmp_pat
     assert re.findall(r'name: "(\w+)"', config) == ["tp_net", "pipeline"]
     # The SavedModel carries the TP-Net's mode and window.
     meta = signatures.read_metadata(tf.saved_model.load(str(paths["tp_net"])))
-    assert meta == {"mode": "semi_online", "window": 4}
+    assert meta == {"mode": "semi_online", "window": 4, "frame_rate": None}
     # Explicitly requested but missing: an error naming tp_net.keras; models.config untouched.
     for models in (["tp_net"], ["pipeline"]):
         with pytest.raises(FileNotFoundError, match=r"run/tp_net\.keras"):

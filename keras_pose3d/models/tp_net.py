@@ -13,6 +13,10 @@ fully connected layers of 4096 ReLU units to one refined pose. Two window layout
 At the ends of a sequence the missing frames are padded by repeating the first (before the
 start) or the last (after the end) pose, so every frame gets an output; `make_windows` does it.
 
+Frame rate: a window of N poses covers N / frame_rate seconds, so a TP-Net is only valid on poses
+at the rate it was trained at (10 fps in the paper: H36M's every 5th frame). The model records it
+(`frame_rate`, None when unknown) in its config, and export stores it in the SavedModel.
+
 Units: poses go in and come out in mm. Inside, they are divided by `scale_mm` (1000, so metres)
 before the first layer and multiplied back after the last: raw mm (values up to ~1000) would put
 the ReLU layers far outside the range Glorot initialisation assumes and slow Adam down.
@@ -91,6 +95,10 @@ class TPNet(keras.Model):
         dropout: float. Dropout after each hidden layer (0 = none, the paper's setting).
         scale_mm: float. Poses are divided by this before the first layer and multiplied after
             the last (module docstring).
+        frame_rate: float or None. Frames per second of the pose sequences the model was trained
+            on (None: unknown, models saved before it was recorded). A window of N poses spans
+            N / frame_rate seconds, so a caller must feed poses at this rate
+            (`infer` resamples video poses to it); stored in the config and in the SavedModel.
 
     Call: poses (B, N, J, 3) root-relative mm -> refined pose (B, J, 3) mm, float32.
     """
@@ -103,6 +111,7 @@ class TPNet(keras.Model):
         hidden: int = 4096,
         dropout: float = 0.0,
         scale_mm: float = 1000.0,
+        frame_rate: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -116,12 +125,18 @@ class TPNet(keras.Model):
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
         if scale_mm <= 0:
             raise ValueError(f"scale_mm must be > 0. Received: scale_mm={scale_mm}")
+        if frame_rate is not None and not (np.isfinite(frame_rate) and frame_rate > 0):
+            raise ValueError(
+                f"frame_rate must be None (unknown) or a finite number of frames per second > 0. "
+                f"Received: frame_rate={frame_rate}"
+            )
         self.window = int(window)
         self.mode = mode
         self.num_joints = int(num_joints)
         self.hidden = int(hidden)
         self.dropout = float(dropout)
         self.scale_mm = float(scale_mm)
+        self.frame_rate = None if frame_rate is None else float(frame_rate)
         self.flatten = keras.layers.Reshape((self.window * self.num_joints * 3,))
         self.fc1 = keras.layers.Dense(self.hidden, activation="relu", name="fc1")
         self.drop1 = keras.layers.Dropout(self.dropout)
@@ -166,5 +181,6 @@ class TPNet(keras.Model):
             hidden=self.hidden,
             dropout=self.dropout,
             scale_mm=self.scale_mm,
+            frame_rate=self.frame_rate,
         )
         return config

@@ -229,8 +229,9 @@ class TPNetServing(tf.Module):
     error naming `poses` and N (`check_window`), also when the fixed shape is bypassed.
 
     The SavedModel also carries the TP-Net's metadata as non-trainable variables (saved with the
-    weights, no extra signature): `tp_mode` (string, "online" | "semi_online") and `tp_window`
-    (int32 N); `read_metadata` reads them back from a loaded SavedModel.
+    weights, no extra signature): `tp_mode` (string, "online" | "semi_online"), `tp_window`
+    (int32 N) and `tp_frame_rate` (float64 frames per second the TP-Net was trained at, 0 when
+    the model does not know it); `read_metadata` reads them back from a loaded SavedModel.
     """
 
     def __init__(self, tp_net: keras.Model):
@@ -243,6 +244,10 @@ class TPNetServing(tf.Module):
         self.tp_mode = tf.Variable(str(tp_net.mode), trainable=False, name="tp_mode")
         self.tp_window = tf.Variable(self.window, dtype=tf.int32, trainable=False,
                                      name="tp_window")
+        # float64: a rate such as 29.97 comes back exactly; 0 = unknown (TPNet.frame_rate None).
+        rate = getattr(tp_net, "frame_rate", None)
+        self.tp_frame_rate = tf.Variable(0.0 if rate is None else float(rate), dtype=tf.float64,
+                                         trainable=False, name="tp_frame_rate")
         spec = tf.TensorSpec((None, self.window, self.num_joints, 3), tf.float32, name="poses")
         self.refine = tf.function(self._refine, input_signature=[spec])
 
@@ -265,15 +270,24 @@ class TPNetServing(tf.Module):
 
 
 def read_metadata(loaded, path: str = "the SavedModel") -> dict:
-    """{"mode": str, "window": int} of a loaded tp_net SavedModel (`TPNetServing` variables).
+    """TP-Net metadata of a loaded tp_net (or pipeline) SavedModel (`TPNetServing` variables).
+
+    Returns:
+        {"mode": str, "window": int, "frame_rate": float | None}: frame_rate is the frames per
+        second the TP-Net was trained at, None when unknown (exported before it was recorded, or
+        from a TPNet without one); poses fed to `refine` should come at that rate.
 
     Raises:
         ValueError: the SavedModel has no TP-Net metadata (exported before it was added).
     """
-    if not (hasattr(loaded, "tp_mode") and hasattr(loaded, "tp_window")):
+    # The pipeline keeps its TP-Net's metadata on the nested TPNetServing.
+    source = getattr(loaded, "tp_serving", loaded)
+    if not (hasattr(source, "tp_mode") and hasattr(source, "tp_window")):
         raise ValueError(f"{path} has no TP-Net metadata (tp_mode, tp_window); re-export it with "
                          "python -m keras_pose3d.export")
-    return {"mode": loaded.tp_mode.numpy().decode("utf-8"), "window": int(loaded.tp_window.numpy())}
+    rate = float(source.tp_frame_rate.numpy()) if hasattr(source, "tp_frame_rate") else 0.0
+    return {"mode": source.tp_mode.numpy().decode("utf-8"), "window": int(source.tp_window.numpy()),
+            "frame_rate": rate if rate > 0 else None}
 
 
 class SAPNetServing(tf.Module):
