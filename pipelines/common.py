@@ -2,8 +2,8 @@
 
 A job is three functions (see `pipelines/synthetic_to_tfrecord.py` for a complete one):
 
-    def add_arguments(parser):          # job flags; --output_dir, --num_shards, --overwrite
-        parser.add_argument("--input_dir", required=True)   # are added by parse_args
+    def add_arguments(parser):          # job flags; --output_dir, --num_shards, --overwrite,
+        parser.add_argument("--input_dir", required=True)   # ... are added by parse_args
 
     def build(pipeline, args):          # -> (records, dead_letters)
         items = pipeline | beam.Create(list_items(args.input_dir))
@@ -19,19 +19,30 @@ A job is three functions (see `pipelines/synthetic_to_tfrecord.py` for a complet
 `keras_pose3d.data.features.PoseRecord` dict. `run_job` validates and encodes them
 (`EncodeRecords`: bad joints go to the dead letter, never silently away), writes deterministic
 sharded TFRecords, the dead-letter JSON lines and `manifest.json`, runs the pipeline and then
-checks that every file holds exactly the records the manifest counts.
+checks that every file holds exactly the records the manifest counts. A job that wrote nothing,
+or whose failed items exceed `--max_dead_letter_fraction`, gets `"complete": false` and its
+`problems` in the manifest and raises `DataQualityError` (the command exits 2).
 
 Conventions:
+  * Inputs: list and read them through `keras_pose3d.data.readers.files` (tf.io.gfile), so
+    any filesystem TensorFlow knows works (gs://, s3://, hdfs://, ram:// in tests); decode
+    images with `keras_pose3d.data.readers.images.decode_bgr` (refuses truncated files);
+    refuse dataset-derived names that leave the input root (`files.escapes_root`).
+  * Runner: without `--runner` (or with DirectRunner) `local_runner` pins Beam's FnApiRunner,
+    so Beam never tries to download Prism.
   * Output files: `<output_dir>/<split>-00000-of-0000N.tfrecord`,
     `dead_letter-00000-of-00001.jsonl`,
     `manifest.json` (written last; `"complete": true` marks a finished job).
   * Dead letters: a DoFn that cannot make a record from an item yields
     `dead_letter(item_id, stage, reason)` (a `TaggedOutput` on `DEAD_LETTER_TAG`) and goes on.
     Catch only the errors you expect (bad values, missing keys); let bugs crash the job.
+    Stages in `EXCLUSION_STAGES` are documented exclusions, not failures.
   * Counters: `counter(name).inc()` in namespace `keras_pose3d`; `dead_letter` counts per stage
     as `dead_letter/<stage>`.
-  * Determinism: shard = hash of a stable sort key, records sorted by that key within a shard,
-    so a rerun (any runner, any worker count) writes byte-identical files.
+  * Determinism: shard = hash of a stable sort key, records sorted by that key within a shard
+    (a bounded-memory external sort, `pipelines.shard_sort`), shard count from `--num_shards`
+    or from the split's bytes (`--target_shard_mb`), so a rerun (any runner, any worker
+    count) writes byte-identical files.
 """
 
 from __future__ import annotations

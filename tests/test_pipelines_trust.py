@@ -208,3 +208,32 @@ def test_mpii_image_name_leaving_the_root_is_refused(tmp_path, kind):
     assert reason in letter["reason"] and letter["split"] == "train"
     assert all(not s.startswith(name) for s in _sequences(tmp_path / "out", manifest))
     assert manifest["num_examples"] == 2 and manifest["dead_letter_by_stage"]["path"] == 1
+
+
+def test_h36m_sequence_name_leaving_the_root_is_refused(tmp_path):
+    fr.write_h36m_fixture(tmp_path, use_real_metadata=False)
+    meta = tmp_path / "metadata.xml"
+    # S1's column of the TakingPhoto row (the first cell after action and sub-action).
+    row = "<td>12</td><td>1</td><td>TakingPhoto 1</td>"
+    text = meta.read_text()
+    assert text.count(row) == 1
+    meta.write_text(text.replace(row, "<td>12</td><td>1</td><td>../../TakingPhoto 1</td>"))
+    args, _ = common.parse_args(
+        [
+            "--input_dir",
+            str(tmp_path),
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--subjects",
+            "S1",
+            "--cameras",
+            "54138969",
+        ],
+        h36m_to_tfrecord.add_arguments,
+    )
+    items, letters = h36m_to_tfrecord.list_items(args)
+    refused = [d for d in letters if d["stage"] == "path"]
+    assert [d["id"] for d in refused] == ["S1/../../TakingPhoto 1.54138969"]
+    assert "leaves the input root" in refused[0]["reason"]
+    prefixes = {i["seq"].prefix for i in items}
+    assert "../../TakingPhoto 1" not in prefixes and "TakingPhoto" in prefixes  # sub-action 2
