@@ -183,6 +183,7 @@ def check_layout(
             directory and the dataset.
     """
     root = os.fspath(input_dir)
+    files.check_filesystem(root)
     if not files.isdir(root):
         raise FileNotFoundError(f"{dataset_name}: input directory {root!r} does not exist")
     found: dict[str, list[str]] = {}

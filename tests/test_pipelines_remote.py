@@ -194,6 +194,12 @@ def test_missing_remote_input_dir_is_named(tmp_path, capsys):
     missing = f"ram://nothing-{uuid.uuid4().hex}"
     assert mpii_to_tfrecord.main(["--input_dir", missing, "--output_dir", str(tmp_path)]) == 2
     assert f"input directory {missing!r} does not exist" in capsys.readouterr().err
+    # A scheme TensorFlow has no filesystem for is named as such, not as a missing folder.
+    assert (
+        mpii_to_tfrecord.main(["--input_dir", "nofs://b/mpii", "--output_dir", str(tmp_path)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "cannot read 'nofs://b/mpii': File system scheme 'nofs' not implemented" in err
 
 
 # ----------------------------------------------------------------------------------------------

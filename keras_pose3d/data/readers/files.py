@@ -48,6 +48,22 @@ def absolute(path: str | os.PathLike) -> str:
     return text if has_scheme(text) else os.path.abspath(text)
 
 
+def check_filesystem(path: str | os.PathLike) -> None:
+    """Raises ValueError when TensorFlow has no filesystem for the path's scheme.
+
+    (`tf.io.gfile.isdir` answers False for an unknown scheme, which would read as "does not
+    exist".) s3:// comes with the tensorflow-io plugin, not with TensorFlow itself.
+    """
+    text = os.fspath(path)
+    try:
+        tf.io.gfile.exists(text)
+    except tf.errors.UnimplementedError as err:
+        raise ValueError(
+            f"cannot read {text!r}: {err.message} (TensorFlow reads local paths, gs://, "
+            "hdfs://, ram://; s3:// needs the tensorflow-io plugin imported)"
+        ) from None
+
+
 def exists(path: str | os.PathLike) -> bool:
     return tf.io.gfile.exists(os.fspath(path))
 
