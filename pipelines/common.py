@@ -2,8 +2,8 @@
 
 A job is three functions (see `pipelines/synthetic_to_tfrecord.py` for a complete one):
 
-    def add_arguments(parser):          # job flags; --output_dir, --num_shards, --overwrite
-        parser.add_argument("--input_dir", required=True)   # are added by parse_args
+    def add_arguments(parser):          # job flags; --output_dir, --num_shards, --overwrite,
+        parser.add_argument("--input_dir", required=True)   # ... are added by parse_args
 
     def build(pipeline, args):          # -> (records, dead_letters)
         items = pipeline | beam.Create(list_items(args.input_dir))
@@ -19,30 +19,42 @@ A job is three functions (see `pipelines/synthetic_to_tfrecord.py` for a complet
 `keras_pose3d.data.features.PoseRecord` dict. `run_job` validates and encodes them
 (`EncodeRecords`: bad joints go to the dead letter, never silently away), writes deterministic
 sharded TFRecords, the dead-letter JSON lines and `manifest.json`, runs the pipeline and then
-checks that every file holds exactly the records the manifest counts.
+checks that every file holds exactly the records the manifest counts. A job that wrote nothing,
+or whose failed items exceed `--max_dead_letter_fraction`, gets `"complete": false` and its
+`problems` in the manifest and raises `DataQualityError` (the command exits 2).
 
 Conventions:
+  * Inputs: list and read them through `keras_pose3d.data.readers.files` (tf.io.gfile), so
+    any filesystem TensorFlow knows works (gs://, s3://, hdfs://, ram:// in tests); decode
+    images with `keras_pose3d.data.readers.images.decode_bgr` (refuses truncated files);
+    refuse dataset-derived names that leave the input root (`files.escapes_root`).
+  * Runner: without `--runner` (or with DirectRunner) `local_runner` pins Beam's FnApiRunner,
+    so Beam never tries to download Prism.
   * Output files: `<output_dir>/<split>-00000-of-0000N.tfrecord`,
     `dead_letter-00000-of-00001.jsonl`,
     `manifest.json` (written last; `"complete": true` marks a finished job).
   * Dead letters: a DoFn that cannot make a record from an item yields
     `dead_letter(item_id, stage, reason)` (a `TaggedOutput` on `DEAD_LETTER_TAG`) and goes on.
     Catch only the errors you expect (bad values, missing keys); let bugs crash the job.
+    Stages in `EXCLUSION_STAGES` are documented exclusions, not failures.
   * Counters: `counter(name).inc()` in namespace `keras_pose3d`; `dead_letter` counts per stage
     as `dead_letter/<stage>`.
-  * Determinism: shard = hash of a stable sort key, records sorted by that key within a shard,
-    so a rerun (any runner, any worker count) writes byte-identical files.
+  * Determinism: shard = hash of a stable sort key, records sorted by that key within a shard
+    (a bounded-memory external sort, `pipelines.shard_sort`), shard count from `--num_shards`
+    or from the split's bytes (`--target_shard_mb`), so a rerun (any runner, any worker
+    count) writes byte-identical files.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import glob
 import hashlib
 import json
 import logging
+import math
 import os
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -53,7 +65,9 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from keras_pose3d.data import features
+from keras_pose3d.data.readers import files
 from keras_pose3d.skeleton import NUM_JOINTS
+from pipelines import shard_sort
 
 METRICS_NAMESPACE = "keras_pose3d"
 DEAD_LETTER_TAG = "dead_letter"
@@ -62,6 +76,27 @@ DEAD_LETTER_PREFIX = "dead_letter"
 # Largest |coordinate| accepted for camera-frame joints: 100 m is far outside any capture
 # volume, so anything beyond is a unit or parsing error, not a person.
 MAX_ABS_MM = 1.0e5
+# Without --num_shards a split gets ceil(bytes / this) shards: big enough for efficient reads,
+# small enough for one worker to write (and for tf.data to spread over readers).
+DEFAULT_TARGET_SHARD_MB = 256
+# A job whose failed items exceed this fraction of all items fails (manifest incomplete).
+DEFAULT_MAX_DEAD_LETTER_FRACTION = 0.05
+# Dead-letter stages that are documented exclusions or notes, not failures: they never count
+# against --max_dead_letter_fraction.
+EXCLUSION_STAGES = frozenset(
+    {
+        "excluded",  # known-defective sequences (H36M)
+        "frame_count",  # pose / video frames without a partner (H36M, 3DHP)
+        "invalid_frames",  # 3DHP test frames with valid_frame != 1
+        "test_persons",  # MPII test persons (no joints)
+        "min_joints",  # MPII persons with fewer than --min_joints points
+        "split_file",  # --split_file entries that match no person (a note)
+    }
+)
+
+
+class DataQualityError(ValueError):
+    """A job ran but its output cannot be trusted (too many dead letters, nothing written)."""
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +111,10 @@ def parse_args(
 ) -> tuple[argparse.Namespace, PipelineOptions]:
     """Parses job flags and hands every other flag to Beam.
 
-    Adds the flags every job has: `--output_dir` (required), `--num_shards` (per split,
-    default 8) and `--overwrite`. `add_arguments(parser)` adds the job's own (e.g.
-    `--input_dir`). Flags the parser does not know (`--runner`, `--direct_num_workers`,
+    Adds the flags every job has: `--output_dir` (required), `--num_shards` (per split;
+    default: from the data, `--target_shard_mb` per shard), `--max_dead_letter_fraction`
+    and `--overwrite`. `add_arguments(parser)` adds the job's own (e.g. `--input_dir`). Flags
+    the parser does not know (`--runner`, `--direct_num_workers`,
     `--direct_running_mode=multi_processing`, Flink/Dataflow flags) become `PipelineOptions`.
 
     Returns:
@@ -87,7 +123,25 @@ def parse_args(
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--output_dir", required=True, help="Directory for the TFRecords.")
     parser.add_argument(
-        "--num_shards", type=int, default=8, help="TFRecord shards per split (default 8)."
+        "--num_shards",
+        type=int,
+        default=None,
+        help="TFRecord shards per split (default: ceil(split bytes / --target_shard_mb)).",
+    )
+    parser.add_argument(
+        "--target_shard_mb",
+        type=float,
+        default=DEFAULT_TARGET_SHARD_MB,
+        help=f"Shard size aimed at when --num_shards is not given (default "
+        f"{DEFAULT_TARGET_SHARD_MB} MB).",
+    )
+    parser.add_argument(
+        "--max_dead_letter_fraction",
+        type=float,
+        default=DEFAULT_MAX_DEAD_LETTER_FRACTION,
+        help="Fail the job (exit non-zero, manifest incomplete) when failed items exceed this "
+        "fraction of all items; documented exclusions do not count (default "
+        f"{DEFAULT_MAX_DEAD_LETTER_FRACTION}).",
     )
     parser.add_argument(
         "--overwrite",
@@ -97,8 +151,15 @@ def parse_args(
     if add_arguments is not None:
         add_arguments(parser)
     args, beam_args = parser.parse_known_args(None if argv is None else list(argv))
-    if args.num_shards < 1:
+    if args.num_shards is not None and args.num_shards < 1:
         parser.error(f"--num_shards must be >= 1. Received: num_shards={args.num_shards}")
+    if not args.target_shard_mb > 0:
+        parser.error(f"--target_shard_mb must be > 0. Received: {args.target_shard_mb}")
+    if not 0.0 <= args.max_dead_letter_fraction <= 1.0:
+        parser.error(
+            "--max_dead_letter_fraction must be in [0, 1]. "
+            f"Received: {args.max_dead_letter_fraction}"
+        )
     return args, PipelineOptions(beam_args)
 
 
@@ -108,9 +169,10 @@ def check_layout(
     """Checks the raw-data layout before any work starts.
 
     Args:
-        input_dir: root of the raw dataset.
+        input_dir: root of the raw dataset, any `tf.io.gfile` path (local, gs://, s3://, ...).
         required: paths or glob patterns relative to `input_dir` (e.g.
-            `"S1/MyPoseFeatures/D3_Positions/*.cdf"`); each must match at least one path.
+            `"S1/MyPoseFeatures/D3_Positions/*.cdf"`), or absolute / URL patterns; each must
+            match at least one path.
         dataset_name: named in the error.
 
     Returns:
@@ -121,12 +183,14 @@ def check_layout(
             directory and the dataset.
     """
     root = os.fspath(input_dir)
-    if not os.path.isdir(root):
+    files.check_filesystem(root)
+    if not files.isdir(root):
         raise FileNotFoundError(f"{dataset_name}: input directory {root!r} does not exist")
     found: dict[str, list[str]] = {}
     missing: list[str] = []
     for pattern in required:
-        matches = sorted(glob.glob(os.path.join(root, pattern)))
+        full = pattern if files.has_scheme(pattern) else files.join(root, pattern)
+        matches = files.glob(full)
         if matches:
             found[pattern] = matches
         else:
@@ -405,14 +469,14 @@ def _stable_hash(text: str) -> int:
 
 class _KeyForShard(beam.DoFn):
     """(split, bytes) -> ((split, shard), (sort_key, bytes)). The sort key orders a shard by
-    dataset / subject / sequence / camera / frame, ties broken by the content hash."""
+    dataset / subject / sequence / camera / frame, ties broken by the content hash; the shard
+    count comes from the plan side input ({split: shards})."""
 
-    def __init__(self, splits: Sequence[str], num_shards: Mapping[str, int], shard_by: str):
+    def __init__(self, splits: Sequence[str], shard_by: str):
         self._splits = tuple(splits)
-        self._num_shards = dict(num_shards)
         self._shard_by = shard_by
 
-    def process(self, element):
+    def process(self, element, plan):
         split, serialized = element
         if split not in self._splits:
             raise ValueError(f"record for unknown split {split!r}; expected one of {self._splits}")
@@ -423,48 +487,70 @@ class _KeyForShard(beam.DoFn):
         )
         sort_key = f"{sequence_key}\x00{meta['frame']:012d}\x00{digest}"
         shard_text = sequence_key if self._shard_by == "sequence" else sort_key
-        shard = _stable_hash(shard_text) % self._num_shards[split]
+        shard = _stable_hash(shard_text) % plan[split]
         counter("examples_to_write").inc()
         yield (split, shard), (sort_key, serialized)
 
 
 class _WriteShard(beam.DoFn):
-    """((split, shard), [(sort_key, bytes)]) -> shard summary dict, after writing the file."""
+    """((split, shard), [(sort_key, bytes)]) -> shard summary dict, after writing the file.
 
-    def __init__(self, output_dir: str, num_shards: Mapping[str, int]):
+    Records are written in sort-key order through `shard_sort.sorted_items`, which spills to
+    local disk beyond `sort_buffer_bytes`, so a shard of any size is written in bounded memory.
+    """
+
+    def __init__(self, output_dir: str, sort_buffer_bytes: int = shard_sort.DEFAULT_BUFFER_BYTES):
         self._output_dir = output_dir
-        self._num_shards = dict(num_shards)
+        self._sort_buffer_bytes = sort_buffer_bytes
 
-    def process(self, element):
+    def process(self, element, plan):
         (split, shard), items = element
-        items = sorted(items, key=lambda kv: (kv[0], kv[1]))
-        name = shard_name(split, shard, self._num_shards[split])
-        path = os.path.join(self._output_dir, name)
-        summary = {
-            "split": split,
-            "file": name,
-            "num_examples": 0,
-            "subjects": collections.Counter(),
-            "actions": collections.Counter(),
-            "datasets": collections.Counter(),
-            "has_3d": 0,
-            "has_3d_univ": 0,
-        }
-        # Write under a temporary name and rename, so a crashed worker leaves no half shard.
-        tmp = path + ".tmp"
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for _, serialized in items:
-                writer.write(serialized)
-                meta = _meta(serialized)
-                summary["num_examples"] += 1
-                summary["subjects"][meta["subject"]] += 1
-                summary["actions"][meta["action"]] += 1
-                summary["datasets"][meta["dataset"]] += 1
-                summary["has_3d"] += meta["has_3d"]
-                summary["has_3d_univ"] += meta["has_3d_univ"]
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-        counter("examples_written").inc(summary["num_examples"])
-        yield {k: dict(v) if isinstance(v, collections.Counter) else v for k, v in summary.items()}
+        yield write_shard_file(
+            self._output_dir, split, shard, plan[split], items, self._sort_buffer_bytes
+        )
+
+
+def write_shard_file(
+    output_dir: str,
+    split: str,
+    shard: int,
+    num_shards: int,
+    items: Iterable[tuple[str, bytes]],
+    sort_buffer_bytes: int = shard_sort.DEFAULT_BUFFER_BYTES,
+) -> dict[str, Any]:
+    """Writes one shard from (sort_key, serialized Example) pairs in key order; returns its
+    summary (counts per subject / action / dataset, has_3d, has_3d_univ) for the manifest."""
+    name = shard_name(split, shard, num_shards)
+    path = os.path.join(output_dir, name)
+    summary = {
+        "split": split,
+        "file": name,
+        "num_examples": 0,
+        "subjects": collections.Counter(),
+        "actions": collections.Counter(),
+        "datasets": collections.Counter(),
+        "has_3d": 0,
+        "has_3d_univ": 0,
+    }
+    # Write under a unique temporary name and rename, so a crashed or retried worker leaves
+    # no half shard and two attempts never write the same file.
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with (
+        shard_sort.sorted_items(items, sort_buffer_bytes) as ordered,
+        tf.io.TFRecordWriter(tmp) as writer,
+    ):
+        for _, serialized in ordered:
+            writer.write(serialized)
+            meta = _meta(serialized)
+            summary["num_examples"] += 1
+            summary["subjects"][meta["subject"]] += 1
+            summary["actions"][meta["action"]] += 1
+            summary["datasets"][meta["dataset"]] += 1
+            summary["has_3d"] += meta["has_3d"]
+            summary["has_3d_univ"] += meta["has_3d_univ"]
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    counter("examples_written").inc(summary["num_examples"])
+    return {k: dict(v) if isinstance(v, collections.Counter) else v for k, v in summary.items()}
 
 
 def normalise_num_shards(num_shards: int | Mapping[str, int], splits: Sequence[str]) -> dict:
@@ -479,41 +565,84 @@ def normalise_num_shards(num_shards: int | Mapping[str, int], splits: Sequence[s
     return shards
 
 
+def shards_for_bytes(
+    bytes_per_split: Mapping[str, int], splits: Sequence[str], target_shard_bytes: float
+) -> dict[str, int]:
+    """{split: ceil(bytes / target)}, at least 1 (an empty split gets one empty shard)."""
+    if not target_shard_bytes > 0:
+        raise ValueError(f"target_shard_bytes must be > 0. Received: {target_shard_bytes}")
+    return {
+        s: max(1, math.ceil(int(bytes_per_split.get(s, 0)) / float(target_shard_bytes)))
+        for s in splits
+    }
+
+
+def shard_plan(
+    examples: beam.PCollection,
+    num_shards: int | Mapping[str, int] | None,
+    splits: Sequence[str],
+    target_shard_bytes: float = DEFAULT_TARGET_SHARD_MB * 2**20,
+) -> beam.PCollection:
+    """Singleton PCollection {split: shards}: `num_shards` when given, else from the data
+    (`shards_for_bytes` of the serialized sizes; deterministic, so reruns shard alike)."""
+    if num_shards is not None:
+        plan = normalise_num_shards(num_shards, splits)
+        return examples.pipeline | "ShardPlan" >> beam.Create([plan])
+    return (
+        examples
+        | "ExampleBytes" >> beam.Map(lambda kv: (kv[0], len(kv[1])))
+        | "BytesPerSplit" >> beam.CombinePerKey(sum)
+        | "BytesToDict" >> beam.combiners.ToDict()
+        | "ShardPlan" >> beam.Map(shards_for_bytes, tuple(splits), float(target_shard_bytes))
+    )
+
+
 def write_split(
     examples: beam.PCollection,
     output_dir: str,
-    num_shards: int | Mapping[str, int],
+    num_shards: int | Mapping[str, int] | None,
     splits: Sequence[str],
     shard_by: str = "example",
-) -> beam.PCollection:
+    target_shard_bytes: float = DEFAULT_TARGET_SHARD_MB * 2**20,
+    sort_buffer_bytes: int = shard_sort.DEFAULT_BUFFER_BYTES,
+) -> tuple[beam.PCollection, beam.PCollection]:
     """Writes `(split, example_bytes)` as deterministic sharded TFRecords.
 
     Each record goes to shard `sha1(key) % num_shards` and is sorted by its key inside the
     shard (key = dataset/subject/sequence/camera/frame/content hash), so reruns write
     byte-identical files whatever the runner or worker count. Shards that receive no record
-    are written empty by `write_manifest`, so every `-of-N` set is complete. A shard is sorted
-    in one worker's memory: choose `num_shards` so a shard stays well under ~1 GB.
+    are written empty by `write_manifest`, so every `-of-N` set is complete. The shard writer
+    sorts with a bounded buffer (spilling to local disk), so a shard's size does not bound a
+    worker's memory.
 
     Args:
         examples: PCollection of (split, serialized tf.train.Example).
         output_dir: destination (any tf.io.gfile path).
-        num_shards: shards per split, or {split: shards}.
+        num_shards: shards per split, {split: shards}, or None to choose them from the data
+            (`target_shard_bytes` per shard).
         splits: every split the job may emit (an unknown split fails the job).
         shard_by: `"example"` spreads frames over shards (best shuffling); `"sequence"` keeps
             each dataset/subject/sequence/camera in one shard in frame order (for windows).
+        target_shard_bytes: the shard size aimed at when `num_shards` is None.
+        sort_buffer_bytes: the shard writer's in-memory sort budget.
 
     Returns:
-        PCollection of shard summaries (dicts) for `write_manifest`.
+        (PCollection of shard summaries, singleton {split: shards}) for `write_manifest`.
     """
     if shard_by not in ("example", "sequence"):
         raise ValueError(f"shard_by must be 'example' or 'sequence'. Received: {shard_by!r}")
-    shards = normalise_num_shards(num_shards, splits)
-    return (
+    plan = shard_plan(examples, num_shards, splits, target_shard_bytes)
+    summaries = (
         examples
-        | "KeyForShard" >> beam.ParDo(_KeyForShard(splits, shards, shard_by))
+        | "KeyForShard"
+        >> beam.ParDo(_KeyForShard(splits, shard_by), beam.pvalue.AsSingleton(plan))
         | "GroupShard" >> beam.GroupByKey()
-        | "WriteShard" >> beam.ParDo(_WriteShard(output_dir, shards))
+        | "WriteShard"
+        >> beam.ParDo(
+            _WriteShard(output_dir, sort_buffer_bytes), beam.pvalue.AsSingleton(plan)
+        )
     )
+    return summaries, plan
 
 
 def dead_letter_stage_counts(letters: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -551,12 +680,41 @@ def write_dead_letters(dead_letters: beam.PCollection, output_dir: str) -> beam.
     )
 
 
+def dead_letter_failures(dead_letter_by_stage: Mapping[str, int]) -> int:
+    """Dead letters that are failures: every stage except the `EXCLUSION_STAGES`."""
+    return int(sum(n for stage, n in dead_letter_by_stage.items() if stage not in EXCLUSION_STAGES))
+
+
+def quality_problems(
+    num_examples: int, dead_letter_by_stage: Mapping[str, int], max_dead_letter_fraction: float
+) -> list[str]:
+    """Why a finished job's output cannot be trusted (empty list: it can).
+
+    The fraction is failed dead letters / (failed dead letters + written records): one letter
+    is one item (a person, a frame, or a whole sequence the job could not read).
+    """
+    problems = []
+    failures = dead_letter_failures(dead_letter_by_stage)
+    if num_examples == 0:
+        problems.append("no record was written")
+    total = failures + num_examples
+    fraction = failures / total if total else 0.0
+    if fraction > max_dead_letter_fraction:
+        stages = {s: n for s, n in sorted(dead_letter_by_stage.items()) if s not in EXCLUSION_STAGES}
+        problems.append(
+            f"{failures} of {total} items failed ({fraction:.1%} > --max_dead_letter_fraction "
+            f"{max_dead_letter_fraction:.1%}; by stage {stages})"
+        )
+    return problems
+
+
 def _write_manifest(
     summaries: list[dict],
     dead_letter_by_stage: Mapping[str, int],
-    output_dir: str,
     num_shards: Mapping[str, int],
+    output_dir: str,
     job_args: Mapping[str, Any],
+    max_dead_letter_fraction: float,
 ) -> str:
     splits: dict[str, dict[str, Any]] = {}
     for split, n in num_shards.items():
@@ -587,13 +745,18 @@ def _write_manifest(
                     pass
         for field in ("subjects", "actions", "datasets"):
             entry[field] = dict(sorted(entry[field].items()))
+    num_examples = sum(e["num_examples"] for e in splits.values())
+    problems = quality_problems(num_examples, dead_letter_by_stage, max_dead_letter_fraction)
     manifest = {
-        "complete": True,
+        # False when the job's output cannot be trusted; `problems` says why.
+        "complete": not problems,
+        "problems": problems,
         "schema_version": features.SCHEMA_VERSION,
         "person_margin": features.PERSON_MARGIN,
-        "num_examples": sum(e["num_examples"] for e in splits.values()),
+        "num_examples": num_examples,
         "splits": splits,
         "dead_letter_count": int(sum(dead_letter_by_stage.values())),
+        "dead_letter_failures": dead_letter_failures(dead_letter_by_stage),
         "dead_letter_by_stage": dict(sorted(dead_letter_by_stage.items())),
         "dead_letter_file": f"{DEAD_LETTER_PREFIX}-00000-of-00001.jsonl",
         "job_args": dict(job_args),
@@ -608,24 +771,26 @@ def _write_manifest(
 def write_manifest(
     summaries: beam.PCollection,
     dead_letter_by_stage: beam.PCollection,
+    shard_plan: beam.PCollection,
     output_dir: str,
-    num_shards: int | Mapping[str, int],
-    splits: Sequence[str],
     job_args: Mapping[str, Any],
+    max_dead_letter_fraction: float = DEFAULT_MAX_DEAD_LETTER_FRACTION,
 ) -> beam.PCollection:
     """Writes `manifest.json` once every shard and the dead letters are written.
 
-    Manifest: `complete`, `schema_version`, `person_margin`, `num_examples`, `splits` ->
-    {split: {num_examples, num_shards, files, shard_sizes, subjects, actions, datasets,
-    has_3d, has_3d_univ}}, `dead_letter_count`, `dead_letter_by_stage` ({stage: count}, so
-    documented exclusions such as "excluded", "frame_count", "invalid_frames" and
-    "test_persons" are told apart from failures at a glance), `dead_letter_file`, `job_args`.
-    Counts come from the shard writers themselves, so they are the records in the files.
+    Manifest: `complete`, `problems`, `schema_version`, `person_margin`, `num_examples`,
+    `splits` -> {split: {num_examples, num_shards, files, shard_sizes, subjects, actions,
+    datasets, has_3d, has_3d_univ}}, `dead_letter_count`, `dead_letter_failures`,
+    `dead_letter_by_stage` ({stage: count}, so documented exclusions such as "excluded",
+    "frame_count", "invalid_frames" and "test_persons" are told apart from failures at a
+    glance), `dead_letter_file`, `job_args`. Counts come from the shard writers themselves, so
+    they are the records in the files. `complete` is false (and `problems` says why) when
+    nothing was written or failed items exceed `max_dead_letter_fraction`.
 
     Args:
         dead_letter_by_stage: singleton PCollection of {stage: count} (`write_dead_letters`).
+        shard_plan: singleton PCollection of {split: shards} (`write_split`).
     """
-    shards = normalise_num_shards(num_shards, splits)
     return (
         summaries
         | "SummariesToList" >> beam.combiners.ToList()
@@ -633,9 +798,10 @@ def write_manifest(
         >> beam.Map(
             _write_manifest,
             beam.pvalue.AsSingleton(dead_letter_by_stage),
+            beam.pvalue.AsSingleton(shard_plan),
             output_dir,
-            shards,
             dict(job_args),
+            float(max_dead_letter_fraction),
         )
     )
 
@@ -644,26 +810,33 @@ def write_outputs(
     records: beam.PCollection,
     dead_letters: beam.PCollection | None,
     output_dir: str,
-    num_shards: int | Mapping[str, int],
+    num_shards: int | Mapping[str, int] | None,
     splits: Sequence[str],
     job_args: Mapping[str, Any],
     shard_by: str = "example",
+    max_dead_letter_fraction: float = DEFAULT_MAX_DEAD_LETTER_FRACTION,
+    target_shard_bytes: float = DEFAULT_TARGET_SHARD_MB * 2**20,
 ) -> beam.PCollection:
     """Encodes `(split, item_id, record)`, writes shards, dead letters and the manifest.
 
     Dead letters of the job (`dead_letters`, may be None) and of the encoder are written
-    together. Returns the PCollection holding the manifest path.
+    together. `num_shards` None chooses the shard counts from the data (`write_split`).
+    Returns the PCollection holding the manifest path.
     """
     encoded = records | "EncodeRecords" >> beam.ParDo(EncodeRecords()).with_outputs(
         DEAD_LETTER_TAG, main="examples"
     )
-    summaries = write_split(encoded.examples, output_dir, num_shards, splits, shard_by)
+    summaries, plan = write_split(
+        encoded.examples, output_dir, num_shards, splits, shard_by, target_shard_bytes
+    )
     letters = [encoded[DEAD_LETTER_TAG]]
     if dead_letters is not None:
         letters.append(dead_letters)
     all_letters = tuple(letters) | "FlattenDeadLetters" >> beam.Flatten()
     by_stage = write_dead_letters(all_letters, output_dir)
-    return write_manifest(summaries, by_stage, output_dir, num_shards, splits, job_args)
+    return write_manifest(
+        summaries, by_stage, plan, output_dir, job_args, max_dead_letter_fraction
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -697,15 +870,20 @@ def count_records(path: str) -> int:
     return sum(1 for _ in tf.data.TFRecordDataset(path))
 
 
-def verify_output(output_dir: str) -> dict[str, Any]:
+def verify_output(output_dir: str, require_complete: bool = True) -> dict[str, Any]:
     """Checks every shard holds exactly the records the manifest counts.
 
+    Args:
+        require_complete: also refuse a manifest marked incomplete (`complete` false).
+
     Raises:
-        RuntimeError: no complete manifest, or a shard whose record count differs.
+        RuntimeError: no (complete) manifest, or a shard missing or whose record count differs.
     """
-    if not manifest_is_complete(output_dir):
-        raise RuntimeError(f"{output_dir}: no complete manifest.json or a shard is missing")
     manifest = read_manifest(output_dir)
+    if require_complete and not manifest_is_complete(output_dir):
+        raise RuntimeError(f"{output_dir}: no complete manifest.json or a shard is missing")
+    if manifest is None:
+        raise RuntimeError(f"{output_dir}: no manifest.json")
     for entry in manifest["splits"].values():
         for name, expected in zip(entry["files"], entry["shard_sizes"]):
             got = count_records(os.path.join(output_dir, name))
@@ -735,6 +913,35 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
         tf.io.gfile.remove(path)
 
 
+def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner | None:
+    """The runner for `beam.Pipeline`: the FnApiRunner when the local DirectRunner is meant.
+
+    Beam 2.77's DirectRunner first tries Prism, which it downloads from github.com at start
+    (on an offline machine it fails, logs the exception and falls back to the FnApiRunner).
+    When `--runner` is absent or DirectRunner, this builds the FnApiRunner directly, with the
+    pipeline options made available to workers as the DirectRunner does, so no download is
+    ever attempted. Any other `--runner` (PrismRunner, PortableRunner, DataflowRunner,
+    FlinkRunner, ...) returns None: Beam creates it from the options.
+    """
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    name = options.view_as(StandardOptions).runner
+    if name not in (None, "DirectRunner", "SwitchingDirectRunner"):
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import (
+        JobServiceHandle,
+    )
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(
+        provision_info=fn_runner.ExtendedProvisionInfo(
+            beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+        )
+    )
+
+
 def run_job(
     argv: Sequence[str] | None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None,
@@ -757,6 +964,11 @@ def run_job(
         required_layout: args -> (input_dir, patterns) checked by `check_layout` first.
         shard_by: see `write_split`.
         description: argparse description.
+
+    Raises:
+        DataQualityError: the job ran but wrote nothing, or more than
+            `--max_dead_letter_fraction` of its items failed; the manifest is written with
+            `complete` false and its `problems`.
     """
     args, options = parse_args(argv, add_arguments, description)
     if required_layout is not None:
@@ -764,12 +976,27 @@ def run_job(
         check_layout(input_dir, patterns, dataset_name)
     prepare_output_dir(args.output_dir, args.overwrite)
     job_args = {k: v for k, v in sorted(vars(args).items())}
-    with beam.Pipeline(options=options) as pipeline:
+    with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
         records, dead_letters = build(pipeline, args)
         write_outputs(
-            records, dead_letters, args.output_dir, args.num_shards, splits, job_args, shard_by
+            records,
+            dead_letters,
+            args.output_dir,
+            args.num_shards,
+            splits,
+            job_args,
+            shard_by,
+            args.max_dead_letter_fraction,
+            args.target_shard_mb * 2**20,
         )
-    manifest = verify_output(args.output_dir)
+    manifest = verify_output(args.output_dir, require_complete=False)
+    if not manifest.get("complete"):
+        raise DataQualityError(
+            f"{dataset_name}: {'; '.join(manifest.get('problems', [])) or 'incomplete'}. "
+            f"The output in {args.output_dir} is marked incomplete; see "
+            f"{os.path.join(args.output_dir, manifest['dead_letter_file'])} for every failed "
+            "item and its reason"
+        )
     logger.info(
         "%s: wrote %d examples (%s), %d dead letters %s to %s",
         dataset_name,
@@ -785,7 +1012,7 @@ def run_job(
 def job_main(run: Callable[[Sequence[str] | None], Any]) -> Callable[..., int]:
     """A job's command-line `main` around its `run(argv) -> manifest`: bad input (layout,
     flags, values) prints `error: ...` naming what is wrong and returns 2."""
-    from keras_pose3d.cli import exits_cleanly  # noqa: PLC0415
+    from keras_pose3d.cli import exits_cleanly
 
     @exits_cleanly
     def main(argv: Sequence[str] | None = None) -> int:

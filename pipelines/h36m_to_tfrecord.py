@@ -20,7 +20,13 @@ metadata `<mapping>` (irregular, with spaces), never from the action name.
 * Known defects (S11 `Directions.54138969` corrupt video; S9 `SittingDown 1`, `Waiting 1`,
   `Greeting` shifted 3D) are skipped and listed as dead letters of stage "excluded".
 * Other dead letters: missing or unreadable CDF / video ("read", "video"), non-finite joints
-  ("validate"), one line per frame or file.
+  ("validate"), one line per frame or file. A truncated video (the stream ends before the
+  frame count its container announces, and before metadata.xml's count) is one "video" dead
+  letter and none of its frames is written: the records of a sequence are held until its
+  video has been read to the end. Sequence names from metadata.xml that would leave the input
+  root (`../`, absolute) are dead letters of stage "path".
+* Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); CDFs
+  and videos are read from a temporary local copy (cdflib and OpenCV open local files only).
 
 Work items are (subject, sequence, camera) listed in the driver from metadata.xml; CDFs and
 videos are read inside the DoFn.
@@ -30,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -40,7 +45,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
-from keras_pose3d.data.readers import h36m
+from keras_pose3d.data.readers import files, h36m
 from pipelines import common
 
 _LOG = logging.getLogger(__name__)
@@ -89,11 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _metadata_path(args: argparse.Namespace) -> str:
-    return args.metadata or os.path.join(args.input_dir, "metadata.xml")
+    return args.metadata or files.join(args.input_dir, "metadata.xml")
 
 
 def required_layout(args: argparse.Namespace) -> tuple[str, list[str]]:
-    patterns = [os.path.abspath(_metadata_path(args))]
+    patterns = [files.absolute(_metadata_path(args))]
     for subject in _csv(args.subjects) or []:
         patterns.append(f"{subject}/{h36m.POSE_DIR}/{h36m.D3_MONO_DIR}/*.cdf")
         patterns.append(f"{subject}/{h36m.VIDEO_DIR}/*.mp4")
@@ -113,7 +118,9 @@ def split_of(subject: str) -> str:
 
 def list_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Work items (one per subject/sequence/camera) and the exclusion dead letters."""
-    meta = camera_lib.load_h36m_metadata(_metadata_path(args))
+    # The metadata parser opens local paths only: a remote file is read from a local copy.
+    with files.local_copy(_metadata_path(args), "H36M metadata.xml") as local:
+        meta = camera_lib.load_h36m_metadata(local)
     subjects = _csv(args.subjects) or []
     for subject in subjects:
         split_of(subject)
@@ -131,6 +138,10 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         if actions is not None and seq.action not in actions:
             continue
         if sequences is not None and f"{seq.subject}/{seq.prefix}" not in sequences:
+            continue
+        unsafe = files.escapes_root(f"{seq.subject}/{seq.prefix}.{seq.camera}")
+        if unsafe is not None:
+            letters.append({"id": seq.key, "stage": "path", "reason": unsafe})
             continue
         reason = h36m.known_defect(seq.subject, seq.prefix, seq.camera)
         if reason is not None:
@@ -161,7 +172,7 @@ class SequenceToRecords(beam.DoFn):
         try:
             d3 = h36m.read_pose_cdf(seq.d3_path(self._input_dir), 3)
             d2_path = seq.d2_path(self._input_dir)
-            d2 = h36m.read_pose_cdf(d2_path, 2) if os.path.isfile(d2_path) else None
+            d2 = h36m.read_pose_cdf(d2_path, 2) if files.exists(d2_path) else None
         except (FileNotFoundError, ValueError) as err:
             yield common.dead_letter(seq.key, "read", str(err), split=split)
             return
@@ -179,22 +190,32 @@ class SequenceToRecords(beam.DoFn):
                 h36m.to_mpii(d2).astype(np.float64) if d2 is not None else cam.project(joints_3d)
             )  # (N, 16, 2) px
         n_pose = d3.shape[0]
-        reader = h36m.VideoReader(seq.video_path(self._input_dir), self._stride, limit=n_pose)
+        reader = h36m.VideoReader(
+            seq.video_path(self._input_dir),
+            self._stride,
+            limit=n_pose,
+            expected_frames=seq.expected_frames,
+        )
+        # Held until the video is read to the end: a truncated video writes nothing.
+        outputs = []
         try:
             for frame_index, bgr in reader:
                 record = self._record(
                     seq, cam, frame_index, bgr, joints_2d[frame_index], joints_3d[frame_index]
                 )
                 if isinstance(record, str):
-                    yield common.dead_letter(
-                        f"{seq.key}/{frame_index:06d}", "validate", record, split=split
+                    outputs.append(
+                        common.dead_letter(
+                            f"{seq.key}/{frame_index:06d}", "validate", record, split=split
+                        )
                     )
                     continue
-                common.counter("h36m_frames").inc()
-                yield split, f"{seq.key}/{frame_index:06d}", record
+                outputs.append((split, f"{seq.key}/{frame_index:06d}", record))
         except (FileNotFoundError, ValueError) as err:
             yield common.dead_letter(seq.key, "video", str(err), split=split)
             return
+        common.counter("h36m_frames").inc(sum(isinstance(o, tuple) for o in outputs))
+        yield from outputs
         if reader.frames_total != n_pose:
             common.counter("h36m_unmatched_frames").inc(abs(reader.frames_total - n_pose))
             yield common.dead_letter(

@@ -31,15 +31,20 @@ Joints: 28 -> 17 "relevant" -> MPII-16 (MPII thorax <- 3DHP neck, upper neck <- 
 approximations, see `keras_pose3d.skeleton`). Crop: person box from the 2D joints (bounding-box
 centre, side 1.2 * max(w, h)) times PERSON_MARGIN.
 
-Dead letters: missing / corrupt video or image ("video", "image"), unreadable annotation
-("read"), non-finite or implausible joints, annot3 or univ_annot3 ("validate").
+Dead letters: missing / corrupt / truncated video or image ("video", "image"; a truncated
+video writes none of its frames, a truncated JPEG is refused by the strict decoder of
+`keras_pose3d.data.readers.images`), unreadable annotation ("read"), non-finite or implausible
+joints, annot3 or univ_annot3 ("validate").
+
+Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); videos and
+calibration files are read from a temporary local copy (OpenCV and the calibration parsers
+open local files only).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +54,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
+from keras_pose3d.data.readers import files, images
 from keras_pose3d.data.readers import h36m as h36m_reader
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
 from pipelines import common
@@ -111,7 +117,7 @@ def _splits(args: argparse.Namespace) -> list[str]:
 
 
 def _calib_dir(args: argparse.Namespace) -> str:
-    return args.test_calib_dir or os.path.join(args.test_dir, "test_util", "camera_calibration")
+    return args.test_calib_dir or files.join(args.test_dir, "test_util", "camera_calibration")
 
 
 def required_layout(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -124,12 +130,12 @@ def required_layout(args: argparse.Namespace) -> tuple[str, list[str]]:
                 for name in (m3.ANNOT_FILE, m3.CALIBRATION_FILE, m3.IMAGE_DIR):
                     patterns.append(f"{subject}/{seq}/{name}")
     if "test" in splits:
-        test_dir = os.path.abspath(args.test_dir)
+        test_dir = files.absolute(args.test_dir)
         for ts in _csv(args.test_sequences):
-            patterns.append(os.path.join(test_dir, ts, m3.TEST_ANNOT_FILE))
-            patterns.append(os.path.join(test_dir, ts, m3.IMAGE_DIR))
+            patterns.append(files.join(test_dir, ts, m3.TEST_ANNOT_FILE))
+            patterns.append(files.join(test_dir, ts, m3.IMAGE_DIR))
             patterns.append(
-                os.path.join(os.path.abspath(_calib_dir(args)), m3.TEST_CALIB_FILES[ts])
+                files.join(files.absolute(_calib_dir(args)), m3.TEST_CALIB_FILES[ts])
             )
     return root, patterns
 
@@ -151,13 +157,9 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[d
         for ts in _csv(args.test_sequences):
             if ts not in m3.TEST_CALIB_FILES:
                 raise ValueError(f"--test_sequences: unknown {ts!r}; expected {m3.TEST_SEQUENCES}")
-            annot = os.path.join(args.test_dir, ts, m3.TEST_ANNOT_FILE)
+            annot = files.join(args.test_dir, ts, m3.TEST_ANNOT_FILE)
             try:
-                valid = m3.read_test_valid_frames(annot)
-                import h5py
-
-                with h5py.File(annot, "r") as f:
-                    total = int(np.asarray(f["valid_frame"]).size)
+                valid, total = m3.read_test_frame_validity(annot)
             except (KeyError, ValueError) as err:
                 letters.append({"id": ts, "stage": "read", "reason": str(err)})
                 continue
@@ -174,7 +176,7 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[d
                         "total_frames": total,
                     }
                 )
-            calib = os.path.join(_calib_dir(args), m3.TEST_CALIB_FILES[ts])
+            calib = files.join(_calib_dir(args), m3.TEST_CALIB_FILES[ts])
             for start in range(0, valid.size, TEST_CHUNK):
                 test.append(
                     {
@@ -280,10 +282,13 @@ class TrainSequenceToRecords(beam.DoFn):
     def process(self, item):
         subject, seq, cam_index = item["subject"], item["seq"], item["camera"]
         key = f"{subject}/{seq}/video_{cam_index}"
-        seq_dir = os.path.join(self._input_dir, subject, seq)
+        seq_dir = files.join(self._input_dir, subject, seq)
         try:
-            annot = m3.read_train_annotations(os.path.join(seq_dir, m3.ANNOT_FILE), cam_index)
-            cams = camera_lib.load_3dhp_calibration(os.path.join(seq_dir, m3.CALIBRATION_FILE))
+            annot = m3.read_train_annotations(files.join(seq_dir, m3.ANNOT_FILE), cam_index)
+            calibration = files.join(seq_dir, m3.CALIBRATION_FILE)
+            # The calibration parser opens local paths only: remote files via a local copy.
+            with files.local_copy(calibration, "3DHP camera.calibration") as local:
+                cams = camera_lib.load_3dhp_calibration(local)
         except (FileNotFoundError, KeyError, ValueError) as err:
             yield common.dead_letter(key, "read", str(err), split="train")
             return
@@ -303,6 +308,8 @@ class TrainSequenceToRecords(beam.DoFn):
         reader = h36m_reader.VideoReader(
             m3.video_path(self._input_dir, subject, seq, cam_index), self._stride, limit=n_use
         )
+        # Held until the video is read to the end: a truncated video writes nothing.
+        outputs = []
         try:
             for frame, bgr in reader:
                 item_id = f"{key}/{frame:06d}"
@@ -322,13 +329,18 @@ class TrainSequenceToRecords(beam.DoFn):
                     None if univ_all is None else univ_all[frame],
                 )
                 if isinstance(record, str):
-                    yield common.dead_letter(item_id, "validate", record, split="train")
+                    outputs.append(
+                        common.dead_letter(item_id, "validate", record, split="train")
+                    )
                     continue
-                common.counter("mpi_inf_3dhp_train_frames").inc()
-                yield "train", item_id, record
+                outputs.append(("train", item_id, record))
         except (FileNotFoundError, ValueError) as err:
             yield common.dead_letter(key, "video", str(err), split="train")
             return
+        common.counter("mpi_inf_3dhp_train_frames").inc(
+            sum(isinstance(o, tuple) for o in outputs)
+        )
+        yield from outputs
         if reader.frames_total != n_use:
             yield common.dead_letter(
                 key,
@@ -354,7 +366,7 @@ class TestFramesToRecords(beam.DoFn):
     def process(self, item):
         ts = item["seq"]
         try:
-            annot = m3.read_test_annotations(os.path.join(self._test_dir, ts, m3.TEST_ANNOT_FILE))
+            annot = m3.read_test_annotations(files.join(self._test_dir, ts, m3.TEST_ANNOT_FILE))
         except (FileNotFoundError, KeyError, ValueError) as err:
             yield common.dead_letter(ts, "read", str(err), split="test")
             return
@@ -362,16 +374,20 @@ class TestFramesToRecords(beam.DoFn):
         for frame in item["frames"]:
             item_id = f"{ts}/{frame:06d}"
             path = m3.test_image_path(self._test_dir, ts, frame)
-            bgr = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
-            if bgr is None:
-                reason = "missing image" if not os.path.isfile(path) else "cannot decode image"
-                yield common.dead_letter(item_id, "image", f"{reason}: {path}", split="test")
+            try:
+                bgr = images.decode_bgr(files.read_bytes(path, "image"))
+            except FileNotFoundError:
+                yield common.dead_letter(item_id, "image", f"missing image: {path}", split="test")
+                continue
+            except ValueError as err:
+                yield common.dead_letter(item_id, "image", f"{err}: {path}", split="test")
                 continue
             h, w = bgr.shape[:2]
             if (w, h) not in cameras:
                 # The .calib holds millimetres; pixels follow from the real image size.
                 try:
-                    cameras[(w, h)] = camera_lib.load_3dhp_test_calib(item["calib"], (w, h))[0]
+                    with files.local_copy(item["calib"], "3DHP test .calib") as local:
+                        cameras[(w, h)] = camera_lib.load_3dhp_test_calib(local, (w, h))[0]
                 except (FileNotFoundError, ValueError) as err:
                     yield common.dead_letter(item_id, "read", str(err), split="test")
                     continue

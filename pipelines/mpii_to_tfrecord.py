@@ -24,7 +24,13 @@ joints inside the crop, `has_3d` 0, `intrinsics` zeros, provenance `meta/sequenc
 "<image name>/<person index>", `meta/frame` = 0-based annolist image index, `meta/action` =
 the MPII activity category (`act.cat_name`, "" when absent).
 
-Dead letters: unreadable / missing images (stage "image"), too few joints ("min_joints"),
+Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://). Images
+are decoded strictly (`keras_pose3d.data.readers.images`): a truncated JPEG is a dead letter,
+not a grey-padded record.
+
+Dead letters: missing, truncated or undecodable images (stage "image"), image names from the
+.mat that leave `<input_dir>/images` (`../`, absolute paths; stage "path"), too few joints
+("min_joints"),
 joints far outside the image or non-finite ("validate"), one summary line counting the test
 persons that were skipped ("test_persons"), one line counting `--split_file` entries that match no
 person ("split_file"; a split file that matches nobody, e.g. 1-based, is an error).
@@ -34,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -43,8 +48,8 @@ import apache_beam as beam
 import cv2
 import numpy as np
 
+from keras_pose3d.data.readers import files, images, mpii
 from keras_pose3d.data.readers import h36m as h36m_reader
-from keras_pose3d.data.readers import mpii
 from pipelines import common
 
 _LOG = logging.getLogger(__name__)
@@ -79,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def required_layout(args: argparse.Namespace) -> tuple[str, list[str]]:
     patterns = [args.annotation_file or mpii.ANNOTATION_FILE, mpii.IMAGES_DIR]
     if args.split_file:
-        patterns.append(os.path.abspath(args.split_file))
+        patterns.append(files.absolute(args.split_file))
     return args.input_dir, patterns
 
 
@@ -213,13 +218,28 @@ class CropPersons(beam.DoFn):
         self._crop_size = crop_size
 
     def process(self, item):
-        path = os.path.join(self._images_dir, item["image_name"])
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
-        if bgr is None:
-            reason = "missing image" if not os.path.isfile(path) else "cannot decode image"
+        name = item["image_name"]
+        # The name comes from the .mat: never let it point outside the images folder.
+        unsafe = files.escapes_root(name)
+        if unsafe is not None:
             for person in item["persons"]:
                 yield common.dead_letter(
-                    f"{item['image_name']}/{person['person_index']}", "image", f"{reason}: {path}"
+                    f"{name}/{person['person_index']}", "path", unsafe, split=person["split"]
+                )
+            return
+        path = files.join(self._images_dir, name)
+        try:
+            bgr = images.decode_bgr(files.read_bytes(path, "image"))
+        except FileNotFoundError:
+            reason = f"missing image: {path}"
+        except ValueError as err:
+            reason = f"{err}: {path}"
+        else:
+            reason = None
+        if reason is not None:
+            for person in item["persons"]:
+                yield common.dead_letter(
+                    f"{name}/{person['person_index']}", "image", reason, split=person["split"]
                 )
             return
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -269,7 +289,7 @@ class CropPersons(beam.DoFn):
 
 
 def build(pipeline: beam.Pipeline, args: argparse.Namespace):
-    annotation = os.path.join(args.input_dir, args.annotation_file or mpii.ANNOTATION_FILE)
+    annotation = files.join(args.input_dir, args.annotation_file or mpii.ANNOTATION_FILE)
     items, letters = list_items(annotation, args.split_file, args.min_joints)
     _LOG.info(
         "mpii: %d images with usable persons, %d driver dead letters", len(items), len(letters)
@@ -279,7 +299,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
         | "Images" >> beam.Create(items, reshuffle=True)
         | "CropPersons"
         >> beam.ParDo(
-            CropPersons(os.path.join(args.input_dir, mpii.IMAGES_DIR), args.crop_size)
+            CropPersons(files.join(args.input_dir, mpii.IMAGES_DIR), args.crop_size)
         ).with_outputs(common.DEAD_LETTER_TAG, main="records")
     )
     driver_letters = pipeline | "DriverDeadLetters" >> beam.Create(letters)

@@ -141,7 +141,7 @@ def _full_points(cx: float, cy: float, step: float, vis_codes) -> list:
     return points
 
 
-def write_mpii_fixture(root: str | os.PathLike) -> dict:
+def write_mpii_fixture(root: str | os.PathLike, names_in_mat: dict[str, str] | None = None) -> dict:
     """An MPII release tree: `mpii_human_pose_v1_u12_1.mat` + `images/*.jpg`.
 
     Images (annolist order):
@@ -155,6 +155,9 @@ def write_mpii_fixture(root: str | os.PathLike) -> dict:
       4 `000000005.jpg` train, one person with only 3 points (below --min_joints 4).
       5 `000000006.jpg` train, no person (empty annorect).
       6 `000000007.jpg` train, one person with a joint thousands of px outside the image.
+
+    `names_in_mat` {file name: name stored in the .mat} stores other image names (e.g.
+    `../000000002.jpg`) while the files keep theirs.
 
     Returns:
         dict: `persons` list of expected dicts (image_index, person_index, image_name,
@@ -213,7 +216,7 @@ def write_mpii_fixture(root: str | os.PathLike) -> dict:
     annolist = _struct(
         [
             {
-                "image": _struct([{"name": n}], ["name"]),
+                "image": _struct([{"name": (names_in_mat or {}).get(n, n)}], ["name"]),
                 "annorect": r,
                 "frame_sec": _num(10 + i, np.uint8),
                 "vididx": _num(i + 1, np.uint16),

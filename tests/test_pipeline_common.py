@@ -1,13 +1,14 @@
 """Beam helpers: args, layout check, crop geometry, dead letters, deterministic shards."""
 
 import json
+import math
 import os
 
 import apache_beam as beam
 import cv2
 import numpy as np
 import pytest
-from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from keras_pose3d.data import features
 from pipelines import common
@@ -203,17 +204,25 @@ def _items(reverse=False):
     return items[::-1] if reverse else items
 
 
-def _run(items, out, num_shards=2, extra_letters=None):
+def _run(items, out, num_shards=2, extra_letters=None, max_fraction=1.0, **kwargs):
     os.makedirs(out, exist_ok=True)
-    with beam.Pipeline() as p:
+    options = PipelineOptions([])
+    with beam.Pipeline(runner=common.local_runner(options), options=options) as p:
         records = p | beam.Create(items, reshuffle=False)
         letters = None
         if extra_letters is not None:
             letters = p | "Letters" >> beam.Create(extra_letters)
         common.write_outputs(
-            records, letters, str(out), num_shards, ("train", "validation"), {"test": 1}
+            records,
+            letters,
+            str(out),
+            num_shards,
+            ("train", "validation"),
+            {"test": 1},
+            max_dead_letter_fraction=max_fraction,
+            **kwargs,
         )
-    return common.verify_output(str(out))
+    return common.verify_output(str(out), require_complete=False)
 
 
 def _read(path):
@@ -345,8 +354,144 @@ def test_check_points_3d_names_the_field_and_the_joints():
     bad = good.copy()
     bad[[3, 9], 1] = np.nan
     assert common.check_points_3d(bad, "joints_3d_univ") == (
-        "joints_3d_univ non-finite at joints [3, 9]")
+        "joints_3d_univ non-finite at joints [3, 9]"
+    )
     far = good.copy()
     far[0, 0] = 2 * common.MAX_ABS_MM
     assert common.check_points_3d(far, "x").startswith("x out of range")
     assert common.check_points_3d(np.zeros((17, 3)), "x") == "x has shape (17, 3), expected (16, 3)"
+
+
+# ----------------------------------------------------------------------------------------------
+# Trust: the dead-letter fraction, nothing written.
+# ----------------------------------------------------------------------------------------------
+def test_quality_problems_count_failures_not_exclusions():
+    # 2 failures (read, validate) and 5 exclusions beside 9 records: 2 / 11 items failed.
+    by_stage = common.dead_letter_stage_counts(JOB_LETTERS + [{"id": "b", "stage": "validate"}])
+    assert common.dead_letter_failures(by_stage) == 2
+    assert common.quality_problems(9, by_stage, 0.19) == []
+    (problem,) = common.quality_problems(9, by_stage, 0.18)
+    assert problem.startswith("2 of 11 items failed (18.2% > --max_dead_letter_fraction 18.0%")
+    assert "{'read': 1, 'validate': 1}" in problem
+    # Exclusions alone never fail a job, however many.
+    assert common.quality_problems(1, {"excluded": 500, "frame_count": 40}, 0.0) == []
+    assert common.quality_problems(0, {}, 1.0) == ["no record was written"]
+
+
+@pytest.mark.beam
+def test_too_many_dead_letters_mark_the_manifest_incomplete(tmp_path):
+    # 9 records, failures: the job's "read" letter and the encoder's "validate" one (2 / 11).
+    manifest = _run(_items(), tmp_path / "a", extra_letters=JOB_LETTERS, max_fraction=0.1)
+    assert manifest["complete"] is False and manifest["dead_letter_failures"] == 2
+    stages = "{'read': 1, 'validate': 1}"
+    assert manifest["problems"] == [
+        f"2 of 11 items failed (18.2% > --max_dead_letter_fraction 10.0%; by stage {stages})"
+    ]
+    assert not common.manifest_is_complete(str(tmp_path / "a"))
+    with pytest.raises(RuntimeError, match="no complete manifest"):
+        common.verify_output(str(tmp_path / "a"))
+    ok = _run(_items(), tmp_path / "b", extra_letters=JOB_LETTERS, max_fraction=0.2)
+    assert ok["complete"] is True and ok["problems"] == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Shard counts from the data.
+# ----------------------------------------------------------------------------------------------
+def test_shards_for_bytes_hand_values():
+    plan = common.shards_for_bytes(
+        {"train": 1000, "validation": 1}, ("train", "validation", "test"), 300
+    )
+    assert plan == {"train": 4, "validation": 1, "test": 1}  # ceil(1000 / 300) = 4; empty -> 1
+    assert common.shards_for_bytes({"train": 900}, ("train",), 300) == {"train": 3}
+    with pytest.raises(ValueError, match="target_shard_bytes"):
+        common.shards_for_bytes({}, ("train",), 0)
+
+
+@pytest.mark.beam
+def test_shard_count_follows_the_data_when_not_given(tmp_path):
+    good = [(s, i, r) for s, i, r in _items() if i != "S1/bad"]
+    train_bytes = sum(len(features.encode_example(r)) for s, _, r in good if s == "train")
+    val_bytes = sum(len(features.encode_example(r)) for s, _, r in good if s == "validation")
+    # Aim at a third of the train split: 3 train shards (validation records carry 3D: 2).
+    target = train_bytes / 3 + 1
+    manifest = _run(_items(), tmp_path / "a", num_shards=None, target_shard_bytes=target)
+    assert manifest["splits"]["train"]["num_shards"] == 3
+    assert manifest["splits"]["validation"]["num_shards"] == math.ceil(val_bytes / target) == 2
+    assert manifest["splits"]["train"]["files"][-1] == "train-00002-of-00003.tfrecord"
+    assert manifest["num_examples"] == 9
+    # The same data gives the same plan and the same bytes.
+    again = _run(_items(reverse=True), tmp_path / "b", num_shards=None, target_shard_bytes=target)
+    assert again["splits"] == manifest["splits"]
+    for name in manifest["splits"]["train"]["files"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_write_shard_file_bytes_do_not_depend_on_the_sort_buffer(tmp_path):
+    rng = np.random.default_rng(0)
+    items = []
+    for i in rng.permutation(40):
+        record = _record(int(i), "S1")
+        serialized = features.encode_example(record)
+        items.append((f"S1\x00{int(i):012d}", serialized))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    big = common.write_shard_file(str(tmp_path / "a"), "train", 0, 1, items, 1 << 30)
+    small = common.write_shard_file(str(tmp_path / "b"), "train", 0, 1, items, 2000)
+    assert big == small and big["num_examples"] == 40
+    name = common.shard_name("train", 0, 1)
+    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    frames = [features.decode_record(b)["frame"] for b in _read(tmp_path / "a" / name)]
+    assert frames == sorted(frames) and len(set(frames)) == 40
+    assert sorted(os.listdir(tmp_path / "b")) == [name]  # no temporary file left behind
+
+
+# ----------------------------------------------------------------------------------------------
+# The local runner is pinned: Beam's DirectRunner would try to download Prism first.
+# ----------------------------------------------------------------------------------------------
+class _PrismStarted(Exception):
+    pass
+
+
+def _forbid_prism(monkeypatch):
+    from apache_beam.runners.portability import prism_runner
+
+    started = []
+
+    def refuse(self, *args, **kwargs):
+        started.append(True)
+        raise _PrismStarted("the PrismRunner was created (it downloads its binary)")
+
+    monkeypatch.setattr(prism_runner.PrismRunner, "__init__", refuse)
+    return started
+
+
+@pytest.mark.beam
+@pytest.mark.parametrize("runner_flags", [[], ["--runner", "DirectRunner"]])
+def test_jobs_never_start_prism(tmp_path, monkeypatch, runner_flags):
+    from pipelines import synthetic_to_tfrecord
+
+    started = _forbid_prism(monkeypatch)
+    argv = [
+        f"--output_dir={tmp_path / 'out'}",
+        "--num_subjects=3",
+        "--sequences_per_subject=1",
+        "--frames_per_sequence=1",
+        "--crop_size=16",
+        "--num_shards=1",
+        *runner_flags,
+    ]
+    assert synthetic_to_tfrecord.run(argv)["num_examples"] == 3
+    assert started == []
+    # Control: Beam's own DirectRunner does try to start Prism on the same kind of pipeline.
+    with pytest.raises(_PrismStarted), beam.Pipeline() as p:
+        _ = p | beam.Create([1, 2]) | beam.Map(lambda x: x)
+    assert started == [True]
+
+
+def test_local_runner_only_replaces_the_direct_runner():
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    for flags in ([], ["--runner=DirectRunner"]):
+        assert isinstance(common.local_runner(PipelineOptions(flags)), fn_runner.FnApiRunner)
+    for name in ("PortableRunner", "PrismRunner", "DataflowRunner", "FlinkRunner"):
+        assert common.local_runner(PipelineOptions([f"--runner={name}"])) is None

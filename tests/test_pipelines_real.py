@@ -78,6 +78,9 @@ def test_mpii_job_end_to_end(tmp_path):
             str(size),
             "--num_shards",
             "2",
+            # The fixture is mostly broken on purpose (2 failures beside 3 records).
+            "--max_dead_letter_fraction",
+            "1",
         ]
     )
 
@@ -198,6 +201,8 @@ def h36m_run(tmp_path_factory):
             "64",
             "--num_shards",
             "2",
+            "--max_dead_letter_fraction",
+            "1",
         ]
     )
     return exp, out, manifest
@@ -335,6 +340,8 @@ def mpi3dhp_run(tmp_path_factory):
             "48",
             "--num_shards",
             "2",
+            "--max_dead_letter_fraction",
+            "1",
             "--output_dir",
             out,
         ]

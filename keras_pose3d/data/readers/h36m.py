@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from keras_pose3d import skeleton
+from keras_pose3d.data.readers import files
 
 # Protocol split of the paper (datasets.md 3.4); metadata.xml's own split is the server one.
 TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
@@ -64,17 +65,17 @@ class SequenceItem:
     expected_frames: int = -1
 
     def d3_path(self, root: str) -> str:
-        return os.path.join(
+        return files.join(
             root, self.subject, POSE_DIR, D3_MONO_DIR, f"{self.prefix}.{self.camera}.cdf"
         )
 
     def d2_path(self, root: str) -> str:
-        return os.path.join(
+        return files.join(
             root, self.subject, POSE_DIR, D2_DIR, f"{self.prefix}.{self.camera}.cdf"
         )
 
     def video_path(self, root: str) -> str:
-        return os.path.join(root, self.subject, VIDEO_DIR, f"{self.prefix}.{self.camera}.mp4")
+        return files.join(root, self.subject, VIDEO_DIR, f"{self.prefix}.{self.camera}.mp4")
 
     @property
     def key(self) -> str:
@@ -130,17 +131,17 @@ def read_pose_cdf(path: str | os.PathLike, dims: int) -> np.ndarray:
     import cdflib
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"H36M pose file not found: {path}")
     width = 32 * dims
-    try:
-        cdf = cdflib.CDF(path)
-        variables = cdf.cdf_info().zVariables + cdf.cdf_info().rVariables
-    except Exception as err:  # cdflib raises bare OSError / ValueError / struct.error
-        raise ValueError(f"{path}: not a readable CDF file ({err})") from err
-    if "Pose" not in variables:
-        raise ValueError(f"{path}: no 'Pose' variable (found {variables})")
-    pose = np.asarray(cdf.varget("Pose"))
+    # cdflib opens local paths only: a remote file is read from a temporary local copy.
+    with files.local_copy(path, "H36M pose file") as local:
+        try:
+            cdf = cdflib.CDF(local)
+            variables = cdf.cdf_info().zVariables + cdf.cdf_info().rVariables
+        except Exception as err:  # cdflib raises bare OSError / ValueError / struct.error
+            raise ValueError(f"{path}: not a readable CDF file ({err})") from err
+        if "Pose" not in variables:
+            raise ValueError(f"{path}: no 'Pose' variable (found {variables})")
+        pose = np.asarray(cdf.varget("Pose"))
     if pose.ndim == 3 and pose.shape[0] == 1 and pose.shape[2] == width:
         pose = pose[0]
     if pose.ndim != 2 or pose.shape[1] != width:
@@ -179,52 +180,88 @@ class VideoReader:
     `frames_total` is the number of frames the video really holds (pose and video counts differ
     by a few frames; the caller counts the difference).
 
+    Truncation: a cut file still opens, its header still announces every frame, and FFmpeg
+    conceals the damaged last frame instead of failing. So when the stream ends before the
+    count the container announces (`frames_announced`, when it states one), the video is
+    truncated and iteration raises ValueError after the last frame, unless the stream delivered
+    `expected_frames` (a count known from elsewhere, e.g. H36M metadata.xml), which settles it.
+    Callers that must not write frames of a truncated video hold them until iteration ends.
+
+    The path may be any `tf.io.gfile` path: OpenCV opens local files only, so a remote video is
+    copied to a temporary local file for the duration of the iteration.
+
     Args:
         path: the video file.
         stride: keep every stride-th frame.
         limit: yield no frame at or after this index (e.g. the pose count); None: no limit.
+        expected_frames: frames the complete video holds, when known (<= 0: unknown).
     """
 
-    def __init__(self, path: str | os.PathLike, stride: int = 1, limit: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        stride: int = 1,
+        limit: int | None = None,
+        expected_frames: int | None = None,
+    ):
         if stride < 1:
             raise ValueError(f"stride must be >= 1. Received: {stride}")
         self.path = os.fspath(path)
         self.stride = stride
         self.limit = limit
+        self.expected_frames = expected_frames if expected_frames and expected_frames > 0 else None
         self.frames_total = 0
+        self.frames_announced = 0
 
-    def _open(self):
+    def _open(self, local: str):
         import cv2
 
-        if not os.path.isfile(self.path):
-            raise FileNotFoundError(f"video not found: {self.path}")
-        cap = cv2.VideoCapture(self.path)
+        cap = cv2.VideoCapture(local)
         if not cap.isOpened():
             cap.release()
             raise ValueError(f"{self.path}: cannot open video (corrupt or unsupported codec)")
+        self.frames_announced = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         return cap
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        cap = self._open()
-        try:
-            index = 0
-            while cap.grab():
-                self.frames_total = index + 1
-                if (self.limit is None or index < self.limit) and index % self.stride == 0:
-                    ok, frame = cap.retrieve()
-                    if not ok or frame is None:
-                        raise ValueError(f"{self.path}: frame {index} cannot be decoded")
-                    yield index, frame
-                index += 1
-        finally:
-            cap.release()
+        with files.local_copy(self.path, "video") as local:
+            cap = self._open(local)
+            try:
+                index = 0
+                while cap.grab():
+                    self.frames_total = index + 1
+                    if (self.limit is None or index < self.limit) and index % self.stride == 0:
+                        ok, frame = cap.retrieve()
+                        if not ok or frame is None:
+                            raise ValueError(f"{self.path}: frame {index} cannot be decoded")
+                        yield index, frame
+                    index += 1
+            finally:
+                cap.release()
         if self.frames_total == 0:
             raise ValueError(f"{self.path}: video holds no decodable frame")
+        if self.truncated:
+            raise ValueError(
+                f"{self.path}: truncated video: the stream ends after {self.frames_total} "
+                f"frames but the file announces {self.frames_announced}"
+            )
+
+    @property
+    def truncated(self) -> bool:
+        """True once iterated when the stream delivered fewer frames than announced (and not
+        the `expected_frames`)."""
+        if self.expected_frames is not None and self.frames_total >= self.expected_frames:
+            return False
+        return 0 < self.frames_total < self.frames_announced
 
 
 def count_video_frames(path: str | os.PathLike) -> int:
     """Frames a video actually delivers (sequential grab; CAP_PROP_FRAME_COUNT is unreliable)."""
     reader = VideoReader(path, stride=1 << 30, limit=0)
-    for _ in reader:
-        pass
+    try:
+        for _ in reader:
+            pass
+    except ValueError:
+        if not reader.truncated:  # a truncated video still delivers its frames: count them
+            raise
     return reader.frames_total

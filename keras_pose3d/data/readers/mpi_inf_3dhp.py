@@ -15,11 +15,13 @@ upper neck are approximations (3DHP neck and head), see `keras_pose3d.skeleton`.
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 
 from keras_pose3d import skeleton
+from keras_pose3d.data.readers import files
 
 TRAIN_SUBJECTS: tuple[str, ...] = tuple(f"S{i}" for i in range(1, 9))
 TRAIN_SEQUENCES: tuple[str, ...] = ("Seq1", "Seq2")
@@ -81,12 +83,12 @@ MPII_FROM_28: tuple[int, ...] = tuple(
 
 
 def video_path(root: str, subject: str, seq: str, camera: int) -> str:
-    return os.path.join(root, subject, seq, IMAGE_DIR, f"video_{camera}.avi")
+    return files.join(root, subject, seq, IMAGE_DIR, f"video_{camera}.avi")
 
 
 def test_image_path(root: str, seq: str, frame: int) -> str:
     """Image of 0-based `frame`: the files are 1-based (`img_000001.jpg` is frame 0)."""
-    return os.path.join(root, seq, IMAGE_DIR, f"img_{frame + 1:06d}.jpg")
+    return files.join(root, seq, IMAGE_DIR, f"img_{frame + 1:06d}.jpg")
 
 
 def frame_count(subject: str, seq: str, rows: int) -> int:
@@ -149,12 +151,11 @@ def read_train_annotations(path: str | os.PathLike, camera: int) -> dict[str, np
     import scipy.io
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"3DHP annotation file not found: {path}")
     if not 0 <= camera < NUM_CAMERAS:
         raise ValueError(f"camera must be in [0, {NUM_CAMERAS}). Received: {camera}")
+    data = files.read_bytes(path, "3DHP annotation file")
     try:
-        mat = scipy.io.loadmat(path)
+        mat = scipy.io.loadmat(io.BytesIO(data))
     except Exception as err:  # scipy raises several types for corrupt files
         raise ValueError(f"{path}: not a readable MATLAB v5 annot.mat ({err})") from err
     a2 = _cell(mat, "annot2", camera, 56, path).reshape(-1, 28, 2)
@@ -207,10 +208,9 @@ def read_test_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
     import h5py
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"3DHP test annotation file not found: {path}")
+    data = files.read_bytes(path, "3DHP test annotation file")
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(io.BytesIO(data), "r")
     except OSError as err:
         raise ValueError(f"{path}: not an HDF5 (MATLAB v7.3) annot_data.mat ({err})") from err
     with f:
@@ -232,17 +232,24 @@ def read_test_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
     }
 
 
-def read_test_valid_frames(path: str | os.PathLike) -> np.ndarray:
-    """0-based indices of the frames with `valid_frame` == 1 (reads only that dataset)."""
+def read_test_frame_validity(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """(0-based indices of the frames with `valid_frame` == 1, total frame count); reads only
+    that dataset."""
     import h5py
 
     path = os.fspath(path)
     try:
-        f = h5py.File(path, "r")
+        data = files.read_bytes(path, "3DHP test annotation file")
+        f = h5py.File(io.BytesIO(data), "r")
     except (OSError, FileNotFoundError) as err:
         raise ValueError(f"{path}: not an HDF5 (MATLAB v7.3) annot_data.mat ({err})") from err
     with f:
         if "valid_frame" not in f:
             raise KeyError(f"{path}: missing dataset 'valid_frame' (found {sorted(f)})")
         valid = np.asarray(f["valid_frame"]).reshape(-1)
-    return np.flatnonzero(valid == 1)
+    return np.flatnonzero(valid == 1), int(valid.size)
+
+
+def read_test_valid_frames(path: str | os.PathLike) -> np.ndarray:
+    """0-based indices of the frames with `valid_frame` == 1 (reads only that dataset)."""
+    return read_test_frame_validity(path)[0]

@@ -21,6 +21,7 @@ the project's MPII-16 order.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from keras_pose3d import skeleton
+from keras_pose3d.data.readers import files
 
 ANNOTATION_FILE = "mpii_human_pose_v1_u12_1.mat"
 IMAGES_DIR = "images"
@@ -203,14 +205,14 @@ def parse_person(
 
 
 def load_mat(path: str | os.PathLike) -> dict[str, Any]:
-    """`scipy.io.loadmat` with squeezed `mat_struct`s; errors name the file."""
+    """`scipy.io.loadmat` with squeezed `mat_struct`s, from any `tf.io.gfile` path; errors
+    name the file."""
     import scipy.io
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"MPII annotation file not found: {path}")
+    data = files.read_bytes(path, "MPII annotation file")
     try:
-        return scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True)
+        return scipy.io.loadmat(io.BytesIO(data), struct_as_record=False, squeeze_me=True)
     except Exception as err:  # scipy raises several types for corrupt / v7.3 files
         raise ValueError(f"{path}: not a readable MATLAB v5 MPII annotation ({err})") from err
 
@@ -284,12 +286,15 @@ def read_split_file(path: str | os.PathLike) -> set[tuple[int, int]] | set[str]:
       person of those images is validation.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"MPII split file not found: {path}")
+    data = files.read_bytes(path, "MPII split file")
     if path.endswith((".h5", ".hdf5")):
         import h5py
 
-        with h5py.File(path, "r") as f:
+        try:
+            handle = h5py.File(io.BytesIO(data), "r")
+        except OSError as err:
+            raise ValueError(f"{path}: not a readable HDF5 split file ({err})") from err
+        with handle as f:
             for key in ("index", "person"):
                 if key not in f:
                     raise KeyError(f"{path}: missing dataset '{key}' (found {sorted(f)})")
@@ -298,8 +303,7 @@ def read_split_file(path: str | os.PathLike) -> set[tuple[int, int]] | set[str]:
         if index.shape != person.shape:
             raise ValueError(f"{path}: 'index' {index.shape} and 'person' {person.shape} differ")
         return set(zip(index.tolist(), person.tolist()))
-    with open(path, encoding="utf-8") as f:
-        lines = [line.split() for line in f if line.strip()]
+    lines = [line.split() for line in data.decode("utf-8").splitlines() if line.strip()]
     if lines and all(len(t) == 2 and t[0].isdigit() and t[1].isdigit() for t in lines):
         return {(int(a), int(b)) for a, b in lines}
     if lines and all(len(t) == 1 for t in lines):
