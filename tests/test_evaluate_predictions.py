@@ -153,6 +153,10 @@ def test_3d_predictions_npz_by_record_id(tmp_path, capsys):
     rows = json.loads((out / "mpi_inf_3dhp.json").read_text())["mpi_inf_3dhp"]["rows"]
     assert rows["All"]["MPJPE"] == pytest.approx((15 * 90.0 + 45.0) / 17, rel=1e-5)
     capsys.readouterr()
+    # "univ" means nothing for another dataset: refused, naming the file.
+    assert main(["--dataset", "h36m", "--predictions", str(npz), "--records", str(rec),
+                 "--out", str(out)]) == 2
+    assert f"{npz}: pose_scale 'univ'" in capsys.readouterr().err
     # A missing record id is refused, naming it.
     npz = predictions_file.save_pose_predictions(tmp_path / "m.npz", ids[:3], gt[:3])
     assert main(["--dataset", "mpi_inf_3dhp", "--predictions", str(npz), "--records", str(rec),

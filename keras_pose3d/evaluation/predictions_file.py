@@ -14,7 +14,8 @@ them); each is accepted, anything else is refused naming the file, key and shape
   protocol root-aligns);
 * `pose_scale` (scalar str, optional, default "annot3"): "annot3" = decoded at the size of the
   records' `joints_3d` (what `evaluate --run` writes: decoded with the ground-truth root depth),
-  "univ" = already at the 3DHP univ_annot3 size (not rescaled; `evaluation.mpi_inf_3dhp`).
+  "univ" = already at the 3DHP univ_annot3 size (not rescaled; `evaluation.mpi_inf_3dhp`;
+  refused for the other datasets).
 
 `match_records` puts the poses in record order and refuses missing, extra or repeated ids.
 """
