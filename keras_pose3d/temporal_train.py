@@ -14,7 +14,8 @@ rate it was trained at. `model.frame_rate` (10 fps: the paper's every-5th H36M f
 the prediction files' `frame_rate` (predict_sequences writes them at a given rate); a different
 rate stops before training, a file without one (written before it was recorded) is used with a
 warning. The rate is stored in the model (`TPNet.frame_rate`, and the SavedModel's metadata
-on export), and `infer` resamples video poses to it.
+on export). `infer` does not resample video poses to it yet (nor refuse another rate): a
+video must come at this rate.
 
 Resumable: every epoch ends with a checkpoint in RUN_DIR/resume (`resumable_fit`); after a kill
 the same command continues from the last completed epoch (a different config for the same
@@ -109,8 +110,9 @@ def load_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> Temp
 
 
 def load_predictions(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-    """An npz of predict_sequences: pred, gt (M, J, 3) mm; sequence (M,) int; frame (M,) int;
-    optionally frame_rate () float (frames per second, NaN = unknown)."""
+    """An npz of predict_sequences: pred, gt (M, J, 3) mm; sequence (M,) int; frame (M,) int or
+    float (source-frame position, fractional where interpolated); optionally frame_rate () float
+    (frames per second, NaN = unknown)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"prediction file {path} not found (pipelines/predict_sequences.py)")
@@ -131,11 +133,18 @@ def check_frame_rate(data: dict, path: str | pathlib.Path, key: str, frame_rate:
     Raises:
         ValueError: naming the config key, the file and both rates.
     """
-    rate = float(data["frame_rate"]) if "frame_rate" in data else math.nan
-    if math.isnan(rate):
+    if "frame_rate" not in data:
         _LOG.warning("config key '%s': %s does not record its frame rate (written before "
                      "predict_sequences recorded it); assuming model.frame_rate = %g fps", key,
                      path, frame_rate)
+        return
+    rate = float(data["frame_rate"])
+    if math.isnan(rate):
+        # predict_sequences --frame-rate native: sequences at different or unknown rates.
+        _LOG.warning("config key '%s': %s holds sequences at no single known frame rate "
+                     "(predict_sequences --frame-rate native); assuming model.frame_rate = %g "
+                     "fps. Write it with --frame-rate %g to be sure", key, path, frame_rate,
+                     frame_rate)
     elif not math.isclose(rate, frame_rate, rel_tol=1e-6):
         raise ValueError(f"config key '{key}': {path} holds predictions at {rate:g} fps but "
                          f"model.frame_rate is {frame_rate:g} fps; write them at that rate with "

@@ -51,7 +51,6 @@ on one GPU). Scaling out would shard `--records` across processes and concatenat
 from __future__ import annotations
 
 import argparse
-import collections
 import logging
 import math
 import pathlib
@@ -104,7 +103,7 @@ def check_frame_steps(name: str, frames: Sequence[int]) -> list[tuple[int, int]]
     if len(frames) < 3:
         return []
     steps = np.diff(frames)
-    step = collections.Counter(steps.tolist()).most_common(1)[0][0]
+    step = frame_rates.usual_step(frames)
     gaps = [(int(frames[i]), int(frames[i + 1])) for i in np.flatnonzero(steps != step)]
     if gaps:
         shown = ", ".join(f"{a}->{b}" for a, b in gaps[:10])
@@ -235,7 +234,8 @@ def _resampled(rows: dict, origin: dict, frame_rate: float) -> list:
                          "parts (TP-Net windows never span a gap)", name, len(runs) - 1,
                          frame_rate, len(runs))
         for positions in runs:
-            part = name if len(runs) == 1 else f"{name}@{positions[0]:g}"
+            # A run starts on a recorded (integer) frame; no exponent notation for big ones.
+            part = name if len(runs) == 1 else f"{name}@{int(positions[0])}"
             parts.append((part, positions, frame_rates.resample(frames, pred, positions),
                           frame_rates.resample(frames, gt, positions)))
     if errors:

@@ -405,6 +405,22 @@ def test_3dhp_error_does_not_depend_on_the_subject_scale(s):
     assert got[metrics.AUC3D_NAME] == pytest.approx(100.0 * (20 if s < 1 else 17) / 31)
 
 
+def test_3dhp_scale_ignores_invalid_frames_with_empty_annotations():
+    """An invalid frame (valid_frame = 0) with an all-zero annotation is dropped, not a zero-size
+    error that stops the whole evaluation, and the scale range covers the valid frames only."""
+    from keras_pose3d.evaluate import tables_mpi_inf_3dhp
+
+    arrays, meta = _3dhp_records_case(1.1, np.array([0.0, 60.0, 0.0]))
+    want = tables_mpi_inf_3dhp(arrays, meta)[0]["mpi_inf_3dhp"]
+    zeros = np.zeros((1, 16, 3))
+    arrays = {"pred_mm": np.concatenate([arrays["pred_mm"], zeros + 5.0]),
+              "gt_mm": np.concatenate([arrays["gt_mm"], zeros])}
+    meta = meta + [{**meta[0], "joints_3d_univ": zeros[0], "valid_frame": False}]
+    got = tables_mpi_inf_3dhp(arrays, meta)[0]["mpi_inf_3dhp"]
+    assert got["rows"] == want["rows"] and got["n_invalid_dropped"] == 1
+    assert got["scale"] == want["scale"] and "1.100..1.100" in got["scale"]
+
+
 # ----------------------------------------------------------------------------------------------
 # MPII on records: every annotated joint counts, inside the crop or not (issue 12).
 # ----------------------------------------------------------------------------------------------

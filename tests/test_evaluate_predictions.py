@@ -153,6 +153,10 @@ def test_3d_predictions_npz_by_record_id(tmp_path, capsys):
     rows = json.loads((out / "mpi_inf_3dhp.json").read_text())["mpi_inf_3dhp"]["rows"]
     assert rows["All"]["MPJPE"] == pytest.approx((15 * 90.0 + 45.0) / 17, rel=1e-5)
     capsys.readouterr()
+    # "univ" means nothing for another dataset: refused, naming the file.
+    assert main(["--dataset", "h36m", "--predictions", str(npz), "--records", str(rec),
+                 "--out", str(out)]) == 2
+    assert f"{npz}: pose_scale 'univ'" in capsys.readouterr().err
     # A missing record id is refused, naming it.
     npz = predictions_file.save_pose_predictions(tmp_path / "m.npz", ids[:3], gt[:3])
     assert main(["--dataset", "mpi_inf_3dhp", "--predictions", str(npz), "--records", str(rec),
@@ -183,3 +187,21 @@ def test_mpii_predictions_matlab_v73_file(tmp_path):
     got, layout = predictions_file.load_mpii_predictions(path, num_rows=3)
     assert layout == "16 x 2 x N"
     np.testing.assert_array_equal(got, pred)
+
+
+def test_unreadable_files_are_refused_by_name(tmp_path, capsys):
+    """Corrupt or truncated predictions and ground-truth files: exit 2 naming the file."""
+    _, gt_path = _tiny_gt(tmp_path)
+    garbage = np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes()
+    for name in ("g.mat", "g.h5", "t.mat"):
+        (tmp_path / name).write_bytes(garbage if name[0] == "g" else b"MATLAB 5.0 MAT-file")
+        assert main(["--dataset", "mpii", "--predictions", str(tmp_path / name), "--mpii-gt",
+                     str(gt_path), "--out", str(tmp_path / "o")]) == 2
+        assert f"error: {tmp_path / name}: not a readable" in capsys.readouterr().err
+    assert main(["--dataset", "mpii", "--predictions", str(tmp_path / "g.h5"), "--mpii-gt",
+                 str(tmp_path / "t.mat"), "--out", str(tmp_path / "o")]) == 2
+    assert f"error: {tmp_path / 't.mat'}: not a readable MATLAB .mat file" in \
+        capsys.readouterr().err
+    (tmp_path / "g.npz").write_bytes(garbage)
+    with pytest.raises(ValueError, match=r"g\.npz: not a readable \.npz file"):
+        predictions_file.load_pose_predictions(tmp_path / "g.npz")

@@ -163,3 +163,38 @@ def test_cli_frame_rate_argument():
     for bad in ("0", "-3", "fast", "nan"):
         with pytest.raises(argparse.ArgumentTypeError, match="frames per second"):
             predict_sequences._frame_rate_arg(bad)
+
+
+def test_run_predictions_splits_a_sequence_at_a_gap_named_by_its_first_frame(tmp_path):
+    """H36M every 5th frame with one record missing -> two parts, each at 10 fps; frame numbers
+    past 10^6 keep their digits (no '1e+06' names that two parts could share)."""
+    start = 1_000_000
+    frames = [start + f for f in (0, 5, 10, 20, 25)]  # start + 15 missing
+    _records(tmp_path / "r.tfrecord", [("h36m", "S9", "Walk", frames)])
+    model = _ConstantPose(np.random.default_rng(3).uniform(-0.5, 0.5, (16, 3)))
+    raw = predict_sequences.predict_records(str(tmp_path / "*.tfrecord"), model,
+                                            frame_rate=None)
+    data = predict_sequences.predict_records(str(tmp_path / "*.tfrecord"), model,
+                                             frame_rate=10.0)
+    np.testing.assert_array_equal(data["sequence_names"], [f"h36m/S9/Walk//0@{start}",
+                                                           f"h36m/S9/Walk//0@{start + 20}"])
+    np.testing.assert_array_equal(data["sequence"], [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(data["frame"], frames)
+    # Every sample is a record, taken as it is (no interpolation across the gap).
+    np.testing.assert_array_equal(data["gt"], raw["gt"])
+    np.testing.assert_array_equal(data["pred"], raw["pred"])
+
+
+def test_temporal_train_warns_on_an_unknown_rate_naming_why(tmp_path, caplog):
+    data = {"pred": np.zeros((2, 16, 3))}
+    with caplog.at_level("WARNING", logger=temporal_train.__name__):
+        temporal_train.check_frame_rate(data, "old.npz", "data.train", 10.0)
+        temporal_train.check_frame_rate({**data, "frame_rate": np.float64(np.nan)}, "mixed.npz",
+                                        "data.val", 10.0)
+        temporal_train.check_frame_rate({**data, "frame_rate": np.float64(10.0)}, "ok.npz",
+                                        "data.train", 10.0)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "'data.train': old.npz does not record its frame rate" in messages[0]
+    assert "'data.val': mixed.npz holds sequences at no single known frame rate" in messages[1]
+    assert "--frame-rate 10" in messages[1]

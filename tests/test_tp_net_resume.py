@@ -101,8 +101,11 @@ def test_kill_9_during_training_then_rerun_finishes_all_epochs_once(tmp_path):
 def test_crash_after_the_last_epoch_resumes_to_the_same_model_without_training(tmp_path):
     """Killed between the last checkpoint and the final save: the rerun trains 0 epochs."""
 
+    trained = {}
+
     class CrashAtEnd(keras.callbacks.Callback):
         def on_train_end(self, logs=None):
+            trained["weights"] = [np.array(w) for w in self.model.get_weights()]
             raise RuntimeError("crash before the model is saved")
 
     config = temporal_train.load_config(_config(tmp_path), ["train.epochs=2"])
@@ -113,4 +116,43 @@ def test_crash_after_the_last_epoch_resumes_to_the_same_model_without_training(t
     assert result["initial_epoch"] == 2 and result["epochs"] == 2
     history = json.loads((tmp_path / "run" / temporal_train.HISTORY_FILE).read_text())
     assert [h["epoch"] for h in history] == [0, 1]
-    assert keras.saving.load_model(tmp_path / "run" / temporal_train.MODEL_FILE).window == 4
+    model = keras.saving.load_model(tmp_path / "run" / temporal_train.MODEL_FILE)
+    assert model.window == 4
+    # The trained weights of the crashed run, not a fresh initialisation.
+    for got, want in zip(model.get_weights(), trained["weights"], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_restore_loads_weights_optimizer_state_epoch_and_history(tmp_path):
+    """ResumableFit restores what it saved, into a model initialised differently."""
+    from keras_pose3d.models.tp_net import TPNet
+    from keras_pose3d.resumable_fit import ResumableFit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 100, (32, 3, 16, 3)).astype(np.float32)
+    y = rng.normal(0, 100, (32, 16, 3)).astype(np.float32)
+
+    def make(seed):
+        keras.utils.set_random_seed(seed)
+        model = TPNet(window=3, hidden=8)
+        model.build(x[:1].shape)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        return model
+
+    first = make(0)
+    fit = ResumableFit(first, tmp_path / "resume")
+    assert fit.restore() == 0
+    first.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[fit])
+    second = make(1)
+    assert not np.array_equal(second.get_weights()[0], first.get_weights()[0])
+    again = ResumableFit(second, tmp_path / "resume")
+    assert again.restore() == 2
+    assert again.history == fit.history and [h["epoch"] for h in again.history] == [0, 1]
+    for got, want in zip(second.get_weights(), first.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    # Adam: 2 epochs x 4 batches, and its moments.
+    assert int(second.optimizer.iterations.numpy()) == 8
+    for got, want in zip(second.optimizer.variables, first.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    again.finish()
+    assert not (tmp_path / "resume").exists()

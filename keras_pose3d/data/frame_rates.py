@@ -19,8 +19,10 @@ one that falls between two recorded frames is the linear interpolation of the tw
 10 fps: every 2.5 frames). Recorded frames cannot give a higher rate than their own: when the
 usual step between recorded frames is longer than the output period, `resample_positions`
 refuses (upsampling would invent motion). A gap longer than the period (frames missing in the
-records) ends a run; the next run starts at the frame after the gap, so no output sample is ever
-interpolated across missing frames.
+records) ends a run; the next run starts at the frame after the gap, so no output sample is
+interpolated between records more than one output period apart. A shorter gap is bridged: a
+sample inside it is interpolated between the records on either side (3DHP at 25 fps -> 10 fps
+with one frame missing: between records 2 frames, 80 ms, apart).
 """
 
 from __future__ import annotations

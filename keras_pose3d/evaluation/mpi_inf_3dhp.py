@@ -204,12 +204,17 @@ def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot
         raise ValueError(f"pose_scale must be 'annot3' or 'univ'. Received: {pose_scale!r}")
     has_univ = [KEY_JOINTS_3D_UNIV in m for m in meta]
     pred = np.asarray(arrays["pred_mm"], dtype=np.float64)
+    valid = np.array([m.get(KEY_VALID_FRAME, True) for m in meta], dtype=bool)
     scale_note = ""
     if all(has_univ):
         gt = np.stack([m[KEY_JOINTS_3D_UNIV] for m in meta])
         gt_note = "ground truth: univ_annot3 (records' joints_3d_univ)"
-        if pose_scale == "annot3":
-            pred, s = scale_to_univ(pred, arrays["gt_mm"], gt)
+        if pose_scale == "annot3" and valid.any():
+            # Valid frames only: an invalid frame's annotation may be empty (zero size), and it
+            # is not scored anyway.
+            pred = metrics.root_align(pred, skeleton.ROOT)
+            pred[valid], s = scale_to_univ(pred[valid], np.asarray(arrays["gt_mm"])[valid],
+                                           gt[valid])
             scale_note = (f"predictions rescaled from the annot3 to the univ_annot3 size per frame "
                           f"(bone-sum ratio s: {s.min():.3f}..{s.max():.3f}, mean {s.mean():.3f})")
     elif not any(has_univ):
@@ -219,7 +224,6 @@ def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot
     else:
         raise ValueError(f"{sum(has_univ)} of {len(meta)} records carry {KEY_JOINTS_3D_UNIV!r}; "
                          "mixed ground truths cannot be evaluated together")
-    valid = np.array([m.get(KEY_VALID_FRAME, True) for m in meta])
     res = mpi3dhp_tables(pred, gt, valid, [m["action"] for m in meta],
                          [m["sequence"] for m in meta])
     res["ground_truth"] = gt_note

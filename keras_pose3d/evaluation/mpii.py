@@ -46,9 +46,13 @@ def load_tompson_gt(path: str | pathlib.Path) -> dict[str, np.ndarray]:
     """Tompson's MPII validation ground truth -> gt (N,16,2) 1-based px, headboxes (N,2,2),
     visible (N,16) = 1 - jnt_missing, and `pred` (N,16,2): Tompson et al.'s own predictions
     stored in the same file (when present)."""
-    import scipy.io
+    from keras_pose3d.evaluation.predictions_file import load_mat
 
-    mat = scipy.io.loadmat(str(path))
+    try:
+        mat = load_mat(path)
+    except NotImplementedError as err:
+        raise ValueError(f"{path}: a MATLAB v7.3 file; expected Tompson's "
+                         "mpii_val_gt_tompson_format.mat (MATLAB v5)") from err
     for key in ("pos_gt_src", "headboxes_src", "jnt_missing"):
         if key not in mat:
             raise ValueError(f"{path}: key {key!r} missing; expected Tompson's MPII format "
@@ -118,15 +122,12 @@ def tables_from_records(arrays: dict, meta: list[dict], gt_mat: str | None,
     if not gt_mat or not valid_h5:
         raise ValueError("--dataset mpii needs --mpii-gt (mpii_val_gt_tompson_format.mat: head "
                          "boxes are not in the records) and --mpii-valid-h5 (row order)")
-    import h5py
+    from keras_pose3d.evaluation.predictions_file import read_h5_array
 
     gt = load_tompson_gt(gt_mat)
-    with h5py.File(valid_h5, "r") as f:
-        for key in ("index", "person"):
-            if key not in f:
-                raise ValueError(f"{valid_h5}: key {key!r} missing; expected Newell's valid.h5")
-        rows = {(int(i), int(p)): r for r, (i, p) in
-                enumerate(zip(np.asarray(f["index"]), np.asarray(f["person"])))}
+    index, person = (read_h5_array(valid_h5, key, "HDF5 (Newell's valid.h5)")
+                     for key in ("index", "person"))
+    rows = {(int(i), int(p)): r for r, (i, p) in enumerate(zip(index, person))}
     if len(rows) != len(gt["gt"]):
         raise ValueError(f"{valid_h5} lists {len(rows)} persons but {gt_mat} has "
                          f"{len(gt['gt'])} rows")

@@ -14,7 +14,8 @@ them); each is accepted, anything else is refused naming the file, key and shape
   protocol root-aligns);
 * `pose_scale` (scalar str, optional, default "annot3"): "annot3" = decoded at the size of the
   records' `joints_3d` (what `evaluate --run` writes: decoded with the ground-truth root depth),
-  "univ" = already at the 3DHP univ_annot3 size (not rescaled; `evaluation.mpi_inf_3dhp`).
+  "univ" = already at the 3DHP univ_annot3 size (not rescaled; `evaluation.mpi_inf_3dhp`;
+  refused for the other datasets).
 
 `match_records` puts the poses in record order and refuses missing, extra or repeated ids.
 """
@@ -22,6 +23,7 @@ them); each is accepted, anything else is refused naming the file, key and shape
 from __future__ import annotations
 
 import pathlib
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,30 +40,52 @@ _MPII_LAYOUTS = {
 }
 
 
-def _read_array(path: pathlib.Path, key: str) -> np.ndarray:
-    """`key` of a .mat (v5 via scipy, v7.3 via h5py in MATLAB's axis order) or .h5 file."""
+def load_mat(path: str | pathlib.Path) -> dict:
+    """`scipy.io.loadmat` (MATLAB v5) with a corrupt or truncated file reported by name.
+
+    Raises:
+        NotImplementedError: a MATLAB v7.3 (HDF5) file, which scipy cannot read.
+        ValueError: naming the file, when it is not a readable .mat file.
+    """
+    import scipy.io
+
+    try:
+        return scipy.io.loadmat(str(path))
+    except NotImplementedError:
+        raise
+    except Exception as err:  # scipy: ValueError, MatReadError, zlib errors, ... by content
+        raise ValueError(f"{path}: not a readable MATLAB .mat file ({err})") from err
+
+
+def read_h5_array(path: str | pathlib.Path, key: str, what: str = "HDF5") -> np.ndarray:
+    """Array `key` of an HDF5 file; a file that is not HDF5, or lacks the key, is reported by
+    name (ValueError)."""
     import h5py
 
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable {what} file ({err})") from err
+    with f:
+        if key not in f:
+            raise ValueError(f"{path}: key {key!r} missing; keys: {sorted(f)}")
+        return np.asarray(f[key])
+
+
+def _read_array(path: pathlib.Path, key: str) -> np.ndarray:
+    """`key` of a .mat (v5 via scipy, v7.3 via h5py in MATLAB's axis order) or .h5 file."""
     suffix = path.suffix.lower()
     if suffix == ".mat":
-        import scipy.io
-
         try:
-            mat = scipy.io.loadmat(str(path))
+            mat = load_mat(path)
         except NotImplementedError:  # MATLAB v7.3 is HDF5; h5py shows MATLAB's axes reversed
-            with h5py.File(path, "r") as f:
-                if key not in f:
-                    raise ValueError(f"{path}: key {key!r} missing; keys: {sorted(f)}") from None
-                return np.asarray(f[key]).transpose()
+            return read_h5_array(path, key, "MATLAB v7.3 (HDF5)").transpose()
         if key not in mat:
             raise ValueError(f"{path}: key {key!r} missing; keys: "
                              f"{sorted(k for k in mat if not k.startswith('__'))}")
         return np.asarray(mat[key])
     if suffix in (".h5", ".hdf5"):
-        with h5py.File(path, "r") as f:
-            if key not in f:
-                raise ValueError(f"{path}: key {key!r} missing; keys: {sorted(f)}")
-            return np.asarray(f[key])
+        return read_h5_array(path, key, "HDF5")
     raise ValueError(f"{path}: MPII predictions must be a .mat or .h5 file")
 
 
@@ -119,7 +143,11 @@ def load_pose_predictions(path: str | pathlib.Path) -> tuple[list[str], np.ndarr
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file {path} not found")
-    with np.load(path, allow_pickle=False) as z:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from err
+    with archive as z:
         for key in ("record_id", "pose_3d_mm"):
             if key not in z.files:
                 raise ValueError(f"{path}: key {key!r} missing; keys: {sorted(z.files)}; "

@@ -165,12 +165,16 @@ def evaluate_predictions(dataset: str, predictions: str, out_dir: str | None = N
                              "truth is in the validation records)")
         from keras_pose3d.data.dataset import list_files
 
+        ids, poses, pose_scale = predictions_file.load_pose_predictions(path)
+        if pose_scale != "annot3" and dataset != "mpi_inf_3dhp":
+            raise ValueError(f"{path}: pose_scale {pose_scale!r} is the 3DHP univ_annot3 size; "
+                             f"--dataset {dataset} has only one ground truth (pose_scale "
+                             "'annot3', the records' joints_3d)")
         files = list_files(records)
         meta = read_checked_meta(files, dataset)
         if not all(m["has_3d"] for m in meta):
             raise ValueError(f"{sum(not m['has_3d'] for m in meta)} of {len(meta)} records in "
                              f"{records} have no 3D ground truth (has_3d = 0)")
-        ids, poses, pose_scale = predictions_file.load_pose_predictions(path)
         pred = predictions_file.match_records(ids, poses, [record_id(m) for m in meta], str(path))
         arrays = {"pred_mm": pred, "gt_mm": np.stack([m["joints_3d"] for m in meta])}
         if dataset == "mpi_inf_3dhp":

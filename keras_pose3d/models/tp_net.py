@@ -98,7 +98,8 @@ class TPNet(keras.Model):
         frame_rate: float or None. Frames per second of the pose sequences the model was trained
             on (None: unknown, models saved before it was recorded). A window of N poses spans
             N / frame_rate seconds, so a caller must feed poses at this rate
-            (`infer` resamples video poses to it); stored in the config and in the SavedModel.
+            (`infer` does not check or resample it yet: feed it video at this rate); stored in
+            the config and in the SavedModel.
 
     Call: poses (B, N, J, 3) root-relative mm -> refined pose (B, J, 3) mm, float32.
     """
