@@ -73,6 +73,8 @@ METRICS_NAMESPACE = "keras_pose3d"
 DEAD_LETTER_TAG = "dead_letter"
 MANIFEST_NAME = "manifest.json"
 DEAD_LETTER_PREFIX = "dead_letter"
+# A shard is written as `<shard>.tmp-<uuid>` and renamed into place.
+TMP_INFIX = ".tmp-"
 # Largest |coordinate| accepted for camera-frame joints: 100 m is far outside any capture
 # volume, so anything beyond is a unit or parsing error, not a person.
 MAX_ABS_MM = 1.0e5
@@ -534,21 +536,29 @@ def write_shard_file(
     }
     # Write under a unique temporary name and rename, so a crashed or retried worker leaves
     # no half shard and two attempts never write the same file.
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with (
-        shard_sort.sorted_items(items, sort_buffer_bytes) as ordered,
-        tf.io.TFRecordWriter(tmp) as writer,
-    ):
-        for _, serialized in ordered:
-            writer.write(serialized)
-            meta = _meta(serialized)
-            summary["num_examples"] += 1
-            summary["subjects"][meta["subject"]] += 1
-            summary["actions"][meta["action"]] += 1
-            summary["datasets"][meta["dataset"]] += 1
-            summary["has_3d"] += meta["has_3d"]
-            summary["has_3d_univ"] += meta["has_3d_univ"]
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    tmp = f"{path}{TMP_INFIX}{uuid.uuid4().hex}"
+    try:
+        with (
+            shard_sort.sorted_items(items, sort_buffer_bytes) as ordered,
+            tf.io.TFRecordWriter(tmp) as writer,
+        ):
+            for _, serialized in ordered:
+                writer.write(serialized)
+                meta = _meta(serialized)
+                summary["num_examples"] += 1
+                summary["subjects"][meta["subject"]] += 1
+                summary["actions"][meta["action"]] += 1
+                summary["datasets"][meta["dataset"]] += 1
+                summary["has_3d"] += meta["has_3d"]
+                summary["has_3d_univ"] += meta["has_3d_univ"]
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+        # A failed attempt (disk full, a bad record, a worker being stopped) removes its
+        # partial file; only a killed process leaves one, and the next run's
+        # prepare_output_dir removes it.
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
     counter("examples_written").inc(summary["num_examples"])
     return {k: dict(v) if isinstance(v, collections.Counter) else v for k, v in summary.items()}
 
@@ -895,7 +905,14 @@ def verify_output(output_dir: str, require_complete: bool = True) -> dict[str, A
 
 
 def _output_files(output_dir: str) -> list[str]:
-    patterns = ["*-?????-of-?????.tfrecord", f"{DEAD_LETTER_PREFIX}-*.jsonl", MANIFEST_NAME]
+    patterns = [
+        "*-?????-of-?????.tfrecord",
+        f"{DEAD_LETTER_PREFIX}-*.jsonl",
+        MANIFEST_NAME,
+        # Partial files of killed writers (shards, manifest).
+        f"*-?????-of-?????.tfrecord{TMP_INFIX}*",
+        f"{MANIFEST_NAME}.tmp",
+    ]
     return sorted(p for pat in patterns for p in tf.io.gfile.glob(os.path.join(output_dir, pat)))
 
 
@@ -913,20 +930,33 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
         tf.io.gfile.remove(path)
 
 
+def is_direct_runner(name: str | None) -> bool:
+    """True when `--runner` names Beam's DirectRunner (or is absent), spelled any way Beam's
+    `create_runner` accepts: `DirectRunner`, `direct`, `directrunner`, the class path
+    `apache_beam.runners.direct.direct_runner.DirectRunner`, `SwitchingDirectRunner`."""
+    if name is None:
+        return True
+    short = name.rsplit(".", 1)[-1].lower()
+    if not short.endswith("runner"):
+        short += "runner"  # Beam's own rule: "direct" -> "directrunner"
+    return short in ("directrunner", "switchingdirectrunner")
+
+
 def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner | None:
     """The runner for `beam.Pipeline`: the FnApiRunner when the local DirectRunner is meant.
 
     Beam 2.77's DirectRunner first tries Prism, which it downloads from github.com at start
     (on an offline machine it fails, logs the exception and falls back to the FnApiRunner).
-    When `--runner` is absent or DirectRunner, this builds the FnApiRunner directly, with the
-    pipeline options made available to workers as the DirectRunner does, so no download is
-    ever attempted. Any other `--runner` (PrismRunner, PortableRunner, DataflowRunner,
+    When `--runner` is absent or names the DirectRunner (`is_direct_runner`: `direct`,
+    `DirectRunner`, its class path), this builds the FnApiRunner exactly as the DirectRunner
+    does (pipeline options made available to workers; `--direct_num_workers` and
+    `--direct_running_mode` are read by the FnApiRunner itself), so no download is ever
+    attempted. Any other `--runner` (PrismRunner, PortableRunner, DataflowRunner,
     FlinkRunner, ...) returns None: Beam creates it from the options.
     """
     from apache_beam.options.pipeline_options import StandardOptions
 
-    name = options.view_as(StandardOptions).runner
-    if name not in (None, "DirectRunner", "SwitchingDirectRunner"):
+    if not is_direct_runner(options.view_as(StandardOptions).runner):
         return None
     from apache_beam.portability.api import beam_provision_api_pb2
     from apache_beam.runners.portability.fn_api_runner import fn_runner

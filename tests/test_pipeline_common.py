@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.testing.util import assert_that, equal_to
 
 from keras_pose3d.data import features
 from pipelines import common
@@ -346,6 +347,22 @@ def test_prepare_output_dir_refuses_stale_files(tmp_path):
         common.prepare_output_dir(str(tmp_path), overwrite=False)
     common.prepare_output_dir(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+    # Partial files of a killed run (a shard's temporary, the manifest's) block a new run too
+    # and go with --overwrite.
+    (tmp_path / "train-00000-of-00002.tfrecord.tmp-0123abcd").write_bytes(b"half")
+    (tmp_path / "manifest.json.tmp").write_text("{")
+    with pytest.raises(FileExistsError, match="2 output file"):
+        common.prepare_output_dir(str(tmp_path), overwrite=False)
+    common.prepare_output_dir(str(tmp_path), overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_failed_shard_write_leaves_no_partial_file(tmp_path):
+    good = features.encode_example(_record(0, "S1"))
+    items = [("S1\x00000000000000", good), ("S1\x00000000000001", b"not an Example")]
+    with pytest.raises(Exception, match="Error parsing message|DecodeError"):
+        common.write_shard_file(str(tmp_path), "train", 0, 1, items)
+    assert os.listdir(tmp_path) == []  # neither the shard nor its temporary
 
 
 def test_check_points_3d_names_the_field_and_the_joints():
@@ -491,7 +508,43 @@ def test_jobs_never_start_prism(tmp_path, monkeypatch, runner_flags):
 def test_local_runner_only_replaces_the_direct_runner():
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-    for flags in ([], ["--runner=DirectRunner"]):
+    # Every spelling Beam's create_runner resolves to the DirectRunner is pinned.
+    direct = [
+        [],
+        ["--runner=DirectRunner"],
+        ["--runner=direct"],
+        ["--runner=directrunner"],
+        ["--runner=apache_beam.runners.direct.direct_runner.DirectRunner"],
+        ["--runner=SwitchingDirectRunner"],
+    ]
+    for flags in direct:
         assert isinstance(common.local_runner(PipelineOptions(flags)), fn_runner.FnApiRunner)
-    for name in ("PortableRunner", "PrismRunner", "DataflowRunner", "FlinkRunner"):
+    for name in (
+        "PortableRunner",
+        "PrismRunner",
+        "prism",
+        "DataflowRunner",
+        "FlinkRunner",
+        "BundleBasedDirectRunner",  # never tries Prism: Beam builds it
+    ):
         assert common.local_runner(PipelineOptions([f"--runner={name}"])) is None
+
+
+@pytest.mark.beam
+@pytest.mark.parametrize(
+    "mode, environment",
+    [
+        ("multi_threading", "EmbeddedPythonGrpcEnvironment"),
+        ("in_memory", "EmbeddedPythonEnvironment"),
+    ],
+)
+def test_local_runner_honours_the_direct_runner_flags(mode, environment):
+    # The pinned runner reads --direct_num_workers / --direct_running_mode as the
+    # DirectRunner's FnApiRunner does (not just: it runs).
+    options = PipelineOptions(["--direct_num_workers=3", f"--direct_running_mode={mode}"])
+    runner = common.local_runner(options)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        got = p | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
+        assert_that(got, equal_to([2, 4, 6]))
+    assert runner._num_workers == 3
+    assert type(runner._default_environment).__name__ == environment
