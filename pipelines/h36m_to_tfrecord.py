@@ -141,7 +141,11 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
             continue
         unsafe = files.escapes_root(f"{seq.subject}/{seq.prefix}.{seq.camera}")
         if unsafe is not None:
-            letters.append({"id": seq.key, "stage": "path", "reason": unsafe})
+            letters.append(
+                common.dead_letter_payload(
+                    seq.key, "path", unsafe, common.records_for(seq.expected_frames, args.stride)
+                )
+            )
             continue
         reason = h36m.known_defect(seq.subject, seq.prefix, seq.camera)
         if reason is not None:
@@ -169,18 +173,21 @@ class SequenceToRecords(beam.DoFn):
         seq: h36m.SequenceItem = item["seq"]
         cam: camera_lib.Camera = item["camera"]
         split = item["split"]
+        # A sequence that cannot be read loses its frames (metadata.xml's count) at --stride.
+        lost = common.records_for(seq.expected_frames, self._stride)
         try:
             d3 = h36m.read_pose_cdf(seq.d3_path(self._input_dir), 3)
             d2_path = seq.d2_path(self._input_dir)
             d2 = h36m.read_pose_cdf(d2_path, 2) if files.exists(d2_path) else None
         except (FileNotFoundError, ValueError) as err:
-            yield common.dead_letter(seq.key, "read", str(err), split=split)
+            yield common.dead_letter(seq.key, "read", str(err), lost, split=split)
             return
         if d2 is not None and d2.shape[0] != d3.shape[0]:
             yield common.dead_letter(
                 seq.key,
                 "read",
                 (f"D2_Positions has {d2.shape[0]} frames but D3_Positions_mono {d3.shape[0]}"),
+                lost,
                 split=split,
             )
             return
@@ -212,7 +219,8 @@ class SequenceToRecords(beam.DoFn):
                     continue
                 outputs.append((split, f"{seq.key}/{frame_index:06d}", record))
         except (FileNotFoundError, ValueError) as err:
-            yield common.dead_letter(seq.key, "video", str(err), split=split)
+            lost = common.records_for(n_pose, self._stride)  # every frame the poses cover
+            yield common.dead_letter(seq.key, "video", str(err), lost, split=split)
             return
         common.counter("h36m_frames").inc(sum(isinstance(o, tuple) for o in outputs))
         yield from outputs

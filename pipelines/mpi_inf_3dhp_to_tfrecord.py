@@ -161,7 +161,10 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[d
             try:
                 valid, total = m3.read_test_frame_validity(annot)
             except (KeyError, ValueError) as err:
-                letters.append({"id": ts, "stage": "read", "reason": str(err)})
+                lost = m3.TEST_VALID_FRAME_COUNTS.get(ts)
+                letters.append(
+                    common.dead_letter_payload(ts, "read", str(err), common.records_for(lost))
+                )
                 continue
             if total > valid.size:
                 letters.append(
@@ -283,6 +286,8 @@ class TrainSequenceToRecords(beam.DoFn):
         subject, seq, cam_index = item["subject"], item["seq"], item["camera"]
         key = f"{subject}/{seq}/video_{cam_index}"
         seq_dir = files.join(self._input_dir, subject, seq)
+        # A video that cannot be read loses its frames (the known count) at --stride.
+        lost = common.records_for(m3.TRAIN_FRAME_COUNTS.get((subject, seq)), self._stride)
         try:
             annot = m3.read_train_annotations(files.join(seq_dir, m3.ANNOT_FILE), cam_index)
             calibration = files.join(seq_dir, m3.CALIBRATION_FILE)
@@ -290,11 +295,11 @@ class TrainSequenceToRecords(beam.DoFn):
             with files.local_copy(calibration, "3DHP camera.calibration") as local:
                 cams = camera_lib.load_3dhp_calibration(local)
         except (FileNotFoundError, KeyError, ValueError) as err:
-            yield common.dead_letter(key, "read", str(err), split="train")
+            yield common.dead_letter(key, "read", str(err), lost, split="train")
             return
         if str(cam_index) not in cams:
             yield common.dead_letter(
-                key, "read", f"camera {cam_index} not in camera.calibration", split="train"
+                key, "read", f"camera {cam_index} not in camera.calibration", lost, split="train"
             )
             return
         cam = cams[str(cam_index)]
@@ -335,7 +340,8 @@ class TrainSequenceToRecords(beam.DoFn):
                     continue
                 outputs.append(("train", item_id, record))
         except (FileNotFoundError, ValueError) as err:
-            yield common.dead_letter(key, "video", str(err), split="train")
+            lost = common.records_for(n_use, self._stride)  # every annotated frame
+            yield common.dead_letter(key, "video", str(err), lost, split="train")
             return
         common.counter("mpi_inf_3dhp_train_frames").inc(
             sum(isinstance(o, tuple) for o in outputs)
@@ -368,7 +374,8 @@ class TestFramesToRecords(beam.DoFn):
         try:
             annot = m3.read_test_annotations(files.join(self._test_dir, ts, m3.TEST_ANNOT_FILE))
         except (FileNotFoundError, KeyError, ValueError) as err:
-            yield common.dead_letter(ts, "read", str(err), split="test")
+            lost = len(item["frames"])  # the chunk's valid frames
+            yield common.dead_letter(ts, "read", str(err), lost, split="test")
             return
         cameras: dict[tuple[int, int], camera_lib.Camera] = {}
         for frame in item["frames"]:

@@ -395,6 +395,34 @@ def test_quality_problems_count_failures_not_exclusions():
     assert common.quality_problems(0, {}, 1.0) == ["no record was written"]
 
 
+def test_dead_letters_weigh_the_records_they_stand_for():
+    assert common.records_for(10, 5) == 2  # frames 0, 5
+    assert common.records_for(11, 5) == 3  # frames 0, 5, 10
+    assert common.records_for(1, 5) == 1
+    assert common.records_for(None, 5) == 1 and common.records_for(-1) == 1  # unknown: one
+    # A letter's "records" is stored only when it is not 1 (frame and person letters).
+    assert common.dead_letter_payload("S1/seq", "video", "truncated", 40) == {
+        "id": "S1/seq",
+        "stage": "video",
+        "reason": "truncated",
+        "records": 40,
+    }
+    assert "records" not in common.dead_letter_payload("S1/seq/000001", "validate", "NaN")
+    letters = [
+        common.dead_letter_payload("S1/a", "video", "truncated", 40),
+        common.dead_letter_payload("S1/b/000003", "validate", "NaN"),
+        common.dead_letter_payload("S9/c", "excluded", "known defect", 300),
+    ]
+    assert common.dead_letter_stage_counts(letters) == {"excluded": 1, "validate": 1, "video": 1}
+    by_records = common.dead_letter_records(letters)
+    assert by_records == {"excluded": 300, "validate": 1, "video": 40}
+    # One lost 40-frame video beside 100 written records: 41 of 141 failed (29 %), although
+    # it is only 2 failed letters of 102 (2 %).
+    (problem,) = common.quality_problems(100, by_records, 0.05)
+    assert problem.startswith("41 of 141 items failed (29.1% > --max_dead_letter_fraction 5.0%")
+    assert "{'validate': 1, 'video': 40}" in problem
+
+
 @pytest.mark.beam
 def test_too_many_dead_letters_mark_the_manifest_incomplete(tmp_path):
     # 9 records, failures: the job's "read" letter and the encoder's "validate" one (2 / 11).

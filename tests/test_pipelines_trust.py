@@ -102,6 +102,9 @@ def test_3dhp_truncated_training_video_writes_none_of_its_frames(tmp_path):
     assert (out.value["id"], out.value["stage"]) == ("S1/Seq1/video_0", "video")
     assert "truncated video: the stream ends after" in out.value["reason"]
     assert "announces 5" in out.value["reason"]
+    # The letter stands for every annotated frame it lost (the fixture's 6 annotation rows
+    # at stride 1), not for one.
+    assert out.value["records"] == 6
     # The intact camera 1 video still gives its records (frame 2 has a NaN joint).
     dofn = mpi_inf_3dhp_to_tfrecord.TrainSequenceToRecords(str(tmp_path), 2, 32)
     ids = [
@@ -142,6 +145,15 @@ def test_h36m_truncated_video_is_a_video_dead_letter(tmp_path):
     assert set(letters) == {("S1/TakingPhoto 1.54138969", "video")}
     assert manifest["splits"]["train"]["num_examples"] == 3  # camera 55011271: frames 0 2 4
     assert manifest["splits"]["train"]["subjects"] == {"S1": 3}
+    # The lost video weighs its 3 records (frames 0 2 4 at stride 2), not one letter: 3 of 6
+    # records failed. Counted as letters (1 of 4, 25 %) a 30 % limit would have passed it.
+    assert letters[("S1/TakingPhoto 1.54138969", "video")]["records"] == 3
+    assert manifest["dead_letter_by_stage"] == {"video": 1}
+    assert manifest["dead_letter_records_by_stage"] == {"video": 3}
+    assert manifest["failed_records"] == 3 and manifest["complete"] is True
+    assert common.quality_problems(3, manifest["dead_letter_records_by_stage"], 0.3) == [
+        "3 of 6 items failed (50.0% > --max_dead_letter_fraction 30.0%; by stage {'video': 3})"
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
