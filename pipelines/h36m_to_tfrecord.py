@@ -118,9 +118,8 @@ def split_of(subject: str) -> str:
 
 def list_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Work items (one per subject/sequence/camera) and the exclusion dead letters."""
-    # The metadata parser opens local paths only: a remote file is read from a local copy.
-    with files.local_copy(_metadata_path(args), "H36M metadata.xml") as local:
-        meta = camera_lib.load_h36m_metadata(local)
+    path = _metadata_path(args)
+    meta = camera_lib.load_h36m_metadata(path, text=files.read_bytes(path, "H36M metadata.xml"))
     subjects = _csv(args.subjects) or []
     for subject in subjects:
         split_of(subject)

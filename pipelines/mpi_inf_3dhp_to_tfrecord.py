@@ -36,9 +36,9 @@ video writes none of its frames, a truncated JPEG is refused by the strict decod
 `keras_pose3d.data.readers.images`), unreadable annotation ("read"), non-finite or implausible
 joints, annot3 or univ_annot3 ("validate").
 
-Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); videos and
-calibration files are read from a temporary local copy (OpenCV and the calibration parsers
-open local files only).
+Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); videos are
+read from a temporary local copy (OpenCV opens local files only), annotations, calibration
+files and images from memory.
 """
 
 from __future__ import annotations
@@ -291,9 +291,9 @@ class TrainSequenceToRecords(beam.DoFn):
         try:
             annot = m3.read_train_annotations(files.join(seq_dir, m3.ANNOT_FILE), cam_index)
             calibration = files.join(seq_dir, m3.CALIBRATION_FILE)
-            # The calibration parser opens local paths only: remote files via a local copy.
-            with files.local_copy(calibration, "3DHP camera.calibration") as local:
-                cams = camera_lib.load_3dhp_calibration(local)
+            cams = camera_lib.load_3dhp_calibration(
+                calibration, text=files.read_bytes(calibration, "3DHP camera.calibration")
+            )
         except (FileNotFoundError, KeyError, ValueError) as err:
             yield common.dead_letter(key, "read", str(err), lost, split="train")
             return
@@ -393,8 +393,10 @@ class TestFramesToRecords(beam.DoFn):
             if (w, h) not in cameras:
                 # The .calib holds millimetres; pixels follow from the real image size.
                 try:
-                    with files.local_copy(item["calib"], "3DHP test .calib") as local:
-                        cameras[(w, h)] = camera_lib.load_3dhp_test_calib(local, (w, h))[0]
+                    text = files.read_bytes(item["calib"], "3DHP test .calib")
+                    cameras[(w, h)] = camera_lib.load_3dhp_test_calib(
+                        item["calib"], (w, h), text=text
+                    )[0]
                 except (FileNotFoundError, ValueError) as err:
                     yield common.dead_letter(item_id, "read", str(err), split="test")
                     continue

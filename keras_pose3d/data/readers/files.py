@@ -1,10 +1,10 @@
 """File access of the raw-data readers through `tf.io.gfile`, so any filesystem TensorFlow knows
 (local disk, gs://, s3://, hdfs://, the in-process ram://) holds the raw releases.
 
-Libraries that insist on a path on local disk (cv2.VideoCapture, cdflib, the camera-file parsers
-of `keras_pose3d.camera`) get one from `local_copy`: the file itself when it already is local,
-else a private temporary copy that is deleted afterwards. scipy.io.loadmat and h5py read the
-bytes from memory (`read_bytes` + io.BytesIO).
+Libraries that insist on a path on local disk (cv2.VideoCapture, cdflib) get one from
+`local_copy`: the file itself when it already is local, else a private temporary copy that is
+deleted afterwards. scipy.io.loadmat and h5py read the bytes from memory (`read_bytes` +
+io.BytesIO); the camera-file parsers of `keras_pose3d.camera` take the text (`read_bytes`).
 """
 
 from __future__ import annotations
