@@ -195,3 +195,34 @@ def test_video_reader_reads_a_ram_video_like_a_local_one(tmp_path):
     for (i, a), (j, b) in zip(local, got):
         assert i == j
         np.testing.assert_array_equal(a, b)
+
+
+def test_remote_video_copy_is_removed_after_reading_failing_or_stopping(tmp_path, monkeypatch):
+    made = []
+    real = files.tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(files.tempfile, "mkdtemp", mkdtemp)
+    path = tmp_path / "video_0.avi"
+    fr._write_video(path, 20, (64, 48), "MJPG")
+    data = path.read_bytes()
+    root = _ram_dir()
+    tf.io.gfile.makedirs(root)
+    with tf.io.gfile.GFile(f"{root}/whole.avi", "wb") as f:
+        f.write(data)
+    with tf.io.gfile.GFile(f"{root}/cut.avi", "wb") as f:
+        f.write(data[: int(len(data) * 0.6)])
+    # Read to the end.
+    assert len(list(h36m.VideoReader(f"{root}/whole.avi"))) == 20
+    # Truncated: the error names the remote file, not the temporary copy.
+    with pytest.raises(ValueError, match=f"^{root}/cut.avi: truncated video"):
+        list(h36m.VideoReader(f"{root}/cut.avi"))
+    # Abandoned after one frame (the generator is closed).
+    frames = iter(h36m.VideoReader(f"{root}/whole.avi"))
+    next(frames)
+    assert len(made) == 3 and os.path.isdir(made[-1])  # the copy exists while reading
+    frames.close()
+    assert not any(os.path.exists(d) for d in made)
