@@ -73,6 +73,8 @@ def test_read_bytes_and_local_copy_of_a_ram_file():
         raise ValueError(f"{local}: bad")
     with pytest.raises(FileNotFoundError, match=f"calib not found: {root}/missing"):
         files.read_bytes(f"{root}/missing", "calib")
+    with pytest.raises(FileNotFoundError, match=f"image not found: {root} is a directory"):
+        files.read_bytes(root, "image")
     with (
         pytest.raises(FileNotFoundError, match="video not found"),
         files.local_copy(f"{root}/missing.mp4", "video"),
@@ -226,3 +228,12 @@ def test_remote_video_copy_is_removed_after_reading_failing_or_stopping(tmp_path
     assert len(made) == 3 and os.path.isdir(made[-1])  # the copy exists while reading
     frames.close()
     assert not any(os.path.exists(d) for d in made)
+
+
+def test_read_bytes_of_local_files_and_folders(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    assert files.read_bytes(tmp_path / "a.jpg") == b"\xff\xd8\xff"
+    with pytest.raises(FileNotFoundError, match=f"image not found: {tmp_path}/b.jpg$"):
+        files.read_bytes(tmp_path / "b.jpg", "image")
+    with pytest.raises(FileNotFoundError, match=f"image not found: {tmp_path} is a directory"):
+        files.read_bytes(tmp_path, "image")

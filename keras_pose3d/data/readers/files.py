@@ -85,14 +85,22 @@ def glob(pattern: str) -> list[str]:
 def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
     """The whole file.
 
+    Opened directly, without asking first whether it exists: on object storage every stat
+    is a request, and the jobs read one file per image.
+
     Raises:
-        FileNotFoundError: naming `what` and the path.
+        FileNotFoundError: naming `what` and the path (also for a directory).
     """
     text = os.fspath(path)
-    if not isfile(text):
-        raise FileNotFoundError(f"{what} not found: {text}")
-    with tf.io.gfile.GFile(text, "rb") as f:
-        return f.read()
+    try:
+        with tf.io.gfile.GFile(text, "rb") as f:
+            return f.read()
+    except tf.errors.NotFoundError:
+        raise FileNotFoundError(f"{what} not found: {text}") from None
+    except (tf.errors.FailedPreconditionError, tf.errors.InvalidArgumentError):
+        if isdir(text):  # local disk and ram:// say "is a directory" this way
+            raise FileNotFoundError(f"{what} not found: {text} is a directory") from None
+        raise
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
