@@ -23,8 +23,8 @@ metadata `<mapping>` (irregular, with spaces), never from the action name.
   ("validate"), one line per frame or file. A truncated video (the stream ends before the
   frame count its container announces, and before metadata.xml's count) is one "video" dead
   letter and none of its frames is written: the records of a sequence are held until its
-  video has been read to the end. Sequence names from metadata.xml that would leave the input
-  root (`../`, absolute) are dead letters of stage "path".
+  video has been read to the end. Sequence names from metadata.xml that are not plain names
+  (`../`, an absolute path, a folder) are dead letters of stage "path".
 * Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); CDFs
   and videos are read from a temporary local copy (cdflib and OpenCV open local files only).
 
@@ -138,7 +138,9 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
             continue
         if sequences is not None and f"{seq.subject}/{seq.prefix}" not in sequences:
             continue
-        unsafe = files.escapes_root(f"{seq.subject}/{seq.prefix}.{seq.camera}")
+        # The prefix is joined under <subject>/MyPoseFeatures/D3_Positions_mono/ and
+        # <subject>/Videos/: it must be a plain name (no ../, no absolute path, no folder).
+        unsafe = files.not_a_plain_name(seq.prefix)
         if unsafe is not None:
             letters.append(
                 common.dead_letter_payload(

@@ -222,14 +222,25 @@ def test_mpii_image_name_leaving_the_root_is_refused(tmp_path, kind):
     assert manifest["num_examples"] == 2 and manifest["dead_letter_by_stage"]["path"] == 1
 
 
-def test_h36m_sequence_name_leaving_the_root_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("../../TakingPhoto 1", "leaves the input root"),
+        # os.path.join would drop the root for an absolute name: /etc/TakingPhoto 1.<cam>.cdf.
+        ("/etc/TakingPhoto 1", "is absolute"),
+        # Another folder of the release.
+        ("Videos/TakingPhoto 1", "holds a path separator"),
+        ("sub\\TakingPhoto 1", "holds a path separator"),
+    ],
+)
+def test_h36m_sequence_name_leaving_the_root_is_refused(tmp_path, name, reason):
     fr.write_h36m_fixture(tmp_path, use_real_metadata=False)
     meta = tmp_path / "metadata.xml"
     # S1's column of the TakingPhoto row (the first cell after action and sub-action).
     row = "<td>12</td><td>1</td><td>TakingPhoto 1</td>"
     text = meta.read_text()
     assert text.count(row) == 1
-    meta.write_text(text.replace(row, "<td>12</td><td>1</td><td>../../TakingPhoto 1</td>"))
+    meta.write_text(text.replace(row, f"<td>12</td><td>1</td><td>{name}</td>"))
     args, _ = common.parse_args(
         [
             "--input_dir",
@@ -245,7 +256,7 @@ def test_h36m_sequence_name_leaving_the_root_is_refused(tmp_path):
     )
     items, letters = h36m_to_tfrecord.list_items(args)
     refused = [d for d in letters if d["stage"] == "path"]
-    assert [d["id"] for d in refused] == ["S1/../../TakingPhoto 1.54138969"]
-    assert "leaves the input root" in refused[0]["reason"]
+    assert [d["id"] for d in refused] == [f"S1/{name}.54138969"]
+    assert reason in refused[0]["reason"] and repr(name) in refused[0]["reason"]
     prefixes = {i["seq"].prefix for i in items}
-    assert "../../TakingPhoto 1" not in prefixes and "TakingPhoto" in prefixes  # sub-action 2
+    assert name not in prefixes and "TakingPhoto" in prefixes  # sub-action 2

@@ -159,3 +159,18 @@ def escapes_root(name: str) -> str | None:
     if normalised == ".." or normalised.startswith("../"):
         return f"file name {name!r} leaves the input root"
     return None
+
+
+def not_a_plain_name(name: str) -> str | None:
+    """Why a dataset-derived name that should be one path component (a sequence name joined
+    under several folders) is not, or None. Stricter than `escapes_root`: any separator is
+    refused, so the name cannot reach another folder of the release, or leave it however deep
+    it is joined (an absolute `/x` would replace the whole path in `os.path.join`)."""
+    reason = escapes_root(name)
+    if reason is not None:
+        return reason
+    if "/" in name or "\\" in name:
+        return f"file name {name!r} holds a path separator, expected a plain name"
+    if name.strip() in (".", ".."):
+        return f"file name {name!r} is not a file name"
+    return None
