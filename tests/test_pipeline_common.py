@@ -340,18 +340,19 @@ def test_empty_shards_are_written_and_verify_catches_loss(tmp_path):
         common.verify_output(str(tmp_path))
 
 
-def test_prepare_output_dir_refuses_stale_files(tmp_path):
-    (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"")
+@pytest.mark.parametrize(
+    "stale",
+    [
+        ["train-00000-of-00001.tfrecord"],
+        # Partial files of a killed run (a shard's temporary, the manifest's).
+        ["train-00000-of-00002.tfrecord.tmp-0123abcd", "manifest.json.tmp"],
+    ],
+)
+def test_prepare_output_dir_refuses_stale_files(tmp_path, stale):
+    for name in stale:
+        (tmp_path / name).write_bytes(b"half")
     (tmp_path / "notes.txt").write_text("keep")
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        common.prepare_output_dir(str(tmp_path), overwrite=False)
-    common.prepare_output_dir(str(tmp_path), overwrite=True)
-    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
-    # Partial files of a killed run (a shard's temporary, the manifest's) block a new run too
-    # and go with --overwrite.
-    (tmp_path / "train-00000-of-00002.tfrecord.tmp-0123abcd").write_bytes(b"half")
-    (tmp_path / "manifest.json.tmp").write_text("{")
-    with pytest.raises(FileExistsError, match="2 output file"):
+    with pytest.raises(FileExistsError, match=f"{len(stale)} output file.*--overwrite"):
         common.prepare_output_dir(str(tmp_path), overwrite=False)
     common.prepare_output_dir(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]

@@ -39,22 +39,24 @@ def _truncate(path, fraction=0.4, drop_bytes=0):
     )
 
 
+def _mpii_argv(root, out, *extra):
+    return [
+        "--input_dir",
+        str(root),
+        "--crop_size",
+        "32",
+        "--num_shards",
+        "1",
+        "--max_dead_letter_fraction",
+        "1",
+        "--output_dir",
+        str(out),
+        *extra,
+    ]
+
+
 def _mpii(root, out, *extra):
-    return mpii_to_tfrecord.run(
-        [
-            "--input_dir",
-            str(root),
-            "--crop_size",
-            "32",
-            "--num_shards",
-            "1",
-            "--max_dead_letter_fraction",
-            "1",
-            "--output_dir",
-            str(out),
-            *extra,
-        ]
-    )
+    return mpii_to_tfrecord.run(_mpii_argv(root, out, *extra))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,20 +166,7 @@ def test_job_with_every_image_missing_exits_non_zero(tmp_path, capsys):
     for image in (tmp_path / "mpii" / "images").iterdir():
         image.unlink()
     out = tmp_path / "out"
-    code = mpii_to_tfrecord.main(
-        [
-            "--input_dir",
-            str(tmp_path / "mpii"),
-            "--crop_size",
-            "32",
-            "--num_shards",
-            "1",
-            "--max_dead_letter_fraction",
-            "1",
-            "--output_dir",
-            str(out),
-        ]
-    )
+    code = mpii_to_tfrecord.main(_mpii_argv(tmp_path / "mpii", out))
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: mpii: no record was written.")
