@@ -237,3 +237,14 @@ def test_read_bytes_of_local_files_and_folders(tmp_path):
         files.read_bytes(tmp_path / "b.jpg", "image")
     with pytest.raises(FileNotFoundError, match=f"image not found: {tmp_path} is a directory"):
         files.read_bytes(tmp_path, "image")
+
+
+def test_text_that_is_not_utf8_names_the_file(tmp_path):
+    from keras_pose3d.data.readers import mpii
+
+    split = tmp_path / "valid_images.txt"
+    split.write_bytes(b"000001163.jpg\n\xff\xfe.jpg\n")
+    with pytest.raises(ValueError, match=f"^{split}: MPII split file is not UTF-8 text"):
+        mpii.read_split_file(split)
+    split.write_bytes(b"000001163.jpg\n005808361.jpg\n")
+    assert mpii.read_split_file(split) == {"000001163.jpg", "005808361.jpg"}

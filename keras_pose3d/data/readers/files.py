@@ -104,7 +104,16 @@ def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
-    return read_bytes(path, what).decode("utf-8")
+    """The whole file as UTF-8 text.
+
+    Raises:
+        FileNotFoundError: naming `what` and the path.
+        ValueError: the file is not UTF-8, naming it.
+    """
+    try:
+        return read_bytes(path, what).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{os.fspath(path)}: {what} is not UTF-8 text ({err})") from None
 
 
 @contextlib.contextmanager
