@@ -1005,7 +1005,8 @@ def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner | None
     `DirectRunner`, its class path), this builds the FnApiRunner exactly as the DirectRunner
     does (pipeline options made available to workers; `--direct_num_workers` and
     `--direct_running_mode` are read by the FnApiRunner itself), so no download is ever
-    attempted. Any other `--runner` (PrismRunner, PortableRunner, DataflowRunner,
+    attempted. (The DirectRunner would pick its BundleBasedDirectRunner for streaming
+    pipelines and TestStream; the jobs are batch pipelines, which it runs on the FnApiRunner.) Any other `--runner` (PrismRunner, PortableRunner, DataflowRunner,
     FlinkRunner, ...) returns None: Beam creates it from the options.
     """
     from apache_beam.options.pipeline_options import StandardOptions
