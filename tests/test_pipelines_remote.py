@@ -104,14 +104,7 @@ def test_mpii_job_reads_its_raw_data_from_ram(tmp_path):
                 root,
                 "--split_file",
                 f"{root}/split.txt",
-                "--crop_size",
-                "32",
-                "--num_shards",
-                "2",
-                "--max_dead_letter_fraction",
-                "1",
-                "--output_dir",
-                str(out),
+                *fr.job_flags(out, num_shards=2),
             ]
         )
 
@@ -143,14 +136,7 @@ def test_h36m_job_reads_cdf_video_and_metadata_from_ram(tmp_path, monkeypatch):
                 "54138969,58860488",
                 "--stride",
                 "2",
-                "--crop_size",
-                "32",
-                "--num_shards",
-                "1",
-                "--max_dead_letter_fraction",
-                "1",
-                "--output_dir",
-                str(out),
+                *fr.job_flags(out, num_shards=1),
             ]
         )
 
@@ -189,14 +175,7 @@ def test_3dhp_job_reads_mat_calibration_video_and_images_from_ram(tmp_path, monk
                 "TS1",
                 "--stride",
                 "2",
-                "--crop_size",
-                "32",
-                "--num_shards",
-                "1",
-                "--max_dead_letter_fraction",
-                "1",
-                "--output_dir",
-                str(out),
+                *fr.job_flags(out, num_shards=1),
             ]
         )
 

@@ -43,14 +43,7 @@ def _mpii_argv(root, out, *extra):
     return [
         "--input_dir",
         str(root),
-        "--crop_size",
-        "32",
-        "--num_shards",
-        "1",
-        "--max_dead_letter_fraction",
-        "1",
-        "--output_dir",
-        str(out),
+        *fr.job_flags(out),
         *extra,
     ]
 
@@ -133,14 +126,7 @@ def test_h36m_truncated_video_is_a_video_dead_letter(tmp_path):
             "54138969,55011271",
             "--stride",
             "2",
-            "--crop_size",
-            "32",
-            "--num_shards",
-            "1",
-            "--max_dead_letter_fraction",
-            "1",
-            "--output_dir",
-            str(tmp_path / "out"),
+            *fr.job_flags(tmp_path / "out"),
         ]
     )
     letters = _letters(tmp_path / "out")
