@@ -18,11 +18,17 @@ Conventions (facts from `../shared/reference/datasets.md` 3.3, 4.2, 4.3):
 
 Other conventions in circulation are converted at the boundary, never stored: mmpose's
 `cameras.pkl` has R = camera->world and T in metres; VideoPose3D stores tangential as [p2, p1].
+
+The three file loaders take a local path, or the file's content (`text=`) with the path it came
+from for the error messages, so callers that read through another filesystem (the Beam jobs'
+`tf.io.gfile`: gs://, ram://, ...) need no local copy; this module itself stays free of
+TensorFlow.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import re
 import xml.etree.ElementTree as ET
@@ -345,18 +351,35 @@ def _cameras_from_w0(w0: np.ndarray, camera_ids, resolutions, path) -> dict:
     return cameras
 
 
-def load_h36m_metadata(path: str | pathlib.Path) -> H36MMetadata:
+def _read_text(path: str, text: str | bytes | None) -> str:
+    """The loader's input: `text` when given (bytes are UTF-8), else the local file `path`."""
+    if text is None:
+        return pathlib.Path(path).read_text(encoding="utf-8")
+    if isinstance(text, bytes):
+        try:
+            return text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text ({e})") from None
+    return text
+
+
+def load_h36m_metadata(path: str | os.PathLike, *, text: str | bytes | None = None
+                       ) -> H36MMetadata:
     """Parses the official Human3.6M metadata.xml.
 
     Args:
-        path: the metadata.xml file.
+        path: the metadata.xml file: read from local disk when `text` is None, else only
+            named in errors and kept as `H36MMetadata.path` (any URL, e.g. gs://.../x.xml).
+        text: the file's content (str or bytes), e.g. read through tf.io.gfile.
 
     Returns:
         H36MMetadata. Raises ValueError naming the file and the tag on malformed input.
     """
-    path = pathlib.Path(path)
+    path = os.fspath(path)
     try:
-        root = ET.parse(path).getroot()
+        # Bytes go to the XML parser as they are, so it honours the file's declared encoding.
+        data = pathlib.Path(path).read_bytes() if text is None else text
+        root = ET.fromstring(data)
     except (ET.ParseError, OSError) as e:
         raise ValueError(f"{path}: cannot parse as XML: {e}") from None
 
@@ -429,11 +452,11 @@ def load_h36m_metadata(path: str | pathlib.Path) -> H36MMetadata:
         action_names=action_names, resolutions=resolutions,
         train_subjects=_subject_list(root, "train_subjects", path),
         val_subjects=_subject_list(root, "val_subjects", path),
-        test_subjects=_subject_list(root, "test_subjects", path), path=str(path),
+        test_subjects=_subject_list(root, "test_subjects", path), path=path,
     )
 
 
-def load_h36m_cameras(metadata_xml_path: str | pathlib.Path) -> dict[tuple[str, str], Camera]:
+def load_h36m_cameras(metadata_xml_path: str | os.PathLike) -> dict[tuple[str, str], Camera]:
     """(subject e.g. "S1", camera id e.g. "54138969") -> Camera, from metadata.xml's <w0>."""
     return load_h36m_metadata(metadata_xml_path).cameras
 
@@ -456,14 +479,19 @@ def camera_from_mmpose(entry: Mapping, camera_id: str | None = None) -> Camera:
 _SKELETOOL_HEADER = "Skeletool Camera Calibration File"
 
 
-def load_3dhp_calibration(path: str | pathlib.Path) -> dict[str, Camera]:
+def load_3dhp_calibration(path: str | os.PathLike, *, text: str | bytes | None = None
+                          ) -> dict[str, Camera]:
     """Parses a 3DHP training `camera.calibration` into camera name ("0".."13") -> Camera.
 
     Lines are parsed by keyword (real lines carry trailing spaces). `intrinsic` is a row-major
     4x4 K, `extrinsic` a row-major 4x4 world->camera [R|t] with t in mm. No distortion.
+
+    Args:
+        path: the file: read from local disk when `text` is None, else only named in errors.
+        text: the file's content (str or UTF-8 bytes), e.g. read through tf.io.gfile.
     """
-    path = pathlib.Path(path)
-    lines = path.read_text().splitlines()
+    path = os.fspath(path)
+    lines = _read_text(path, text).splitlines()
     if not lines or not lines[0].strip().startswith(_SKELETOOL_HEADER):
         raise ValueError(f"{path}: first line must be {_SKELETOOL_HEADER!r}. "
                          f"Received: {lines[0] if lines else ''!r}")
@@ -512,8 +540,8 @@ def load_3dhp_calibration(path: str | pathlib.Path) -> dict[str, Camera]:
 _TC_HEADER = "tc camera calibration"
 
 
-def load_3dhp_test_calib(path: str | pathlib.Path, image_size: tuple[int, int]
-                         ) -> list[Camera]:
+def load_3dhp_test_calib(path: str | os.PathLike, image_size: tuple[int, int], *,
+                         text: str | bytes | None = None) -> list[Camera]:
     """Parses an official 3DHP test `.calib` file into Cameras (one per `camera` entry).
 
     Pixel intrinsics: `fx = f_mm / sensor_w_mm * W`, `fy = fx * pixelAspect` (y / x),
@@ -524,11 +552,13 @@ def load_3dhp_test_calib(path: str | pathlib.Path, image_size: tuple[int, int]
     against world-frame ground truth (the test annotations are camera-frame).
 
     Args:
-        path: the .calib file.
+        path: the .calib file: read from local disk when `text` is None, else only named in
+            errors.
         image_size: (width, height) px; the file does not store it (MPI3DHP_TEST_IMAGE_SIZE).
+        text: the file's content (str or UTF-8 bytes), e.g. read through tf.io.gfile.
     """
-    path = pathlib.Path(path)
-    lines = path.read_text().splitlines()
+    path = os.fspath(path)
+    lines = _read_text(path, text).splitlines()
     if not lines or not lines[0].strip().startswith(_TC_HEADER):
         raise ValueError(f"{path}: first line must start with {_TC_HEADER!r}. "
                          f"Received: {lines[0] if lines else ''!r}")

@@ -36,7 +36,9 @@ Conventions:
   * Dead letters: a DoFn that cannot make a record from an item yields
     `dead_letter(item_id, stage, reason)` (a `TaggedOutput` on `DEAD_LETTER_TAG`) and goes on.
     Catch only the errors you expect (bad values, missing keys); let bugs crash the job.
-    Stages in `EXCLUSION_STAGES` are documented exclusions, not failures.
+    Stages in `EXCLUSION_STAGES` are documented exclusions, not failures. A letter for a whole
+    sequence passes `records=` (the records it would have given, `records_for`), so the
+    dead-letter fraction weighs a lost video by its frames.
   * Counters: `counter(name).inc()` in namespace `keras_pose3d`; `dead_letter` counts per stage
     as `dead_letter/<stage>`.
   * Determinism: shard = hash of a stable sort key, records sorted by that key within a shard
@@ -73,13 +75,16 @@ METRICS_NAMESPACE = "keras_pose3d"
 DEAD_LETTER_TAG = "dead_letter"
 MANIFEST_NAME = "manifest.json"
 DEAD_LETTER_PREFIX = "dead_letter"
+# A shard is written as `<shard>.tmp-<uuid>` and renamed into place.
+TMP_INFIX = ".tmp-"
 # Largest |coordinate| accepted for camera-frame joints: 100 m is far outside any capture
 # volume, so anything beyond is a unit or parsing error, not a person.
 MAX_ABS_MM = 1.0e5
 # Without --num_shards a split gets ceil(bytes / this) shards: big enough for efficient reads,
 # small enough for one worker to write (and for tf.data to spread over readers).
 DEFAULT_TARGET_SHARD_MB = 256
-# A job whose failed items exceed this fraction of all items fails (manifest incomplete).
+# A job whose failed records (dead letters weighted by the records they stand for) exceed this
+# fraction of failed plus written records fails (manifest incomplete).
 DEFAULT_MAX_DEAD_LETTER_FRACTION = 0.05
 # Dead-letter stages that are documented exclusions or notes, not failures: they never count
 # against --max_dead_letter_fraction.
@@ -139,8 +144,9 @@ def parse_args(
         "--max_dead_letter_fraction",
         type=float,
         default=DEFAULT_MAX_DEAD_LETTER_FRACTION,
-        help="Fail the job (exit non-zero, manifest incomplete) when failed items exceed this "
-        "fraction of all items; documented exclusions do not count (default "
+        help="Fail the job (exit non-zero, manifest incomplete) when failed records exceed this "
+        "fraction of failed plus written records (a lost sequence counts its frames); "
+        "documented exclusions do not count (default "
         f"{DEFAULT_MAX_DEAD_LETTER_FRACTION}).",
     )
     parser.add_argument(
@@ -389,19 +395,41 @@ def counter(name: str) -> beam.metrics.metricbase.Counter:
     return beam.metrics.Metrics.counter(METRICS_NAMESPACE, name)
 
 
-def dead_letter(item_id: str, stage: str, reason: str, **extra: Any) -> beam.pvalue.TaggedOutput:
+def dead_letter(
+    item_id: str, stage: str, reason: str, records: int = 1, **extra: Any
+) -> beam.pvalue.TaggedOutput:
     """The standard dead-letter output; `yield` it from a DoFn instead of a record.
 
     Args:
         item_id: stable id of the input item (file path, `subject/sequence/frame`, ...).
         stage: the step that failed (`"read"`, `"crop"`, `"validate"`, `"encode"`, ...).
         reason: human-readable cause, naming the field/file.
+        records: how many records the letter stands for: 1 for a frame or a person; for a
+            whole sequence that could not be read, the records it would have given (its
+            frames / stride, when known). Stored as `"records"` when not 1; it is what
+            `--max_dead_letter_fraction` counts (`dead_letter_records`).
         **extra: more JSON-serialisable context.
     """
     counter(f"{DEAD_LETTER_TAG}/{stage}").inc()
-    payload = {"id": str(item_id), "stage": str(stage), "reason": str(reason)}
+    payload = dead_letter_payload(item_id, stage, reason, records)
     payload.update(extra)
     return beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, payload)
+
+
+def dead_letter_payload(item_id: str, stage: str, reason: str, records: int = 1) -> dict:
+    """The dict of a dead letter (for letters made in the driver, outside a DoFn)."""
+    payload = {"id": str(item_id), "stage": str(stage), "reason": str(reason)}
+    if int(records) != 1:
+        payload["records"] = max(1, int(records))
+    return payload
+
+
+def records_for(frames: int | None, stride: int = 1) -> int:
+    """Records a sequence of `frames` frames gives at `stride` (frames 0, s, 2s, ...); 1 when
+    the count is unknown (None or <= 0), so an unreadable sequence still counts."""
+    if frames is None or frames <= 0:
+        return 1
+    return len(range(0, int(frames), max(1, int(stride))))
 
 
 class EncodeRecords(beam.DoFn):
@@ -534,21 +562,29 @@ def write_shard_file(
     }
     # Write under a unique temporary name and rename, so a crashed or retried worker leaves
     # no half shard and two attempts never write the same file.
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with (
-        shard_sort.sorted_items(items, sort_buffer_bytes) as ordered,
-        tf.io.TFRecordWriter(tmp) as writer,
-    ):
-        for _, serialized in ordered:
-            writer.write(serialized)
-            meta = _meta(serialized)
-            summary["num_examples"] += 1
-            summary["subjects"][meta["subject"]] += 1
-            summary["actions"][meta["action"]] += 1
-            summary["datasets"][meta["dataset"]] += 1
-            summary["has_3d"] += meta["has_3d"]
-            summary["has_3d_univ"] += meta["has_3d_univ"]
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    tmp = f"{path}{TMP_INFIX}{uuid.uuid4().hex}"
+    try:
+        with (
+            shard_sort.sorted_items(items, sort_buffer_bytes) as ordered,
+            tf.io.TFRecordWriter(tmp) as writer,
+        ):
+            for _, serialized in ordered:
+                writer.write(serialized)
+                meta = _meta(serialized)
+                summary["num_examples"] += 1
+                summary["subjects"][meta["subject"]] += 1
+                summary["actions"][meta["action"]] += 1
+                summary["datasets"][meta["dataset"]] += 1
+                summary["has_3d"] += meta["has_3d"]
+                summary["has_3d_univ"] += meta["has_3d_univ"]
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+        # A failed attempt (disk full, a bad record, a worker being stopped) removes its
+        # partial file; only a killed process leaves one, and the next run's
+        # prepare_output_dir removes it.
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
     counter("examples_written").inc(summary["num_examples"])
     return {k: dict(v) if isinstance(v, collections.Counter) else v for k, v in summary.items()}
 
@@ -653,7 +689,16 @@ def dead_letter_stage_counts(letters: Iterable[Mapping[str, Any]]) -> dict[str, 
     return dict(sorted(counts.items()))
 
 
-def _write_dead_letter_file(letters: list[dict], output_dir: str) -> dict[str, int]:
+def dead_letter_records(letters: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """{stage: records the dead letters stand for}, sorted by stage: a letter's `"records"`
+    (a whole sequence that could not be read), else 1."""
+    counts: collections.Counter = collections.Counter()
+    for letter in letters:
+        counts[str(letter.get("stage", "unknown"))] += max(1, int(letter.get("records", 1)))
+    return dict(sorted(counts.items()))
+
+
+def _write_dead_letter_file(letters: list[dict], output_dir: str) -> dict[str, dict[str, int]]:
     lines = sorted(json.dumps(letter, sort_keys=True, default=str) for letter in letters)
     path = os.path.join(output_dir, f"{DEAD_LETTER_PREFIX}-00000-of-00001.jsonl")
     with tf.io.gfile.GFile(path, "w") as f:
@@ -662,13 +707,14 @@ def _write_dead_letter_file(letters: list[dict], output_dir: str) -> dict[str, i
     by_stage = dead_letter_stage_counts(letters)
     if lines:
         logger.warning("%d dead-letter item(s) %s; see %s", len(lines), by_stage, path)
-    return by_stage
+    return {"letters": by_stage, "records": dead_letter_records(letters)}
 
 
 def write_dead_letters(dead_letters: beam.PCollection, output_dir: str) -> beam.PCollection:
     """Writes dead-letter dicts as sorted JSON lines.
 
-    Returns a singleton PCollection holding `{stage: count}` (`dead_letter_stage_counts`).
+    Returns a singleton PCollection holding `{"letters": {stage: letters}, "records": {stage:
+    records they stand for}}` (`dead_letter_stage_counts`, `dead_letter_records`).
 
     Always writes `dead_letter-00000-of-00001.jsonl` (empty when nothing failed), so a listing
     of the output directory tells at a glance that the job checked.
@@ -680,27 +726,36 @@ def write_dead_letters(dead_letters: beam.PCollection, output_dir: str) -> beam.
     )
 
 
-def dead_letter_failures(dead_letter_by_stage: Mapping[str, int]) -> int:
-    """Dead letters that are failures: every stage except the `EXCLUSION_STAGES`."""
-    return int(sum(n for stage, n in dead_letter_by_stage.items() if stage not in EXCLUSION_STAGES))
+def dead_letter_failures(counts_by_stage: Mapping[str, int]) -> int:
+    """The failures among per-stage counts (letters or records): every stage except the
+    `EXCLUSION_STAGES`."""
+    return int(sum(n for stage, n in counts_by_stage.items() if stage not in EXCLUSION_STAGES))
 
 
 def quality_problems(
-    num_examples: int, dead_letter_by_stage: Mapping[str, int], max_dead_letter_fraction: float
+    num_examples: int, failed_records_by_stage: Mapping[str, int], max_dead_letter_fraction: float
 ) -> list[str]:
     """Why a finished job's output cannot be trusted (empty list: it can).
 
-    The fraction is failed dead letters / (failed dead letters + written records): one letter
-    is one item (a person, a frame, or a whole sequence the job could not read).
+    The fraction is failed records / (failed records + written records), where a dead letter
+    counts the records it stands for (`dead_letter_records`): a person, a frame, or every
+    frame of a sequence whose files could not be read, so one truncated video weighs as
+    much as the frames it lost, not as one frame.
+
+    Args:
+        failed_records_by_stage: {stage: records} (`dead_letter_records`); the
+            `EXCLUSION_STAGES` are left out.
     """
     problems = []
-    failures = dead_letter_failures(dead_letter_by_stage)
+    failures = dead_letter_failures(failed_records_by_stage)
     if num_examples == 0:
         problems.append("no record was written")
     total = failures + num_examples
     fraction = failures / total if total else 0.0
     if fraction > max_dead_letter_fraction:
-        stages = {s: n for s, n in sorted(dead_letter_by_stage.items()) if s not in EXCLUSION_STAGES}
+        stages = {
+            s: n for s, n in sorted(failed_records_by_stage.items()) if s not in EXCLUSION_STAGES
+        }
         problems.append(
             f"{failures} of {total} items failed ({fraction:.1%} > --max_dead_letter_fraction "
             f"{max_dead_letter_fraction:.1%}; by stage {stages})"
@@ -710,7 +765,7 @@ def quality_problems(
 
 def _write_manifest(
     summaries: list[dict],
-    dead_letter_by_stage: Mapping[str, int],
+    dead_letter_counts: Mapping[str, Mapping[str, int]],
     num_shards: Mapping[str, int],
     output_dir: str,
     job_args: Mapping[str, Any],
@@ -746,7 +801,9 @@ def _write_manifest(
         for field in ("subjects", "actions", "datasets"):
             entry[field] = dict(sorted(entry[field].items()))
     num_examples = sum(e["num_examples"] for e in splits.values())
-    problems = quality_problems(num_examples, dead_letter_by_stage, max_dead_letter_fraction)
+    dead_letter_by_stage = dead_letter_counts["letters"]
+    records_by_stage = dead_letter_counts["records"]
+    problems = quality_problems(num_examples, records_by_stage, max_dead_letter_fraction)
     manifest = {
         # False when the job's output cannot be trusted; `problems` says why.
         "complete": not problems,
@@ -758,6 +815,10 @@ def _write_manifest(
         "dead_letter_count": int(sum(dead_letter_by_stage.values())),
         "dead_letter_failures": dead_letter_failures(dead_letter_by_stage),
         "dead_letter_by_stage": dict(sorted(dead_letter_by_stage.items())),
+        # Records the letters stand for (a whole unreadable sequence: its frames / stride);
+        # the failures among them are what --max_dead_letter_fraction is checked against.
+        "dead_letter_records_by_stage": dict(sorted(records_by_stage.items())),
+        "failed_records": dead_letter_failures(records_by_stage),
         "dead_letter_file": f"{DEAD_LETTER_PREFIX}-00000-of-00001.jsonl",
         "job_args": dict(job_args),
     }
@@ -770,7 +831,7 @@ def _write_manifest(
 
 def write_manifest(
     summaries: beam.PCollection,
-    dead_letter_by_stage: beam.PCollection,
+    dead_letter_counts: beam.PCollection,
     shard_plan: beam.PCollection,
     output_dir: str,
     job_args: Mapping[str, Any],
@@ -780,15 +841,18 @@ def write_manifest(
 
     Manifest: `complete`, `problems`, `schema_version`, `person_margin`, `num_examples`,
     `splits` -> {split: {num_examples, num_shards, files, shard_sizes, subjects, actions,
-    datasets, has_3d, has_3d_univ}}, `dead_letter_count`, `dead_letter_failures`,
-    `dead_letter_by_stage` ({stage: count}, so documented exclusions such as "excluded",
+    datasets, has_3d, has_3d_univ}}, `dead_letter_count`, `dead_letter_failures` (letters),
+    `dead_letter_by_stage` ({stage: letters}, so documented exclusions such as "excluded",
     "frame_count", "invalid_frames" and "test_persons" are told apart from failures at a
-    glance), `dead_letter_file`, `job_args`. Counts come from the shard writers themselves, so
-    they are the records in the files. `complete` is false (and `problems` says why) when
-    nothing was written or failed items exceed `max_dead_letter_fraction`.
+    glance), `dead_letter_records_by_stage` ({stage: records the letters stand for}),
+    `failed_records`, `dead_letter_file`, `job_args`. Counts come from the shard writers
+    themselves, so they are the records in the files. `complete` is false (and `problems`
+    says why) when nothing was written or failed records exceed `max_dead_letter_fraction`
+    of failed plus written records.
 
     Args:
-        dead_letter_by_stage: singleton PCollection of {stage: count} (`write_dead_letters`).
+        dead_letter_counts: singleton PCollection of {"letters": ..., "records": ...}
+            (`write_dead_letters`).
         shard_plan: singleton PCollection of {split: shards} (`write_split`).
     """
     return (
@@ -797,7 +861,7 @@ def write_manifest(
         | "WriteManifest"
         >> beam.Map(
             _write_manifest,
-            beam.pvalue.AsSingleton(dead_letter_by_stage),
+            beam.pvalue.AsSingleton(dead_letter_counts),
             beam.pvalue.AsSingleton(shard_plan),
             output_dir,
             dict(job_args),
@@ -833,9 +897,9 @@ def write_outputs(
     if dead_letters is not None:
         letters.append(dead_letters)
     all_letters = tuple(letters) | "FlattenDeadLetters" >> beam.Flatten()
-    by_stage = write_dead_letters(all_letters, output_dir)
+    letter_counts = write_dead_letters(all_letters, output_dir)
     return write_manifest(
-        summaries, by_stage, plan, output_dir, job_args, max_dead_letter_fraction
+        summaries, letter_counts, plan, output_dir, job_args, max_dead_letter_fraction
     )
 
 
@@ -895,7 +959,14 @@ def verify_output(output_dir: str, require_complete: bool = True) -> dict[str, A
 
 
 def _output_files(output_dir: str) -> list[str]:
-    patterns = ["*-?????-of-?????.tfrecord", f"{DEAD_LETTER_PREFIX}-*.jsonl", MANIFEST_NAME]
+    patterns = [
+        "*-?????-of-?????.tfrecord",
+        f"{DEAD_LETTER_PREFIX}-*.jsonl",
+        MANIFEST_NAME,
+        # Partial files of killed writers (shards, manifest).
+        f"*-?????-of-?????.tfrecord{TMP_INFIX}*",
+        f"{MANIFEST_NAME}.tmp",
+    ]
     return sorted(p for pat in patterns for p in tf.io.gfile.glob(os.path.join(output_dir, pat)))
 
 
@@ -913,20 +984,34 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
         tf.io.gfile.remove(path)
 
 
+def is_direct_runner(name: str | None) -> bool:
+    """True when `--runner` names Beam's DirectRunner (or is absent), spelled any way Beam's
+    `create_runner` accepts: `DirectRunner`, `direct`, `directrunner`, the class path
+    `apache_beam.runners.direct.direct_runner.DirectRunner`, `SwitchingDirectRunner`."""
+    if name is None:
+        return True
+    short = name.rsplit(".", 1)[-1].lower()
+    if not short.endswith("runner"):
+        short += "runner"  # Beam's own rule: "direct" -> "directrunner"
+    return short in ("directrunner", "switchingdirectrunner")
+
+
 def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner | None:
     """The runner for `beam.Pipeline`: the FnApiRunner when the local DirectRunner is meant.
 
     Beam 2.77's DirectRunner first tries Prism, which it downloads from github.com at start
     (on an offline machine it fails, logs the exception and falls back to the FnApiRunner).
-    When `--runner` is absent or DirectRunner, this builds the FnApiRunner directly, with the
-    pipeline options made available to workers as the DirectRunner does, so no download is
-    ever attempted. Any other `--runner` (PrismRunner, PortableRunner, DataflowRunner,
+    When `--runner` is absent or names the DirectRunner (`is_direct_runner`: `direct`,
+    `DirectRunner`, its class path), this builds the FnApiRunner exactly as the DirectRunner
+    does (pipeline options made available to workers; `--direct_num_workers` and
+    `--direct_running_mode` are read by the FnApiRunner itself), so no download is ever
+    attempted. (The DirectRunner would pick its BundleBasedDirectRunner for streaming
+    pipelines and TestStream; the jobs are batch pipelines, which it runs on the FnApiRunner.) Any other `--runner` (PrismRunner, PortableRunner, DataflowRunner,
     FlinkRunner, ...) returns None: Beam creates it from the options.
     """
     from apache_beam.options.pipeline_options import StandardOptions
 
-    name = options.view_as(StandardOptions).runner
-    if name not in (None, "DirectRunner", "SwitchingDirectRunner"):
+    if not is_direct_runner(options.view_as(StandardOptions).runner):
         return None
     from apache_beam.portability.api import beam_provision_api_pb2
     from apache_beam.runners.portability.fn_api_runner import fn_runner

@@ -23,8 +23,8 @@ metadata `<mapping>` (irregular, with spaces), never from the action name.
   ("validate"), one line per frame or file. A truncated video (the stream ends before the
   frame count its container announces, and before metadata.xml's count) is one "video" dead
   letter and none of its frames is written: the records of a sequence are held until its
-  video has been read to the end. Sequence names from metadata.xml that would leave the input
-  root (`../`, absolute) are dead letters of stage "path".
+  video has been read to the end. Sequence names from metadata.xml that are not plain names
+  (`../`, an absolute path, a folder) are dead letters of stage "path".
 * Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); CDFs
   and videos are read from a temporary local copy (cdflib and OpenCV open local files only).
 
@@ -118,9 +118,8 @@ def split_of(subject: str) -> str:
 
 def list_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Work items (one per subject/sequence/camera) and the exclusion dead letters."""
-    # The metadata parser opens local paths only: a remote file is read from a local copy.
-    with files.local_copy(_metadata_path(args), "H36M metadata.xml") as local:
-        meta = camera_lib.load_h36m_metadata(local)
+    path = _metadata_path(args)
+    meta = camera_lib.load_h36m_metadata(path, text=files.read_bytes(path, "H36M metadata.xml"))
     subjects = _csv(args.subjects) or []
     for subject in subjects:
         split_of(subject)
@@ -139,9 +138,15 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
             continue
         if sequences is not None and f"{seq.subject}/{seq.prefix}" not in sequences:
             continue
-        unsafe = files.escapes_root(f"{seq.subject}/{seq.prefix}.{seq.camera}")
+        # The prefix is joined under <subject>/MyPoseFeatures/D3_Positions_mono/ and
+        # <subject>/Videos/: it must be a plain name (no ../, no absolute path, no folder).
+        unsafe = files.not_a_plain_name(seq.prefix)
         if unsafe is not None:
-            letters.append({"id": seq.key, "stage": "path", "reason": unsafe})
+            letters.append(
+                common.dead_letter_payload(
+                    seq.key, "path", unsafe, common.records_for(seq.expected_frames, args.stride)
+                )
+            )
             continue
         reason = h36m.known_defect(seq.subject, seq.prefix, seq.camera)
         if reason is not None:
@@ -169,18 +174,21 @@ class SequenceToRecords(beam.DoFn):
         seq: h36m.SequenceItem = item["seq"]
         cam: camera_lib.Camera = item["camera"]
         split = item["split"]
+        # A sequence that cannot be read loses its frames (metadata.xml's count) at --stride.
+        lost = common.records_for(seq.expected_frames, self._stride)
         try:
             d3 = h36m.read_pose_cdf(seq.d3_path(self._input_dir), 3)
             d2_path = seq.d2_path(self._input_dir)
             d2 = h36m.read_pose_cdf(d2_path, 2) if files.exists(d2_path) else None
         except (FileNotFoundError, ValueError) as err:
-            yield common.dead_letter(seq.key, "read", str(err), split=split)
+            yield common.dead_letter(seq.key, "read", str(err), lost, split=split)
             return
         if d2 is not None and d2.shape[0] != d3.shape[0]:
             yield common.dead_letter(
                 seq.key,
                 "read",
                 (f"D2_Positions has {d2.shape[0]} frames but D3_Positions_mono {d3.shape[0]}"),
+                lost,
                 split=split,
             )
             return
@@ -212,7 +220,8 @@ class SequenceToRecords(beam.DoFn):
                     continue
                 outputs.append((split, f"{seq.key}/{frame_index:06d}", record))
         except (FileNotFoundError, ValueError) as err:
-            yield common.dead_letter(seq.key, "video", str(err), split=split)
+            lost = common.records_for(n_pose, self._stride)  # every frame the poses cover
+            yield common.dead_letter(seq.key, "video", str(err), lost, split=split)
             return
         common.counter("h36m_frames").inc(sum(isinstance(o, tuple) for o in outputs))
         yield from outputs

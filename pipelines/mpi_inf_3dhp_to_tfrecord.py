@@ -36,9 +36,9 @@ video writes none of its frames, a truncated JPEG is refused by the strict decod
 `keras_pose3d.data.readers.images`), unreadable annotation ("read"), non-finite or implausible
 joints, annot3 or univ_annot3 ("validate").
 
-Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); videos and
-calibration files are read from a temporary local copy (OpenCV and the calibration parsers
-open local files only).
+Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); videos are
+read from a temporary local copy (OpenCV opens local files only), annotations, calibration
+files and images from memory.
 """
 
 from __future__ import annotations
@@ -161,7 +161,10 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[d
             try:
                 valid, total = m3.read_test_frame_validity(annot)
             except (KeyError, ValueError) as err:
-                letters.append({"id": ts, "stage": "read", "reason": str(err)})
+                lost = m3.TEST_VALID_FRAME_COUNTS.get(ts)
+                letters.append(
+                    common.dead_letter_payload(ts, "read", str(err), common.records_for(lost))
+                )
                 continue
             if total > valid.size:
                 letters.append(
@@ -283,18 +286,20 @@ class TrainSequenceToRecords(beam.DoFn):
         subject, seq, cam_index = item["subject"], item["seq"], item["camera"]
         key = f"{subject}/{seq}/video_{cam_index}"
         seq_dir = files.join(self._input_dir, subject, seq)
+        # A video that cannot be read loses its frames (the known count) at --stride.
+        lost = common.records_for(m3.TRAIN_FRAME_COUNTS.get((subject, seq)), self._stride)
         try:
             annot = m3.read_train_annotations(files.join(seq_dir, m3.ANNOT_FILE), cam_index)
             calibration = files.join(seq_dir, m3.CALIBRATION_FILE)
-            # The calibration parser opens local paths only: remote files via a local copy.
-            with files.local_copy(calibration, "3DHP camera.calibration") as local:
-                cams = camera_lib.load_3dhp_calibration(local)
+            cams = camera_lib.load_3dhp_calibration(
+                calibration, text=files.read_bytes(calibration, "3DHP camera.calibration")
+            )
         except (FileNotFoundError, KeyError, ValueError) as err:
-            yield common.dead_letter(key, "read", str(err), split="train")
+            yield common.dead_letter(key, "read", str(err), lost, split="train")
             return
         if str(cam_index) not in cams:
             yield common.dead_letter(
-                key, "read", f"camera {cam_index} not in camera.calibration", split="train"
+                key, "read", f"camera {cam_index} not in camera.calibration", lost, split="train"
             )
             return
         cam = cams[str(cam_index)]
@@ -335,7 +340,8 @@ class TrainSequenceToRecords(beam.DoFn):
                     continue
                 outputs.append(("train", item_id, record))
         except (FileNotFoundError, ValueError) as err:
-            yield common.dead_letter(key, "video", str(err), split="train")
+            lost = common.records_for(n_use, self._stride)  # every annotated frame
+            yield common.dead_letter(key, "video", str(err), lost, split="train")
             return
         common.counter("mpi_inf_3dhp_train_frames").inc(
             sum(isinstance(o, tuple) for o in outputs)
@@ -368,7 +374,8 @@ class TestFramesToRecords(beam.DoFn):
         try:
             annot = m3.read_test_annotations(files.join(self._test_dir, ts, m3.TEST_ANNOT_FILE))
         except (FileNotFoundError, KeyError, ValueError) as err:
-            yield common.dead_letter(ts, "read", str(err), split="test")
+            lost = len(item["frames"])  # the chunk's valid frames
+            yield common.dead_letter(ts, "read", str(err), lost, split="test")
             return
         cameras: dict[tuple[int, int], camera_lib.Camera] = {}
         for frame in item["frames"]:
@@ -386,8 +393,10 @@ class TestFramesToRecords(beam.DoFn):
             if (w, h) not in cameras:
                 # The .calib holds millimetres; pixels follow from the real image size.
                 try:
-                    with files.local_copy(item["calib"], "3DHP test .calib") as local:
-                        cameras[(w, h)] = camera_lib.load_3dhp_test_calib(local, (w, h))[0]
+                    text = files.read_bytes(item["calib"], "3DHP test .calib")
+                    cameras[(w, h)] = camera_lib.load_3dhp_test_calib(
+                        item["calib"], (w, h), text=text
+                    )[0]
                 except (FileNotFoundError, ValueError) as err:
                     yield common.dead_letter(item_id, "read", str(err), split="test")
                     continue

@@ -26,6 +26,21 @@ from keras_pose3d import skeleton
 REALDATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
 
+def job_flags(out: str | os.PathLike, num_shards: int = 1, crop_size: int = 32) -> list[str]:
+    """The flags a test passes to a raw-data job on these fixtures: tiny crops, a fixed shard
+    count, and any dead-letter fraction (the fixtures are broken on purpose)."""
+    return [
+        "--crop_size",
+        str(crop_size),
+        "--num_shards",
+        str(num_shards),
+        "--max_dead_letter_fraction",
+        "1",
+        "--output_dir",
+        str(out),
+    ]
+
+
 def frame_level(i: int) -> int:
     """Grey level of frame i (steps of 25 survive mp4v / MJPG / JPEG; indices modulo 9)."""
     return 20 + 25 * (i % 9)

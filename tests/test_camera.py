@@ -345,3 +345,72 @@ def test_real_3dhp_ts1_ground_truth_projects_with_calib():
     err = np.linalg.norm(cam.project(data["S"][0, :, :3]) - data["part"][0, :, :2], axis=-1)
     assert np.median(err) < 0.01  # most joints to 0.01 px; a few annotated ones to ~1.3 px
     assert err.max() < 2.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Content instead of a local path (the Beam jobs read through tf.io.gfile: no local copy).
+# ----------------------------------------------------------------------------------------------
+def _same_camera(a, b):
+    assert (a.id, a.width, a.height, a.distortion_model) == (b.id, b.width, b.height,
+                                                             b.distortion_model)
+    for field in ("R_w2c", "t_centre_world", "intrinsics", "k", "p"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_loaders_take_the_content_and_name_the_given_path(tmp_path, as_bytes):
+    url = "gs://bucket/raw/h36m/metadata.xml"  # never opened: only named
+    xml = _metadata_xml(_w0_fixture())
+    (tmp_path / "metadata.xml").write_text(xml)
+    from_file = C.load_h36m_metadata(tmp_path / "metadata.xml")
+    given = C.load_h36m_metadata(url, text=xml.encode() if as_bytes else xml)
+    assert given.path == url and from_file.path == str(tmp_path / "metadata.xml")
+    assert (given.mapping, given.frames, given.resolutions) == (
+        from_file.mapping, from_file.frames, from_file.resolutions)
+    assert sorted(given.cameras) == sorted(from_file.cameras)
+    for key, cam in from_file.cameras.items():
+        _same_camera(given.cameras[key], cam)
+    with pytest.raises(ValueError, match=r"^gs://bucket/raw/h36m/metadata\.xml: <w0> must hold"):
+        C.load_h36m_metadata(url, text=_metadata_xml(np.zeros(299)))
+    with pytest.raises(ValueError, match=r"^gs://bucket/raw/h36m/metadata\.xml: cannot parse"):
+        C.load_h36m_metadata(url, text="<a><mapping>")
+
+    calib = _tc_calib_text()
+    (tmp_path / "ts.calib").write_text(calib)
+    (from_file_cam,) = C.load_3dhp_test_calib(tmp_path / "ts.calib", (1920, 1080))
+    (given_cam,) = C.load_3dhp_test_calib(
+        "ram://x/ts.calib", (1920, 1080), text=calib.encode() if as_bytes else calib)
+    _same_camera(given_cam, from_file_cam)
+    with pytest.raises(ValueError, match=r"^ram://x/ts\.calib:2 \(camera 0 cam_x\): missing"):
+        C.load_3dhp_test_calib("ram://x/ts.calib", (1920, 1080),
+                               text=calib.replace("\t\tfocalLength\t5.0\t# in mm\n", ""))
+
+    skeletool = ("Skeletool Camera Calibration File V1.0 \nname 3 \n  size 2048 2048 \n"
+                 "  intrinsic " + " ".join(["1"] * 16) + " \n"
+                 "  extrinsic " + " ".join(str(v) for v in np.eye(4).ravel()) + " \n")
+    (tmp_path / "camera.calibration").write_text(skeletool)
+    from_file_cams = C.load_3dhp_calibration(tmp_path / "camera.calibration")
+    given_cams = C.load_3dhp_calibration(
+        "ram://x/camera.calibration", text=skeletool.encode() if as_bytes else skeletool)
+    assert sorted(given_cams) == sorted(from_file_cams) == ["3"]
+    _same_camera(given_cams["3"], from_file_cams["3"])
+    with pytest.raises(ValueError, match=r"^ram://x/camera\.calibration: first line"):
+        C.load_3dhp_calibration("ram://x/camera.calibration", text="nonsense\n")
+    with pytest.raises(ValueError, match=r"^ram://x/camera\.calibration: not UTF-8"):
+        C.load_3dhp_calibration("ram://x/camera.calibration", text=b"\xff\xfe\x00")
+
+
+@pytest.mark.realdata
+def test_real_camera_files_given_as_content_parse_identically():
+    path = require_realdata("h36m", "metadata.xml")
+    from_file = C.load_h36m_metadata(path)
+    given = C.load_h36m_metadata("ram://h36m/metadata.xml", text=path.read_bytes())
+    assert given.frames == from_file.frames and given.mapping == from_file.mapping
+    for key, cam in from_file.cameras.items():
+        _same_camera(given.cameras[key], cam)
+    for name in ("ts1-4cameras.calib", "ts5-6cameras.calib"):
+        calib = require_realdata("mpi_inf_3dhp", name)
+        for a, b in zip(C.load_3dhp_test_calib(calib, (2048, 2048)),
+                        C.load_3dhp_test_calib(name, (2048, 2048), text=calib.read_text()),
+                        strict=True):
+            _same_camera(a, b)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.testing.util import assert_that, equal_to
 
 from keras_pose3d.data import features
 from pipelines import common
@@ -339,13 +340,30 @@ def test_empty_shards_are_written_and_verify_catches_loss(tmp_path):
         common.verify_output(str(tmp_path))
 
 
-def test_prepare_output_dir_refuses_stale_files(tmp_path):
-    (tmp_path / "train-00000-of-00001.tfrecord").write_bytes(b"")
+@pytest.mark.parametrize(
+    "stale",
+    [
+        ["train-00000-of-00001.tfrecord"],
+        # Partial files of a killed run (a shard's temporary, the manifest's).
+        ["train-00000-of-00002.tfrecord.tmp-0123abcd", "manifest.json.tmp"],
+    ],
+)
+def test_prepare_output_dir_refuses_stale_files(tmp_path, stale):
+    for name in stale:
+        (tmp_path / name).write_bytes(b"half")
     (tmp_path / "notes.txt").write_text("keep")
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match=f"{len(stale)} output file.*--overwrite"):
         common.prepare_output_dir(str(tmp_path), overwrite=False)
     common.prepare_output_dir(str(tmp_path), overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_failed_shard_write_leaves_no_partial_file(tmp_path):
+    good = features.encode_example(_record(0, "S1"))
+    items = [("S1\x00000000000000", good), ("S1\x00000000000001", b"not an Example")]
+    with pytest.raises(Exception, match="Error parsing message|DecodeError"):
+        common.write_shard_file(str(tmp_path), "train", 0, 1, items)
+    assert os.listdir(tmp_path) == []  # neither the shard nor its temporary
 
 
 def test_check_points_3d_names_the_field_and_the_joints():
@@ -376,6 +394,34 @@ def test_quality_problems_count_failures_not_exclusions():
     # Exclusions alone never fail a job, however many.
     assert common.quality_problems(1, {"excluded": 500, "frame_count": 40}, 0.0) == []
     assert common.quality_problems(0, {}, 1.0) == ["no record was written"]
+
+
+def test_dead_letters_weigh_the_records_they_stand_for():
+    assert common.records_for(10, 5) == 2  # frames 0, 5
+    assert common.records_for(11, 5) == 3  # frames 0, 5, 10
+    assert common.records_for(1, 5) == 1
+    assert common.records_for(None, 5) == 1 and common.records_for(-1) == 1  # unknown: one
+    # A letter's "records" is stored only when it is not 1 (frame and person letters).
+    assert common.dead_letter_payload("S1/seq", "video", "truncated", 40) == {
+        "id": "S1/seq",
+        "stage": "video",
+        "reason": "truncated",
+        "records": 40,
+    }
+    assert "records" not in common.dead_letter_payload("S1/seq/000001", "validate", "NaN")
+    letters = [
+        common.dead_letter_payload("S1/a", "video", "truncated", 40),
+        common.dead_letter_payload("S1/b/000003", "validate", "NaN"),
+        common.dead_letter_payload("S9/c", "excluded", "known defect", 300),
+    ]
+    assert common.dead_letter_stage_counts(letters) == {"excluded": 1, "validate": 1, "video": 1}
+    by_records = common.dead_letter_records(letters)
+    assert by_records == {"excluded": 300, "validate": 1, "video": 40}
+    # One lost 40-frame video beside 100 written records: 41 of 141 failed (29 %), although
+    # it is only 2 failed letters of 102 (2 %).
+    (problem,) = common.quality_problems(100, by_records, 0.05)
+    assert problem.startswith("41 of 141 items failed (29.1% > --max_dead_letter_fraction 5.0%")
+    assert "{'validate': 1, 'video': 40}" in problem
 
 
 @pytest.mark.beam
@@ -491,7 +537,43 @@ def test_jobs_never_start_prism(tmp_path, monkeypatch, runner_flags):
 def test_local_runner_only_replaces_the_direct_runner():
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-    for flags in ([], ["--runner=DirectRunner"]):
+    # Every spelling Beam's create_runner resolves to the DirectRunner is pinned.
+    direct = [
+        [],
+        ["--runner=DirectRunner"],
+        ["--runner=direct"],
+        ["--runner=directrunner"],
+        ["--runner=apache_beam.runners.direct.direct_runner.DirectRunner"],
+        ["--runner=SwitchingDirectRunner"],
+    ]
+    for flags in direct:
         assert isinstance(common.local_runner(PipelineOptions(flags)), fn_runner.FnApiRunner)
-    for name in ("PortableRunner", "PrismRunner", "DataflowRunner", "FlinkRunner"):
+    for name in (
+        "PortableRunner",
+        "PrismRunner",
+        "prism",
+        "DataflowRunner",
+        "FlinkRunner",
+        "BundleBasedDirectRunner",  # never tries Prism: Beam builds it
+    ):
         assert common.local_runner(PipelineOptions([f"--runner={name}"])) is None
+
+
+@pytest.mark.beam
+@pytest.mark.parametrize(
+    "mode, environment",
+    [
+        ("multi_threading", "EmbeddedPythonGrpcEnvironment"),
+        ("in_memory", "EmbeddedPythonEnvironment"),
+    ],
+)
+def test_local_runner_honours_the_direct_runner_flags(mode, environment):
+    # The pinned runner reads --direct_num_workers / --direct_running_mode as the
+    # DirectRunner's FnApiRunner does (not just: it runs).
+    options = PipelineOptions(["--direct_num_workers=3", f"--direct_running_mode={mode}"])
+    runner = common.local_runner(options)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        got = p | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
+        assert_that(got, equal_to([2, 4, 6]))
+    assert runner._num_workers == 3
+    assert type(runner._default_environment).__name__ == environment

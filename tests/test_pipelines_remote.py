@@ -66,6 +66,22 @@ def _outputs(out_dir, root=None, replace=None) -> dict[str, bytes]:
     return got
 
 
+def _record_local_copies(monkeypatch) -> list[str]:
+    """Base names of the files `files.local_copy` copies (only cdflib and OpenCV need one)."""
+    from keras_pose3d.data.readers import files
+
+    copied = []
+    real = files.local_copy
+
+    def spy(path, *args, **kwargs):
+        if not files.is_local(path):
+            copied.append(os.path.basename(os.fspath(path)))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(files, "local_copy", spy)
+    return copied
+
+
 def _same_outputs(a, b):
     assert sorted(a) == sorted(b)
     for name in a:
@@ -88,14 +104,7 @@ def test_mpii_job_reads_its_raw_data_from_ram(tmp_path):
                 root,
                 "--split_file",
                 f"{root}/split.txt",
-                "--crop_size",
-                "32",
-                "--num_shards",
-                "2",
-                "--max_dead_letter_fraction",
-                "1",
-                "--output_dir",
-                str(out),
+                *fr.job_flags(out, num_shards=2),
             ]
         )
 
@@ -109,9 +118,10 @@ def test_mpii_job_reads_its_raw_data_from_ram(tmp_path):
     )
 
 
-def test_h36m_job_reads_cdf_video_and_metadata_from_ram(tmp_path):
+def test_h36m_job_reads_cdf_video_and_metadata_from_ram(tmp_path, monkeypatch):
     fr.write_h36m_fixture(tmp_path / "raw")
     remote = _to_ram(tmp_path / "raw")
+    copied = _record_local_copies(monkeypatch)
 
     def run(root, out):
         return h36m_to_tfrecord.run(
@@ -126,14 +136,7 @@ def test_h36m_job_reads_cdf_video_and_metadata_from_ram(tmp_path):
                 "54138969,58860488",
                 "--stride",
                 "2",
-                "--crop_size",
-                "32",
-                "--num_shards",
-                "1",
-                "--max_dead_letter_fraction",
-                "1",
-                "--output_dir",
-                str(out),
+                *fr.job_flags(out, num_shards=1),
             ]
         )
 
@@ -142,15 +145,18 @@ def test_h36m_job_reads_cdf_video_and_metadata_from_ram(tmp_path):
     # S1 TakingPhoto 1 on 54138969 (frames 0 2 4) and S5 Photo on 58860488 (0 2 4).
     assert ram["splits"]["train"]["num_examples"] == 6 == local["splits"]["train"]["num_examples"]
     assert ram["dead_letter_by_stage"]["video"] == 1  # the corrupt S1 Walking 1 video
+    # Only CDFs and videos were copied to local disk; metadata.xml was parsed from memory.
+    assert copied and {os.path.splitext(name)[1] for name in copied} == {".cdf", ".mp4"}
     _same_outputs(
         _outputs(tmp_path / "local"), _outputs(tmp_path / "ram", remote, str(tmp_path / "raw"))
     )
 
 
-def test_3dhp_job_reads_mat_calibration_video_and_images_from_ram(tmp_path):
+def test_3dhp_job_reads_mat_calibration_video_and_images_from_ram(tmp_path, monkeypatch):
     fr.write_3dhp_train_fixture(tmp_path / "raw" / "train", size=48)
     fr.write_3dhp_test_fixture(tmp_path / "raw" / "test", size=48)
     remote = _to_ram(tmp_path / "raw")
+    copied = _record_local_copies(monkeypatch)
 
     def run(root, out):
         return mpi_inf_3dhp_to_tfrecord.run(
@@ -169,14 +175,7 @@ def test_3dhp_job_reads_mat_calibration_video_and_images_from_ram(tmp_path):
                 "TS1",
                 "--stride",
                 "2",
-                "--crop_size",
-                "32",
-                "--num_shards",
-                "1",
-                "--max_dead_letter_fraction",
-                "1",
-                "--output_dir",
-                str(out),
+                *fr.job_flags(out, num_shards=1),
             ]
         )
 
@@ -185,6 +184,9 @@ def test_3dhp_job_reads_mat_calibration_video_and_images_from_ram(tmp_path):
     assert ram["splits"]["train"]["num_examples"] == 3  # frames 0, 2, 4 of camera 0
     assert ram["splits"]["test"]["num_examples"] == 3  # valid frames 0, 1, 4
     assert ram["splits"] == local["splits"]
+    # Only the video was copied to local disk; camera.calibration and the .calib were parsed
+    # from memory.
+    assert set(copied) == {"video_0.avi"}
     _same_outputs(
         _outputs(tmp_path / "local"), _outputs(tmp_path / "ram", remote, str(tmp_path / "raw"))
     )

@@ -39,22 +39,17 @@ def _truncate(path, fraction=0.4, drop_bytes=0):
     )
 
 
+def _mpii_argv(root, out, *extra):
+    return [
+        "--input_dir",
+        str(root),
+        *fr.job_flags(out),
+        *extra,
+    ]
+
+
 def _mpii(root, out, *extra):
-    return mpii_to_tfrecord.run(
-        [
-            "--input_dir",
-            str(root),
-            "--crop_size",
-            "32",
-            "--num_shards",
-            "1",
-            "--max_dead_letter_fraction",
-            "1",
-            "--output_dir",
-            str(out),
-            *extra,
-        ]
-    )
+    return mpii_to_tfrecord.run(_mpii_argv(root, out, *extra))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -102,6 +97,9 @@ def test_3dhp_truncated_training_video_writes_none_of_its_frames(tmp_path):
     assert (out.value["id"], out.value["stage"]) == ("S1/Seq1/video_0", "video")
     assert "truncated video: the stream ends after" in out.value["reason"]
     assert "announces 5" in out.value["reason"]
+    # The letter stands for every annotated frame it lost (the fixture's 6 annotation rows
+    # at stride 1), not for one.
+    assert out.value["records"] == 6
     # The intact camera 1 video still gives its records (frame 2 has a NaN joint).
     dofn = mpi_inf_3dhp_to_tfrecord.TrainSequenceToRecords(str(tmp_path), 2, 32)
     ids = [
@@ -128,20 +126,22 @@ def test_h36m_truncated_video_is_a_video_dead_letter(tmp_path):
             "54138969,55011271",
             "--stride",
             "2",
-            "--crop_size",
-            "32",
-            "--num_shards",
-            "1",
-            "--max_dead_letter_fraction",
-            "1",
-            "--output_dir",
-            str(tmp_path / "out"),
+            *fr.job_flags(tmp_path / "out"),
         ]
     )
     letters = _letters(tmp_path / "out")
     assert set(letters) == {("S1/TakingPhoto 1.54138969", "video")}
     assert manifest["splits"]["train"]["num_examples"] == 3  # camera 55011271: frames 0 2 4
     assert manifest["splits"]["train"]["subjects"] == {"S1": 3}
+    # The lost video weighs its 3 records (frames 0 2 4 at stride 2), not one letter: 3 of 6
+    # records failed. Counted as letters (1 of 4, 25 %) a 30 % limit would have passed it.
+    assert letters[("S1/TakingPhoto 1.54138969", "video")]["records"] == 3
+    assert manifest["dead_letter_by_stage"] == {"video": 1}
+    assert manifest["dead_letter_records_by_stage"] == {"video": 3}
+    assert manifest["failed_records"] == 3 and manifest["complete"] is True
+    assert common.quality_problems(3, manifest["dead_letter_records_by_stage"], 0.3) == [
+        "3 of 6 items failed (50.0% > --max_dead_letter_fraction 30.0%; by stage {'video': 3})"
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,20 +152,7 @@ def test_job_with_every_image_missing_exits_non_zero(tmp_path, capsys):
     for image in (tmp_path / "mpii" / "images").iterdir():
         image.unlink()
     out = tmp_path / "out"
-    code = mpii_to_tfrecord.main(
-        [
-            "--input_dir",
-            str(tmp_path / "mpii"),
-            "--crop_size",
-            "32",
-            "--num_shards",
-            "1",
-            "--max_dead_letter_fraction",
-            "1",
-            "--output_dir",
-            str(out),
-        ]
-    )
+    code = mpii_to_tfrecord.main(_mpii_argv(tmp_path / "mpii", out))
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: mpii: no record was written.")
@@ -210,14 +197,25 @@ def test_mpii_image_name_leaving_the_root_is_refused(tmp_path, kind):
     assert manifest["num_examples"] == 2 and manifest["dead_letter_by_stage"]["path"] == 1
 
 
-def test_h36m_sequence_name_leaving_the_root_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("../../TakingPhoto 1", "leaves the input root"),
+        # os.path.join would drop the root for an absolute name: /etc/TakingPhoto 1.<cam>.cdf.
+        ("/etc/TakingPhoto 1", "is absolute"),
+        # Another folder of the release.
+        ("Videos/TakingPhoto 1", "holds a path separator"),
+        ("sub\\TakingPhoto 1", "holds a path separator"),
+    ],
+)
+def test_h36m_sequence_name_leaving_the_root_is_refused(tmp_path, name, reason):
     fr.write_h36m_fixture(tmp_path, use_real_metadata=False)
     meta = tmp_path / "metadata.xml"
     # S1's column of the TakingPhoto row (the first cell after action and sub-action).
     row = "<td>12</td><td>1</td><td>TakingPhoto 1</td>"
     text = meta.read_text()
     assert text.count(row) == 1
-    meta.write_text(text.replace(row, "<td>12</td><td>1</td><td>../../TakingPhoto 1</td>"))
+    meta.write_text(text.replace(row, f"<td>12</td><td>1</td><td>{name}</td>"))
     args, _ = common.parse_args(
         [
             "--input_dir",
@@ -233,7 +231,7 @@ def test_h36m_sequence_name_leaving_the_root_is_refused(tmp_path):
     )
     items, letters = h36m_to_tfrecord.list_items(args)
     refused = [d for d in letters if d["stage"] == "path"]
-    assert [d["id"] for d in refused] == ["S1/../../TakingPhoto 1.54138969"]
-    assert "leaves the input root" in refused[0]["reason"]
+    assert [d["id"] for d in refused] == [f"S1/{name}.54138969"]
+    assert reason in refused[0]["reason"] and repr(name) in refused[0]["reason"]
     prefixes = {i["seq"].prefix for i in items}
-    assert "../../TakingPhoto 1" not in prefixes and "TakingPhoto" in prefixes  # sub-action 2
+    assert name not in prefixes and "TakingPhoto" in prefixes  # sub-action 2

@@ -73,6 +73,8 @@ def test_read_bytes_and_local_copy_of_a_ram_file():
         raise ValueError(f"{local}: bad")
     with pytest.raises(FileNotFoundError, match=f"calib not found: {root}/missing"):
         files.read_bytes(f"{root}/missing", "calib")
+    with pytest.raises(FileNotFoundError, match=f"image not found: {root} is a directory"):
+        files.read_bytes(root, "image")
     with (
         pytest.raises(FileNotFoundError, match="video not found"),
         files.local_copy(f"{root}/missing.mp4", "video"),
@@ -195,3 +197,54 @@ def test_video_reader_reads_a_ram_video_like_a_local_one(tmp_path):
     for (i, a), (j, b) in zip(local, got):
         assert i == j
         np.testing.assert_array_equal(a, b)
+
+
+def test_remote_video_copy_is_removed_after_reading_failing_or_stopping(tmp_path, monkeypatch):
+    made = []
+    real = files.tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(files.tempfile, "mkdtemp", mkdtemp)
+    path = tmp_path / "video_0.avi"
+    fr._write_video(path, 20, (64, 48), "MJPG")
+    data = path.read_bytes()
+    root = _ram_dir()
+    tf.io.gfile.makedirs(root)
+    with tf.io.gfile.GFile(f"{root}/whole.avi", "wb") as f:
+        f.write(data)
+    with tf.io.gfile.GFile(f"{root}/cut.avi", "wb") as f:
+        f.write(data[: int(len(data) * 0.6)])
+    # Read to the end.
+    assert len(list(h36m.VideoReader(f"{root}/whole.avi"))) == 20
+    # Truncated: the error names the remote file, not the temporary copy.
+    with pytest.raises(ValueError, match=f"^{root}/cut.avi: truncated video"):
+        list(h36m.VideoReader(f"{root}/cut.avi"))
+    # Abandoned after one frame (the generator is closed).
+    frames = iter(h36m.VideoReader(f"{root}/whole.avi"))
+    next(frames)
+    assert len(made) == 3 and os.path.isdir(made[-1])  # the copy exists while reading
+    frames.close()
+    assert not any(os.path.exists(d) for d in made)
+
+
+def test_read_bytes_of_local_files_and_folders(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    assert files.read_bytes(tmp_path / "a.jpg") == b"\xff\xd8\xff"
+    with pytest.raises(FileNotFoundError, match=f"image not found: {tmp_path}/b.jpg$"):
+        files.read_bytes(tmp_path / "b.jpg", "image")
+    with pytest.raises(FileNotFoundError, match=f"image not found: {tmp_path} is a directory"):
+        files.read_bytes(tmp_path, "image")
+
+
+def test_text_that_is_not_utf8_names_the_file(tmp_path):
+    from keras_pose3d.data.readers import mpii
+
+    split = tmp_path / "valid_images.txt"
+    split.write_bytes(b"000001163.jpg\n\xff\xfe.jpg\n")
+    with pytest.raises(ValueError, match=f"^{split}: MPII split file is not UTF-8 text"):
+        mpii.read_split_file(split)
+    split.write_bytes(b"000001163.jpg\n005808361.jpg\n")
+    assert mpii.read_split_file(split) == {"000001163.jpg", "005808361.jpg"}

@@ -66,3 +66,28 @@ def test_empty_and_bad_buffer():
         shard_sort.sorted_items([], 0),
     ):
         pass
+
+
+def test_failure_while_spilling_or_writing_removes_the_runs(monkeypatch):
+    made = _tracked_mkdtemp(monkeypatch)
+
+    def failing_source():
+        yield from _items(100)
+        raise OSError("worker lost its input")
+
+    # The input fails after runs were spilled.
+    with (
+        pytest.raises(OSError, match="worker lost its input"),
+        shard_sort.sorted_items(failing_source(), 100),
+    ):
+        pass
+    assert made and not os.path.exists(made[0])
+    # The consumer (the TFRecord writer) fails halfway through the merge.
+    with (
+        pytest.raises(RuntimeError, match="disk full"),
+        shard_sort.sorted_items(_items(), 100) as ordered,
+    ):
+        next(ordered)
+        assert os.listdir(made[1])  # runs on disk while merging
+        raise RuntimeError("disk full")
+    assert not os.path.exists(made[1])

@@ -1,10 +1,10 @@
 """File access of the raw-data readers through `tf.io.gfile`, so any filesystem TensorFlow knows
 (local disk, gs://, s3://, hdfs://, the in-process ram://) holds the raw releases.
 
-Libraries that insist on a path on local disk (cv2.VideoCapture, cdflib, the camera-file parsers
-of `keras_pose3d.camera`) get one from `local_copy`: the file itself when it already is local,
-else a private temporary copy that is deleted afterwards. scipy.io.loadmat and h5py read the
-bytes from memory (`read_bytes` + io.BytesIO).
+Libraries that insist on a path on local disk (cv2.VideoCapture, cdflib) get one from
+`local_copy`: the file itself when it already is local, else a private temporary copy that is
+deleted afterwards. scipy.io.loadmat and h5py read the bytes from memory (`read_bytes` +
+io.BytesIO); the camera-file parsers of `keras_pose3d.camera` take the text (`read_bytes`).
 """
 
 from __future__ import annotations
@@ -85,18 +85,35 @@ def glob(pattern: str) -> list[str]:
 def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
     """The whole file.
 
+    Opened directly, without asking first whether it exists: on object storage every stat
+    is a request, and the jobs read one file per image.
+
     Raises:
-        FileNotFoundError: naming `what` and the path.
+        FileNotFoundError: naming `what` and the path (also for a directory).
     """
     text = os.fspath(path)
-    if not isfile(text):
-        raise FileNotFoundError(f"{what} not found: {text}")
-    with tf.io.gfile.GFile(text, "rb") as f:
-        return f.read()
+    try:
+        with tf.io.gfile.GFile(text, "rb") as f:
+            return f.read()
+    except tf.errors.NotFoundError:
+        raise FileNotFoundError(f"{what} not found: {text}") from None
+    except (tf.errors.FailedPreconditionError, tf.errors.InvalidArgumentError):
+        if isdir(text):  # local disk and ram:// say "is a directory" this way
+            raise FileNotFoundError(f"{what} not found: {text} is a directory") from None
+        raise
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
-    return read_bytes(path, what).decode("utf-8")
+    """The whole file as UTF-8 text.
+
+    Raises:
+        FileNotFoundError: naming `what` and the path.
+        ValueError: the file is not UTF-8, naming it.
+    """
+    try:
+        return read_bytes(path, what).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{os.fspath(path)}: {what} is not UTF-8 text ({err})") from None
 
 
 @contextlib.contextmanager
@@ -150,4 +167,19 @@ def escapes_root(name: str) -> str | None:
     normalised = posixpath.normpath(unified)
     if normalised == ".." or normalised.startswith("../"):
         return f"file name {name!r} leaves the input root"
+    return None
+
+
+def not_a_plain_name(name: str) -> str | None:
+    """Why a dataset-derived name that should be one path component (a sequence name joined
+    under several folders) is not, or None. Stricter than `escapes_root`: any separator is
+    refused, so the name cannot reach another folder of the release, or leave it however deep
+    it is joined (an absolute `/x` would replace the whole path in `os.path.join`)."""
+    reason = escapes_root(name)
+    if reason is not None:
+        return reason
+    if "/" in name or "\\" in name:
+        return f"file name {name!r} holds a path separator, expected a plain name"
+    if name.strip() in (".", ".."):
+        return f"file name {name!r} is not a file name"
     return None

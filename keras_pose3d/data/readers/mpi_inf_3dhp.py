@@ -53,6 +53,15 @@ TRAIN_FRAME_COUNTS: dict[tuple[str, str], int] = {
 # S4/Seq2 has left and right swapped for frames [3759, 5853) (0-based, end exclusive).
 LR_SWAPPED_FRAMES: dict[tuple[str, str], tuple[int, int]] = {("S4", "Seq2"): (3759, 5853)}
 
+# Frames with valid_frame == 1 per test sequence (datasets.md 4.3; 2,929 in all).
+TEST_VALID_FRAME_COUNTS: dict[str, int] = {
+    "TS1": 603,
+    "TS2": 540,
+    "TS3": 505,
+    "TS4": 553,
+    "TS5": 276,
+    "TS6": 452,
+}
 TEST_ACTIVITIES: dict[int, str] = {
     1: "Standing/Walking",
     2: "Exercising",

@@ -286,8 +286,8 @@ def read_split_file(path: str | os.PathLike) -> set[tuple[int, int]] | set[str]:
       person of those images is validation.
     """
     path = os.fspath(path)
-    data = files.read_bytes(path, "MPII split file")
     if path.endswith((".h5", ".hdf5")):
+        data = files.read_bytes(path, "MPII split file")
         import h5py
 
         try:
@@ -303,7 +303,8 @@ def read_split_file(path: str | os.PathLike) -> set[tuple[int, int]] | set[str]:
         if index.shape != person.shape:
             raise ValueError(f"{path}: 'index' {index.shape} and 'person' {person.shape} differ")
         return set(zip(index.tolist(), person.tolist()))
-    lines = [line.split() for line in data.decode("utf-8").splitlines() if line.strip()]
+    text = files.read_text(path, "MPII split file")
+    lines = [line.split() for line in text.splitlines() if line.strip()]
     if lines and all(len(t) == 2 and t[0].isdigit() and t[1].isdigit() for t in lines):
         return {(int(a), int(b)) for a, b in lines}
     if lines and all(len(t) == 1 for t in lines):
