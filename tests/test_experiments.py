@@ -31,9 +31,9 @@ def _smooth_streams(count, length, seed):
 # ----------------------------------------------------------------------------------------------
 def test_noise_model_hits_its_target_and_is_depth_heavy():
     streams = _smooth_streams(3, 500, seed=0)
-    noise = temporal.NoiseModel(target_mpjpe=55.5)
+    noise = temporal.NoiseModel(kind="independent", target_mpjpe=55.5)
     rng = np.random.default_rng(0)
-    sigma = noise.calibrate([noise.unit_draw(len(s.gt), rng) for s in streams])
+    sigma = noise.calibrate([noise.unit_draw(s.gt, rng) for s in streams])
     noisy = temporal.noisy_copy(streams, noise, sigma, rng)  # a fresh draw
     gt = np.concatenate([s.gt for s in streams])
     err = noisy - gt
@@ -46,6 +46,57 @@ def test_noise_model_hits_its_target_and_is_depth_heavy():
     e = err[:, 1, 0]
     lag1 = np.corrcoef(e[1:], e[:-1])[0, 1]
     assert 0.5 < lag1 < 0.8
+    # Independent joints: a wrist's error does not follow its elbow's.
+    wrist, elbow = skeleton.J["r_wrist"], skeleton.J["r_elbow"]
+    assert abs(np.corrcoef(err[:, wrist, 0], err[:, elbow, 0])[0, 1]) < 0.15
+    with pytest.raises(ValueError, match="kind"):
+        temporal.NoiseModel(kind="gaussian")
+
+
+def test_limb_error_propagates_bone_rotations_down_the_chain():
+    gt = _smooth_streams(1, 50, seed=5)[0].gt
+    rng = np.random.default_rng(1)
+    omega = rng.normal(size=gt.shape)
+    err = temporal.limb_error(omega, gt)
+    # Hand reference: the right wrist moves by every bone rotation on its chain
+    # pelvis -> thorax -> r_shoulder -> r_elbow -> r_wrist, scaled by the same constant.
+    chain = [skeleton.J[n] for n in ("thorax", "r_shoulder", "r_elbow", "r_wrist")]
+    parents = [skeleton.ROOT] + chain[:-1]
+    expected = sum(np.cross(omega[:, j], gt[:, j] - gt[:, p]) for j, p in zip(chain, parents))
+    elbow_expected = expected - np.cross(omega[:, chain[-1]], gt[:, chain[-1]] - gt[:, chain[-2]])
+    scale = expected[0, 0] / err[0, chain[-1], 0]
+    np.testing.assert_allclose(err[:, chain[-1]] * scale, expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(err[:, chain[-2]] * scale, elbow_expected, rtol=1e-9, atol=1e-9)
+    assert np.all(err[:, skeleton.ROOT] == 0.0)
+    # The constant: sqrt of the mean over non-root joints of sum_chain 2/3 |bone|^2.
+    var = np.zeros(skeleton.NUM_JOINTS)
+    for j in temporal.CHAIN_ORDER:
+        p = skeleton.MPII_PARENTS[j]
+        var[j] = var[p] + 2.0 / 3.0 * np.mean(np.sum((gt[:, j] - gt[:, p]) ** 2, axis=-1))
+    assert scale == pytest.approx(np.sqrt(np.mean(np.delete(var, skeleton.ROOT))), rel=1e-9)
+    # Small rotations keep bone lengths to first order: length changes << joint displacements.
+    small = temporal.limb_error(1e-3 * omega, gt) * scale
+    thigh = (skeleton.J["r_knee"], skeleton.J["r_hip"])
+    length = np.linalg.norm(gt[:, thigh[0]] - gt[:, thigh[1]], axis=-1)
+    moved = gt + small
+    dlen = np.abs(np.linalg.norm(moved[:, thigh[0]] - moved[:, thigh[1]], axis=-1) - length)
+    assert dlen.max() < 0.01 * np.linalg.norm(small[:, thigh[0]], axis=-1).mean()
+
+
+def test_limb_noise_is_correlated_along_limbs_and_hits_its_target():
+    streams = _smooth_streams(3, 500, seed=0)
+    noise = temporal.NoiseModel(kind="limb", target_mpjpe=55.5)
+    rng = np.random.default_rng(0)
+    sigma = noise.calibrate([noise.unit_draw(s.gt, rng) for s in streams])
+    noisy = temporal.noisy_copy(streams, noise, sigma, rng)
+    err = noisy - np.concatenate([s.gt for s in streams])
+    assert np.linalg.norm(err, axis=-1).mean() == pytest.approx(55.5, rel=0.10)
+    assert np.all(err[:, skeleton.ROOT] == 0.0)
+    wrist, elbow = skeleton.J["r_wrist"], skeleton.J["r_elbow"]
+    assert np.corrcoef(err[:, wrist, 0], err[:, elbow, 0])[0, 1] > 0.25  # 0.34 here
+    # Extremities err more than the joints next to the root.
+    assert (np.linalg.norm(err[:, wrist], axis=-1).mean()
+            > 1.3 * np.linalg.norm(err[:, skeleton.J["r_hip"]], axis=-1).mean())
 
 
 def test_lag_and_acceleration_error_hand_cases():
@@ -65,20 +116,36 @@ def test_tp_net_beats_raw_on_smooth_synthetic_motion():
     train = _smooth_streams(8, 800, seed=2)
     test = _smooth_streams(2, 400, seed=3)
     # White noise only: any working temporal model must beat the raw poses.
-    noise = temporal.NoiseModel(target_mpjpe=50.0, corr_share=0.0, outlier_prob=0.0)
-    cfg = dataclasses.replace(temporal.QUICK, noise=noise, windows=(4,), modes=("online",),
-                              hidden=256, epochs=20, batch=128, learning_rate=3e-3,
-                              tune_frames=800)
+    noise = temporal.NoiseModel(kind="independent", target_mpjpe=50.0, corr_share=0.0,
+                                outlier_prob=0.0)
+    cfg = dataclasses.replace(temporal.QUICK, noise=noise,
+                              runs=(temporal.TPRun("independent", 4, "online"),),
+                              hidden=256, max_epochs=12, epoch_windows=5600, patience=12,
+                              batch=128, learning_rate=3e-3, tune_frames=800)
     res = temporal.run(cfg, train, test, log=lambda *_: None)
-    rows = res["rows"]
+    assert res["n_fit_frames"] == 7 * 800 and res["n_val_frames"] == 800  # every 5th held out
+    rows = res["noises"]["independent"]["rows"]
     raw = rows["raw per-frame poses"]["mpjpe_frame_mean"]
     assert raw == pytest.approx(50.0, rel=0.10)
     assert rows["TP-Net online N=4"]["mpjpe_frame_mean"] < 0.9 * raw
     ma = next(k for k in rows if k.startswith("moving average"))
     assert rows[ma]["mpjpe_frame_mean"] < raw
     assert rows[ma]["lag_ms"] > 0  # a causal average trails the motion
+    info = res["noises"]["independent"]["curves"]["TP-Net online N=4"]
+    assert len(info["val_curve"]) == 12
+    assert info["best_epoch"] == int(np.argmin(info["val_curve"])) + 1
+    assert info["val_curve"][-1] < 0.9 * raw  # validation on held-out noisy sequences
     md = temporal.to_markdown(res, "cmd")
     assert "TP-Net online N=4" in md and "`cmd`" in md
+
+
+def test_split_validation_holds_out_every_nth_stream():
+    streams = _smooth_streams(7, 10, seed=0)
+    fit, val = temporal.split_validation(streams, 3)
+    assert [s.name for s in val] == ["seq2", "seq5"]
+    assert [s.name for s in fit] == ["seq0", "seq1", "seq3", "seq4", "seq6"]
+    with pytest.raises(ValueError, match="every=9"):
+        temporal.split_validation(streams, 9)
 
 
 def test_window_latency_counts_the_future_frames_tp_net_reads():
@@ -112,6 +179,35 @@ def test_classic_refiners_return_function_and_latency():
             assert latency == window // 2  # a centred window needs its right half
         else:
             assert latency == 0  # causal filters
+
+
+@pytest.mark.slow
+def test_temporal_quick_run(tmp_path):
+    require_realdata("h36m_motion", "S1.npz")
+    require_realdata("h36m", "metadata.xml")
+    import keras
+
+    out, saved = tmp_path / "t.md", tmp_path / "tp.keras"
+    res = temporal.main(["--quick", "--out", str(out), "--save-tp-net", str(saved)])
+    assert set(res["noises"]) == {"limb", "independent"}
+    for noise_res in res["noises"].values():
+        rows = noise_res["rows"]
+        raw = rows["raw per-frame poses"]["mpjpe_frame_mean"]
+        assert raw == pytest.approx(55.5, rel=0.10)  # calibrated on the fit set
+        sg = next(k for k in rows if k.startswith("Savitzky"))
+        assert rows[sg]["mpjpe_frame_mean"] < raw
+        assert rows[sg]["latency"] == int(sg.split("w=")[1].split(",")[0]) // 2
+    semi = res["noises"]["independent"]["rows"]["TP-Net semi_online N=4"]
+    assert semi["latency"] == 1  # from window_latency, not written by hand
+    # Limb noise keeps bone lengths better than independent noise (same MPJPE).
+    limb_raw = res["noises"]["limb"]["rows"]["raw per-frame poses"]
+    ind_raw = res["noises"]["independent"]["rows"]["raw per-frame poses"]
+    assert np.mean(limb_raw["bone_std_mm"]) < np.mean(ind_raw["bone_std_mm"])
+    model = keras.saving.load_model(saved)  # the direct online TP-Net (Fig. 5's input)
+    assert model.window == 4 and model.mode == "online"
+    text = out.read_text()
+    assert text.splitlines()[2] == f"Command: `python -m experiments.temporal --quick --out {out} " \
+        f"--save-tp-net {saved}`"
 
 
 # ----------------------------------------------------------------------------------------------
