@@ -80,8 +80,8 @@ class View:
     def rotation(self) -> np.ndarray:
         a, e = np.deg2rad(self.yaw_deg), np.deg2rad(self.elevation_deg)
         yaw = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-        # Camera y is down: a positive turn about x raises the far side, i.e. looks down on it.
-        tilt = np.array([[1, 0, 0], [0, np.cos(e), np.sin(e)], [0, -np.sin(e), np.cos(e)]])
+        # Camera y is down; looking down from above, farther points (z > 0) show higher up.
+        tilt = np.array([[1, 0, 0], [0, np.cos(e), -np.sin(e)], [0, np.sin(e), np.cos(e)]])
         return tilt @ yaw
 
 
@@ -114,8 +114,12 @@ class Scene:
         p = np.asarray(points_mm, np.float64) @ self.view.rotation().T
         return p[..., :2] * (0.5 * size / self.half_extent_mm) + 0.5 * (size - 1)
 
-    def grid(self, step_mm: float = 250.0) -> np.ndarray:
-        """(L, 2, 3) floor segments (y = ground) spanning the panel."""
+    def grid(self, step_mm: float | None = None) -> np.ndarray:
+        """(L, 2, 3) floor segments (y = ground) spanning the panel, ~8 cells across (a
+        round step: 100, 250, 500 mm, 1 m, 2 m) unless `step_mm` is given."""
+        if step_mm is None:
+            steps = np.array([100.0, 250.0, 500.0, 1000.0, 2000.0])
+            step_mm = float(steps[np.argmin(np.abs(np.log(steps / (self.half_extent_mm / 4))))])
         n = int(np.floor(self.half_extent_mm / step_mm))
         ticks = np.arange(-n, n + 1) * step_mm
         lo, hi = -n * step_mm, n * step_mm
