@@ -67,8 +67,8 @@ class InferConfig:
     render: bool = True
     all_people: bool = False
     track_images: bool = False
-    detector: DetectorConfig = DetectorConfig()
-    tracker: TrackerConfig = TrackerConfig()
+    detector: DetectorConfig = dataclasses.field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
 
 
 @dataclasses.dataclass
@@ -133,7 +133,7 @@ def load_boxes(path: str | pathlib.Path | None) -> dict[str, dict[int, list[floa
     if isinstance(raw, list):
         raw = {str(i): v for i, v in enumerate(raw)}
     if not isinstance(raw, dict):
-        raise ValueError(f"{path} must hold a list or a dict of boxes. Received: "
+        raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)f"{path} must hold a list or a dict of boxes. Received: "
                          f"{type(raw).__name__}")
     out = {}
     for i, (key, value) in enumerate(raw.items()):
@@ -240,8 +240,7 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
         return out
 
     def flush():
-        for frame_people in predict(pending):
-            people.append(frame_people)
+        people.extend(predict(pending))
         pending.clear()
         print(f"frames {len(people)}", file=sys.stderr, flush=True)
 
@@ -267,6 +266,7 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
             given = boxes.get(frame.name, boxes.get(str(frame.index), {0: None}))
             wanted = [(t, b, "given" if b is not None else "none") for t, b in sorted(given.items())
                       if b is not None or not config.all_people]
+            wanted = wanted if config.all_people else wanted[:1]  # one person: the first track
         else:
             dets = detector(frame.image)
             chosen = dets if config.all_people else sorted(

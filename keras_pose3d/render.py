@@ -42,8 +42,8 @@ def draw_2d(image: np.ndarray, joints_2d: np.ndarray, confidence: np.ndarray | N
     out = image
     thick = max(1, round(max(image.shape[:2]) / 200))
     if box is not None:
-        cv2.rectangle(out, (int(round(box[0])), int(round(box[1]))),
-                      (int(round(box[2])), int(round(box[3]))), (200, 200, 200), 1)
+        corners = np.round(np.asarray(box, np.float64)).astype(int).tolist()
+        cv2.rectangle(out, tuple(corners[:2]), tuple(corners[2:]), (200, 200, 200), 1)
     pts = np.round(np.asarray(joints_2d, np.float64)).astype(int)
     conf = np.ones(len(pts)) if confidence is None else np.asarray(confidence)
     for child, parent in skeleton.BONES:
