@@ -370,6 +370,9 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
     boxes = load_boxes(config.boxes)
     # Loaded and checked before any frame is processed: a bad TP-Net fails in seconds.
     refiner = _load_tp_net(config) if config.online else None
+    if refiner is not None and refiner.frame_rate and not source.is_video:
+        logger.info("image folder: frames taken %.4g s apart (--fps %.4g) for TP-Net (trained "
+                    "at %.4g fps)", 1.0 / source.fps, source.fps, refiner.frame_rate)
     if predictor is None:
         predictor = Predictor(config.saved_model, config.run_dir)
     tracker = None
