@@ -54,6 +54,13 @@ def box_from_joints(joints_2d: np.ndarray, confidence: np.ndarray | None = None,
     return np.concatenate([centre - side / 2, centre + side / 2])
 
 
+def _covered(a, b) -> float:
+    """Fraction of box a inside box b."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return max(0.0, float(w)) * max(0.0, float(h)) / max(box_area(a), 1e-9)
+
+
 @dataclasses.dataclass
 class Track:
     """A followed person: `box` for the next frame, `source` where it came from ("detector",
@@ -130,8 +137,9 @@ class Tracker:
                     track.source = "held"
         if self.all_people:
             self.tracks = [t for t in self.tracks if t.lost <= c.max_lost]
-            for det in free:  # people who walked in
-                if all(iou(det.box, t.box) < c.match_iou for t in self.tracks):
+            for det in free:  # people who walked in (not a second box on someone tracked)
+                if all(iou(det.box, t.box) < c.match_iou and _covered(det.box, t.box) < 0.5
+                       for t in self.tracks):
                     self._new_track(det, frame)
         elif not self.tracks and free:
             self._new_track(max(free, key=lambda d: box_area(d.box)), frame)

@@ -79,10 +79,10 @@ def walk_video(tmp_path_factory):
 
 
 def test_detector_finds_the_walker(walk_video):
-    """HOG alone: fires on the walker on >= 25 % of frames (measured 30-35 %: a side-on,
-    drawn figure is far from its pedestrian training data), and >= 90 % of what it fires on
-    is the person (IoU >= 0.3 with the true person box; the HOG window's fixed proportions
-    do not follow the stride)."""
+    """HOG alone: finds the walker (IoU >= 0.3 with the true person box: the HOG window's fixed
+    proportions do not follow the stride) on >= 80 % of frames (measured 59 of 60), and >= 90 %
+    of what it fires on is the person (measured 64 of 64). A drawn, side-on, upright figure
+    about half the frame tall is HOG's easy case: see the MPII test for its hard one."""
     import cv2
 
     path, truth = walk_video
@@ -98,7 +98,7 @@ def test_detector_finds_the_walker(walk_video):
         good = [d for d in dets if iou(d.box, true_box) >= 0.3]
         correct += len(good)
         hits += bool(good)
-    assert hits >= 0.25 * FRAMES, hits
+    assert hits >= 0.8 * FRAMES, hits
     assert correct >= 0.9 * fired, (correct, fired)
 
 
@@ -217,3 +217,52 @@ def test_all_people_through_infer(tmp_path):
                           predictor=OraclePredictor(truth, H, W))
     assert [[p.box_source for p in f] for f in again.people] == [["given"] * 2] * frames
     np.testing.assert_allclose(again.people[5][1].box, boxes["5"]["1"])
+
+
+def _joints_filling(box):
+    """Joints whose person box (1.2 x their extent) is `box` again: a steady pose."""
+    c, half = 0.5 * (box[:2] + box[2:]), (box[2:] - box[:2]) / 2.4
+    return np.array([c - half, c + half] * 8)
+
+
+def test_all_people_tracks_end_and_start():
+    """A person who vanishes is held max_lost frames, then dropped; one who walks in while
+    another is tracked is picked up at the next periodic detection (every 4 frames here)."""
+    a = Detection((0.0, 0.0, 40.0, 40.0), (0, 0, 1, 1), 1.0)
+    b = Detection((100.0, 0.0, 140.0, 40.0), (0, 0, 1, 1), 1.0)
+    seen = [[a]] * 3 + [[]] * 10 + [[b]] * 10
+    tracker = Tracker(lambda image: list(seen[frame]),
+                      TrackerConfig(max_lost=2, redetect_every=4), all_people=True)
+    ids = []
+    for frame in range(len(seen)):
+        tracks = tracker.step(frame, None)
+        ids.append([t.id for t in tracks])
+        for t in tracks:  # confident while its person is there, lost once gone
+            present = any(iou(t.box, d.box) > 0.5 for d in seen[frame])
+            joints = _joints_filling(t.box)
+            tracker.update(t.id, joints, np.full(16, 0.9 if present else 0.0))
+    assert ids[:4] == [[0]] * 4  # frame 3: gone, detector re-run, held
+    assert ids[4] == [0] and ids[5] == [0] and ids[6] == []  # lost 1, 2, then dropped (> 2)
+    assert ids[13] == [1]  # nobody tracked: the detector runs every frame
+    # b walks in at frame 5 while a is tracked (confidently: no re-detection needed).
+    seen[:] = [[a]] * 5 + [[a, b]] * 10
+    tracker = Tracker(lambda image: list(seen[frame]),
+                      TrackerConfig(max_lost=2, redetect_every=4), all_people=True)
+    ids = []
+    for frame in range(len(seen)):
+        tracks = tracker.step(frame, None)
+        ids.append(sorted(t.id for t in tracks))
+        for t in tracks:
+            joints = _joints_filling(t.box)
+            tracker.update(t.id, joints, np.full(16, 0.9))
+    assert ids[:8] == [[0]] * 8 and ids[8:] == [[0, 1]] * 7  # detections at 0, 4, 8
+    assert tracker.detector_runs == 4  # frames 0, 4, 8, 12
+    # A detection that mostly lies on a tracked person (a smaller, shifted box: IoU < 0.3)
+    # is not a new person.
+    seen[:] = [[a], [Detection((10.0, 10.0, 30.0, 30.0), (0, 0, 1, 1), 1.0)]]
+    tracker = Tracker(lambda image: list(seen[frame]), TrackerConfig(redetect_every=1),
+                      all_people=True)
+    frame = 0
+    tracker.step(0, None)
+    frame = 1
+    assert [t.id for t in tracker.step(1, None)] == [0]
