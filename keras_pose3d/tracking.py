@@ -4,7 +4,10 @@ The detector runs only when needed: at the start, when a track's pose confidence
 (with several people) every `redetect_every` frames to find people who walk in. Between
 detections a track's next box is the square person box around its previous frame's confident 2D
 joints (`box_from_joints`, the pipelines' 1.2 x extent convention), so the crop follows the
-person however the detector fares on that frame.
+person however the detector fares on that frame. While some joints are missing the next box
+grows, most towards the crop borders the joints reach (`grow_at_edges`): a detection that
+caught only part of the person (HOG often boxes the legs of a large person) widens to the whole
+person within a few frames.
 
 One person (the default) follows the largest detection; `all_people` follows every detection,
 each as its own track with a stable id. Detections are matched to tracks by box IoU.
@@ -30,6 +33,10 @@ class TrackerConfig:
     max_lost: frames a track survives without a confident pose or a matching detection
         (several people only; one person keeps its last box until it is found again).
     redetect_every: with several people, frames between detector runs (0: only when lost).
+    edge, grow: when some joints are not confident, part of the person may lie outside the
+        crop (the model cannot place a joint there): the next box grows by `grow` x its side,
+        evenly, and by as much again towards each border that a confident joint lies within
+        `edge` x the crop's side of (`grow_at_edges`).
     """
 
     min_confidence: float = 0.3
@@ -38,6 +45,8 @@ class TrackerConfig:
     match_iou: float = 0.3
     max_lost: int = 15
     redetect_every: int = 15
+    edge: float = 0.05
+    grow: float = 0.25
 
 
 def box_from_joints(joints_2d: np.ndarray, confidence: np.ndarray | None = None,
@@ -51,6 +60,26 @@ def box_from_joints(joints_2d: np.ndarray, confidence: np.ndarray | None = None,
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     centre = 0.5 * (lo + hi)
     side = PERSON_BOX_SCALE * max(float(np.max(hi - lo)), 1.0)
+    return np.concatenate([centre - side / 2, centre + side / 2])
+
+
+def grow_at_edges(box: np.ndarray, joints_2d: np.ndarray, crop: np.ndarray, edge: float,
+                  grow: float) -> np.ndarray:
+    """`box` grown by `grow` x its side (evenly), and by as much again towards each border of
+    `crop` that a joint lies within `edge` x the crop's side of; kept square."""
+    box = np.asarray(box, np.float64).copy()
+    crop = np.asarray(crop, np.float64)
+    pts = np.asarray(joints_2d, np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return box
+    margin = edge * float(crop[2] - crop[0])
+    step = grow * float(box[2] - box[0])
+    low = pts.min(axis=0) <= crop[:2] + margin  # (2,) touches left / top
+    high = pts.max(axis=0) >= crop[2:] - margin  # (2,) touches right / bottom
+    box[:2] -= step * (0.5 + low)
+    box[2:] += step * (0.5 + high)
+    side = float(np.max(box[2:] - box[:2]))
+    centre = 0.5 * (box[:2] + box[2:])
     return np.concatenate([centre - side / 2, centre + side / 2])
 
 
@@ -166,5 +195,9 @@ class Tracker:
         if float(np.mean(confidence)) < c.min_confidence or int(confident.sum()) < c.min_joints:
             track.needs_detection = True
             return
-        track.box = box_from_joints(joints_2d, confidence, c.joint_confidence)
+        box = box_from_joints(joints_2d, confidence, c.joint_confidence)
+        if not confident.all():  # part of the person may be outside the crop
+            track.box = grow_at_edges(box, joints_2d[confident], track.box, c.edge, c.grow)
+        else:
+            track.box = box
         track.source, track.lost, track.needs_detection = "tracked", 0, False

@@ -18,7 +18,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_pose3d import inference, skeleton
+from keras_pose3d import inference, skeleton, tracking
 from keras_pose3d.detect import Detection, PersonDetector, iou
 from keras_pose3d.tracking import Tracker, TrackerConfig, box_from_joints
 from tests import walker
@@ -78,6 +78,15 @@ def walk_video(tmp_path_factory):
     return path, truth
 
 
+@pytest.fixture(scope="module")
+def walk_video_720p(tmp_path_factory):
+    """The walker 400 px tall: HOG's first box holds only the legs (measured), so the track
+    must grow to the whole person."""
+    path = tmp_path_factory.mktemp("walk720") / "walk.mp4"
+    truth = walker.write_video(path, FRAMES, 1280, 720)
+    return path, truth, 720, 1280
+
+
 def test_detector_finds_the_walker(walk_video):
     """HOG alone: finds the walker (IoU >= 0.3 with the true person box: the HOG window's fixed
     proportions do not follow the stride) on >= 80 % of frames (measured 59 of 60), and >= 90 %
@@ -102,10 +111,11 @@ def test_detector_finds_the_walker(walk_video):
     assert correct >= 0.9 * fired, (correct, fired)
 
 
-def test_infer_tracks_the_walker(walk_video, tmp_path):
+@pytest.mark.parametrize("video", ["walk_video", "walk_video_720p"])
+def test_infer_tracks_the_walker(video, request, tmp_path):
     """Acceptance: the tracked boxes overlap the true person box (IoU >= 0.5) on >= 90 % of
     frames, while the person walks from 1/6 to 5/6 of the frame width."""
-    path, truth = walk_video
+    path, truth, H, W = (*request.getfixturevalue(video), 360, 640)[:4]
     out = tmp_path / "out"
     result = inference.run(inference.InferConfig(out=str(out), video=str(path), render=False),
                            predictor=OraclePredictor(truth, H, W))
@@ -160,6 +170,17 @@ def test_all_people_one_track_each(tmp_path):
         oracle.frame += 1
     assert sorted(owner.values()) == [0, 1]
     assert tracker.detector_runs == 1  # confident poses: no re-detection
+
+
+def test_grow_at_edges_by_hand():
+    crop = np.array([0.0, 0.0, 100.0, 100.0])
+    box = np.array([20.0, 20.0, 80.0, 80.0])  # side 60, grow 0.25: 15 px in all, 7.5 a side
+    inner = np.array([[40.0, 40.0], [60.0, 60.0]])
+    np.testing.assert_allclose(tracking.grow_at_edges(box, inner, crop, 0.05, 0.25),
+                               [12.5, 12.5, 87.5, 87.5])
+    top = np.array([[40.0, 3.0], [60.0, 60.0]])  # within 5 px of the top: 15 px more upwards
+    np.testing.assert_allclose(tracking.grow_at_edges(box, top, crop, 0.05, 0.25),
+                               [5.0, -2.5, 95.0, 87.5])  # height 90 -> square, x evenly
 
 
 def test_tracker_rules():
