@@ -10,7 +10,10 @@ INSTALL_REQUIRES = [
     "tf2onnx==1.17.0",
     "onnx",
     "onnxruntime",
-    "opencv-python-headless",
+    # The contrib build: OpenCV 5 moved the HOG person detector (`detect`, the only offline
+    # detector that coexists with this stack; README "Inference") out of the main wheel. It is
+    # a superset of opencv-python-headless; never install both (they share the cv2 package).
+    "opencv-contrib-python-headless>=4.8",
     "numpy",
     "scipy",
     "h5py",

@@ -1,0 +1,128 @@
+"""Person detection for `infer`: OpenCV's HOG people detector, weights shipped with OpenCV.
+
+The detector is Dalal & Triggs' HOG + linear SVM (INRIA pedestrians), whose SVM coefficients are
+compiled into OpenCV (`HOGDescriptor_getDefaultPeopleDetector`): nothing is downloaded, so it
+runs offline. In OpenCV 5 it lives in the contrib build (`opencv-contrib-python-headless`, a
+superset of `opencv-python-headless`); see the README's inference section for why this one and
+not MediaPipe. It finds upright people (standing, walking) at least ~100 px tall and misses many
+unusual poses (lying, tumbling, tightly cropped); `tracking` keeps a person between detections.
+
+Boxes here follow the serving convention (`serving.signatures`): the *person box* a network
+input covers, a square of side `PERSON_BOX_SCALE` (1.2) times the person's extent, as the MPII
+pipeline builds it from the joints (`pipelines.mpii_to_tfrecord.person_box`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+# Person box side / person extent: the pipelines' convention (1.2 x the joints' extent).
+PERSON_BOX_SCALE = 1.2
+# The HOG window is 64 x 128 px with the training pedestrians ~96 px tall inside it.
+_PERSON_HEIGHT_IN_WINDOW = 96.0 / 128.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig:
+    """HOG detection settings.
+
+    Attributes:
+        max_side: frames are resized so their longer side is this many px (HOG's cost grows
+            with the pixel count; 640 finds people down to ~1/5 of a 720p frame's height).
+        min_side: smaller frames are enlarged to this longer side (the window is 128 px tall,
+            so a person filling a small image would otherwise be missed).
+        win_stride: window step in px (of the resized frame).
+        scale: image pyramid factor.
+        min_score: SVM margin below which a window is dropped.
+        nms_iou: overlap above which the weaker of two windows is dropped.
+    """
+
+    max_side: int = 640
+    min_side: int = 480
+    win_stride: int = 8
+    scale: float = 1.05
+    min_score: float = 0.2
+    nms_iou: float = 0.4
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """One person: `box` the square person box, `window` the detector's own window (both
+    [x0, y0, x1, y1] px edges of the original frame), `score` the SVM margin."""
+
+    box: tuple[float, float, float, float]
+    window: tuple[float, float, float, float]
+    score: float
+
+
+def window_to_person_box(window: np.ndarray) -> np.ndarray:
+    """HOG window [x0, y0, x1, y1] -> square person box (the person is ~3/4 of its height)."""
+    x0, y0, x1, y1 = np.asarray(window, np.float64)
+    side = PERSON_BOX_SCALE * _PERSON_HEIGHT_IN_WINDOW * (y1 - y0)
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+
+
+def box_area(box) -> float:
+    return max(0.0, float(box[2] - box[0])) * max(0.0, float(box[3] - box[1]))
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two [x0, y0, x1, y1] boxes (0 when either is empty)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, float(w)) * max(0.0, float(h))
+    union = box_area(a) + box_area(b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class DetectorUnavailableError(ValueError):
+    """The installed OpenCV has no HOG detector (OpenCV >= 5 without the contrib build)."""
+
+
+class PersonDetector:
+    """`detector(image_bgr) -> list[Detection]`, strongest first.
+
+    Raises:
+        DetectorUnavailableError: the installed OpenCV has no HOG detector.
+    """
+
+    def __init__(self, config: DetectorConfig = DetectorConfig()):
+        if not hasattr(cv2, "HOGDescriptor"):
+            raise DetectorUnavailableError(
+                f"OpenCV {cv2.__version__} has no HOGDescriptor (OpenCV 5 moved it to the contrib "
+                "build): pip uninstall opencv-python-headless && pip install "
+                "opencv-contrib-python-headless, or pass --boxes")
+        self.config = config
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        """(H, W, 3) uint8 BGR -> detections in original-frame pixels, strongest first."""
+        c = self.config
+        h, w = image.shape[:2]
+        factor = 1.0
+        if max(h, w) > c.max_side:
+            factor = c.max_side / max(h, w)
+        elif max(h, w) < c.min_side:
+            factor = c.min_side / max(h, w)
+        small = image if factor == 1.0 else cv2.resize(
+            image, (round(w * factor), round(h * factor)),
+            interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        rects, weights = self._hog.detectMultiScale(
+            small, winStride=(c.win_stride, c.win_stride), padding=(8, 8), scale=c.scale)
+        if len(rects) == 0:
+            return []
+        rects = np.asarray(rects, np.float64).reshape(-1, 4)  # (K, 4) x, y, w, h
+        scores = np.asarray(weights, np.float64).reshape(-1)  # (K,)
+        keep = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), c.min_score, c.nms_iou)
+        out = []
+        for k in np.asarray(keep, int).reshape(-1):
+            x, y, bw, bh = rects[k] / factor
+            window = np.array([x, y, x + bw, y + bh])
+            out.append(Detection(tuple(window_to_person_box(window).tolist()),
+                                 tuple(window.tolist()), float(scores[k])))
+        return sorted(out, key=lambda d: -d.score)

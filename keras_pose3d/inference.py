@@ -1,0 +1,426 @@
+"""3D pose on a video or an image folder: the library behind `python -m keras_pose3d.infer`.
+
+`run(InferConfig(...))` makes two streaming passes over the frames, so memory does not grow with
+the video (only the per-frame poses, ~1 KB each, are kept):
+
+1. Pose: each frame's person boxes come from `--boxes`, or from the tracker (videos: the
+   detector, then the previous frame's 2D joints, `tracking`), or from the detector alone
+   (image folders, whose images need not be frames of one shot); SAP-Net runs on them through
+   the serving graph (`predict_jpeg_boxes`). A frame where nobody is found uses the centred
+   whole-image crop (its box is written as null).
+2. Output: TP-Net refinement per track (`--online`, resampled to TP-Net's frame rate,
+   `refine`), per-frame JSON, a BVH per track, `boxes.json`, and with rendering a second decode
+   of the frames, each drawn and written as it comes (`render`).
+
+Outputs in OUT: `json/frame_XXXXXX.json`, `boxes.json` (the person boxes used, in the format
+`--boxes` reads: a dict keyed by frame index (video) or file name (images), a box or null; with
+`all_people` a dict {track id: box} per frame), `motion.bvh` (`motion_track_K.bvh` per track
+with `all_people`), `render/frame_XXXXXX.jpg` and `render.mp4` for a video.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import sys
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from keras_pose3d import bvh, fitting, render, skeleton, sources
+from keras_pose3d.detect import DetectorConfig, PersonDetector
+from keras_pose3d.refine import Refiner, load_refiner, refine_online
+from keras_pose3d.tracking import Tracker, TrackerConfig
+
+logger = logging.getLogger(__name__)
+
+# Camera frame (y down, z forward) -> y-up viewer frame: a 180-degree turn about x.
+Y_UP = np.diag([1.0, -1.0, -1.0])
+WHOLE_IMAGE = (0.0, 0.0, 0.0, 0.0)  # the serving graph's "no box": centred max(H, W) square
+
+
+@dataclasses.dataclass(frozen=True)
+class InferConfig:
+    """One inference run (see the module docstring and `infer --help`).
+
+    Exactly one of `video` / `images` and one of `saved_model` / `run_dir`. `boxes`: a
+    boxes.json to use instead of detection. `fps`: frame rate of an image folder (and of a
+    video that declares none). `track_images`: follow people across an image folder's images
+    as in a video (the folder holds the frames of one shot).
+    """
+
+    out: str
+    video: str | None = None
+    images: str | None = None
+    saved_model: str | None = None
+    run_dir: str | None = None
+    boxes: str | None = None
+    online: bool = False
+    tp_net: str | None = None
+    focal_length: float = 0.0
+    root_depth_mm: float = 0.0
+    fps: float = 25.0
+    batch: int = 16
+    render: bool = True
+    all_people: bool = False
+    track_images: bool = False
+    detector: DetectorConfig = dataclasses.field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = dataclasses.field(default_factory=TrackerConfig)
+
+
+@dataclasses.dataclass
+class Person:
+    """One person in one frame: the pose model's outputs plus where its box came from."""
+
+    track: int
+    box: list[float] | None  # the person box given to the model; None = whole image
+    box_source: str  # "given", "detector", "tracked", "held", "none"
+    result: dict  # name -> np.ndarray of one person (joints_2d_px, confidence, ...)
+
+
+@dataclasses.dataclass
+class InferResult:
+    frames: int
+    names: list[str]
+    times_s: np.ndarray  # (T,)
+    people: list[list[Person]]  # per frame
+    tracks: dict[int, np.ndarray]  # track id -> (T_k,) frame indices
+    motion: dict[int, np.ndarray]  # track id -> (T_k, J, 3) root-relative (refined) poses
+    detector_runs: int = 0
+
+    @property
+    def results(self) -> list[dict]:
+        """Per frame, the first person's model outputs (single-person runs)."""
+        return [frame[0].result if frame else {} for frame in self.people]
+
+
+# ----------------------------------------------------------------------------------------------
+# boxes.json
+# ----------------------------------------------------------------------------------------------
+def _check_box(box, where: str):
+    if box is None:
+        return None
+    if (not isinstance(box, (list, tuple)) or len(box) != 4
+            or not all(isinstance(v, (int, float)) for v in box)
+            or box[2] <= box[0] or box[3] <= box[1]):
+        raise ValueError(f"{where} must be [x0, y0, x1, y1] with x1 > x0, y1 > y0, or null. "
+                         f"Received: {box}")
+    return [float(v) for v in box]
+
+
+def load_boxes(path: str | pathlib.Path | None) -> dict[str, dict[int, list[float] | None]] | None:
+    """boxes.json -> {frame key: {track id: box or None}}.
+
+    The file holds a list (frame order) or a dict keyed by frame index / image file name; each
+    value a box [x0, y0, x1, y1] (person box, pixel edges), null (whole image), or a dict
+    {track id: box} (several people). Frame keys of a list are "0", "1", ...
+
+    Raises:
+        FileNotFoundError, ValueError: missing file, bad JSON or a bad box (named).
+    """
+    if path is None:
+        return None
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"boxes file {path} not found")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if isinstance(raw, list):
+        raw = {str(i): v for i, v in enumerate(raw)}
+    if not isinstance(raw, dict):
+        raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)f"{path} must hold a list or a dict of boxes. Received: "
+                         f"{type(raw).__name__}")
+    out = {}
+    for i, (key, value) in enumerate(raw.items()):
+        if isinstance(value, dict):
+            try:
+                out[str(key)] = {int(t): _check_box(b, f"{path}: box {key}/{t}")
+                                 for t, b in value.items()}
+            except (TypeError, ValueError) as e:
+                if "must be" in str(e):
+                    raise
+                raise ValueError(f"{path}: frame {key}: track ids must be integers. "
+                                 f"Received: {list(value)}") from None
+        else:
+            out[str(key)] = {0: _check_box(value, f"{path}: box {i} (frame {key})")}
+    return out
+
+
+def _rounded(box):
+    return None if box is None else [round(float(v), 2) for v in box]
+
+
+def boxes_json(result: InferResult, all_people: bool) -> dict:
+    """The boxes used, in the format `load_boxes` reads."""
+    out = {}
+    for name, people in zip(result.names, result.people):
+        if all_people:
+            out[name] = {str(p.track): _rounded(p.box) for p in people}
+        else:
+            out[name] = _rounded(people[0].box) if people else None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The pose model.
+# ----------------------------------------------------------------------------------------------
+class Predictor:
+    """`predict_jpeg_boxes` from a SavedModel or from a run directory's SAP-Net:
+    `predictor(jpegs, boxes (B, 4), focal, root_depth) -> {name: (B, ...) array}`."""
+
+    def __init__(self, saved_model: str | None = None, run: str | None = None):
+        if (saved_model is None) == (run is None):
+            raise ValueError("give exactly one of --saved-model and --run")
+        if saved_model is not None:
+            if not pathlib.Path(saved_model).is_dir():
+                raise FileNotFoundError(f"SavedModel {saved_model} not found")
+            loaded = tf.saved_model.load(str(saved_model))
+            if "predict_jpeg_boxes" not in loaded.signatures:
+                raise ValueError(f"{saved_model} has no predict_jpeg_boxes signature; export it "
+                                 "with python -m keras_pose3d.export (sap_net or pipeline)")
+            self._loaded = loaded  # keeps the variables alive
+            self.fn = loaded.signatures["predict_jpeg_boxes"]
+        else:
+            from keras_pose3d import export
+            from keras_pose3d.serving import signatures
+
+            path = pathlib.Path(run) / export.SAP_NET_FILE
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found (--run needs a training run directory)")
+            module = signatures.SAPNetServing(export.load_float32(path))
+            self._module = module
+            self.fn = module.predict_jpeg_boxes
+
+    def __call__(self, jpegs: list[bytes], boxes: np.ndarray, focal: float, root: float) -> dict:
+        n = len(jpegs)
+        out = self.fn(images=tf.constant(jpegs), boxes=tf.constant(boxes, tf.float32),
+                      focal_length=tf.fill([n], float(focal)),
+                      root_depth_mm=tf.fill([n], float(root)))
+        return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise ValueError(f"cannot encode a frame of shape {image.shape} as JPEG")
+    return buf.tobytes()
+
+
+def _split(res: dict, i: int) -> dict:
+    return {k: v[i] for k, v in res.items() if k != "crop_boxes"} | {"box": res["crop_boxes"][i]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Pass 1: poses.
+# ----------------------------------------------------------------------------------------------
+def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector):
+    names, times, people = [], [], []
+    pending = []  # frames waiting for one batched model call (boxes not tracked)
+
+    def predict(jobs):  # [(frame, [(track, box or None, source)])] -> per-frame [Person]
+        jpegs, bx, owners = [], [], []
+        for f, (frame, wanted) in enumerate(jobs):
+            jpeg = _jpeg(frame.image) if wanted else None
+            for track, box, src in wanted:
+                jpegs.append(jpeg)
+                bx.append(WHOLE_IMAGE if box is None else box)
+                owners.append((f, track, box, src))
+        out = [[] for _ in jobs]
+        if jpegs:
+            res = predictor(jpegs, np.asarray(bx, np.float32), config.focal_length,
+                            config.root_depth_mm)
+            for i, (f, track, box, src) in enumerate(owners):
+                out[f].append(Person(track, None if box is None else [float(v) for v in box],
+                                     src, _split(res, i)))
+        return out
+
+    def flush():
+        people.extend(predict(pending))
+        pending.clear()
+        print(f"frames {len(people)}", file=sys.stderr, flush=True)
+
+    for frame in source:
+        names.append(frame.name)
+        times.append(frame.time_s)
+        if tracker is not None:
+            tracks = tracker.step(frame.index, frame.image)
+            wanted = [(t.id, t.box.tolist(), t.source) for t in tracks]
+            if not wanted and not config.all_people:
+                wanted = [(0, None, "none")]
+            got = predict([(frame, wanted)])[0]
+            for p in got:
+                if p.box_source == "none":
+                    tracker.seed(frame.index, p.result["joints_2d_px"], p.result["confidence"])
+                else:
+                    tracker.update(p.track, p.result["joints_2d_px"], p.result["confidence"])
+            people.append(got)
+            if frame.index % 50 == 49:
+                print(f"frames {len(people)}", file=sys.stderr, flush=True)
+            continue
+        if boxes is not None:
+            given = boxes.get(frame.name, boxes.get(str(frame.index), {0: None}))
+            wanted = [(t, b, "given" if b is not None else "none") for t, b in sorted(given.items())
+                      if b is not None or not config.all_people]
+            wanted = wanted if config.all_people else wanted[:1]  # one person: the first track
+        else:
+            dets = detector(frame.image)
+            chosen = dets if config.all_people else sorted(
+                dets, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))[:1]
+            wanted = [(k, list(d.box), "detector") for k, d in enumerate(chosen)]
+            if not wanted and not config.all_people:
+                wanted = [(0, None, "none")]
+        pending.append((frame, wanted))
+        if len(pending) >= config.batch:
+            flush()
+    if pending:
+        flush()
+    return names, np.asarray(times, np.float64), people
+
+
+# ----------------------------------------------------------------------------------------------
+# Pass 2: outputs.
+# ----------------------------------------------------------------------------------------------
+def _tracks(people: list[list[Person]]) -> dict[int, np.ndarray]:
+    frames: dict[int, list[int]] = {}
+    for f, frame_people in enumerate(people):
+        for p in frame_people:
+            frames.setdefault(p.track, []).append(f)
+    return {t: np.asarray(v) for t, v in frames.items()}
+
+
+def _record(index: int, name: str, time_s: float, person: Person) -> dict:
+    return ({"frame": index, "source": name, "time_s": time_s, "track": person.track,
+             "person_box": person.box, "box_source": person.box_source}
+            | {k: np.asarray(v).tolist() for k, v in person.result.items()})
+
+
+def _render_pass(config, source, out, result: InferResult, frame_time: float) -> None:
+    """Decodes the frames again and writes each rendered frame as it is drawn."""
+    primary = next(iter(result.motion.values()), None)
+    if primary is None:
+        logger.warning("nobody found in any frame: nothing to render")
+        return
+    roots = {}  # sideways placement of several people: camera-frame pelvis x
+    for f, frame_people in enumerate(result.people):
+        for p in frame_people:
+            roots.setdefault(f, {})[p.track] = float(p.result["joints_3d_mm"][skeleton.ROOT][0])
+    spread = 0.0
+    offsets: dict[int, dict[int, float]] = {}
+    for f, r in roots.items():
+        mean = float(np.mean(list(r.values())))
+        offsets[f] = {t: x - mean for t, x in r.items()}
+        spread = max(spread, *(abs(v) for v in offsets[f].values()))
+    first = max(result.motion.values(), key=len)
+    scene = render.Scene.fit(first, spread_mm=spread)
+    pose_at = {t: dict(zip(result.tracks[t].tolist(), m)) for t, m in result.motion.items()}
+    (out / "render").mkdir(exist_ok=True)
+    writer = None
+    try:
+        for frame in source:
+            persons = [render.Person(p.result["joints_2d_px"], p.result["confidence"],
+                                     pose_at[p.track][frame.index],
+                                     offsets.get(frame.index, {}).get(p.track, 0.0), p.box)
+                       for p in result.people[frame.index]]
+            image = render.side_by_side(frame.image, persons, scene)
+            cv2.imwrite(str(out / "render" / f"frame_{frame.index:06d}.jpg"), image)
+            if source.is_video:
+                if writer is None:
+                    writer = cv2.VideoWriter(str(out / "render.mp4"),
+                                             cv2.VideoWriter_fourcc(*"mp4v"), 1.0 / frame_time,
+                                             (image.shape[1], image.shape[0]))
+                writer.write(image)
+    finally:
+        if writer is not None:
+            writer.release()
+
+
+def _load_tp_net(config: InferConfig) -> Refiner:
+    if config.tp_net:
+        tp_path = pathlib.Path(config.tp_net)
+    elif config.run_dir:
+        tp_path = pathlib.Path(config.run_dir) / "tp_net.keras"
+        if not tp_path.exists():
+            raise FileNotFoundError(
+                f"--online needs a TP-Net: {tp_path} not found; pass --tp-net (temporal_train "
+                "writes runs/temporal/tp_net.keras)")
+    else:
+        raise ValueError("--online with --saved-model needs --tp-net (a .keras file or a "
+                         "tp_net SavedModel)")
+    refiner = load_refiner(tp_path)
+    if refiner.mode != "online":
+        raise ValueError(f"--online needs an online TP-Net; {tp_path} is {refiner.mode}")
+    return refiner
+
+
+def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
+    """Runs inference and writes the outputs (module docstring). `predictor` / `detector`
+    replace the model and the person detector (tests)."""
+    if (config.video is None) == (config.images is None):
+        raise ValueError("give exactly one of --video and --images")
+    if config.batch < 1:
+        raise ValueError(f"--batch must be >= 1. Received: {config.batch}")
+    out = pathlib.Path(config.out)
+    source = (sources.VideoSource(config.video, config.fps) if config.video
+              else sources.ImageSource(config.images, config.fps))
+    boxes = load_boxes(config.boxes)
+    # Loaded and checked before any frame is processed: a bad TP-Net fails in seconds.
+    refiner = _load_tp_net(config) if config.online else None
+    if refiner is not None and refiner.frame_rate and not source.is_video:
+        logger.info("image folder: frames taken %.4g s apart (--fps %.4g) for TP-Net (trained "
+                    "at %.4g fps)", 1.0 / source.fps, source.fps, refiner.frame_rate)
+    if predictor is None:
+        predictor = Predictor(config.saved_model, config.run_dir)
+    tracker = None
+    if boxes is None:
+        if detector is None:
+            detector = PersonDetector(config.detector)
+        if source.is_video or config.track_images:
+            tracker = Tracker(detector, config.tracker, all_people=config.all_people)
+    (out / "json").mkdir(parents=True, exist_ok=True)
+
+    names, times, people = _pose_pass(config, source, predictor, boxes, tracker, detector)
+    frame_time = sources.frame_interval(times, source.fps, str(source.path))
+    tracks = _tracks(people)
+    motion = {}
+    for t, frames in tracks.items():
+        poses = np.stack([_person(people[f], t).result["joints_3d_root_relative_mm"]
+                          for f in frames])  # (T_k, J, 3)
+        if refiner is not None:
+            poses = refine_online(poses, refiner, refiner.window, times_s=times[frames],
+                                  video_fps=1.0 / frame_time)
+            for f, refined in zip(frames, poses):
+                _person(people[f], t).result["joints_3d_refined_mm"] = refined
+        motion[t] = poses
+    result = InferResult(len(names), names, times, people, tracks, motion,
+                         tracker.detector_runs if tracker is not None else 0)
+
+    for f, (name, frame_people) in enumerate(zip(names, people)):
+        records = [_record(f, name, float(times[f]), p) for p in frame_people]
+        if config.all_people:
+            doc = {"frame": f, "source": name, "time_s": float(times[f]), "people": records}
+        else:
+            doc = records[0]
+        (out / "json" / f"frame_{f:06d}.json").write_text(json.dumps(doc))
+    used = boxes_json(result, config.all_people)  # one line per frame: easy to edit by hand
+    (out / "boxes.json").write_text(
+        "{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in used.items())
+        + "\n}\n")
+
+    # BVH: one skeleton per track (its median bone lengths), y-up.
+    for t, poses in motion.items():
+        name = f"motion_track_{t}.bvh" if config.all_people else "motion.bvh"
+        bvh.write_bvh(out / name, poses @ Y_UP.T, frame_time=frame_time,
+                      lengths=fitting.sequence_bone_lengths(poses))
+    if config.render:
+        _render_pass(config, source, out, result, frame_time)
+    print(f"wrote {len(names)} frames ({len(tracks)} track(s)) to {out}", file=sys.stderr)
+    return result
+
+
+def _person(frame_people: list[Person], track: int) -> Person:
+    return next(p for p in frame_people if p.track == track)
