@@ -44,13 +44,14 @@ import numpy as np
 import yaml
 
 from keras_pose3d import atomic_files, metrics
+from keras_pose3d.models import loading
 from keras_pose3d.models import tp_net as tp_net_lib
 from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.resumable_fit import ResumableFit
 from keras_pose3d.temporal_config import TemporalConfig
 
 _LOG = logging.getLogger(__name__)
-MODEL_FILE = "tp_net.keras"
+MODEL_FILE = loading.TP_NET_FILE
 HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.yaml"
 RESUME_DIR = "resume"
