@@ -36,7 +36,8 @@ class TemporalModel:
         if not (math.isfinite(self.frame_rate) and self.frame_rate > 0):
             raise kp_config.ConfigError(
                 f"config key 'model.frame_rate': expected frames per second > 0. "
-                f"Received: {self.frame_rate}")
+                f"Received: {self.frame_rate}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,8 @@ class TemporalTrain:
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise kp_config.ConfigError(
                 f"config key 'train': epochs and batch_size must be >= 1 and learning_rate > 0. "
-                f"Received: {self}")
+                f"Received: {self}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ from keras_pose3d.models import tp_net as _tp_net  # noqa: F401  (registers TPNe
 SAP_NET_FILE = "sap_net.keras"
 TP_NET_FILE = "tp_net.keras"
 
+
 def _float32_config(config):
     """A copy of a serialised Keras config with every dtype policy replaced by float32."""
     if isinstance(config, dict):
@@ -65,7 +66,9 @@ def load_float32(path: str | pathlib.Path) -> keras.Model:
     """Load a `.keras` SAPNet or TPNet and return a float32, built copy."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"model file {path} not found (expected a keras.saving .keras file)")
+        raise FileNotFoundError(
+            f"model file {path} not found (expected a keras.saving .keras file)"
+        )
     model = keras.saving.load_model(path, compile=False)
     return to_float32(model, example_input(model))
 

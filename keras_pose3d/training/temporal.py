@@ -63,15 +63,18 @@ def load_predictions(path: str | pathlib.Path) -> dict[str, np.ndarray]:
     (frames per second, NaN = unknown)."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"prediction file {path} not found (pipelines/predict_sequences.py)")
+        raise FileNotFoundError(
+            f"prediction file {path} not found (pipelines/predict_sequences.py)"
+        )
     with np.load(path, allow_pickle=False) as z:
         missing = sorted({"pred", "gt", "sequence", "frame"} - set(z.files))
         if missing:
             raise KeyError(f"{path} lacks keys {missing}; it has {sorted(z.files)}")
         data = {k: z[k] for k in z.files}
     if data["pred"].shape != data["gt"].shape or data["pred"].ndim != 3:
-        raise ValueError(f"{path}: pred {data['pred'].shape} and gt {data['gt'].shape} must both "
-                         "be (M, J, 3)")
+        raise ValueError(
+            f"{path}: pred {data['pred'].shape} and gt {data['gt'].shape} must both be (M, J, 3)"
+        )
     return data
 
 
@@ -82,22 +85,33 @@ def check_frame_rate(data: dict, path: str | pathlib.Path, key: str, frame_rate:
         ValueError: naming the config key, the file and both rates.
     """
     if "frame_rate" not in data:
-        _LOG.warning("config key '%s': %s does not record its frame rate (written before "
-                     "predict_sequences recorded it); assuming model.frame_rate = %g fps", key,
-                     path, frame_rate)
+        _LOG.warning(
+            "config key '%s': %s does not record its frame rate (written before "
+            "predict_sequences recorded it); assuming model.frame_rate = %g fps",
+            key,
+            path,
+            frame_rate,
+        )
         return
     rate = float(data["frame_rate"])
     if math.isnan(rate):
         # predict_sequences --frame-rate native: sequences at different or unknown rates.
-        _LOG.warning("config key '%s': %s holds sequences at no single known frame rate "
-                     "(predict_sequences --frame-rate native); assuming model.frame_rate = %g "
-                     "fps. Write it with --frame-rate %g to be sure", key, path, frame_rate,
-                     frame_rate)
+        _LOG.warning(
+            "config key '%s': %s holds sequences at no single known frame rate "
+            "(predict_sequences --frame-rate native); assuming model.frame_rate = %g "
+            "fps. Write it with --frame-rate %g to be sure",
+            key,
+            path,
+            frame_rate,
+            frame_rate,
+        )
     elif not math.isclose(rate, frame_rate, rel_tol=1e-6):
-        raise ValueError(f"config key '{key}': {path} holds predictions at {rate:g} fps but "
-                         f"model.frame_rate is {frame_rate:g} fps; write them at that rate with "
-                         f"pipelines/predict_sequences.py --frame-rate {frame_rate:g} or set "
-                         f"model.frame_rate: {rate:g}")
+        raise ValueError(
+            f"config key '{key}': {path} holds predictions at {rate:g} fps but "
+            f"model.frame_rate is {frame_rate:g} fps; write them at that rate with "
+            f"pipelines/predict_sequences.py --frame-rate {frame_rate:g} or set "
+            f"model.frame_rate: {rate:g}"
+        )
 
 
 def sequence_windows(data: dict, window: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +130,7 @@ def sequence_windows(data: dict, window: int, mode: str) -> tuple[np.ndarray, np
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
 
 
-def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callback] = ()
-          ) -> dict:
+def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
     """Train (resuming an interrupted run in the same run_dir), save the model atomically.
 
     Args:
@@ -137,9 +150,11 @@ def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callbac
     # Both inputs checked before anything is built: a missing val file fails at once, by name.
     for key, path in (("data.train", config.data.train), ("data.val", config.data.val)):
         if path and not pathlib.Path(path).is_file():
-            hint = "; set data.val: \"\" to train without validation" if key == "data.val" else ""
-            raise FileNotFoundError(f"config key '{key}': prediction file {path} not found (write "
-                                    f"it with pipelines/predict_sequences.py{hint})")
+            hint = '; set data.val: "" to train without validation' if key == "data.val" else ""
+            raise FileNotFoundError(
+                f"config key '{key}': prediction file {path} not found (write "
+                f"it with pipelines/predict_sequences.py{hint})"
+            )
     m = config.model
     train_data = load_predictions(config.data.train)
     check_frame_rate(train_data, config.data.train, "data.train", m.frame_rate)
@@ -153,8 +168,14 @@ def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callbac
 
     keras.utils.set_random_seed(config.train.seed)
     x, y = sequence_windows(train_data, m.window, m.mode)
-    model = TPNet(window=m.window, mode=m.mode, num_joints=x.shape[2], hidden=m.hidden,
-                  dropout=m.dropout, frame_rate=m.frame_rate)
+    model = TPNet(
+        window=m.window,
+        mode=m.mode,
+        num_joints=x.shape[2],
+        hidden=m.hidden,
+        dropout=m.dropout,
+        frame_rate=m.frame_rate,
+    )
     model.build(x[:1].shape)
     model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate), loss="mse")
     val = None
@@ -165,25 +186,43 @@ def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callbac
     resume = ResumableFit(model, run_dir / RESUME_DIR)
     initial_epoch = resume.restore()
     if initial_epoch:
-        print(f"resuming {run_dir} at epoch {initial_epoch + 1}/{config.train.epochs} "
-              f"(checkpoint {resume.latest})", file=sys.stderr, flush=True)
-    model.fit(x, y, epochs=config.train.epochs, batch_size=config.train.batch_size,
-              shuffle=True, validation_data=val, verbose=2, initial_epoch=initial_epoch,
-              callbacks=[*callbacks, resume])
+        print(
+            f"resuming {run_dir} at epoch {initial_epoch + 1}/{config.train.epochs} "
+            f"(checkpoint {resume.latest})",
+            file=sys.stderr,
+            flush=True,
+        )
+    model.fit(
+        x,
+        y,
+        epochs=config.train.epochs,
+        batch_size=config.train.batch_size,
+        shuffle=True,
+        validation_data=val,
+        verbose=2,
+        initial_epoch=initial_epoch,
+        callbacks=[*callbacks, resume],
+    )
     model_path = atomic_files.write_with(run_dir / MODEL_FILE, model.save, suffix=".keras")
     atomic_files.write_text(run_dir / HISTORY_FILE, json.dumps(resume.history, indent=1))
     resume.finish()  # only now: a kill before this point resumes and rewrites the same model
-    result = {"epochs": len(resume.history), "initial_epoch": initial_epoch,
-              "model": str(model_path)}
+    result = {
+        "epochs": len(resume.history),
+        "initial_epoch": initial_epoch,
+        "model": str(model_path),
+    }
     if val is not None:
         target = tp_net_lib.target_index(m.window, m.mode)
         refined = np.asarray(model.predict(val[0], batch_size=config.train.batch_size, verbose=0))
         # Root-relative poses already: no root alignment (root=None), one mean over frames.
         result.update(
             val_mpjpe_sap_net=float(metrics.mpjpe(val[0][:, target], val[1], root=None).mean()),
-            val_mpjpe_tp_net=float(metrics.mpjpe(refined, val[1], root=None).mean()))
-        print(f"val MPJPE: SAP-Net {result['val_mpjpe_sap_net']:.2f} mm, "
-              f"TP-Net {result['val_mpjpe_tp_net']:.2f} mm")
+            val_mpjpe_tp_net=float(metrics.mpjpe(refined, val[1], root=None).mean()),
+        )
+        print(
+            f"val MPJPE: SAP-Net {result['val_mpjpe_sap_net']:.2f} mm, "
+            f"TP-Net {result['val_mpjpe_tp_net']:.2f} mm"
+        )
     return result
 
 
@@ -196,6 +235,8 @@ def _check_resumable(run_dir: pathlib.Path, config_text: str) -> None:
     config_path = run_dir / CONFIG_FILE
     saved = config_path.read_text() if config_path.is_file() else None
     if saved != config_text:
-        raise ValueError(f"{resume_dir} holds an interrupted TP-Net run whose config "
-                         f"({config_path}) differs from this one; rerun with that config to "
-                         f"resume it, or delete {resume_dir} to start over")
+        raise ValueError(
+            f"{resume_dir} holds an interrupted TP-Net run whose config "
+            f"({config_path}) differs from this one; rerun with that config to "
+            f"resume it, or delete {resume_dir} to start over"
+        )
