@@ -39,12 +39,7 @@ from keras_pose3d.evaluation.predictors import (  # noqa: F401
     run_predictions,
     saved_model_predictor,
 )
-from keras_pose3d.evaluation.records import (  # noqa: F401
-    KEY_JOINTS_3D_UNIV,
-    KEY_VALID_FRAME,
-    read_checked_meta,
-    read_record_meta,
-)
+from keras_pose3d.evaluation.records import read_checked_meta, read_record_meta  # noqa: F401
 from keras_pose3d.evaluation.runner import (
     DATASETS,
     check_mpii_inputs,

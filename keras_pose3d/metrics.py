@@ -6,7 +6,7 @@ name and the computation cannot drift apart (`../shared/reference/evaluation.md`
 Conventions: batch first, float64 math, mm for 3D and pixels for 2D. 3D metrics return one value
 per sample, shape (N,), so callers can build frame-weighted or action-wise means
 (`grouped_means`); PCKh returns per-joint figures because its visibility weighting differs per
-joint. TensorFlow and Keras versions are in `keras_pose3d/metrics_tf.py`.
+joint. Validation runs these on the host too (there are no TensorFlow copies to drift apart).
 """
 
 from __future__ import annotations

@@ -306,16 +306,6 @@ def crop_person(
     return crop, joints_crop, intrinsics_crop, box
 
 
-def encode_jpeg(image_rgb: np.ndarray, quality: int = 95) -> bytes:
-    """(H, W, 3) uint8 RGB -> JPEG bytes (OpenCV writes BGR, hence the swap)."""
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:
-        raise ValueError(f"JPEG encoding failed for an image of shape {image_rgb.shape}")
-    return buf.tobytes()
-
-
 # ----------------------------------------------------------------------------------------------
 # Validation, dead letters, counters.
 # ----------------------------------------------------------------------------------------------
@@ -468,26 +458,14 @@ def shard_name(split: str, shard: int, num_shards: int) -> str:
 
 
 def _meta(serialized: bytes) -> dict[str, Any]:
-    feats = tf.train.Example.FromString(serialized).features.feature
-
-    def text(key: str) -> str:
-        return feats[key].bytes_list.value[0].decode("utf-8")
-
-    return {
-        "dataset": text(features.KEY_DATASET),
-        "subject": text(features.KEY_SUBJECT),
-        "sequence": text(features.KEY_SEQUENCE),
-        "action": text(features.KEY_ACTION),
-        "camera": text(features.KEY_CAMERA),
-        "frame": int(feats[features.KEY_FRAME].int64_list.value[0]),
-        "has_3d": int(feats[features.KEY_HAS_3D].int64_list.value[0]),
-        # Optional key: absent (old writers, records without universal 3D) means 0.
-        "has_3d_univ": (
-            int(feats[features.KEY_HAS_3D_UNIV].int64_list.value[0])
-            if features.KEY_HAS_3D_UNIV in feats
-            else 0
-        ),
-    }
+    """Provenance and 3D flags of an encoded record, parsed by the schema's owner."""
+    record = features.decode_record(serialized)
+    meta: dict[str, Any] = {field: record[field] for field in features.META_STRING_FIELDS}
+    meta["frame"] = record["frame"]
+    # Counted into the manifest: ints (an absent optional has_3d_univ reads as 0).
+    meta["has_3d"] = int(record["has_3d"])
+    meta["has_3d_univ"] = int(record["has_3d_univ"])
+    return meta
 
 
 def _stable_hash(text: str) -> int:

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
+from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, h36m
 from pipelines import common
 
@@ -259,7 +260,7 @@ class SequenceToRecords(beam.DoFn):
         )
         inside = np.all((j2d_crop >= -0.5) & (j2d_crop <= self._crop_size - 0.5), axis=1)
         return {
-            "image_jpeg": common.encode_jpeg(crop),
+            "image_jpeg": encode_jpeg(crop),
             "joints_2d": j2d_crop,
             "visibility": inside.astype(np.float32),
             "joints_3d": j3d,

@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
+from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, images
 from keras_pose3d.data.readers import h36m as h36m_reader
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
@@ -257,7 +258,7 @@ def make_record(
     )
     h, w = image_rgb.shape[:2]
     return {
-        "image_jpeg": common.encode_jpeg(crop),
+        "image_jpeg": encode_jpeg(crop),
         "joints_2d": j2d_crop,
         "visibility": _inside(j2d_crop, crop_size).astype(np.float32),
         "joints_3d": j3d,

@@ -48,6 +48,7 @@ import apache_beam as beam
 import cv2
 import numpy as np
 
+from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, images, mpii
 from keras_pose3d.data.readers import h36m as h36m_reader
 from pipelines import common
@@ -269,7 +270,7 @@ class CropPersons(beam.DoFn):
                 person["split"],
                 item_id,
                 {
-                    "image_jpeg": common.encode_jpeg(crop),
+                    "image_jpeg": encode_jpeg(crop),
                     "joints_2d": joints_crop,
                     "visibility": visibility,
                     "joints_3d": None,

@@ -292,7 +292,7 @@ def run_predictions(model_or_path, record_patterns: str | Sequence[str],
 
     Args:
         model_or_path: a float32 SAP-Net model, a .keras file, or a run directory holding
-            sap_net.keras (loaded under float32, `export.load_float32`).
+            sap_net.keras (loaded under float32, `models.loading.load_float32`).
         record_patterns: TFRecord file pattern(s).
         out_path: the .npz to write (atomically; parent folders are created).
         frame_rate: frames per second of the written rows (module docstring); None keeps the
@@ -313,10 +313,10 @@ def run_predictions(model_or_path, record_patterns: str | Sequence[str],
     files = _match(record_patterns)  # before loading the model: a bad pattern fails at once
     model = model_or_path
     if isinstance(model_or_path, (str, pathlib.Path)):
-        from keras_pose3d import export  # float32 loading of the trained model
+        from keras_pose3d.models import loading  # float32 loading of the trained model
 
         path = pathlib.Path(model_or_path)
-        model = export.load_float32(path / export.SAP_NET_FILE if path.is_dir() else path)
+        model = loading.load_float32(path / loading.SAP_NET_FILE if path.is_dir() else path)
     arrays, skipped = _run(files, model, batch_size, frame_rate)
     out = pathlib.Path(out_path)
     atomic_files.write_with(out, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")

@@ -138,10 +138,12 @@ def test_3dhp_record_path_uses_univ_not_annot3():
     # network's (scale-free) prediction is decoded with the annot3 root depth.
     size = 1.0 / 1.08
     to16 = skeleton.mpi3dhp17_to_mpii
+    # Records hold valid frames only (the 3DHP job writes no other).
+    keep = valid == 1
     meta = [{"action": mpi_inf_3dhp.ACTIVITIES[a], "sequence": s, "subject": s, "camera": s,
-             "joints_3d_univ": to16(univ[i]), "valid_frame": bool(valid[i])}
-            for i, (a, s) in enumerate(zip(acts, seqs))]
-    arrays = {"pred_mm": to16(size * pred), "gt_mm": to16(size * univ)}
+             "joints_3d_univ": to16(univ[i])}
+            for i, (a, s) in enumerate(zip(acts, seqs)) if keep[i]]
+    arrays = {"pred_mm": to16(size * pred[keep]), "gt_mm": to16(size * univ[keep])}
     results, _ = tables_mpi_inf_3dhp(arrays, meta)
     all_row = results["mpi_inf_3dhp"]["rows"]["All"]
     assert all_row["frames"] == 5
@@ -218,7 +220,9 @@ def test_table_writers(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # Records -> predictions -> tables (a perfect predictor gives 0 mm).
 # ----------------------------------------------------------------------------------------------
-def _write_records(path, n=3, extra=True):
+def _write_records(path, n=3, univ=True):
+    """n 3DHP test records (valid frames, as the job writes them); with `univ`, universal 3D
+    (joints_3d_univ = 0.9 x joints_3d). Returns the (n, 16, 3) joints_3d written."""
     import cv2
     import tensorflow as tf
 
@@ -238,15 +242,28 @@ def _write_records(path, n=3, extra=True):
                 "joints_3d": j3d, "has_3d": True, "intrinsics": intr, "distortion": None,
                 "box": np.array([0, 0, 64, 64.0]), "dataset": "mpi_inf_3dhp", "subject": "TS1",
                 "sequence": "TS1", "action": "Sitting", "camera": "TS1", "frame": i,
-                "orig_size": np.array([64, 64]),
+                "orig_size": np.array([64, 64]), "has_3d_univ": univ,
+                "joints_3d_univ": j3d * 0.9 if univ else None,
             })
-            ex = tf.train.Example.FromString(raw)
-            if extra:
-                ex.features.feature["joints_3d_univ"].float_list.value.extend(
-                    (j3d * 0.9).reshape(-1).tolist())
-                ex.features.feature["valid_frame"].int64_list.value.append(int(i != 1))
-            w.write(ex.SerializeToString())
+            w.write(raw)
     return np.stack(written)
+
+
+def test_read_record_meta_names_the_file_of_a_record_of_another_schema(tmp_path):
+    import tensorflow as tf
+
+    from keras_pose3d.evaluate import read_record_meta
+
+    path = tmp_path / "val-00000.tfrecord"
+    _write_records(path, n=1)
+    raw = next(tf.data.TFRecordDataset([str(path)]).as_numpy_iterator())
+    example = tf.train.Example.FromString(raw)
+    del example.features.feature["meta/frame"]
+    bad = tmp_path / "bad.tfrecord"
+    with tf.io.TFRecordWriter(str(bad)) as w:
+        w.write(example.SerializeToString())
+    with pytest.raises(ValueError, match=rf"{bad}: record 0: record has no feature 'meta/frame'"):
+        read_record_meta([str(bad)])
 
 
 def test_read_record_meta_and_perfect_predictor(tmp_path):
@@ -257,10 +274,15 @@ def test_read_record_meta_and_perfect_predictor(tmp_path):
     j3d = _write_records(path)
     meta = read_record_meta([str(path)])
     assert [m["frame"] for m in meta] == [0, 1, 2]
-    assert [m["valid_frame"] for m in meta] == [True, False, True]
+    assert [m["camera"] for m in meta] == ["TS1"] * 3 and all(m["has_3d"] for m in meta)
+    assert all("joints_3d_univ" in m for m in meta)
     # The record stores float32: compare with the written values rounded the same way.
     for m, want in zip(meta, j3d):
         np.testing.assert_array_equal(m["joints_3d_univ"], (want * 0.9).astype(np.float32))
+
+    # Records without universal 3D carry no joints_3d_univ field (the annot3 fallback).
+    _write_records(path, univ=False)
+    assert not any("joints_3d_univ" in m for m in read_record_meta([str(path)]))
 
     # A perfect predictor: the encoded ground truth of the (single) batch, fed through the real
     # decoding path of run_predictions.
@@ -378,7 +400,7 @@ def _3dhp_records_case(s, pred_err_mm):
     pred = _offset_non_root(annot3, pred_err_mm, skeleton.ROOT)
     univ = s * annot3
     meta = [{"action": "Sitting", "sequence": f"TS{1 + i % 2}", "subject": "TS1", "camera": "0",
-             "joints_3d_univ": univ[i], "valid_frame": True} for i in range(n)]
+             "joints_3d_univ": univ[i]} for i in range(n)]
     return {"pred_mm": pred, "gt_mm": annot3}, meta
 
 
@@ -403,22 +425,6 @@ def test_3dhp_error_does_not_depend_on_the_subject_scale(s):
     assert got[metrics.PCK3D_NAME] == pytest.approx(ref[metrics.PCK3D_NAME]) == 100.0
     # Every PCK-14 joint is s x 60 mm off: 54 mm passes 55..150 (20 of 31), 66 mm 70..150 (17).
     assert got[metrics.AUC3D_NAME] == pytest.approx(100.0 * (20 if s < 1 else 17) / 31)
-
-
-def test_3dhp_scale_ignores_invalid_frames_with_empty_annotations():
-    """An invalid frame (valid_frame = 0) with an all-zero annotation is dropped, not a zero-size
-    error that stops the whole evaluation, and the scale range covers the valid frames only."""
-    from keras_pose3d.evaluate import tables_mpi_inf_3dhp
-
-    arrays, meta = _3dhp_records_case(1.1, np.array([0.0, 60.0, 0.0]))
-    want = tables_mpi_inf_3dhp(arrays, meta)[0]["mpi_inf_3dhp"]
-    zeros = np.zeros((1, 16, 3))
-    arrays = {"pred_mm": np.concatenate([arrays["pred_mm"], zeros + 5.0]),
-              "gt_mm": np.concatenate([arrays["gt_mm"], zeros])}
-    meta = meta + [{**meta[0], "joints_3d_univ": zeros[0], "valid_frame": False}]
-    got = tables_mpi_inf_3dhp(arrays, meta)[0]["mpi_inf_3dhp"]
-    assert got["rows"] == want["rows"] and got["n_invalid_dropped"] == 1
-    assert got["scale"] == want["scale"] and "1.100..1.100" in got["scale"]
 
 
 # ----------------------------------------------------------------------------------------------

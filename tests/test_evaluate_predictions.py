@@ -127,7 +127,7 @@ def test_3d_predictions_npz_by_record_id(tmp_path, capsys):
     from tests.test_evaluate import _write_records
 
     rec = tmp_path / "val-00000.tfrecord"
-    j3d = _write_records(rec, n=4)  # 3DHP records, univ = 0.9 x annot3, frame 1 invalid
+    j3d = _write_records(rec, n=4)  # 3DHP records, univ = 0.9 x annot3
     meta = read_record_meta([str(rec)])
     ids = [record_id(m) for m in meta]
     assert ids == [f"mpi_inf_3dhp/TS1/TS1/TS1/{i}" for i in range(4)]
@@ -142,8 +142,8 @@ def test_3d_predictions_npz_by_record_id(tmp_path, capsys):
     assert main(["--dataset", "mpi_inf_3dhp", "--predictions", str(npz), "--records", str(rec),
                  "--out", str(out)]) == 0
     rows = json.loads((out / "mpi_inf_3dhp.json").read_text())["mpi_inf_3dhp"]["rows"]
-    # 3 valid frames; scored at the univ size: 90 mm on 15 joints, 45 on the spine.
-    assert rows["All"]["frames"] == 3
+    # Every record scored; at the univ size: 90 mm on 15 joints, 45 on the spine.
+    assert rows["All"]["frames"] == 4
     assert rows["All"]["MPJPE"] == pytest.approx((15 * 90.0 + 45.0) / 17, rel=1e-5)
     # Poses declared at the univ size are used as they are.
     npz = predictions_file.save_pose_predictions(tmp_path / "u.npz", ids, 0.9 * (gt + off),

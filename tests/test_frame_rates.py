@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_pose3d import temporal_train
 from keras_pose3d.data import features, frame_rates
+from keras_pose3d.training import temporal
 from pipelines import predict_sequences
 from tests.test_tp_net import _ConstantPose
 
@@ -187,11 +188,11 @@ def test_run_predictions_splits_a_sequence_at_a_gap_named_by_its_first_frame(tmp
 
 def test_temporal_train_warns_on_an_unknown_rate_naming_why(tmp_path, caplog):
     data = {"pred": np.zeros((2, 16, 3))}
-    with caplog.at_level("WARNING", logger=temporal_train.__name__):
-        temporal_train.check_frame_rate(data, "old.npz", "data.train", 10.0)
-        temporal_train.check_frame_rate({**data, "frame_rate": np.float64(np.nan)}, "mixed.npz",
+    with caplog.at_level("WARNING", logger=temporal.__name__):
+        temporal.check_frame_rate(data, "old.npz", "data.train", 10.0)
+        temporal.check_frame_rate({**data, "frame_rate": np.float64(np.nan)}, "mixed.npz",
                                         "data.val", 10.0)
-        temporal_train.check_frame_rate({**data, "frame_rate": np.float64(10.0)}, "ok.npz",
+        temporal.check_frame_rate({**data, "frame_rate": np.float64(10.0)}, "ok.npz",
                                         "data.train", 10.0)
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2

@@ -1,17 +1,14 @@
-"""Tests for keras_pose3d.metrics (NumPy) and keras_pose3d.metrics_tf (TF, Keras metrics)."""
+"""Tests for keras_pose3d.metrics (NumPy)."""
 
 import glob
 
-import keras
 import numpy as np
 import pytest
 import scipy.io
 import scipy.optimize
-import tensorflow as tf
 from scipy.spatial.transform import Rotation
 
 from keras_pose3d import metrics as M
-from keras_pose3d import metrics_tf as MT
 from keras_pose3d import skeleton
 from tests.conftest import REALDATA, require_realdata
 
@@ -34,7 +31,6 @@ def test_protocol_names_are_distinct_and_docstrings_point_to_them():
     assert len(set(names)) == 4
     assert "PROTOCOL_1" in M.mpjpe.__doc__ and "PROTOCOL_2" in M.pa_mpjpe.__doc__
     assert "PROTOCOL_3" in M.n_mpjpe.__doc__
-    assert MT.PROTOCOL_NAMES[MT.ProcrustesMeanPerJointPositionError] == M.PROTOCOL_2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -338,95 +334,3 @@ def test_grouped_means_action_vs_frame():
     assert result.as_dict()[M.ACTION_MEAN] == 60.0
     with pytest.raises(ValueError, match="labels"):
         M.grouped_means([1.0], ["a", "b"])
-
-
-# ----------------------------------------------------------------------------------------------
-# TensorFlow versions and Keras metrics.
-# ----------------------------------------------------------------------------------------------
-def _noisy_pair(seed=10, n=5):
-    rng = np.random.default_rng(seed)
-    # Synthetic poses so the TF tests also run without ../shared/realdata.
-    gt = _rng_poses(n, 16, seed) + [0.0, 0.0, 5000.0]
-    rot = Rotation.random(n, random_state=seed).as_matrix()
-    pred = 0.9 * np.einsum("nij,nkj->nki", rot, gt) + rng.normal(size=gt.shape) * 30.0
-    return pred, gt
-
-
-def test_tf_versions_equal_numpy():
-    pred, gt = _noisy_pair()
-    np.testing.assert_allclose(MT.mpjpe_tf(pred, gt).numpy(), M.mpjpe(pred, gt), rtol=1e-5)
-    np.testing.assert_allclose(MT.mpjpe_tf(pred, gt, root=6).numpy(), M.mpjpe(pred, gt, root=6),
-                               rtol=1e-5)
-    np.testing.assert_allclose(MT.n_mpjpe_tf(pred, gt, root=6).numpy(),
-                               M.n_mpjpe(pred, gt, root=6), rtol=1e-4)
-    pa = tf.function(MT.pa_mpjpe_tf)(tf.constant(pred, tf.float32), tf.constant(gt, tf.float32))
-    np.testing.assert_allclose(pa.numpy(), M.pa_mpjpe(pred, gt), rtol=1e-3, atol=0.05)
-    # Mirrored copy: the reflection fix must also hold in TF.
-    mirrored = gt * [-1.0, 1.0, 1.0]
-    np.testing.assert_allclose(MT.pa_mpjpe_tf(mirrored, gt).numpy(), M.pa_mpjpe(mirrored, gt),
-                               rtol=1e-3)
-    # float16 inputs are computed in float32.
-    half = MT.mpjpe_tf(tf.constant(pred, tf.float16), tf.constant(gt, tf.float16))
-    assert half.dtype == tf.float32
-
-
-def test_keras_metric_values_weights_and_reset():
-    pred, gt = _noisy_pair()
-    metric = MT.MeanPerJointPositionError(root=skeleton.ROOT)
-    metric.update_state(gt[:2], pred[:2])
-    metric.update_state(gt[2:], pred[2:], sample_weight=[1.0, 0.0, 1.0])
-    expected = M.mpjpe(pred, gt, root=6)[[0, 1, 2, 4]].mean()
-    assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
-    metric.reset_state()
-    assert float(metric.result()) == 0.0
-    pa = MT.ProcrustesMeanPerJointPositionError()
-    pa.update_state(gt, pred)
-    assert float(pa.result()) == pytest.approx(M.pa_mpjpe(pred, gt).mean(), rel=1e-3)
-
-
-def test_keras_metric_config_round_trip():
-    metric = MT.MeanPerJointPositionError(root=3, name="p1_mpjpe", dtype="float32")
-    config = metric.get_config()
-    assert config["root"] == 3 and config["name"] == "p1_mpjpe"
-    assert MT.MeanPerJointPositionError.from_config(config).root == 3
-    assert MT.MeanPerJointPositionError(root=None).get_config()["root"] is None
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(metric))
-    assert isinstance(restored, MT.MeanPerJointPositionError) and restored.root == 3
-    pa = MT.ProcrustesMeanPerJointPositionError(name="p2")
-    assert MT.ProcrustesMeanPerJointPositionError.from_config(pa.get_config()).name == "p2"
-
-
-@pytest.mark.parametrize("metric_cls", [MT.MeanPerJointPositionError,
-                                        MT.ProcrustesMeanPerJointPositionError])
-def test_keras_metric_mirrored_unequal_batches_equal_single_device(metric_cls, mirrored_strategy):
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        pytest.skip("needs the two logical CPUs of tests/conftest.py")
-    pred, gt = _noisy_pair(n=7)
-    pred, gt = pred.astype(np.float32), gt.astype(np.float32)
-    weights = np.array([1, 1, 0, 1, 1, 1, 0], np.float32)
-
-    single = metric_cls()
-    single.update_state(gt, pred, sample_weight=weights)
-
-    strategy = mirrored_strategy
-    assert strategy.num_replicas_in_sync == 2
-    with strategy.scope():
-        metric = metric_cls()
-    # Two steps; replica 0 gets 3 then 1 samples, replica 1 gets 1 then 2.
-    splits = [((0, 3), (3, 4)), ((4, 5), (5, 7))]
-
-    @tf.function
-    def step(values):
-        strategy.run(metric.update_state, args=values)
-
-    for split in splits:
-        def value_fn(ctx, split=split):
-            lo, hi = split[ctx.replica_id_in_sync_group]
-            return (tf.constant(gt[lo:hi]), tf.constant(pred[lo:hi]),
-                    tf.constant(weights[lo:hi]))
-        step(strategy.experimental_distribute_values_from_function(value_fn))
-    assert float(metric.result()) == pytest.approx(float(single.result()), rel=1e-5)
-    expected = (M.mpjpe(pred, gt, root=6) if metric_cls is MT.MeanPerJointPositionError
-                else M.pa_mpjpe(pred, gt))
-    assert float(metric.result()) == pytest.approx(
-        np.sum(expected * weights) / weights.sum(), rel=1e-3)

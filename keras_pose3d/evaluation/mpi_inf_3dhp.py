@@ -2,7 +2,8 @@
 
 Conventions (evaluation.md section 2):
 
-* only frames with `valid_frame == 1`;
+* only frames with `valid_frame == 1` (`mpi3dhp_tables` drops the others; records hold only
+  those, the 3DHP job writes no other test frame);
 * ground truth = **`univ_annot3`** (height-normalised), never `annot3`;
 * both poses in the 3DHP-17 order, pelvis-relative (index 14);
 * PCK and AUC over the 14-joint group (`metrics.PCK3D_JOINT_SETS["14"]`; the 17-joint PCK is
@@ -31,9 +32,10 @@ import numpy as np
 
 from keras_pose3d import metrics, skeleton
 from keras_pose3d.evaluation import structural
-from keras_pose3d.evaluation.records import KEY_JOINTS_3D_UNIV, KEY_VALID_FRAME
 from keras_pose3d.evaluation.tables import Table
 
+# The `read_record_meta` field holding univ_annot3 (present only in records that carry it).
+UNIV_FIELD = "joints_3d_univ"
 ACTIVITIES: dict[int, str] = {
     1: "Standing/Walking", 2: "Exercising", 3: "Sitting", 4: "Reaching/Crouching",
     5: "On the floor", 6: "Sports", 7: "Miscellaneous",
@@ -193,7 +195,7 @@ def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot
         arrays: "pred_mm" (N, 16, 3) predictions in camera mm, "gt_mm" (N, 16, 3) the records'
             joints_3d (annot3).
         meta: `records.read_record_meta` entries (action = activity, sequence = TS1..TS6,
-            optional `joints_3d_univ`, `valid_frame`).
+            optional `joints_3d_univ`), valid test frames only (what the 3DHP job writes).
         pose_scale: "annot3" (predictions decoded with the annot3 root depth: rescaled with
             `scale_to_univ`) or "univ" (already at the univ_annot3 size: used as they are).
 
@@ -202,19 +204,16 @@ def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot
     """
     if pose_scale not in ("annot3", "univ"):
         raise ValueError(f"pose_scale must be 'annot3' or 'univ'. Received: {pose_scale!r}")
-    has_univ = [KEY_JOINTS_3D_UNIV in m for m in meta]
+    # Records hold valid test frames only (the 3DHP job writes no other: "invalid_frames" dead
+    # letters), so every record is scored.
+    has_univ = [UNIV_FIELD in m for m in meta]
     pred = np.asarray(arrays["pred_mm"], dtype=np.float64)
-    valid = np.array([m.get(KEY_VALID_FRAME, True) for m in meta], dtype=bool)
     scale_note = ""
     if all(has_univ):
-        gt = np.stack([m[KEY_JOINTS_3D_UNIV] for m in meta])
+        gt = np.stack([m[UNIV_FIELD] for m in meta])
         gt_note = "ground truth: univ_annot3 (records' joints_3d_univ)"
-        if pose_scale == "annot3" and valid.any():
-            # Valid frames only: an invalid frame's annotation may be empty (zero size), and it
-            # is not scored anyway.
-            pred = metrics.root_align(pred, skeleton.ROOT)
-            pred[valid], s = scale_to_univ(pred[valid], np.asarray(arrays["gt_mm"])[valid],
-                                           gt[valid])
+        if pose_scale == "annot3" and meta:
+            pred, s = scale_to_univ(pred, np.asarray(arrays["gt_mm"]), gt)
             scale_note = (f"predictions rescaled from the annot3 to the univ_annot3 size per frame "
                           f"(bone-sum ratio s: {s.min():.3f}..{s.max():.3f}, mean {s.mean():.3f})")
     elif not any(has_univ):
@@ -222,15 +221,15 @@ def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot
         gt_note = ("WARNING: the records carry no joints_3d_univ; annot3 (joints_3d) was used. "
                    "These numbers are NOT comparable with published 3DHP results.")
     else:
-        raise ValueError(f"{sum(has_univ)} of {len(meta)} records carry {KEY_JOINTS_3D_UNIV!r}; "
+        raise ValueError(f"{sum(has_univ)} of {len(meta)} records carry {UNIV_FIELD!r}; "
                          "mixed ground truths cannot be evaluated together")
-    res = mpi3dhp_tables(pred, gt, valid, [m["action"] for m in meta],
-                         [m["sequence"] for m in meta])
+    sequences = [m["sequence"] for m in meta]
+    res = mpi3dhp_tables(pred, gt, np.ones(len(meta), bool), [m["action"] for m in meta],
+                         sequences)
     res["ground_truth"] = gt_note
     if scale_note:
         res["scale"] = scale_note
-    struct = structural.structural_validity(np.asarray(arrays["pred_mm"])[valid],
-                                            [m["sequence"] for m, v in zip(meta, valid) if v])
+    struct = structural.structural_validity(np.asarray(arrays["pred_mm"]), sequences)
     tables = mpi3dhp_markdown_tables(res)
     tables[0].notes.append(gt_note)
     if scale_note:

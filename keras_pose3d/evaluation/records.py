@@ -17,9 +17,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# Optional record keys outside the core of schema v1 that evaluation understands.
-KEY_JOINTS_3D_UNIV = "joints_3d_univ"
-KEY_VALID_FRAME = "valid_frame"
 RECORD_ID_FIELDS = ("dataset", "subject", "sequence", "camera", "frame")
 
 
@@ -31,10 +28,15 @@ def record_id(meta: dict) -> str:
 def read_record_meta(files: Sequence[str]) -> list[dict]:
     """Provenance and ground truth of every record, in file order.
 
+    Records are parsed by the schema's owner (`features.decode_record`: a record of another
+    schema or with a missing key raises ValueError naming the key). The 3DHP job writes valid
+    test frames only (the others are its "invalid_frames" dead letters), so every record is
+    scored.
+
     Returns one dict per record: dataset, subject, sequence, action, camera (str), frame (int),
     box (4,) original px (crop edges), image_size (2,), joints_3d (16, 3) camera mm (zeros
-    without 3D), has_3d (bool), and when present `joints_3d_univ` ((16, 3) or (17, 3) mm) and
-    `valid_frame` (bool).
+    without 3D), has_3d (bool), and `joints_3d_univ` (16, 3) mm only for records that carry
+    universal 3D (`has_3d_univ`).
     """
     import tensorflow as tf
 
@@ -43,30 +45,18 @@ def read_record_meta(files: Sequence[str]) -> list[dict]:
     out = []
     for path in files:
         for raw in tf.data.TFRecordDataset([path]).as_numpy_iterator():
-            feat = tf.train.Example.FromString(raw).features.feature
-
-            def text(key, feat=feat):
-                return feat[key].bytes_list.value[0].decode() if key in feat else ""
-
-            meta = {name: text(key) for name, key in features.META_STRING_FIELDS.items()}
-            meta["frame"] = int(feat[features.KEY_FRAME].int64_list.value[0])
-            meta["box"] = np.array(feat[features.KEY_BOX].float_list.value, np.float64)
-            meta["image_size"] = np.array(feat[features.KEY_IMAGE_SIZE].int64_list.value)
-            meta["joints_3d"] = np.array(feat[features.KEY_JOINTS_3D].float_list.value,
-                                         np.float64).reshape(-1, 3)
-            meta["has_3d"] = bool(feat[features.KEY_HAS_3D].int64_list.value[0])
-            # Schema v1 optional key: honoured only when `has_3d_univ` (if written) is set.
-            univ_flag = feat["has_3d_univ"].int64_list.value if "has_3d_univ" in feat else [1]
-            if KEY_JOINTS_3D_UNIV in feat and univ_flag and univ_flag[0]:
-                vals = np.array(feat[KEY_JOINTS_3D_UNIV].float_list.value, np.float64)
-                if vals.size not in (16 * 3, 17 * 3):
-                    raise ValueError(f"{path}: record {len(out)} key {KEY_JOINTS_3D_UNIV!r} has "
-                                     f"{vals.size} floats; expected 48 (MPII-16) or 51 (3DHP-17)")
-                meta[KEY_JOINTS_3D_UNIV] = vals.reshape(-1, 3)
-            if KEY_VALID_FRAME in feat:
-                v = feat[KEY_VALID_FRAME]
-                flag = v.int64_list.value or v.float_list.value
-                meta[KEY_VALID_FRAME] = bool(flag[0])
+            try:
+                record = features.decode_record(raw)
+            except ValueError as e:
+                raise ValueError(f"{path}: record {len(out)}: {e}") from None
+            meta = {name: record[name] for name in features.META_STRING_FIELDS}
+            meta["frame"] = record["frame"]
+            meta["box"] = record["box"].astype(np.float64)
+            meta["image_size"] = record["image_size"]
+            meta["joints_3d"] = record["joints_3d"].astype(np.float64)
+            meta["has_3d"] = record["has_3d"]
+            if record["has_3d_univ"]:
+                meta["joints_3d_univ"] = record["joints_3d_univ"].astype(np.float64)
             out.append(meta)
     return out
 

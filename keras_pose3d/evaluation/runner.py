@@ -99,9 +99,9 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
     else:
         import keras
 
-        import keras_pose3d.models.sap_net  # noqa: F401  (registers the serializable classes)
+        from keras_pose3d.models import loading  # registers the serializable classes
 
-        model_path = run / "sap_net.keras"
+        model_path = run / loading.SAP_NET_FILE
         if not model_path.exists():
             raise FileNotFoundError(f"{model_path} not found")
         predict = keras_predictor(keras.saving.load_model(model_path, compile=False))

@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="fig5.png")
     parser.add_argument("--samples", type=int, default=256)
     args = parser.parse_args(argv)
-    path = pathlib.Path(args.tp_net) if args.tp_net else pathlib.Path(args.run) / "tp_net.keras"
+    from keras_pose3d.models.loading import TP_NET_FILE
+
+    path = pathlib.Path(args.tp_net) if args.tp_net else pathlib.Path(args.run) / TP_NET_FILE
     run(path, args.out, args.samples)
     return 0
 

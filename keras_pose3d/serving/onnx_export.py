@@ -5,7 +5,7 @@ ONNX SAP-Net takes the already cropped network input `images` (B, S, S, 3) float
 (the `predict_raw` signature) and returns `pose_2d`, `depth`, `pose_3d` (normalised crop units)
 and `confidence`; decoding to mm (`data.pose_codec.decode_pose_3d`) stays in NumPy on the
 client. TP-Net takes `poses` (B, N, J, 3) mm and returns `pose_3d_mm`. Both must start from a
-float32 model (`export.load_float32`): tf2onnx mis-converts mixed-precision casts.
+float32 model (`models.loading.load_float32`): tf2onnx mis-converts mixed-precision casts.
 """
 
 from __future__ import annotations
