@@ -97,9 +97,9 @@ class TPNet(keras.Model):
             the last (module docstring).
         frame_rate: float or None. Frames per second of the pose sequences the model was trained
             on (None: unknown, models saved before it was recorded). A window of N poses spans
-            N / frame_rate seconds, so a caller must feed poses at this rate
-            (`infer` does not check or resample it yet: feed it video at this rate); stored in
-            the config and in the SavedModel.
+            N / frame_rate seconds, so a caller must feed poses at this rate (`infer`
+            resamples a video's poses to it, `keras_pose3d.refine`); stored in the config and
+            in the SavedModel.
 
     Call: poses (B, N, J, 3) root-relative mm -> refined pose (B, J, 3) mm, float32.
     """

@@ -14,8 +14,8 @@ rate it was trained at. `model.frame_rate` (10 fps: the paper's every-5th H36M f
 the prediction files' `frame_rate` (predict_sequences writes them at a given rate); a different
 rate stops before training, a file without one (written before it was recorded) is used with a
 warning. The rate is stored in the model (`TPNet.frame_rate`, and the SavedModel's metadata
-on export). `infer` does not resample video poses to it yet (nor refuse another rate): a
-video must come at this rate.
+on export); `infer` builds its windows at this rate from a video's frame times
+(`keras_pose3d.refine`).
 
 Resumable: every epoch ends with a checkpoint in RUN_DIR/resume (`resumable_fit`); after a kill
 the same command continues from the last completed epoch (a different config for the same
