@@ -124,6 +124,22 @@ def test_saved_keras_file_reloads_identically(tiny_model, images, tmp_path):
     assert reloaded.get_config() == tiny_model.get_config()
 
 
+def test_tf_checkpoint_holds_every_weight(images, tmp_path):
+    """The trainer's stage checkpoints (tf.train.Checkpoint) must hold every variable, also
+    those of layers kept in lists (hourglasses, stack residuals, heads, regressor blocks)."""
+    keras.utils.set_random_seed(2)
+    model = SAPNet(**{**TINY, "num_modules": 2})
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    stored = [name for name, _ in tf.train.list_variables(path) if name.startswith("model/")]
+    assert len(stored) == len(model.weights)
+    keras.utils.set_random_seed(3)
+    fresh = SAPNet(**{**TINY, "num_modules": 2})
+    tf.train.Checkpoint(model=fresh).read(path).assert_existing_objects_matched()
+    a, b = model(images), fresh(images)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 def test_mixed_bfloat16_outputs_are_float32(bf16_policy, images):
     model = SAPNet(**{**TINY, "num_stacks": 1})
     assert model.hourglass.stem_conv.compute_dtype == "bfloat16"

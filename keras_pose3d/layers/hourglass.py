@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_pose3d.layers.checkpoint_tracking import track_listed_layers
 from keras_pose3d.layers.residual import Residual
 
 # Ratios of input side to heatmap side the stem supports: 4 is the paper's (256 -> 64);
@@ -53,6 +54,8 @@ class Hourglass(keras.layers.Layer):
         self.upsample = keras.layers.UpSampling2D(
             2, interpolation="nearest", dtype=self.dtype_policy
         )
+        for name in ("upper", "down", "after", "bottom_more"):
+            track_listed_layers(self, name, getattr(self, name))
 
     def _residuals(self, prefix: str, levels: int) -> list[Residual]:
         return [
@@ -217,6 +220,9 @@ class StackedHourglass(keras.layers.Layer):
                 self.remap_heatmaps.append(
                     keras.layers.Conv2D(f, 1, dtype=policy, name=f"stack{i}_remap_heatmaps")
                 )
+        for name in ("hourglasses", "stack_res", "stack_lin", "stack_bn", "heads",
+                     "remap_features", "remap_heatmaps"):
+            track_listed_layers(self, name, getattr(self, name))
 
     def build(self, input_shape):
         # Explicit shapes: without a build, Keras would trace the whole call once more.
