@@ -157,10 +157,11 @@ class LossConfig:
     """Weights of the loss terms (Eq. 3: L_SA = λ_a L_a + λ_s L_s + λ_g L_g).
 
     The paper (Sect. 4.3) gives only λ_a = 0.03, λ_g = 0.03 and λ_s = 0.05. The other weights
-    are assumptions: `heatmap` 1 and `depth` follow Zhou et al.'s code (pose-hg-3d: an MSE
-    criterion of weight 1 per stack, and `regWeight` 0.1 on the depth MSE; both losses here
-    are the same per-element means, in the same normalised crop units). The paper configs use
-    depth 0.1; the dataclass default 1.0 is kept for configs that do not set it.
+    are assumptions: `heatmap` 1 and `depth` follow Zhou et al.'s code (pose-hg-3d, opts.lua
+    and FusionCriterion.lua: an MSE criterion of weight 1 per stack, and `regWeight` 0.1 on the
+    depth MSE of 3D samples; both losses here are per-element means too, over the visible
+    joints, with depth in the same half-crop units). The paper configs use depth 0.1; the
+    dataclass default 1.0 is kept for configs that do not set it.
 
     λ_a weighs this project's unit-vector form of Eq. 1 (see losses/illegal_angle.py): each
     limb's term is -E e^{-E} with E = min(d, 0) and d = ±(u1 x u2) . u3 of unit bone vectors,
