@@ -1,54 +1,75 @@
 """Training-step throughput of SAP-Net, printed side by side from one run.
 
-    python benchmarks/train_step.py [--steps 5] [--configs quickstart,paper]
+    PYTHONPATH=. python benchmarks/train_step.py [--steps 5] [--configs quickstart,paper]
+        [--batch N]
 
-For the paper's model (256x256 input, 2 stacks, 256 features) and the quickstart one, it times
-the real training step of `keras_pose3d.training.trainer` (all five loss terms on, a half-2D
+For the paper's model (configs/h36m.yaml: 256x256 input, 2 stacks, 256 features, Zhou et al.'s
+two residual modules per place) and the quickstart one (configs/quickstart.yaml), it times the
+real training step of `keras_pose3d.training.trainer` (all five loss terms on, a half-2D
 half-3D batch) in float32, mixed_bfloat16, and float32 with XLA, and reports images/s and the
-forward FLOPs per image. Data come from a constant in-memory batch, so this measures the step,
-not the input pipeline (see benchmarks/input_pipeline.py for that).
+achieved GFLOP/s. FLOPs: forward convolutions and matrix products of one image
+(`keras_pose3d.models.complexity.forward_flops`, 1 MAC = 2 FLOPs); a training step is counted
+as 3x the forward pass (forward + gradients with respect to activations and weights). Data
+come from a constant in-memory batch, so this measures the step, not the input pipeline (see
+benchmarks/input_pipeline.py for that). Run from the repository root with PYTHONPATH=. so this
+tree's package is the one measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from keras_pose3d.config import from_dict  # noqa: E402
-from keras_pose3d.training import trainer as kp_trainer  # noqa: E402
+from keras_pose3d.config import from_dict, load_config
+from keras_pose3d.models import SAPNet
+from keras_pose3d.models.complexity import forward_flops, trainable_parameters
+from keras_pose3d.training import trainer as kp_trainer
 
-SIZES = {
-    "paper": dict(input_size=256, heatmap_size=64, num_stacks=2, num_features=256,
-                  hourglass_depth=4, depth_blocks=4, batch_size=6),
-    "quickstart": dict(input_size=64, heatmap_size=16, num_stacks=2, num_features=64,
-                       hourglass_depth=2, depth_blocks=2, batch_size=16),
-}
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+SOURCES = {"paper": CONFIGS / "h36m.yaml", "quickstart": CONFIGS / "quickstart.yaml"}
 ALL_LOSSES = ["heatmap", "depth", "geometric", "illegal_angle", "symmetry"]
+# A training step: forward, backward to activations, backward to weights (~1x forward each).
+STEP_PER_FORWARD = 3
 
 
-def make_config(size: dict, precision: str, xla: bool):
+def make_config(name: str, batch_size: int | None, precision: str, xla: bool):
+    """The named config's model, input size and loss weights, with a one-stage schedule."""
+    source = load_config(SOURCES[name])
+    tree = source.to_dict()
     return from_dict({
-        "data": {"train_files": ["unused"], "input_size": size["input_size"],
-                 "heatmap_size": size["heatmap_size"]},
-        "model": {k: size[k] for k in ("num_stacks", "num_features", "hourglass_depth",
-                                        "depth_blocks")},
-        "train": {"batch_size": size["batch_size"], "run_dir": "/tmp/kp3d_bench",
+        "data": {"train_files": ["unused"], "input_size": source.data.input_size,
+                 "heatmap_size": source.data.heatmap_size},
+        "model": tree["model"],
+        "loss": tree["loss"],
+        "train": {"batch_size": batch_size or source.train.batch_size,
+                  "run_dir": "/tmp/kp3d_bench",
                   "stages": [{"name": "bench", "steps": 1, "learning_rate": 2.5e-4,
                               "losses": ALL_LOSSES}]},
         "runtime": {"precision": precision, "xla": xla},
     })
 
 
-def constant_batch(size: dict, seed: int = 0):
+def build_model(cfg) -> SAPNet:
+    m = cfg.model
+    model = SAPNet(num_joints=m.num_joints, num_stacks=m.num_stacks,
+                   num_features=m.num_features, hourglass_depth=m.hourglass_depth,
+                   depth_blocks=m.depth_blocks, num_modules=m.num_modules,
+                   input_size=cfg.data.input_size, heatmap_size=cfg.data.heatmap_size)
+    model(tf.zeros((1, cfg.data.input_size, cfg.data.input_size, 3)), training=False)
+    return model
+
+
+def constant_batch(cfg, seed: int = 0):
     rng = np.random.default_rng(seed)
-    b, s, h, j = size["batch_size"], size["input_size"], size["heatmap_size"], 16
+    b, s, h, j = cfg.train.batch_size, cfg.data.input_size, cfg.data.heatmap_size, 16
     has_3d = np.array([0.0, 1.0] * (b // 2), np.float32)
     inputs = {"image": rng.random((b, s, s, 3), np.float32)}
     targets = {
@@ -64,27 +85,19 @@ def constant_batch(size: dict, seed: int = 0):
     return inputs, targets
 
 
-def forward_flops(model, input_size: int) -> float:
-    """FLOPs of one forward pass on one image, from TensorFlow's graph profiler."""
-    from tensorflow.python.profiler import model_analyzer, option_builder
-
-    fn = tf.function(lambda x: model(x, training=False))
-    concrete = fn.get_concrete_function(tf.TensorSpec((1, input_size, input_size, 3)))
-    opts = option_builder.ProfileOptionBuilder.float_operation()
-    opts["output"] = "none"
-    info = model_analyzer.profile(concrete.graph, options=opts)
-    return float(info.total_float_ops)
-
-
-def time_steps(size: dict, precision: str, xla: bool, steps: int) -> tuple[float, float]:
-    cfg = make_config(size, precision, xla)
+def time_steps(cfg, steps: int) -> float:
+    """Images/s of the trainer's step (after two untimed steps: trace, compile, warm-up)."""
     tr = kp_trainer.Trainer(cfg, run_dir="/tmp/kp3d_bench", progress=lambda *_: None)
+    if getattr(tr.model, "num_modules", 1) != cfg.model.num_modules:
+        # trainer.build_model does not pass model.num_modules (yet): measure the configured net.
+        with tr.strategy.scope():
+            tr.model = build_model(cfg)
     stage = cfg.train.stages[0]
-    opt = kp_trainer._make_optimizer(stage, precision)
-    opt.build(tr.model.trainable_variables)
+    with tr.strategy.scope():
+        opt = kp_trainer._make_optimizer(stage, cfg.runtime.precision)
+        opt.build(tr.model.trainable_variables)
     step_fn = tr._make_step(stage, opt)
-    batch = constant_batch(size)
-    ds = tf.data.Dataset.from_tensors(batch).repeat()
+    ds = tf.data.Dataset.from_tensors(constant_batch(cfg)).repeat()
     iterator = iter(tr.strategy.experimental_distribute_dataset(ds))
     step_fn(iterator)  # trace and compile
     step_fn(iterator)
@@ -93,28 +106,39 @@ def time_steps(size: dict, precision: str, xla: bool, steps: int) -> tuple[float
         loss, _, _ = step_fn(iterator)
     float(loss.numpy())
     elapsed = time.perf_counter() - t0
-    flops = forward_flops(tr.model, size["input_size"]) if precision == "float32" and not xla \
-        else float("nan")
     keras.mixed_precision.set_global_policy("float32")
-    return steps * size["batch_size"] / elapsed, flops
+    return steps * cfg.train.batch_size / elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--configs", default="quickstart,paper")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="global batch size (even; default: the config's)")
     args = parser.parse_args()
     devices = [d.device_type for d in tf.config.list_logical_devices()]
-    print(f"TensorFlow {tf.__version__}, devices: {devices}, steps per case: {args.steps}")
-    print(f"{'model':<11} {'batch':>5} {'GFLOPs/img':>10} {'float32':>10} {'bf16':>10} "
-          f"{'xla f32':>10} {'bf16/f32':>9} {'xla/f32':>8}   (images/s)")
+    print(f"TensorFlow {tf.__version__}, devices: {devices}, steps per case: {args.steps}; "
+          f"GFLOP/s = images/s x {STEP_PER_FORWARD} x forward GFLOPs")
+    cases = (("float32", "float32", False), ("bf16", "mixed_bfloat16", False),
+             ("xla f32", "float32", True))
+    print(f"{'model':<11} {'params':>11} {'batch':>5} {'GFLOPs/img':>10}   "
+          + "   ".join(f"{label:>8} img/s GFLOP/s" for label, _, _ in cases)
+          + f" {'bf16/f32':>9} {'xla/f32':>8}")
     for name in args.configs.split(","):
-        size = SIZES[name]
-        f32, flops = time_steps(size, "float32", False, args.steps)
-        bf16, _ = time_steps(size, "mixed_bfloat16", False, args.steps)
-        xla, _ = time_steps(size, "float32", True, args.steps)
-        print(f"{name:<11} {size['batch_size']:>5} {flops / 1e9:>10.2f} {f32:>10.2f} "
-              f"{bf16:>10.2f} {xla:>10.2f} {bf16 / f32:>9.2f} {xla / f32:>8.2f}")
+        cfg = make_config(name, args.batch, "float32", False)
+        model = build_model(cfg)
+        params = trainable_parameters(model)
+        gflops = forward_flops(model, cfg.data.input_size) / 1e9
+        del model
+        rates = {}
+        for label, precision, xla in cases:
+            rates[label] = time_steps(make_config(name, args.batch, precision, xla), args.steps)
+        cells = "   ".join(f"{rates[label]:>14.2f} {rates[label] * STEP_PER_FORWARD * gflops:>7.1f}"
+                           for label, _, _ in cases)
+        print(f"{name:<11} {params:>11,} {cfg.train.batch_size:>5} {gflops:>10.2f}   {cells} "
+              f"{rates['bf16'] / rates['float32']:>9.2f} "
+              f"{rates['xla f32'] / rates['float32']:>8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -126,18 +126,28 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """SAP-Net size: a stacked hourglass (Newell et al.) and Zhou et al.'s depth regressor."""
+    """SAP-Net size: a stacked hourglass (Newell et al.) and Zhou et al.'s depth regressor.
+
+    `num_modules` is the number of residual modules at each place of an hourglass and after
+    each hourglass (Zhou et al.'s `nModules`). Their network, which SAP-Net is built on, uses 2:
+    with num_stacks 2, num_features 256, hourglass_depth 4, depth_blocks 4 that is 14,429,104
+    trainable parameters and 32.33 GFLOPs per 256x256 image (configs/h36m.yaml). The default 1
+    is the lighter variant (8,422,320 parameters, 21.87 GFLOPs) that configs written before the
+    field existed, such as the quickstart, keep.
+    """
 
     num_joints: int = 16
     num_stacks: int = 2
     num_features: int = 256
     hourglass_depth: int = 4
     depth_blocks: int = 4
+    num_modules: int = 1
 
     def __post_init__(self):
         _check(self.num_joints == 16, "model.num_joints",
                f"must be 16 (the MPII-16 skeleton every loss is defined on), got {self.num_joints}")
-        for name in ("num_stacks", "num_features", "hourglass_depth", "depth_blocks"):
+        for name in ("num_stacks", "num_features", "hourglass_depth", "depth_blocks",
+                     "num_modules"):
             _check(getattr(self, name) > 0, f"model.{name}",
                    f"must be positive, got {getattr(self, name)}")
 
@@ -145,6 +155,22 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
     """Weights of the loss terms (Eq. 3: L_SA = λ_a L_a + λ_s L_s + λ_g L_g).
+
+    The paper (Sect. 4.3) gives only λ_a = 0.03, λ_g = 0.03 and λ_s = 0.05. The other weights
+    are assumptions: `heatmap` 1 and `depth` follow Zhou et al.'s code (pose-hg-3d, opts.lua
+    and FusionCriterion.lua: an MSE criterion of weight 1 per stack, and `regWeight` 0.1 on the
+    depth MSE of 3D samples; both losses here are per-element means too, over the visible
+    joints, with depth in the same half-crop units). The paper configs use depth 0.1; the
+    dataclass default 1.0 is kept for configs that do not set it.
+
+    λ_a weighs this project's unit-vector form of Eq. 1 (see losses/illegal_angle.py): each
+    limb's term is -E e^{-E} with E = min(d, 0) and d = ±(u1 x u2) . u3 of unit bone vectors,
+    so a term is at most e and L_a at most 4e, and its slope at a small violation is 1 per
+    unit of d. The paper's raw triple product carries the three bone lengths as a factor
+    (length^3; the paper does not state its unit): in normalised crop units, for an adult as
+    the data pipeline crops one, that factor is ~0.004 (elbow) to ~0.01 (knee), so the same
+    λ_a = 0.03 penalises a slight illegal bend ~100-260x more strongly here than the raw form
+    would. The value is the paper's; its effective strength is an assumption.
 
     `weak_on` settles what the paper leaves open: whether the structure losses (geometric,
     illegal-angle, symmetry) apply to 2D-only samples (Zhou et al.'s reading of L_g, the

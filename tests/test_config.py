@@ -58,6 +58,8 @@ def test_h36m_config_has_the_papers_settings():
     assert (cfg.train.batch_size, cfg.data.input_size, cfg.data.heatmap_size) == (6, 256, 64)
     assert cfg.model.num_stacks == 2 and cfg.data.mix_2d_3d
     assert (cfg.loss.lambda_a, cfg.loss.lambda_g, cfg.loss.lambda_s) == (0.03, 0.03, 0.05)
+    # Zhou et al.'s network and depth weight (pose-hg-3d: nModules 2, regWeight 0.1).
+    assert cfg.model.num_modules == 2 and (cfg.loss.heatmap, cfg.loss.depth) == (1.0, 0.1)
     stages = {s.name: s for s in cfg.train.stages}
     assert [s.name for s in cfg.train.stages] == [
         "pretrain_2d", "depth_warmup", "structure", "symmetry"]
@@ -94,6 +96,8 @@ def test_unknown_nested_key_in_a_stage(tmp_path):
         ("loss.lambda_a=-0.1", "loss.lambda_a"),
         ("data.heatmap_size=60", "data.heatmap_size"),
         ("model.num_stacks=two", "model.num_stacks"),
+        ("model.num_modules=0", "model.num_modules"),
+        ("model.num_modules=1.5", "model.num_modules"),
         ("runtime.precision=float64", "runtime.precision"),
         ("train.stages.a.losses=[heatmapp]", "train.stages[a].losses"),
         ("train.batch_size=5", "train.batch_size"),
@@ -118,6 +122,28 @@ def test_overrides_apply_with_types(tmp_path):
 def test_override_of_unknown_stage_is_an_error(tmp_path):
     with pytest.raises(kc.ConfigError, match="no stage named 'zz'"):
         kc.load_config(_write(tmp_path, _tree()), ["train.stages.zz.steps=1"])
+
+
+@pytest.mark.parametrize("name", ["h36m.yaml", "mpi_inf_3dhp.yaml", "mpii.yaml"])
+def test_paper_configs_build_zhous_network(name):
+    cfg = kc.load_config(ROOT / "configs" / name)
+    model = cfg.model
+    assert (model.num_stacks, model.num_features, model.hourglass_depth, model.depth_blocks,
+            model.num_modules) == (2, 256, 4, 4, 2)
+    assert cfg.loss.depth == 0.1
+
+
+def test_num_modules_round_trips_and_defaults_to_one(tmp_path):
+    tree = _tree()
+    assert kc.load_config(_write(tmp_path, tree)).model.num_modules == 1  # field absent
+    assert kc.ModelConfig().num_modules == 1
+    tree["model"] = {"num_modules": 3}
+    cfg = kc.load_config(_write(tmp_path, tree))
+    assert cfg.model.num_modules == 3
+    written = yaml.safe_load(cfg.to_yaml())
+    assert written["model"]["num_modules"] == 3
+    assert kc.from_dict(written) == cfg
+    assert kc.load_config(_write(tmp_path, tree), ["model.num_modules=2"]).model.num_modules == 2
 
 
 def test_configs_are_frozen():

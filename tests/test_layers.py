@@ -80,7 +80,7 @@ def test_hourglass_reduces_to_pool_upsample_recursion(depth):
     x = np.random.default_rng(3).normal(size=(2, 16, 16, 8)).astype(np.float32)
     layer = Hourglass(depth, 8)
     layer.build(x.shape)
-    for r in [*layer.upper, *layer.down, *layer.after, layer.bottom]:
+    for r in [*layer.upper, *layer.down, *layer.after, layer.bottom, *layer.bottom_more]:
         _zero_residual_branch(r)
 
     def reference(v, level):
@@ -92,10 +92,51 @@ def test_hourglass_reduces_to_pool_upsample_recursion(depth):
     np.testing.assert_allclose(layer(x).numpy(), reference(x, 0), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("num_modules", [1, 2, 3])
+def test_hourglass_chains_num_modules_residuals_at_each_place(num_modules):
+    """Every residual reduced to `x + c` (zero last kernel, bias c): a place with m modules in a
+    row adds m * c, so the output tells how many modules each of the four places holds."""
+    m, c, depth = num_modules, 0.25, 2
+    x = np.random.default_rng(5).normal(size=(2, 8, 8, 4)).astype(np.float32)
+    layer = Hourglass(depth, 4, num_modules=m)
+    layer.build(x.shape)
+    residuals = [*layer.upper, *layer.down, *layer.after, layer.bottom, *layer.bottom_more]
+    assert len(residuals) == (3 * depth + 1) * m
+    for r in residuals:
+        r.conv3.kernel.assign(tf.zeros_like(r.conv3.kernel))
+        r.conv3.bias.assign(tf.fill(r.conv3.bias.shape, c))
+
+    def reference(v, level):
+        upper = v + m * c
+        low = _pool(v) + m * c
+        low = reference(low, level + 1) if level + 1 < depth else low + m * c
+        return upper + _up(low + m * c)
+
+    np.testing.assert_allclose(layer(x).numpy(), reference(x, 0), rtol=1e-6, atol=1e-6)
+
+
 def test_hourglass_config_and_validation():
-    _assert_config(Hourglass(3, 16), Hourglass, {"depth": 3, "filters": 16})
+    _assert_config(Hourglass(3, 16), Hourglass, {"depth": 3, "filters": 16, "num_modules": 1})
+    _assert_config(
+        Hourglass(2, 8, num_modules=2), Hourglass, {"depth": 2, "filters": 8, "num_modules": 2}
+    )
     with pytest.raises(ValueError, match="depth"):
         Hourglass(0, 16)
+    with pytest.raises(ValueError, match="num_modules"):
+        Hourglass(2, 16, num_modules=0)
+
+
+def test_one_module_keeps_the_layer_names_of_checkpoints():
+    """num_modules=1 is the network as it was before the argument: same sub-layer names, so
+    weights saved by it keep loading; further modules get new names."""
+    one, two = Hourglass(2, 8), Hourglass(2, 8, num_modules=2)
+    assert [r.name for r in one.upper] == ["up0", "up1"]
+    assert [r.name for r in two.upper] == ["up0", "up0_1", "up1", "up1_1"]
+    assert [r.name for r in two.bottom_more] == ["bottom_1"] and one.bottom_more == []
+    stacked = StackedHourglass(5, 2, 8, 1, num_modules=2)
+    assert [r.name for r in stacked.stack_res] == ["stack0_res", "stack0_res_1", "stack1_res",
+                                                    "stack1_res_1"]
+    assert [r.name for r in StackedHourglass(5, 2, 8, 1).stack_res] == ["stack0_res", "stack1_res"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,8 +157,10 @@ def test_stacked_hourglass_config_and_validation():
         "num_features": 24,
         "hourglass_depth": 2,
         "downsample": 2,
+        "num_modules": 2,
     }
     _assert_config(StackedHourglass(**expected), StackedHourglass, expected)
+    assert StackedHourglass(7, 1, 24, 2).num_modules == 1
     with pytest.raises(ValueError, match="num_stacks"):
         StackedHourglass(7, 0, 24, 2)
     with pytest.raises(ValueError, match="downsample"):

@@ -1,13 +1,21 @@
-"""SAP-Net: config round trip, output contracts, saving, mixed precision, training, freezing."""
+"""SAP-Net: config round trip, output contracts, saving, mixed precision, training, freezing,
+and the paper-size network's parameters and FLOPs against Zhou et al.'s."""
+
+import dataclasses
+import pathlib
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_pose3d import config as kc
 from keras_pose3d import losses
 from keras_pose3d.layers import HeatmapDecoder
 from keras_pose3d.models import PARTS, SAPNet
+from keras_pose3d.models.complexity import forward_flops, trainable_parameters
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 TINY = {
     "num_joints": 16,
@@ -52,6 +60,7 @@ def test_config_round_trip_keeps_every_argument():
         "heatmap_size": 8,
         "depth_combine": "concat",
         "decode": "soft_argmax",
+        "num_modules": 2,
     }
     model = SAPNet(**args, name="cfg")
     config = model.get_config()
@@ -66,6 +75,10 @@ def test_config_round_trip_keeps_every_argument():
     assert clone.depth_regressor.combine == "concat"
     assert clone.decoder.method == "soft_argmax"
     assert clone.count_params() == model.count_params()
+    assert clone.hourglass.num_modules == 2 and clone.hourglass.hourglasses[0].num_modules == 2
+    # A config saved before num_modules existed rebuilds the one-module network it described.
+    old = {k: v for k, v in config.items() if k != "num_modules"}
+    assert SAPNet.from_config(old).num_modules == 1
 
 
 @pytest.mark.parametrize(
@@ -109,6 +122,22 @@ def test_saved_keras_file_reloads_identically(tiny_model, images, tmp_path):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert reloaded.get_config() == tiny_model.get_config()
+
+
+def test_tf_checkpoint_holds_every_weight(images, tmp_path):
+    """The trainer's stage checkpoints (tf.train.Checkpoint) must hold every variable, also
+    those of layers kept in lists (hourglasses, stack residuals, heads, regressor blocks)."""
+    keras.utils.set_random_seed(2)
+    model = SAPNet(**{**TINY, "num_modules": 2})
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    stored = [name for name, _ in tf.train.list_variables(path) if name.startswith("model/")]
+    assert len(stored) == len(model.weights)
+    keras.utils.set_random_seed(3)
+    fresh = SAPNet(**{**TINY, "num_modules": 2})
+    tf.train.Checkpoint(model=fresh).read(path).assert_existing_objects_matched()
+    a, b = model(images), fresh(images)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 def test_mixed_bfloat16_outputs_are_float32(bf16_policy, images):
@@ -218,3 +247,99 @@ def test_predict_sequences_input_equals_the_validation_input(tmp_path):
     s = size * features.PERSON_MARGIN / 48
     np.testing.assert_allclose(got["intrinsics"].numpy(),
                                [70 * s, 72 * s, 7.5 + (23.0 - 23.5) * s, 7.5], rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper-size network against Zhou et al.'s (github.com/xingyizhou/pose-hg-3d,
+# src/models/hg-reg.lua and opts.lua: nStack 2, nFeats 256, nModules 2, nRegModules 2).
+# Hand count: a conv has k*k*cin*cout + cout parameters, a BatchNorm 2*c (gamma, beta), a
+# bottleneck Residual(cin, cout) BN(cin), conv1x1 -> cout/2, BN, conv3x3, BN, conv1x1 -> cout,
+# plus a 1x1 projection when cin != cout.
+def _conv(k, cin, cout):
+    return k * k * cin * cout + cout
+
+
+def _residual_params(cin, cout):
+    half = cout // 2
+    skip = _conv(1, cin, cout) if cin != cout else 0
+    batch_norms = 2 * cin + 2 * half + 2 * half
+    return batch_norms + _conv(1, cin, half) + _conv(3, half, half) + _conv(1, half, cout) + skip
+
+
+def _residual_macs(cin, cout, side):
+    half = cout // 2
+    skip = cin * cout if cin != cout else 0
+    return side * side * (cin * half + 9 * half * half + half * cout + skip)
+
+
+def _zhou_params(m, f=256, joints=16, stacks=2, levels=4, reg_blocks=4, reg_modules=2):
+    """Zhou et al.'s network with m = nModules (f = nFeats, stacks = nStack)."""
+    stem = _conv(7, 3, f // 4) + 2 * (f // 4)  # 7x7 stride-2 conv + BN
+    stem += _residual_params(f // 4, f // 2) + _residual_params(f // 2, f // 2)
+    stem += _residual_params(f // 2, f)
+    hourglass = (3 * levels + 1) * m * _residual_params(f, f)  # up1, low1, low3 per level; low2
+    per_stack = hourglass + m * _residual_params(f, f) + _conv(1, f, f) + 2 * f  # + lin
+    # Heatmap head, then ll_ and tmpOut_: after every stack, the last too (its sum is the
+    # regressor's input; here those two convs live in DepthRegressor, combine="sum").
+    per_stack += _conv(1, f, joints) + _conv(1, f, f) + _conv(1, joints, f)
+    regressor = reg_blocks * reg_modules * _residual_params(f, f) + _conv(1, 4 * 4 * f, joints)
+    return stem + stacks * per_stack + regressor
+
+
+def _zhou_macs(m, f=256, joints=16, stacks=2, levels=4, reg_blocks=4, reg_modules=2):
+    """Multiply-accumulates of one 256x256 image (stem at 128 px, the rest from 64 px down)."""
+    stem = 128 * 128 * 7 * 7 * 3 * (f // 4) + _residual_macs(f // 4, f // 2, 128)
+    stem += _residual_macs(f // 2, f // 2, 64) + _residual_macs(f // 2, f, 64)
+    sides = [64 >> level for level in range(levels)]  # 64, 32, 16, 8
+    # Per level: up1 at the level's side, low1 and low3 at half of it; low2 at the 4x4 bottom.
+    hourglass = m * sum(_residual_macs(f, f, s) + 2 * _residual_macs(f, f, s // 2) for s in sides)
+    hourglass += m * _residual_macs(f, f, sides[-1] // 2)
+    per_stack = hourglass + m * _residual_macs(f, f, 64)
+    per_stack += 64 * 64 * (f * f + f * joints + f * f + joints * f)  # lin, head, ll_, tmpOut_
+    regressor = reg_modules * sum(_residual_macs(f, f, s) for s in sides) + 4 * 4 * f * joints
+    return stem + stacks * per_stack + regressor
+
+
+def _model_from_config(path: pathlib.Path, **overrides) -> tuple[SAPNet, kc.Config]:
+    cfg = kc.load_config(path)
+    m = dataclasses.asdict(cfg.model) | overrides
+    model = SAPNet(**m, input_size=cfg.data.input_size, heatmap_size=cfg.data.heatmap_size)
+    return model, cfg
+
+
+def _residual_count(model: SAPNet) -> int:
+    # Every 3x3 convolution of SAP-Net is the middle conv of a bottleneck Residual.
+    return sum(1 for v in model.trainable_weights if tuple(v.shape[:2]) == (3, 3))
+
+
+@pytest.fixture(scope="module")
+def paper_model() -> SAPNet:
+    model, cfg = _model_from_config(ROOT / "configs" / "h36m.yaml")
+    assert (cfg.data.input_size, cfg.data.heatmap_size, cfg.model.num_modules) == (256, 64, 2)
+    return model
+
+
+def test_hand_counts_match_zhous_published_network():
+    # 14,429,104: the count of Zhou et al.'s hg3d; the hand formula must reproduce it first.
+    assert _zhou_params(2) == 14_429_104
+    assert _zhou_params(2) - _zhou_params(1) == 28 * _residual_params(256, 256) == 6_006_784
+
+
+def test_paper_config_builds_zhous_network(paper_model):
+    assert trainable_parameters(paper_model) == _zhou_params(2) == 14_429_104
+    # 3 stem + 2 stacks x (13 places x 2 in the hourglass + 2 after it) + 4 x 2 in the regressor.
+    assert _residual_count(paper_model) == 3 + 2 * (13 * 2 + 2) + 8 == 67
+
+
+@pytest.mark.slow  # traces the full 256x256 graph: ~10 s idle, ~30 s on a loaded 2-core CPU
+def test_paper_model_forward_flops(paper_model):
+    """Convolutions + dense of one 256x256 image, 1 MAC = 2 FLOPs: TensorFlow's profiler on the
+    traced graph equals the hand count (which also places every residual at its resolution)."""
+    flops = forward_flops(paper_model, 256)
+    assert flops == 2 * _zhou_macs(2) == 32_329_826_304
+
+
+def test_one_module_per_place_is_the_lighter_network():
+    model, _ = _model_from_config(ROOT / "configs" / "h36m.yaml", num_modules=1)
+    assert _residual_count(model) == 3 + 2 * (13 + 1) + 8 == 39
+    assert trainable_parameters(model) == _zhou_params(1) == 8_422_320

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_pose3d.layers.checkpoint_tracking import track_listed_layers
 from keras_pose3d.layers.residual import Residual
 
 COMBINE_MODES = ("sum", "concat")
@@ -14,10 +15,14 @@ class DepthRegressor(keras.layers.Layer):
     """Regresses one root-relative depth per joint from hourglass features (Zhou et al. 2017).
 
     Input combination (the last stack's "skip" of Zhou's network):
-      * "sum": stack_input + conv1x1(features) + conv1x1(heatmaps), all F channels;
+      * "sum": stack_input + conv1x1(features) + conv1x1(heatmaps), all F channels. This is
+        Zhou et al.'s (pose-hg-3d, hg-reg.lua): every stack, the last one too, adds the 1x1
+        re-projections `ll_` of its features and `tmpOut_` of its heatmaps to its input, and
+        the regressor reads that sum. The last stack's two convs live here.
       * "concat": conv1x1(concat(stack_input, features, heatmaps)) to F channels.
     Then `num_blocks` times (`residuals_per_block` Residual(F) + 2x2 max-pool), flatten and a
-    float32 dense layer to J depths. The spatial side must be divisible by 2**num_blocks.
+    float32 dense layer to J depths (Zhou et al.: 4 blocks of nRegModules = 2, a 4x4xF -> 16
+    linear layer). The spatial side must be divisible by 2**num_blocks.
 
     Args:
         num_joints: int. Depths to regress (16 for MPII order).
@@ -64,6 +69,7 @@ class DepthRegressor(keras.layers.Layer):
             [Residual(f, dtype=policy, name=f"block{b}_res{r}") for r in range(residuals_per_block)]
             for b in range(num_blocks)
         ]
+        track_listed_layers(self, "blocks", [r for block in self.blocks for r in block])
         self.pool = keras.layers.MaxPooling2D(2, dtype=policy, name="pool")
         self.flatten = keras.layers.Flatten(dtype=policy)
         # The regression output stays float32 under mixed precision.

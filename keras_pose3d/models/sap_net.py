@@ -34,6 +34,9 @@ class SAPNet(keras.Model):
         heatmap_size: int. Heatmap side h; S / h must be 4 (paper), 2 or 1 (tiny tests).
         depth_combine: "sum" (Zhou et al.) or "concat", see `DepthRegressor`.
         decode: "local_soft_argmax" or "soft_argmax", see `HeatmapDecoder`.
+        num_modules: int. Residuals at each place of an hourglass and after each hourglass
+            (2 in Zhou et al.'s code, `nModules`; 1 is the lighter variant and the default, so
+            models saved before the argument existed reload unchanged).
         **kwargs: passed to `keras.Model` (name, trainable).
 
     Call: image (B, S, S, 3) float in [0, 1] (or {"image": ...}) -> dict
@@ -52,6 +55,7 @@ class SAPNet(keras.Model):
         heatmap_size: int = 64,
         depth_combine: str = "sum",
         decode: str = "local_soft_argmax",
+        num_modules: int = 1,
         **kwargs,
     ):
         _validate(input_size, heatmap_size, hourglass_depth, depth_blocks)
@@ -61,6 +65,7 @@ class SAPNet(keras.Model):
             num_features,
             hourglass_depth,
             downsample=input_size // heatmap_size,
+            num_modules=num_modules,
             name="hourglass",
         )
         depth_regressor = DepthRegressor(
@@ -94,6 +99,7 @@ class SAPNet(keras.Model):
         self.heatmap_size = int(heatmap_size)
         self.depth_combine = depth_combine
         self.decode = decode
+        self.num_modules = int(num_modules)
         self.hourglass = hourglass
         self.depth_regressor = depth_regressor
         self.decoder = decoder
@@ -124,6 +130,7 @@ class SAPNet(keras.Model):
             "heatmap_size": self.heatmap_size,
             "depth_combine": self.depth_combine,
             "decode": self.decode,
+            "num_modules": self.num_modules,
         }
 
     @classmethod
