@@ -10,7 +10,15 @@ A run directory holds everything about a run:
     RUN_DIR/sap_net.keras        the final model (float32 weights), what export/evaluate read
 
 Kill the process at any point and run the same command: completed stages are skipped, and the
-current stage continues from its last checkpoint with the same step count and weights.
+current stage continues from its last checkpoint with the same step count and weights, on a
+data stream seeded by (stage, step) so that it does not replay the stage's first batches;
+validation entries made after that checkpoint are dropped from metrics.json (they are made
+again), and folders left by a checkpoint save that was interrupted are removed.
+
+Under MultiWorkerMirroredStrategy only the chief writes into the run directory. The other
+workers still save checkpoints (a save may run collective ops) into a temporary folder of
+their own, deleted at the end, and restore from the chief's checkpoints: resuming needs the
+run directory on storage every worker reads.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import json
 import logging
 import math
 import pathlib
+import shutil
+import tempfile
 import time
 
 import keras
@@ -108,6 +118,12 @@ class Trainer:
         self._metrics_path = self.run_dir / "metrics.json"
         self.metrics = self._load_json(self._metrics_path, {"stages": {}, "validation": []})
         self._writers = {}
+        # Non-chief workers' checkpoint copies: per process, removed by `close`.
+        self._scratch = None if self.chief else pathlib.Path(tempfile.mkdtemp(prefix="kp3d_"))
+        # Index of the last stage trained in this process: its weights are in memory.
+        self._trained_here = None
+        if self.chief:
+            self._remove_interrupted_saves()
 
     # ------------------------------------------------------------------------------------------
     # Bookkeeping.
@@ -130,16 +146,49 @@ class Trainer:
 
     def _writer(self, name: str):
         if name not in self._writers:
-            logdir = self.run_dir / "logs" / name if self.chief else "/tmp/kp3d_nonchief"
-            self._writers[name] = tf.summary.create_file_writer(str(logdir))
+            # Summaries hold already-reduced values: only the chief needs to write them.
+            self._writers[name] = (tf.summary.create_file_writer(str(self.run_dir / "logs" / name))
+                                   if self.chief else tf.summary.create_noop_writer())
         return self._writers[name]
+
+    def _remove_interrupted_saves(self) -> None:
+        """Delete `ckpt-N_temp/` folders: a checkpoint save writes its shards there and merges
+        them into ckpt-N.* at the end, so one that remains was interrupted."""
+        for temp in sorted((self.run_dir / "checkpoints").glob("*/*_temp*")):
+            if temp.is_dir():
+                shutil.rmtree(temp)
+            else:
+                temp.unlink()
+            self.progress(f"removed {temp}, left by an interrupted checkpoint save")
+
+    def close(self) -> None:
+        """Close the summary writers and delete a non-chief worker's scratch folder."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     # ------------------------------------------------------------------------------------------
     # Data.
     # ------------------------------------------------------------------------------------------
-    def _train_dataset(self, stage: StageConfig):
+    def stream_seed(self, index: int, start_step: int) -> int:
+        """The data seed of stage `index` (re)started at `start_step`.
+
+        A resumed stage must not replay the batches it already trained on. Skipping them would
+        decode and augment every consumed batch again (hours for a late resume), and a
+        tf.train.Checkpoint of the iterator cannot work under MultiWorkerMirroredStrategy:
+        each worker reads its own shard of the input, but only the chief's checkpoint is kept.
+        A seed drawn from (train.seed, stage, step) gives a fresh, reproducible order instead.
+        """
+        return int(np.random.SeedSequence([self.cfg.train.seed, index, start_step])
+                   .generate_state(1)[0] >> 1)
+
+    def _train_dataset(self, stage: StageConfig, index: int = 0, start_step: int = 0):
         d = self.cfg.data
         global_batch = self.cfg.train.batch_size
+        seed = self.stream_seed(index, start_step)
 
         def dataset_fn(ctx: tf.distribute.InputContext):
             # make_dataset takes the GLOBAL batch and splits it with the input context.
@@ -154,7 +203,7 @@ class Trainer:
                 samples=stage.samples,
                 augment=d.augment,
                 shuffle_buffer=d.shuffle_buffer,
-                seed=self.cfg.train.seed,
+                seed=seed,
                 input_context=ctx,
             )
             return ds
@@ -244,17 +293,24 @@ class Trainer:
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="stage_step")
         ckpt = tf.train.Checkpoint(model=self.model, optimizer=optimizer, step=step)
         stage_dir = self._stage_dir(index, stage)
-        directory = stage_dir if self.chief else pathlib.Path("/tmp/kp3d_nonchief") / stage_dir.name
+        directory = stage_dir if self.chief else self._scratch / stage_dir.name
         manager = tf.train.CheckpointManager(ckpt, str(directory), max_to_keep=2)
-        if manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            self.progress(f"[{stage.name}] resumed from {manager.latest_checkpoint} at step "
+        # Every worker resumes from the chief's checkpoints.
+        latest = tf.train.latest_checkpoint(str(stage_dir))
+        if latest:
+            ckpt.restore(latest).assert_existing_objects_matched()
+            # A checkpoint at the stage's last step was followed by its final validation,
+            # which the resume makes again.
+            self._drop_validation_after(stage.name, min(int(step.numpy()), stage.steps - 1))
+            self.progress(f"[{stage.name}] resumed from {latest} at step "
                           f"{int(step.numpy())}/{stage.steps}")
-        else:
+        elif self._trained_here != index - 1:
+            # Not after a stage trained in this process, whose weights are already in memory
+            # (and whose last checkpoint another worker's chief may still be writing).
             self._restore_previous_stage(index)
 
         train_step = self._make_step(stage, optimizer)
-        iterator = iter(self._train_dataset(stage))
+        iterator = iter(self._train_dataset(stage, index, int(step.numpy())))
         writer = self._writer("train")
         losses_avg: dict[str, float] = {}
         t_start = time.time()
@@ -294,6 +350,7 @@ class Trainer:
             if s % cfg.train.eval_every == 0 and s < stage.steps:
                 self._record_validation(stage.name, index, s)
         manager.save(checkpoint_number=int(step.numpy()))
+        self._trained_here = index
         self._record_validation(stage.name, index, stage.steps)
         return StageResult(stage.name, stage.steps, losses_avg, time.time() - t_start)
 
@@ -311,6 +368,15 @@ class Trainer:
                               f"'{self.cfg.train.stages[prev].name}' ({latest})")
                 return
 
+    def _drop_validation_after(self, stage_name: str, step: int) -> None:
+        """Forget validation entries of `stage_name` made after `step`: they measured weights
+        that a resume from the step-`step` checkpoint throws away, and are made again."""
+        kept = [v for v in self.metrics["validation"]
+                if not (v["stage"] == stage_name and v["step"] > step)]
+        if len(kept) != len(self.metrics["validation"]):
+            self.metrics["validation"] = kept
+            self._save_json(self._metrics_path, self.metrics)
+
     def _record_validation(self, stage_name: str, index: int, step: int) -> float:
         value = self.validate()
         self.progress(f"[{stage_name}] validation MPJPE (Protocol 1, 16 joints): {value:.1f} mm")
@@ -327,6 +393,12 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
         """Run every stage not yet completed; returns the metrics dict (also in metrics.json)."""
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> dict:
         done = self.completed_stages()
         if "untrained_mpjpe_mm" not in self.metrics and not done:
             self.metrics["untrained_mpjpe_mm"] = self.validate()
@@ -343,9 +415,10 @@ class Trainer:
                 "steps": result.steps, "final_losses": result.final_losses,
                 "seconds": round(result.seconds, 1)}
             self._save_json(self._metrics_path, self.metrics)
-        # The final weights are those of the last stage's last checkpoint (also after a resume
-        # that found every stage completed).
-        self._restore_previous_stage(len(self.cfg.train.stages))
+        # The final weights are those of the last stage's last checkpoint: in memory when this
+        # process trained it, else (a resume that found every stage completed) restored.
+        if self._trained_here != len(self.cfg.train.stages) - 1:
+            self._restore_previous_stage(len(self.cfg.train.stages))
         self.metrics["final_mpjpe_mm"] = self.validate()
         self._save_json(self._metrics_path, self.metrics)
         self.save_final_model()
