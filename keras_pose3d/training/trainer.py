@@ -24,6 +24,7 @@ run directory on storage every worker reads.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -73,6 +74,16 @@ def build_model(cfg: Config) -> SAPNet:
     )
     model(tf.zeros((1, cfg.data.input_size, cfg.data.input_size, 3)), training=False)
     return model
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes, in a fixed order: equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for v in sorted(model.weights, key=lambda v: v.path):
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(v.value))
+        digest.update(f"{v.path}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def _make_optimizer(stage: StageConfig, precision: str):
@@ -284,6 +295,34 @@ class Trainer:
 
         return train_step
 
+    def _make_sync(self):
+        """A function that sets every float non-trainable weight (BatchNorm's moving mean and
+        variance) to its mean over all replicas.
+
+        Each replica updates its moving statistics from its own share of the batch, so
+        replicas drift apart (under MultiWorkerMirroredStrategy, each worker keeps its own
+        copy). The moving average is linear in the batch statistics, so averaging at the
+        points where the weights are used (validation, checkpoints, the end of a stage)
+        equals averaging after every step. A collective: every worker calls it at the same
+        steps.
+        """
+        variables = [v for v in self.model.non_trainable_variables
+                     if np.issubdtype(np.dtype(v.dtype), np.floating)]
+
+        def replica_sync():
+            ctx = tf.distribute.get_replica_context()
+            # Tensors, not the variables: a variable's "destinations" are its own devices.
+            values = [tf.identity(v.value) for v in variables]
+            means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, values)
+            for v, m in zip(variables, means):
+                v.assign(m)
+
+        @tf.function
+        def sync():
+            self.strategy.run(replica_sync)
+
+        return sync
+
     def run_stage(self, index: int, stage: StageConfig) -> StageResult:
         cfg = self.cfg
         _set_trainable(self.model, stage)
@@ -310,6 +349,7 @@ class Trainer:
             self._restore_previous_stage(index)
 
         train_step = self._make_step(stage, optimizer)
+        sync = self._make_sync()
         iterator = iter(self._train_dataset(stage, index, int(step.numpy())))
         writer = self._writer("train")
         losses_avg: dict[str, float] = {}
@@ -345,10 +385,15 @@ class Trainer:
                         tf.summary.scalar(f"loss/{k}", v)
                     lr = optimizer.learning_rate
                     tf.summary.scalar("learning_rate", float(tf.convert_to_tensor(lr).numpy()))
-            if s % cfg.train.checkpoint_every == 0 and s < stage.steps:
+            save = s % cfg.train.checkpoint_every == 0 and s < stage.steps
+            evaluate = s % cfg.train.eval_every == 0 and s < stage.steps
+            if save or evaluate:
+                sync()
+            if save:
                 manager.save(checkpoint_number=s)
-            if s % cfg.train.eval_every == 0 and s < stage.steps:
+            if evaluate:
                 self._record_validation(stage.name, index, s)
+        sync()
         manager.save(checkpoint_number=int(step.numpy()))
         self._trained_here = index
         self._record_validation(stage.name, index, stage.steps)
@@ -422,6 +467,9 @@ class Trainer:
         self.metrics["final_mpjpe_mm"] = self.validate()
         self._save_json(self._metrics_path, self.metrics)
         self.save_final_model()
+        # Every worker prints it: under a multi-worker strategy they must all agree.
+        self.progress(f"final weights ({runtime.worker_description()}): sha256 "
+                      f"{weights_digest(self.model)}")
         return self.metrics
 
     def save_final_model(self) -> pathlib.Path:
