@@ -38,7 +38,24 @@ def main(argv=None) -> int:
         return 0
     from keras_pose3d.training import run  # heavy imports only when training
 
-    return run.run(cfg, run_dir=args.run_dir)
+    if cfg.runtime.strategy != "multi_worker":
+        return run.run(cfg, run_dir=args.run_dir)
+    import tensorflow as tf
+
+    from keras_pose3d.training import runtime
+
+    # What a worker sees when another one died: the coordination service's missed heartbeats
+    # (Unavailable/Aborted/Cancelled/Internal), a collective past runtime.collective_timeout_s
+    # (DeadlineExceeded), or the wait for the chief's data (TimeoutError).
+    try:
+        return run.run(cfg, run_dir=args.run_dir)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+            tf.errors.CancelledError, tf.errors.InternalError, TimeoutError) as e:
+        first_line = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
+        print(f"error: {runtime.worker_description()}: stopped, another worker died or stopped "
+              f"responding ({type(e).__name__}: {first_line}); start every worker's command "
+              f"again to resume from the chief's last checkpoint", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":
