@@ -25,6 +25,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _cause(error: Exception) -> str:
+    """The line of a TensorFlow error that says what happened, not where in the graph."""
+    noise = ("Graph execution error", "Detected at node", "File ", "[[", "Additional GRPC",
+             ":UNKNOWN", "defined at", "Traceback")
+    lines = [line.strip() for line in (getattr(error, "message", None) or str(error)).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(noise)]
+    return (useful or lines or [""])[0]
+
+
 @exits_cleanly
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -51,9 +60,8 @@ def main(argv=None) -> int:
         return run.run(cfg, run_dir=args.run_dir)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
             tf.errors.CancelledError, tf.errors.InternalError, TimeoutError) as e:
-        first_line = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
         print(f"error: {runtime.worker_description()}: stopped, another worker died or stopped "
-              f"responding ({type(e).__name__}: {first_line}); start every worker's command "
+              f"responding ({type(e).__name__}: {_cause(e)}); start every worker's command "
               f"again to resume from the chief's last checkpoint", file=sys.stderr)
         return 4
 

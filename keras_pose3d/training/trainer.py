@@ -423,6 +423,9 @@ class Trainer:
             self._save_json(self._metrics_path, self.metrics)
 
     def _record_validation(self, stage_name: str, index: int, step: int) -> float:
+        if not self.chief:
+            # Only the chief records it; the others wait for it at the next collective.
+            return float("nan")
         value = self.validate()
         self.progress(f"[{stage_name}] validation MPJPE (Protocol 1, 16 joints): {value:.1f} mm")
         self.metrics["validation"].append(
@@ -445,7 +448,7 @@ class Trainer:
 
     def _fit(self) -> dict:
         done = self.completed_stages()
-        if "untrained_mpjpe_mm" not in self.metrics and not done:
+        if self.chief and "untrained_mpjpe_mm" not in self.metrics and not done:
             self.metrics["untrained_mpjpe_mm"] = self.validate()
             self.progress(f"untrained model: validation MPJPE "
                           f"{self.metrics['untrained_mpjpe_mm']:.1f} mm")
