@@ -122,8 +122,8 @@ class Trainer:
         self.num_replicas = self.strategy.num_replicas_in_sync
         with self.strategy.scope():
             self.model = build_model(cfg)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.chief:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(cfg.to_yaml())
         self._state_path = self.run_dir / "state.json"
         self._metrics_path = self.run_dir / "metrics.json"
