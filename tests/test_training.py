@@ -321,3 +321,25 @@ def test_sync_sets_moving_statistics_to_their_mean_over_replicas(tiny_data, tmp_
         parts = mirrored_strategy.experimental_local_results(v.value)
         for part in parts:
             np.testing.assert_allclose(part.numpy(), (values[0] + values[1]) / 2, rtol=1e-6)
+
+
+def test_wait_for_polls_until_ready_and_times_out_naming_what():
+    from keras_pose3d.training import runtime
+
+    calls = []
+    runtime.wait_for(lambda: calls.append(1) or len(calls) >= 3, "three calls", 5.0,
+                     progress=lambda *_: None, poll_s=0.01)
+    assert len(calls) == 3
+    with pytest.raises(TimeoutError, match=r"waited 0s \(runtime.collective_timeout_s\) for "
+                                           r"the chief's data"):
+        runtime.wait_for(lambda: False, "the chief's data", 0.05, progress=lambda *_: None,
+                         poll_s=0.01)
+
+
+def test_runtime_config_rejects_negative_timeouts_and_threads():
+    from keras_pose3d.config import ConfigError, RuntimeConfig
+
+    with pytest.raises(ConfigError, match="runtime.collective_timeout_s"):
+        RuntimeConfig(collective_timeout_s=-1.0)
+    with pytest.raises(ConfigError, match="runtime.intra_op_threads"):
+        RuntimeConfig(intra_op_threads=-2)
