@@ -250,6 +250,22 @@ class RuntimeConfig:
     devices: tuple[str, ...] = ()  # for `mirrored`; empty = all GPUs (or the CPU)
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     xla: bool = False
+    # `multi_worker`: a collective op (a step's gradient all-reduce) that has not completed
+    # after this many seconds fails the worker with DeadlineExceeded instead of hanging when a
+    # peer died. It must exceed the longest pause one worker can make between two steps
+    # (validation, a checkpoint save, the first step's tracing). 0 waits forever.
+    collective_timeout_s: float = 600.0
+    # TensorFlow's thread pools per process; 0 lets TensorFlow choose (all cores). Set 1 to
+    # run several workers on one small machine (tests, the README's two local workers).
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+    def __post_init__(self):
+        _check(self.collective_timeout_s >= 0, "runtime.collective_timeout_s",
+               f"must be >= 0 (0 waits forever), got {self.collective_timeout_s}")
+        for name in ("intra_op_threads", "inter_op_threads"):
+            _check(getattr(self, name) >= 0, f"runtime.{name}",
+                   f"must be >= 0 (0: TensorFlow's default), got {getattr(self, name)}")
 
 
 @dataclasses.dataclass(frozen=True)

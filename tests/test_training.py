@@ -95,7 +95,7 @@ def test_two_replicas_apply_the_same_update_as_one(tiny_data, tmp_path, mirrored
         "depth": rng.uniform(-0.3, 0.3, (h, 16)).astype(np.float32),
         "has_3d": np.ones((h,), np.float32),
     }
-    twice = lambda d: {k: np.concatenate([v, v]) for k, v in d.items()}  # noqa: E731
+    twice = lambda d: {k: np.concatenate([v, v]) for k, v in d.items()}
     inputs, targets = twice(half_inputs), twice(half_targets)
     updates = []
     for strategy in (tf.distribute.OneDeviceStrategy("CPU:0"),
@@ -111,7 +111,7 @@ def test_two_replicas_apply_the_same_update_as_one(tiny_data, tmp_path, mirrored
         step = tr._make_step(stage, opt)
         before = [v.numpy().copy() for v in tr.model.depth_regressor.trainable_weights]
         ds = tf.data.Dataset.from_tensors((inputs, targets)).repeat()
-        loss, _, _ = step(iter(strategy.experimental_distribute_dataset(ds)))
+        step(iter(strategy.experimental_distribute_dataset(ds)))
         after = [v.numpy() for v in tr.model.depth_regressor.trainable_weights]
         updates.append(np.concatenate([(a - c).ravel() for a, c in zip(after, before)]))
     assert np.linalg.norm(updates[0]) > 0
@@ -222,3 +222,124 @@ def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(tiny_data, 
         value = reader.get_tensor(key)
         if np.issubdtype(np.asarray(value).dtype, np.floating):
             assert np.all(np.isfinite(value)), key
+
+
+def test_resume_continues_the_data_stream_and_keeps_one_validation_entry_per_step(
+        tiny_data, tmp_path, monkeypatch):
+    """Killed after step 4 of 6 with checkpoints every 2 steps and validation after every step:
+    the resume from step 2 must neither replay the stage's first batches nor leave the step-3
+    validation entry twice in metrics.json."""
+    stages = [{"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]},
+              {"name": "b", "steps": 6, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]}]
+    cfg = _config(tiny_data, tmp_path / "run", stages, eval_every=1)
+    batches = {"first": [], "resumed": []}
+    current = {"run": "first"}
+    real = objective.per_sample_terms
+
+    def spy(outputs, targets, names, loss_cfg):
+        if "depth" in names:  # stage b
+            def record(pose_2d):
+                batches[current["run"]].append(pose_2d.numpy().copy())
+                return 0
+            tf.py_function(record, [targets["pose_2d"]], tf.int32)
+        return real(outputs, targets, names, loss_cfg)
+
+    monkeypatch.setattr(objective, "per_sample_terms", spy)
+
+    def kill_at_b4(line):
+        if line.startswith("[b 2/2] step 4/6"):
+            raise _Killed(line)
+
+    with pytest.raises(_Killed):
+        kp_trainer.Trainer(cfg, progress=kill_at_b4).fit()
+    metrics_path = tmp_path / "run" / "metrics.json"
+    before = json.loads(metrics_path.read_text())["validation"]
+    assert [v["step"] for v in before if v["stage"] == "b"] == [1, 2, 3]  # 3: after ckpt-2
+    assert len(batches["first"]) == 4
+
+    current["run"] = "resumed"
+    log = []
+    kp_trainer.Trainer(cfg, progress=log.append).fit()
+    assert any("resumed from" in line and "at step 2/6" in line for line in log)
+    assert len(batches["resumed"]) == 4  # steps 3..6
+    # A replay would feed the stage's first batches again, in order.
+    for resumed in batches["resumed"]:
+        assert not any(np.array_equal(resumed, first) for first in batches["first"])
+    validation = json.loads(metrics_path.read_text())["validation"]
+    keys = [(v["stage"], v["step"]) for v in validation]
+    assert len(keys) == len(set(keys)), keys
+    assert [s for stage, s in keys if stage == "b"] == [1, 2, 3, 4, 5, 6]
+    assert [s for stage, s in keys if stage == "a"] == [1, 2]
+    # Entries older than the checkpoint are kept as they were.
+    assert [v for v in validation if v["stage"] == "a"] == [v for v in before if v["stage"] == "a"]
+
+
+def test_stream_seed_depends_on_stage_and_step_only(tiny_data, tmp_path):
+    cfg = _config(tiny_data, tmp_path / "run", [
+        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}])
+    tr = kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"),
+                            progress=lambda *_: None)
+    seeds = {(i, s): tr.stream_seed(i, s) for i in range(3) for s in (0, 2, 1000)}
+    assert len(set(seeds.values())) == len(seeds)
+    assert tr.stream_seed(1, 2) == seeds[(1, 2)]  # reproducible
+    assert all(0 <= v < 2**31 for v in seeds.values())
+
+
+def test_interrupted_checkpoint_saves_are_removed_at_start(tiny_data, tmp_path):
+    cfg = _config(tiny_data, tmp_path / "run", [
+        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}])
+    stage_dir = tmp_path / "run" / "checkpoints" / "00_a"
+    temp = stage_dir / "ckpt-4_temp"  # what tf.train.Checkpoint leaves when killed mid-save
+    temp.mkdir(parents=True)
+    (temp / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 64)
+    (stage_dir / "ckpt-2.index").write_bytes(b"kept")  # a finished save stays
+    log = []
+    kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"),
+                       progress=log.append)
+    assert not temp.exists()
+    assert (stage_dir / "ckpt-2.index").read_bytes() == b"kept"
+    assert any("interrupted checkpoint save" in line and "ckpt-4_temp" in line for line in log)
+
+
+def test_sync_sets_moving_statistics_to_their_mean_over_replicas(tiny_data, tmp_path,
+                                                                 mirrored_strategy):
+    cfg = _config(tiny_data, tmp_path / "run", [
+        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}])
+    tr = kp_trainer.Trainer(cfg, strategy=mirrored_strategy, progress=lambda *_: None)
+    stats = [v for v in tr.model.non_trainable_variables if "moving" in v.path]
+    assert stats
+    rng = np.random.default_rng(0)
+    planted = []
+    for v in stats:  # a different value on each replica, as after unsynchronised BN updates
+        parts = mirrored_strategy.experimental_local_results(v.value)
+        values = [rng.normal(size=v.shape).astype(np.float32) for _ in parts]
+        for part, value in zip(parts, values):
+            part.assign(value)
+        planted.append(values)
+    tr._make_sync()()
+    for v, values in zip(stats, planted):
+        parts = mirrored_strategy.experimental_local_results(v.value)
+        for part in parts:
+            np.testing.assert_allclose(part.numpy(), (values[0] + values[1]) / 2, rtol=1e-6)
+
+
+def test_wait_for_polls_until_ready_and_times_out_naming_what():
+    from keras_pose3d.training import runtime
+
+    calls = []
+    runtime.wait_for(lambda: calls.append(1) or len(calls) >= 3, "three calls", 5.0,
+                     progress=lambda *_: None, poll_s=0.01)
+    assert len(calls) == 3
+    with pytest.raises(TimeoutError, match=r"waited 0s \(runtime.collective_timeout_s\) for "
+                                           r"the chief's data"):
+        runtime.wait_for(lambda: False, "the chief's data", 0.05, progress=lambda *_: None,
+                         poll_s=0.01)
+
+
+def test_runtime_config_rejects_negative_timeouts_and_threads():
+    from keras_pose3d.config import ConfigError, RuntimeConfig
+
+    with pytest.raises(ConfigError, match="runtime.collective_timeout_s"):
+        RuntimeConfig(collective_timeout_s=-1.0)
+    with pytest.raises(ConfigError, match="runtime.intra_op_threads"):
+        RuntimeConfig(intra_op_threads=-2)

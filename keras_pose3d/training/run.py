@@ -30,9 +30,25 @@ def ensure_data(cfg: Config, progress=print) -> None:
 
 def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) -> int:
     """Train, then evaluate and export as the config asks. Returns a process exit code."""
+    from keras_pose3d.training import runtime
+
+    # The strategy before anything else touches TensorFlow (data generation, file listing,
+    # even importing the trainer: keras_pose3d.data.augment makes a tensor at import):
+    # MultiWorkerMirroredStrategy and the thread limits can only be set up at start-up.
+    strategy = strategy or runtime.start(cfg.runtime)
     from keras_pose3d.training.trainer import Trainer, TrainingDiverged
 
-    ensure_data(cfg, progress)
+    if runtime.is_chief(strategy):
+        ensure_data(cfg, progress)
+    elif cfg.data.generate_synthetic:
+        # Two writers into one directory would corrupt it: the chief generates, the others
+        # wait for its manifest (data.data_dir must be shared by the workers).
+        from pipelines import common
+
+        runtime.wait_for(lambda: common.manifest_is_complete(cfg.data.data_dir),
+                         f"the chief to generate the synthetic dataset in {cfg.data.data_dir} "
+                         f"(data.data_dir must be storage every worker reads)",
+                         cfg.runtime.collective_timeout_s, progress)
     from keras_pose3d.data.dataset import list_files
 
     # Fail before building a model (minutes on a GPU host) when a record glob matches nothing.

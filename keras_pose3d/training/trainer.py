@@ -10,16 +10,27 @@ A run directory holds everything about a run:
     RUN_DIR/sap_net.keras        the final model (float32 weights), what export/evaluate read
 
 Kill the process at any point and run the same command: completed stages are skipped, and the
-current stage continues from its last checkpoint with the same step count and weights.
+current stage continues from its last checkpoint with the same step count and weights, on a
+data stream seeded by (stage, step) so that it does not replay the stage's first batches;
+validation entries made after that checkpoint are dropped from metrics.json (they are made
+again), and folders left by a checkpoint save that was interrupted are removed.
+
+Under MultiWorkerMirroredStrategy only the chief writes into the run directory. The other
+workers still save checkpoints (a save may run collective ops) into a temporary folder of
+their own, deleted at the end, and restore from the chief's checkpoints: resuming needs the
+run directory on storage every worker reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
 import pathlib
+import shutil
+import tempfile
 import time
 
 import keras
@@ -65,6 +76,16 @@ def build_model(cfg: Config) -> SAPNet:
     return model
 
 
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes, in a fixed order: equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for v in sorted(model.weights, key=lambda v: v.path):
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(v.value))
+        digest.update(f"{v.path}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def _make_optimizer(stage: StageConfig, precision: str):
     lr = stage.learning_rate
     opt = {
@@ -101,13 +122,19 @@ class Trainer:
         self.num_replicas = self.strategy.num_replicas_in_sync
         with self.strategy.scope():
             self.model = build_model(cfg)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.chief:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(cfg.to_yaml())
         self._state_path = self.run_dir / "state.json"
         self._metrics_path = self.run_dir / "metrics.json"
         self.metrics = self._load_json(self._metrics_path, {"stages": {}, "validation": []})
         self._writers = {}
+        # Non-chief workers' checkpoint copies: per process, removed by `close`.
+        self._scratch = None if self.chief else pathlib.Path(tempfile.mkdtemp(prefix="kp3d_"))
+        # Index of the last stage trained in this process: its weights are in memory.
+        self._trained_here = None
+        if self.chief:
+            self._remove_interrupted_saves()
 
     # ------------------------------------------------------------------------------------------
     # Bookkeeping.
@@ -130,16 +157,49 @@ class Trainer:
 
     def _writer(self, name: str):
         if name not in self._writers:
-            logdir = self.run_dir / "logs" / name if self.chief else "/tmp/kp3d_nonchief"
-            self._writers[name] = tf.summary.create_file_writer(str(logdir))
+            # Summaries hold already-reduced values: only the chief needs to write them.
+            self._writers[name] = (tf.summary.create_file_writer(str(self.run_dir / "logs" / name))
+                                   if self.chief else tf.summary.create_noop_writer())
         return self._writers[name]
+
+    def _remove_interrupted_saves(self) -> None:
+        """Delete `ckpt-N_temp/` folders: a checkpoint save writes its shards there and merges
+        them into ckpt-N.* at the end, so one that remains was interrupted."""
+        for temp in sorted((self.run_dir / "checkpoints").glob("*/*_temp*")):
+            if temp.is_dir():
+                shutil.rmtree(temp)
+            else:
+                temp.unlink()
+            self.progress(f"removed {temp}, left by an interrupted checkpoint save")
+
+    def close(self) -> None:
+        """Close the summary writers and delete a non-chief worker's scratch folder."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     # ------------------------------------------------------------------------------------------
     # Data.
     # ------------------------------------------------------------------------------------------
-    def _train_dataset(self, stage: StageConfig):
+    def stream_seed(self, index: int, start_step: int) -> int:
+        """The data seed of stage `index` (re)started at `start_step`.
+
+        A resumed stage must not replay the batches it already trained on. Skipping them would
+        decode and augment every consumed batch again (hours for a late resume), and a
+        tf.train.Checkpoint of the iterator cannot work under MultiWorkerMirroredStrategy:
+        each worker reads its own shard of the input, but only the chief's checkpoint is kept.
+        A seed drawn from (train.seed, stage, step) gives a fresh, reproducible order instead.
+        """
+        return int(np.random.SeedSequence([self.cfg.train.seed, index, start_step])
+                   .generate_state(1)[0] >> 1)
+
+    def _train_dataset(self, stage: StageConfig, index: int = 0, start_step: int = 0):
         d = self.cfg.data
         global_batch = self.cfg.train.batch_size
+        seed = self.stream_seed(index, start_step)
 
         def dataset_fn(ctx: tf.distribute.InputContext):
             # make_dataset takes the GLOBAL batch and splits it with the input context.
@@ -154,7 +214,7 @@ class Trainer:
                 samples=stage.samples,
                 augment=d.augment,
                 shuffle_buffer=d.shuffle_buffer,
-                seed=self.cfg.train.seed,
+                seed=seed,
                 input_context=ctx,
             )
             return ds
@@ -235,6 +295,34 @@ class Trainer:
 
         return train_step
 
+    def _make_sync(self):
+        """A function that sets every float non-trainable weight (BatchNorm's moving mean and
+        variance) to its mean over all replicas.
+
+        Each replica updates its moving statistics from its own share of the batch, so
+        replicas drift apart (under MultiWorkerMirroredStrategy, each worker keeps its own
+        copy). The moving average is linear in the batch statistics, so averaging at the
+        points where the weights are used (validation, checkpoints, the end of a stage)
+        equals averaging after every step. A collective: every worker calls it at the same
+        steps.
+        """
+        variables = [v for v in self.model.non_trainable_variables
+                     if np.issubdtype(np.dtype(v.dtype), np.floating)]
+
+        def replica_sync():
+            ctx = tf.distribute.get_replica_context()
+            # Tensors, not the variables: a variable's "destinations" are its own devices.
+            values = [tf.identity(v.value) for v in variables]
+            means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, values)
+            for v, m in zip(variables, means):
+                v.assign(m)
+
+        @tf.function
+        def sync():
+            self.strategy.run(replica_sync)
+
+        return sync
+
     def run_stage(self, index: int, stage: StageConfig) -> StageResult:
         cfg = self.cfg
         _set_trainable(self.model, stage)
@@ -244,17 +332,25 @@ class Trainer:
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="stage_step")
         ckpt = tf.train.Checkpoint(model=self.model, optimizer=optimizer, step=step)
         stage_dir = self._stage_dir(index, stage)
-        directory = stage_dir if self.chief else pathlib.Path("/tmp/kp3d_nonchief") / stage_dir.name
+        directory = stage_dir if self.chief else self._scratch / stage_dir.name
         manager = tf.train.CheckpointManager(ckpt, str(directory), max_to_keep=2)
-        if manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            self.progress(f"[{stage.name}] resumed from {manager.latest_checkpoint} at step "
+        # Every worker resumes from the chief's checkpoints.
+        latest = tf.train.latest_checkpoint(str(stage_dir))
+        if latest:
+            ckpt.restore(latest).assert_existing_objects_matched()
+            # A checkpoint at the stage's last step was followed by its final validation,
+            # which the resume makes again.
+            self._drop_validation_after(stage.name, min(int(step.numpy()), stage.steps - 1))
+            self.progress(f"[{stage.name}] resumed from {latest} at step "
                           f"{int(step.numpy())}/{stage.steps}")
-        else:
+        elif self._trained_here != index - 1:
+            # Not after a stage trained in this process, whose weights are already in memory
+            # (and whose last checkpoint another worker's chief may still be writing).
             self._restore_previous_stage(index)
 
         train_step = self._make_step(stage, optimizer)
-        iterator = iter(self._train_dataset(stage))
+        sync = self._make_sync()
+        iterator = iter(self._train_dataset(stage, index, int(step.numpy())))
         writer = self._writer("train")
         losses_avg: dict[str, float] = {}
         t_start = time.time()
@@ -289,11 +385,17 @@ class Trainer:
                         tf.summary.scalar(f"loss/{k}", v)
                     lr = optimizer.learning_rate
                     tf.summary.scalar("learning_rate", float(tf.convert_to_tensor(lr).numpy()))
-            if s % cfg.train.checkpoint_every == 0 and s < stage.steps:
+            save = s % cfg.train.checkpoint_every == 0 and s < stage.steps
+            evaluate = s % cfg.train.eval_every == 0 and s < stage.steps
+            if save or evaluate:
+                sync()
+            if save:
                 manager.save(checkpoint_number=s)
-            if s % cfg.train.eval_every == 0 and s < stage.steps:
+            if evaluate:
                 self._record_validation(stage.name, index, s)
+        sync()
         manager.save(checkpoint_number=int(step.numpy()))
+        self._trained_here = index
         self._record_validation(stage.name, index, stage.steps)
         return StageResult(stage.name, stage.steps, losses_avg, time.time() - t_start)
 
@@ -311,7 +413,19 @@ class Trainer:
                               f"'{self.cfg.train.stages[prev].name}' ({latest})")
                 return
 
+    def _drop_validation_after(self, stage_name: str, step: int) -> None:
+        """Forget validation entries of `stage_name` made after `step`: they measured weights
+        that a resume from the step-`step` checkpoint throws away, and are made again."""
+        kept = [v for v in self.metrics["validation"]
+                if not (v["stage"] == stage_name and v["step"] > step)]
+        if len(kept) != len(self.metrics["validation"]):
+            self.metrics["validation"] = kept
+            self._save_json(self._metrics_path, self.metrics)
+
     def _record_validation(self, stage_name: str, index: int, step: int) -> float:
+        if not self.chief:
+            # Only the chief records it; the others wait for it at the next collective.
+            return float("nan")
         value = self.validate()
         self.progress(f"[{stage_name}] validation MPJPE (Protocol 1, 16 joints): {value:.1f} mm")
         self.metrics["validation"].append(
@@ -327,8 +441,14 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
         """Run every stage not yet completed; returns the metrics dict (also in metrics.json)."""
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> dict:
         done = self.completed_stages()
-        if "untrained_mpjpe_mm" not in self.metrics and not done:
+        if self.chief and "untrained_mpjpe_mm" not in self.metrics and not done:
             self.metrics["untrained_mpjpe_mm"] = self.validate()
             self.progress(f"untrained model: validation MPJPE "
                           f"{self.metrics['untrained_mpjpe_mm']:.1f} mm")
@@ -343,12 +463,16 @@ class Trainer:
                 "steps": result.steps, "final_losses": result.final_losses,
                 "seconds": round(result.seconds, 1)}
             self._save_json(self._metrics_path, self.metrics)
-        # The final weights are those of the last stage's last checkpoint (also after a resume
-        # that found every stage completed).
-        self._restore_previous_stage(len(self.cfg.train.stages))
+        # The final weights are those of the last stage's last checkpoint: in memory when this
+        # process trained it, else (a resume that found every stage completed) restored.
+        if self._trained_here != len(self.cfg.train.stages) - 1:
+            self._restore_previous_stage(len(self.cfg.train.stages))
         self.metrics["final_mpjpe_mm"] = self.validate()
         self._save_json(self._metrics_path, self.metrics)
         self.save_final_model()
+        # Every worker prints it: under a multi-worker strategy they must all agree.
+        self.progress(f"final weights ({runtime.worker_description()}): sha256 "
+                      f"{weights_digest(self.model)}")
         return self.metrics
 
     def save_final_model(self) -> pathlib.Path:
