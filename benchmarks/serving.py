@@ -39,7 +39,7 @@ SIZES = {
     "quickstart": dict(num_stacks=2, num_features=64, hourglass_depth=2, depth_blocks=2,
                        input_size=64, heatmap_size=16),
     "paper": dict(num_stacks=2, num_features=256, hourglass_depth=4, depth_blocks=4,
-                  input_size=256, heatmap_size=64),
+                  num_modules=2, input_size=256, heatmap_size=64),
 }
 
 

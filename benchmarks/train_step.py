@@ -88,10 +88,6 @@ def constant_batch(cfg, seed: int = 0):
 def time_steps(cfg, steps: int) -> float:
     """Images/s of the trainer's step (after two untimed steps: trace, compile, warm-up)."""
     tr = kp_trainer.Trainer(cfg, run_dir="/tmp/kp3d_bench", progress=lambda *_: None)
-    if getattr(tr.model, "num_modules", 1) != cfg.model.num_modules:
-        # trainer.build_model does not pass model.num_modules (yet): measure the configured net.
-        with tr.strategy.scope():
-            tr.model = build_model(cfg)
     stage = cfg.train.stages[0]
     with tr.strategy.scope():
         opt = kp_trainer._make_optimizer(stage, cfg.runtime.precision)

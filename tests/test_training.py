@@ -183,6 +183,14 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
         if any(r.shape == value.shape and np.array_equal(r, value) for r in restored):
             matched += 1
     assert matched == len(model_keys) > 0
+    # Every weight is in the checkpoint (Keras 3 list-held layers once escaped it, and a resume
+    # silently re-initialised them): a fresh model restored from it through the object graph
+    # (trainable weights are stored under the optimizer's path) equals the resumed one.
+    fresh = kp_trainer.build_model(cfg)
+    tf.train.Checkpoint(model=fresh).read(latest).expect_partial()
+    assert len(fresh.weights) == len(snapshot["weights"])
+    for v in fresh.weights:
+        np.testing.assert_array_equal(v.numpy(), snapshot["weights"][v.path], err_msg=v.path)
     assert json.loads((tmp_path / "run" / "state.json").read_text())["completed"] == ["a", "b"]
     assert np.isfinite(metrics["final_mpjpe_mm"])
     assert (tmp_path / "run" / "sap_net.keras").exists()
@@ -343,3 +351,26 @@ def test_runtime_config_rejects_negative_timeouts_and_threads():
         RuntimeConfig(collective_timeout_s=-1.0)
     with pytest.raises(ConfigError, match="runtime.intra_op_threads"):
         RuntimeConfig(intra_op_threads=-2)
+
+
+@pytest.mark.parametrize("num_modules", [1, 2])
+def test_build_model_builds_the_configured_residual_count(tiny_data, tmp_path, num_modules):
+    """`model.num_modules` reaches the network the trainer trains (it once stopped at the config)."""
+    from keras_pose3d.models.sap_net import SAPNet
+
+    cfg = _config(tiny_data, tmp_path / "run", [
+        {"name": "a", "steps": 1, "learning_rate": 1e-3, "losses": ["heatmap"]}])
+    cfg = from_dict({**cfg.to_dict(), "model": {**cfg.to_dict()["model"],
+                                                 "num_modules": num_modules}})
+    built = kp_trainer.build_model(cfg)
+    m = cfg.model
+    reference = SAPNet(num_joints=m.num_joints, num_stacks=m.num_stacks,
+                       num_features=m.num_features, hourglass_depth=m.hourglass_depth,
+                       depth_blocks=m.depth_blocks, num_modules=num_modules,
+                       input_size=cfg.data.input_size, heatmap_size=cfg.data.heatmap_size)
+    reference(tf.zeros((1, 32, 32, 3)))
+    count = lambda model: sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    assert count(built) == count(reference)
+    if num_modules == 2:
+        one = from_dict({**cfg.to_dict(), "model": {**cfg.to_dict()["model"], "num_modules": 1}})
+        assert count(built) > count(kp_trainer.build_model(one))

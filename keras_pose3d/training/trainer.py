@@ -69,6 +69,7 @@ def build_model(cfg: Config) -> SAPNet:
         num_features=m.num_features,
         hourglass_depth=m.hourglass_depth,
         depth_blocks=m.depth_blocks,
+        num_modules=m.num_modules,
         input_size=cfg.data.input_size,
         heatmap_size=cfg.data.heatmap_size,
     )
