@@ -90,9 +90,24 @@ def predict_sequences(model, patterns: list[str], out_path: pathlib.Path) -> dic
         ps.run_predictions(model, patterns, str(out_path))
         with np.load(out_path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    arrays = ps.predict_records(patterns, model, batch_size=64)
+    arrays = ps.predict_records(patterns, _GraphModel(model), batch_size=64)
     np.savez(out_path, **arrays)
     return arrays
+
+
+class _GraphModel:
+    """A SAP-Net called through one tf.function: `predict_records` calls the model once per
+    batch, and eager Keras calls cost more than the small quickstart network itself."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.input_size = s = int(model.input_size)
+        self._call = tf.function(lambda images: model(images, training=False),
+                                 input_signature=[tf.TensorSpec((None, s, s, 3), tf.float32)])
+
+    def __call__(self, images, training=False):
+        return self._call(images)
 
 
 def snapshot_path(run_dir: pathlib.Path, index: int | None, name: str = "") -> pathlib.Path:
@@ -103,8 +118,9 @@ def snapshot_path(run_dir: pathlib.Path, index: int | None, name: str = "") -> p
 
 
 def fit_with_snapshots(trainer, snapshots: bool) -> dict:
-    """`trainer.fit()`, with every model weight saved before the first stage and at the end of
-    each stage when `snapshots` (the stage-by-stage table reads them).
+    """`trainer.fit()`; with `snapshots` (the main job) every model weight is saved before the
+    first stage and at the end of each stage (the stage-by-stage table reads them) and
+    TensorFlow's op determinism is on.
 
     Why not the stage checkpoints: they hold the trainable weights only through the optimizer
     (restoring them needs each stage's optimizer rebuilt on the same variables) and most
@@ -113,6 +129,11 @@ def fit_with_snapshots(trainer, snapshots: bool) -> dict:
     """
     if not snapshots:
         return trainer.fit()
+    import tensorflow as tf
+
+    # The main job reruns to the same figures: fixed seeds and deterministic tf.data (the
+    # trainer and the dataset) plus deterministic kernels (raises where an op has none).
+    tf.config.experimental.enable_op_determinism()
     run_dir = pathlib.Path(trainer.run_dir)
     run_stage = trainer.run_stage
 
