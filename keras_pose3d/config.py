@@ -4,7 +4,8 @@ A mistake in a config should cost seconds, not a night of training: unknown keys
 dotted path, the file and the closest valid key; wrong types and impossible values fail naming
 the field. The resolved config is written into every run directory (`Config.to_yaml`).
 
-Sections: `data`, `model`, `loss`, `train` (a list of stages), `runtime`, `export`, `eval`.
+Sections: `data`, `model`, `loss`, `train` (a list of stages), `runtime`, `export`, `eval`,
+`temporal`.
 """
 
 from __future__ import annotations
@@ -294,6 +295,8 @@ class Config:
     runtime: RuntimeConfig = RuntimeConfig()
     export: ExportConfig = ExportConfig()
     eval: EvalConfig = EvalConfig()
+    temporal: TemporalStageConfig = dataclasses.field(
+        default_factory=lambda: TemporalStageConfig())
 
     def __post_init__(self):
         if self.train.batch_size % 2 and self.data.mix_2d_3d:
@@ -302,7 +305,7 @@ class Config:
 
     def to_dict(self) -> dict:
         plain = _to_plain(self)
-        order = ("data", "model", "loss", "train", "runtime", "export", "eval")
+        order = ("data", "model", "loss", "train", "runtime", "export", "eval", "temporal")
         return {k: plain[k] for k in order}
 
     def to_yaml(self) -> str:
@@ -434,3 +437,31 @@ def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = (),
     for assignment in overrides:
         _apply_override(tree, assignment)
     return _build(root or Config, tree, "", str(path))
+
+
+# ----------------------------------------------------------------------------------------------
+# TP-Net in the same run (defined last; `Config.temporal` builds it lazily).
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TemporalStageConfig:
+    """TP-Net after SAP-Net in one run (`training/run.py`): SAP-Net's predictions over the 3D
+    training and validation sequences, TP-Net trained on them (`keras_pose3d.temporal_train`
+    with these settings, its files under RUN_DIR/temporal), both evaluated stage by stage, and
+    the exported `pipeline`. Off by default: a large dataset runs TP-Net as its own job."""
+
+    enabled: bool = False
+    window: int = 20
+    mode: Literal["online", "semi_online"] = "online"
+    hidden: int = 4096
+    dropout: float = 0.0
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 1e-4
+
+    def __post_init__(self):
+        for name in ("window", "hidden", "epochs", "batch_size"):
+            _check(getattr(self, name) > 0, f"temporal.{name}",
+                   f"must be positive, got {getattr(self, name)}")
+        _check(0.0 <= self.dropout < 1.0, "temporal.dropout", f"must be in [0, 1), got {self.dropout}")
+        _check(self.learning_rate > 0, "temporal.learning_rate",
+               f"must be positive, got {self.learning_rate}")

@@ -209,3 +209,19 @@ def test_sequences_from_records_orders_frames(tmp_path):
     got = seqs[("h36m", "S1", "walk", "", "c0")]
     np.testing.assert_allclose(got, np.stack([recs[1]["joints_3d"], recs[2]["joints_3d"],
                                               recs[0]["joints_3d"]]), rtol=1e-6)
+
+
+def test_kind_probe_reads_on_past_a_sorted_prefix(tmp_path):
+    """Shards sorted by subject put every 2D-only record first; a 3-record probe must still find
+    the 3D records behind them (counts from reading on), and mixing must then use both kinds."""
+    rng = np.random.default_rng(3)
+    files = [_write(tmp_path / f"s{i}.tfrecord",
+                    [_record(k, False, rng) for k in range(4)] + [_record(9, True, rng)])
+             for i in range(2)]
+    # Interleaved one record per file: 8 2D-only, then the two 3D records.
+    assert dataset.count_kinds(files, probe_records=3) == (8, 1)
+    assert dataset.count_kinds(files, probe_records=100) == (8, 2)
+    only_2d = [_write(tmp_path / "2d.tfrecord", [_record(k, False, rng) for k in range(3)])]
+    assert dataset.count_kinds(only_2d, probe_records=1) == (3, 0)
+    _, t = next(iter(_train(files, probe_records=3)))
+    np.testing.assert_array_equal(t["has_3d"].numpy(), [0, 0, 1, 1])

@@ -58,7 +58,7 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
     progress(f"run directory: {trainer.run_dir} | {trainer.num_replicas} replica(s), "
              f"precision {cfg.runtime.precision}, xla {cfg.runtime.xla}")
     try:
-        metrics = trainer.fit()
+        metrics = fit_with_snapshots(trainer, cfg.temporal.enabled)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
@@ -73,10 +73,206 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
         evaluate.evaluate_run(trainer.run_dir, cfg.eval.dataset,
                               records=list(cfg.data.val_patterns()), out_dir=out)
         progress(f"evaluation tables in {out}")
+    tp_net_path = None
+    if cfg.temporal.enabled:
+        tp_net_path = main_job_stages(cfg, pathlib.Path(trainer.run_dir), progress)
     if cfg.export.enabled:
         from keras_pose3d import export
 
         paths = export.export_run(trainer.run_dir, cfg.export.saved_models_dir,
-                                  onnx=cfg.export.onnx)
+                                  onnx=cfg.export.onnx, tp_net=tp_net_path)
         progress(f"exported: {paths}")
+        if "pipeline" in paths:
+            smoke_test_pipeline(paths["pipeline"], list(cfg.data.val_patterns()), progress)
+    table = pathlib.Path(trainer.run_dir) / "main_job_table.md"
+    if table.exists():
+        progress("\nvalidation subject, stage by stage (mm; " + str(table) + "):\n"
+                 + table.read_text())
     return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole method after SAP-Net's stages: predictions, TP-Net, the stage-by-stage table.
+# ----------------------------------------------------------------------------------------------
+def predict_sequences(model, patterns: list[str], out_path: pathlib.Path) -> dict:
+    """SAP-Net's root-relative mm predictions over the 3D records, by sequence and frame, saved
+    as the npz `temporal_train` reads (`pipelines.predict_sequences`)."""
+    import numpy as np
+
+    from pipelines import predict_sequences as ps
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(ps, "run_predictions"):  # the library API that writes the npz itself
+        ps.run_predictions(model, patterns, str(out_path))
+        with np.load(out_path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    arrays = ps.predict_records(patterns, _GraphModel(model), batch_size=64)
+    np.savez(out_path, **arrays)
+    return arrays
+
+
+class _GraphModel:
+    """A SAP-Net called through one tf.function: `predict_records` calls the model once per
+    batch, and eager Keras calls cost more than the small quickstart network itself."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.input_size = s = int(model.input_size)
+        self._call = tf.function(lambda images: model(images, training=False),
+                                 input_signature=[tf.TensorSpec((None, s, s, 3), tf.float32)])
+
+    def __call__(self, images, training=False):
+        return self._call(images)
+
+
+def snapshot_path(run_dir: pathlib.Path, index: int | None, name: str = "") -> pathlib.Path:
+    """RUN_DIR/snapshots/NN_name.weights.h5 (the model at the end of stage NN), or
+    untrained.weights.h5 for index None."""
+    leaf = "untrained" if index is None else f"{index:02d}_{name}"
+    return run_dir / "snapshots" / f"{leaf}.weights.h5"
+
+
+def fit_with_snapshots(trainer, snapshots: bool) -> dict:
+    """`trainer.fit()`; with `snapshots` (the main job) every model weight is saved before the
+    first stage and at the end of each stage (the stage-by-stage table reads them) and
+    TensorFlow's op determinism is on.
+
+    Why not the stage checkpoints: they hold the trainable weights only through the optimizer
+    (restoring them needs each stage's optimizer rebuilt on the same variables) and most
+    BatchNormalization moving statistics not at all, so a model restored from them predicts
+    with the wrong statistics.
+    """
+    if not snapshots:
+        return trainer.fit()
+    import tensorflow as tf
+
+    # The main job reruns to the same figures: fixed seeds and deterministic tf.data (the
+    # trainer and the dataset) plus deterministic kernels (raises where an op has none).
+    tf.config.experimental.enable_op_determinism()
+    run_dir = pathlib.Path(trainer.run_dir)
+    run_stage = trainer.run_stage
+
+    def save(path: pathlib.Path) -> None:
+        if trainer.chief:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            trainer.model.save_weights(path)
+
+    def run_stage_and_snapshot(index, stage):
+        result = run_stage(index, stage)
+        save(snapshot_path(run_dir, index, stage.name))
+        return result
+
+    if not trainer.completed_stages() and not snapshot_path(run_dir, None).exists():
+        save(snapshot_path(run_dir, None))
+    trainer.run_stage = run_stage_and_snapshot  # the instance only; fit() calls it per stage
+    return trainer.fit()
+
+
+def _stage_model(cfg: Config, weights: pathlib.Path):
+    """SAP-Net with the weights of a snapshot (`snapshot_path`)."""
+    from keras_pose3d.training.trainer import build_model
+
+    if not weights.is_file():
+        raise FileNotFoundError(f"model snapshot {weights} not found (written by "
+                                f"fit_with_snapshots when temporal.enabled)")
+    model = build_model(cfg)
+    model.load_weights(weights)
+    return model
+
+
+def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathlib.Path:
+    """After SAP-Net's stages: the stage-by-stage table and TP-Net; returns tp_net.keras.
+
+    SAP-Net (final weights) predicts every 3D training and validation sequence
+    (RUN_DIR/predictions/{train,val}.npz), TP-Net trains on the training predictions
+    (`temporal_train.train` with `cfg.temporal`, written to RUN_DIR/temporal/), and
+    RUN_DIR/main_job_table.{md,json} gets one row per model state on the validation sequences
+    (`keras_pose3d.evaluation.main_job`).
+    """
+    import json
+
+    import numpy as np
+
+    from keras_pose3d import temporal_train
+    from keras_pose3d.evaluation import main_job
+
+    t0 = time.time()
+    val_patterns = list(cfg.data.val_patterns())
+    rows = []
+    untrained = predict_sequences(_stage_model(cfg, snapshot_path(run_dir, None)), val_patterns,
+                                  run_dir / "predictions" / "val_untrained.npz")
+    rows.append(main_job.pose_row("untrained", untrained["pred"], untrained["gt"],
+                                  untrained["sequence"]))
+    final = None
+    for index, stage in enumerate(cfg.train.stages):
+        model = _stage_model(cfg, snapshot_path(run_dir, index, stage.name))
+        last = index == len(cfg.train.stages) - 1
+        name = "val" if last else f"val_{stage.name}"
+        arrays = predict_sequences(model, val_patterns, run_dir / "predictions" / f"{name}.npz")
+        rows.append(main_job.pose_row(f"after {stage.name}", arrays["pred"], arrays["gt"],
+                                      arrays["sequence"]))
+        if last:
+            final = model
+    predict_sequences(final, list(cfg.data.train_patterns()),
+                      run_dir / "predictions" / "train.npz")
+    progress(f"SAP-Net predictions over the training and validation sequences "
+             f"({time.time() - t0:.0f}s)")
+
+    t = cfg.temporal
+    tp_cfg = temporal_train.TemporalConfig(
+        data=temporal_train.TemporalData(train=str(run_dir / "predictions" / "train.npz"),
+                                         val=str(run_dir / "predictions" / "val.npz")),
+        model=temporal_train.TemporalModel(window=t.window, mode=t.mode, hidden=t.hidden,
+                                           dropout=t.dropout),
+        train=temporal_train.TemporalTrain(epochs=t.epochs, batch_size=t.batch_size,
+                                           learning_rate=t.learning_rate, seed=cfg.train.seed),
+        run_dir=str(run_dir / "temporal"),
+    )
+    t1 = time.time()
+    temporal_train.train(tp_cfg)
+    tp_path = run_dir / "temporal" / "tp_net.keras"
+    progress(f"TP-Net trained ({time.time() - t1:.0f}s): {tp_path}")
+
+    import keras
+
+    tp = keras.saving.load_model(tp_path, compile=False)
+    val = temporal_train.load_predictions(run_dir / "predictions" / "val.npz")
+    windows, gt = temporal_train.sequence_windows(val, t.window, t.mode)  # (M, N, J, 3), (M, J, 3)
+    refined = np.asarray(tp.predict(windows, batch_size=t.batch_size, verbose=0))
+    # sequence_windows orders rows by (sequence, frame), as predict_sequences writes them.
+    order = np.lexsort((val["frame"], val["sequence"]))
+    rows.append(main_job.pose_row("after TP-Net", refined, gt, val["sequence"][order]))
+
+    (run_dir / "main_job_table.md").write_text(main_job.format_table(rows) + "\n")
+    (run_dir / "main_job_table.json").write_text(
+        json.dumps([r.to_dict() for r in rows], indent=2))
+    return tp_path
+
+
+def smoke_test_pipeline(saved_model: pathlib.Path, val_patterns: list[str], progress=print
+                        ) -> None:
+    """One request through the exported pipeline's JPEG signature (`predict_jpeg_online`): the
+    first validation frame's stored JPEG, an empty history (zeros); raises on non-finite or
+    misshapen outputs."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_pose3d.data import features
+    from keras_pose3d.data.dataset import list_files
+
+    first = next(iter(tf.data.TFRecordDataset(list_files(val_patterns)[:1])))
+    jpeg = features.parse_example(first, decode_image=False)["image_jpeg"]
+    loaded = tf.saved_model.load(str(saved_model))
+    fn = loaded.signatures["predict_jpeg_online"]
+    window = int(fn.structured_input_signature[1]["history"].shape[1]) + 1
+    t0 = time.time()
+    out = fn(images=tf.reshape(jpeg, [1]),
+             history=tf.zeros([1, window - 1, 16, 3], tf.float32))
+    ms = 1000 * (time.time() - t0)
+    refined = out["joints_3d_refined_mm"].numpy()
+    if refined.shape != (1, 16, 3) or not all(np.isfinite(v.numpy()).all() for v in out.values()):
+        raise RuntimeError(f"pipeline smoke test: bad outputs from {saved_model}: "
+                           f"{ {k: v.shape for k, v in out.items()} }")
+    progress(f"pipeline smoke test: one JPEG through {saved_model} predict_jpeg_online in "
+             f"{ms:.0f} ms, outputs {sorted(out)} finite")
