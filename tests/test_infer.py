@@ -1,6 +1,7 @@
 """infer.py end to end on a generated video and an image folder with a tiny SAP-Net."""
 
 import json
+import logging
 import pathlib
 
 import cv2
@@ -86,7 +87,7 @@ def test_video_online_writes_json_bvh_and_render(run_dir, tmp_path):
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
 
 
-def test_image_folder_and_bad_boxes(run_dir, tmp_path):
+def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(2):
@@ -111,6 +112,20 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
         infer.load_boxes(bad)
+    bad.write_text("5")
+    with pytest.raises(ValueError, match="bad.json must hold a list or a dict of boxes. "
+                                         "Received: int"):
+        infer.load_boxes(bad)
+    # Entries for no frame, a frame without an entry and an empty frame entry: said, and the
+    # whole image used (not a crash, not silence).
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"img0.png": {}, "elsewhere.png": [0, 0, 4, 4]}))
+    caplog.set_level(logging.WARNING)
+    result = infer.run(infer.InferConfig(images=str(folder), out=str(tmp_path / "o2"),
+                                         run_dir=str(run_dir), boxes=str(other), render=False))
+    assert [(p.box, p.box_source) for (p,) in result.people] == [(None, "none")] * 2
+    assert "other.json: 1 of its 2 entries match no frame (e.g. ['elsewhere.png'])" in caplog.text
+    assert "other.json has no box for 1 of the 2 frames (e.g. ['img1.png'])" in caplog.text
     # Per-track dicts and lists load to {frame key: {track: box}}.
     bad.write_text(json.dumps({"3": {"0": [0, 0, 2, 2], "4": None}, "4": [1, 1, 3, 3]}))
     assert infer.load_boxes(bad) == {"3": {0: [0.0, 0.0, 2.0, 2.0], 4: None},
@@ -199,6 +214,14 @@ def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):
     (folder / "c_corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     assert infer.main(["--images", str(folder)] + base) == 2
     assert "cannot decode image" in capsys.readouterr().err
+    # A file that cannot be read and a folder that holds no SavedModel: named, no traceback.
+    (tmp_path / "dir.jpg").mkdir()
+    with pytest.raises(ValueError, match="cannot read image .*dir.jpg"):
+        sources.read_image(tmp_path / "dir.jpg")
+    (tmp_path / "not_a_model").mkdir()
+    assert infer.main(["--images", str(folder), "--out", str(tmp_path / "o"), "--no-render",
+                       "--saved-model", str(tmp_path / "not_a_model")]) == 2
+    assert "cannot load SavedModel" in capsys.readouterr().err
 
 
 def test_frame_interval_warns_on_variable_frame_rate(caplog):
@@ -231,11 +254,13 @@ class _ConstantPredictor:
 @pytest.mark.realdata
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "OpenCV's HOG pedestrian detector (the only offline detector that coexists with this stack, "
-    "README) misses the large, non-pedestrian people of MPII and fires on background: measured, "
-    "2 of the 5 images get a box that misses the annotated person (3 get none: whole image)"))
+    "README) misses the large, seated and cut-off people of MPII and fires on background: "
+    "measured, 2 of the 5 images get a box holding the annotated person (2 a box on the trucks, "
+    "1 on the wheelchair curlers); 0 of 5 before the near pass (detect.DetectorConfig)"))
 def test_mpii_boxes_contain_an_annotated_person(tmp_path):
-    """Every box infer writes for the five real MPII images holds all the visible annotated
-    joints of a person there (a null box, nobody detected, is the whole image)."""
+    """Every image gets a box from infer, and it holds all the visible annotated joints of a
+    person there. A null box (nobody detected: the centred whole-image crop the issue is about)
+    counts as a miss."""
     annotations = MPII / "test_mpii.json"
     if not annotations.is_file():
         pytest.skip(f"real MPII samples absent ({annotations})")
@@ -249,12 +274,11 @@ def test_mpii_boxes_contain_an_annotated_person(tmp_path):
                        predictor=_ConstantPredictor())
     assert result.frames == len(people) == 5
     boxes = json.loads((tmp_path / "out" / "boxes.json").read_text())
+    assert sorted(boxes) == sorted(p["image"] for p in people)
     misses = []
     for name, box in boxes.items():
-        if box is None:
-            continue
         joints = [np.array(p["joints"])[np.array(p["joints_vis"]) > 0]
                   for p in people if p["image"] == name]
-        if not any(np.all((j >= box[:2]) & (j <= box[2:])) for j in joints):
+        if box is None or not any(np.all((j >= box[:2]) & (j <= box[2:])) for j in joints):
             misses.append((name, box))
-    assert not misses, f"{len(misses)} boxes miss every annotated person: {misses}"
+    assert not misses, f"{len(misses)} of 5 boxes miss every annotated person: {misses}"
