@@ -133,8 +133,8 @@ def load_boxes(path: str | pathlib.Path | None) -> dict[str, dict[int, list[floa
     if isinstance(raw, list):
         raw = {str(i): v for i, v in enumerate(raw)}
     if not isinstance(raw, dict):
-        raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)f"{path} must hold a list or a dict of boxes. Received: "
-                         f"{type(raw).__name__}")
+        raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)
+            f"{path} must hold a list or a dict of boxes. Received: {type(raw).__name__}")
     out = {}
     for i, (key, value) in enumerate(raw.items()):
         if isinstance(value, dict):
@@ -179,7 +179,10 @@ class Predictor:
         if saved_model is not None:
             if not pathlib.Path(saved_model).is_dir():
                 raise FileNotFoundError(f"SavedModel {saved_model} not found")
-            loaded = tf.saved_model.load(str(saved_model))
+            try:
+                loaded = tf.saved_model.load(str(saved_model))
+            except OSError as e:  # no saved_model.pb, or not readable
+                raise ValueError(f"cannot load SavedModel {saved_model}: {e}") from None
             if "predict_jpeg_boxes" not in loaded.signatures:
                 raise ValueError(f"{saved_model} has no predict_jpeg_boxes signature; export it "
                                  "with python -m keras_pose3d.export (sap_net or pipeline)")
@@ -221,6 +224,7 @@ def _split(res: dict, i: int) -> dict:
 def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector):
     names, times, people = [], [], []
     pending = []  # frames waiting for one batched model call (boxes not tracked)
+    used, missing = set(), []  # boxes.json keys used; frames it has no entry for
 
     def predict(jobs):  # [(frame, [(track, box or None, source)])] -> per-frame [Person]
         jpegs, bx, owners = [], [], []
@@ -263,10 +267,18 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
                 print(f"frames {len(people)}", file=sys.stderr, flush=True)
             continue
         if boxes is not None:
-            given = boxes.get(frame.name, boxes.get(str(frame.index), {0: None}))
+            key = frame.name if frame.name in boxes else str(frame.index)
+            given = boxes.get(key)
+            if given is None:
+                missing.append(frame.name)
+                given = {0: None}
+            else:
+                used.add(key)
             wanted = [(t, b, "given" if b is not None else "none") for t, b in sorted(given.items())
                       if b is not None or not config.all_people]
             wanted = wanted if config.all_people else wanted[:1]  # one person: the first track
+            if not wanted and not config.all_people:  # {} for this frame: the whole image
+                wanted = [(0, None, "none")]
         else:
             dets = detector(frame.image)
             chosen = dets if config.all_people else sorted(
@@ -279,6 +291,16 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
             flush()
     if pending:
         flush()
+    if boxes is not None:
+        # A boxes.json of another folder or video would otherwise give whole-image crops
+        # without a word.
+        unused = [k for k in boxes if k not in used]
+        if unused:
+            logger.warning("%s: %d of its %d entries match no frame (e.g. %s)", config.boxes,
+                           len(unused), len(boxes), unused[:3])
+        if missing:
+            logger.warning("%s has no box for %d of the %d frames (e.g. %s): the whole image "
+                           "is used there", config.boxes, len(missing), len(names), missing[:3])
     return names, np.asarray(times, np.float64), people
 
 
