@@ -344,6 +344,10 @@ def _render_pass(config, source, out, result: InferResult, frame_time: float) ->
     writer = None
     try:
         for frame in source:
+            if frame.index >= result.frames:  # a second decode that yields more frames
+                logger.warning("%s: the render pass decoded more than the %d frames of the "
+                               "first; the rest are not rendered", source.path, result.frames)
+                break
             persons = [render.Person(p.result["joints_2d_px"], p.result["confidence"],
                                      pose_at[p.track][frame.index],
                                      offsets.get(frame.index, {}).get(p.track, 0.0), p.box)
@@ -379,6 +383,17 @@ def _load_tp_net(config: InferConfig) -> Refiner:
     return refiner
 
 
+def _clear_previous_outputs(out: pathlib.Path) -> None:
+    """Removes an earlier run's outputs from OUT (only the names this module writes): a shorter
+    re-run would otherwise leave the old run's later frames and tracks beside its own."""
+    old = [p for pattern in ("json/frame_*.json", "render/frame_*.jpg", "motion*.bvh",
+                             "render.mp4") for p in out.glob(pattern)]
+    if old:
+        logger.info("%s: removing %d outputs of an earlier run", out, len(old))
+    for p in old:
+        p.unlink()
+
+
 def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
     """Runs inference and writes the outputs (module docstring). `predictor` / `detector`
     replace the model and the person detector (tests)."""
@@ -403,6 +418,7 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
             detector = PersonDetector(config.detector)
         if source.is_video or config.track_images:
             tracker = Tracker(detector, config.tracker, all_people=config.all_people)
+    _clear_previous_outputs(out)
     (out / "json").mkdir(parents=True, exist_ok=True)
 
     names, times, people = _pose_pass(config, source, predictor, boxes, tracker, detector)
@@ -436,8 +452,12 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
     # BVH: one skeleton per track (its median bone lengths), y-up.
     for t, poses in motion.items():
         name = f"motion_track_{t}.bvh" if config.all_people else "motion.bvh"
-        bvh.write_bvh(out / name, poses @ Y_UP.T, frame_time=frame_time,
-                      lengths=fitting.sequence_bone_lengths(poses))
+        lengths = fitting.sequence_bone_lengths(poses)
+        if not np.all(lengths > 0):  # e.g. a short track whose joints collapse to one point
+            logger.warning("track %d: median bone lengths %s include zeros; no %s written",
+                           t, np.round(lengths, 1).tolist(), name)
+            continue
+        bvh.write_bvh(out / name, poses @ Y_UP.T, frame_time=frame_time, lengths=lengths)
     if config.render:
         _render_pass(config, source, out, result, frame_time)
     print(f"wrote {len(names)} frames ({len(tracks)} track(s)) to {out}", file=sys.stderr)

@@ -102,6 +102,12 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     assert record["box_source"] == "none" and record["person_box"] is None
     assert "joints_3d_refined_mm" not in record
     assert json.loads((out / "boxes.json").read_text()) == {"img0.png": None, "img1.png": None}
+    # A shorter re-run into the same OUT leaves none of the first run's frames behind.
+    (folder / "img1.png").rename(tmp_path / "img1.png")
+    infer.run(infer.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir),
+                                render=False))
+    assert [p.name for p in (out / "json").iterdir()] == ["frame_000000.json"]
+    (tmp_path / "img1.png").rename(folder / "img1.png")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([[0, 0, -1, 5]]))
     with pytest.raises(ValueError, match="bad.json: box 0"):
@@ -239,16 +245,37 @@ MPII = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata
 
 
 class _ConstantPredictor:
-    """Outputs that do not depend on the crop: image-folder boxes come from the detector alone."""
+    """Outputs that do not depend on the crop: image-folder boxes come from the detector alone.
+    `collapsed`: every joint at the pelvis (what an untrained model gives on a blank image)."""
+
+    def __init__(self, collapsed=False):
+        self.collapsed = collapsed
 
     def __call__(self, jpegs, boxes, focal, root):
         n = len(jpegs)
         pose = np.zeros((n, 16, 3), np.float32)
-        pose[:, :, 1] = np.linspace(-800, 900, 16)
+        if not self.collapsed:
+            pose[:, :, 1] = np.linspace(-800, 900, 16)
         return {"joints_2d_px": np.zeros((n, 16, 2), np.float32),
                 "confidence": np.ones((n, 16), np.float32),
                 "crop_boxes": np.asarray(boxes, np.float32),
                 "joints_3d_root_relative_mm": pose, "joints_3d_mm": pose + [0, 0, 5000]}
+
+
+def test_collapsed_pose_skips_the_bvh_with_a_warning(tmp_path, caplog):
+    """A track whose joints all coincide has no skeleton to fit: its BVH is skipped with a
+    warning, the rest of the run (JSON, render) is written (it raised, losing the render)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((16, 16, 3), np.uint8))
+    caplog.set_level(logging.WARNING)
+    out = tmp_path / "out"
+    infer.run(infer.InferConfig(images=str(folder), out=str(out), saved_model="unused"),
+              predictor=_ConstantPredictor(collapsed=True))
+    assert "track 0: median bone lengths" in caplog.text and "no motion.bvh written" in caplog.text
+    assert not (out / "motion.bvh").exists()
+    assert (out / "json" / "frame_000000.json").is_file()
+    assert (out / "render" / "frame_000000.jpg").is_file()
 
 
 @pytest.mark.realdata
