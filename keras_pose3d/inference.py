@@ -429,8 +429,13 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
         poses = np.stack([_person(people[f], t).result["joints_3d_root_relative_mm"]
                           for f in frames])  # (T_k, J, 3)
         if refiner is not None:
-            poses = refine_online(poses, refiner, refiner.window, times_s=times[frames],
-                                  video_fps=1.0 / frame_time)
+            # A track absent from some frames (an edited boxes.json) is refined run by run:
+            # a window never reaches across the frames the person was not in.
+            cuts = np.flatnonzero(np.diff(frames) > 1) + 1
+            poses = np.concatenate([
+                refine_online(run_poses, refiner, refiner.window, times_s=times[run_frames],
+                              video_fps=1.0 / frame_time)
+                for run_poses, run_frames in zip(np.split(poses, cuts), np.split(frames, cuts))])
             for f, refined in zip(frames, poses):
                 _person(people[f], t).result["joints_3d_refined_mm"] = refined
         motion[t] = poses

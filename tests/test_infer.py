@@ -262,6 +262,28 @@ class _ConstantPredictor:
                 "joints_3d_root_relative_mm": pose, "joints_3d_mm": pose + [0, 0, 5000]}
 
 
+def test_online_refines_a_track_with_a_gap_run_by_run(run_dir, tmp_path):
+    """--all-people with a boxes.json where track 0 is absent from frame 2: frames 3-4 are
+    refined from their own run (the first pose repeated before it), not from frames 0-1."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(5):
+        cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 255, (40, 40, 3), np.uint8))
+    box = [2, 2, 38, 38]
+    (tmp_path / "boxes.json").write_text(json.dumps([{"0": box}] * 2 + [{}] + [{"0": box}] * 2))
+    result = infer.run(infer.InferConfig(images=str(folder), out=str(tmp_path / "out"),
+                                         run_dir=str(run_dir), boxes=str(tmp_path / "boxes.json"),
+                                         all_people=True, online=True, render=False))
+    np.testing.assert_array_equal(result.tracks[0], [0, 1, 3, 4])
+    raw = np.array([f[0].result["joints_3d_root_relative_mm"] for f in result.people if f])
+    tp = export.load_float32(run_dir / export.TP_NET_FILE)
+    windows = np.concatenate([tp_net_lib.make_windows(raw[:2], 3, "online"),
+                              tp_net_lib.make_windows(raw[2:], 3, "online")])
+    np.testing.assert_allclose(result.motion[0], np.asarray(tp(windows.astype(np.float32))),
+                               atol=1e-2)
+
+
 def test_collapsed_pose_skips_the_bvh_with_a_warning(tmp_path, caplog):
     """A track whose joints all coincide has no skeleton to fit: its BVH is skipped with a
     warning, the rest of the run (JSON, render) is written (it raised, losing the render)."""
