@@ -401,6 +401,8 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
         raise ValueError("give exactly one of --video and --images")
     if config.batch < 1:
         raise ValueError(f"--batch must be >= 1. Received: {config.batch}")
+    if not config.fps > 0:  # also the fallback of a video that declares no rate
+        raise ValueError(f"--fps must be > 0. Received: {config.fps}")
     out = pathlib.Path(config.out)
     source = (sources.VideoSource(config.video, config.fps) if config.video
               else sources.ImageSource(config.images, config.fps))

@@ -203,6 +203,8 @@ def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):
     assert "empty.mp4" in capsys.readouterr().err
     assert infer.main(["--video", str(tmp_path / "missing.mp4")] + base) == 2
     assert "missing.mp4 not found" in capsys.readouterr().err
+    assert infer.main(["--video", str(empty), "--fps", "0"] + base) == 2
+    assert "--fps must be > 0. Received: 0.0" in capsys.readouterr().err
     # Grayscale and 16-bit images are converted to 8-bit BGR; a corrupt one is named.
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -305,7 +307,8 @@ def test_collapsed_pose_skips_the_bvh_with_a_warning(tmp_path, caplog):
     "OpenCV's HOG pedestrian detector (the only offline detector that coexists with this stack, "
     "README) misses the large, seated and cut-off people of MPII and fires on background: "
     "measured, 2 of the 5 images get a box holding the annotated person (2 a box on the trucks, "
-    "1 on the wheelchair curlers); 0 of 5 before the near pass (detect.DetectorConfig)"))
+    "1 on the unannotated side of the curling image); 0 of 5 before the near pass "
+    "(detect.DetectorConfig)"))
 def test_mpii_boxes_contain_an_annotated_person(tmp_path):
     """Every image gets a box from infer, and it holds all the visible annotated joints of a
     person there. A null box (nobody detected: the centred whole-image crop the issue is about)
