@@ -40,15 +40,16 @@ class DetectorConfig:
         scale: image pyramid factor.
         min_score: SVM margin below which a window is dropped.
         nms_iou: overlap above which the weaker of two windows is dropped.
-        near_side, near_pad, near_min_score: a second pass for people too large for the
-            first (near the camera, filling the frame's height or cut by its edge, as in most
-            photos): HOG only fires where the whole 64 x 128 window, the figure plus a margin,
-            lies inside the image, so the frame is shrunk to `near_side` px and given a
-            replicated border of `near_pad` x its side on every side. The border is not body,
-            so these windows score lower: their own threshold `near_min_score` (an SVM margin,
-            may be negative). It runs only when the first pass finds nobody; 0 for
-            `near_side` turns it off. The three values were chosen on the five MPII sample
-            images (README).
+        near_side, near_pad: a second pass for people too large for the first (near the
+            camera, filling the frame's height or cut by its edge, as in most photos): HOG
+            only fires where the whole 64 x 128 window, the figure plus a margin, lies inside
+            the image, so the frame is shrunk to `near_side` px and given a replicated border
+            of `near_pad` x its height on every side. It runs only when the first pass finds
+            nobody; 0 for `near_side` turns it off. Both values were chosen on the five MPII
+            sample images (README).
+        near_min_score: the near pass's SVM margin threshold, lower than the first's: the
+            border is not body, so a cut person scores lower (-0.3 to 0.3 give the same MPII
+            boxes; the cut-off walker of `tests/test_tracking.py` needs it below 0.2).
     """
 
     max_side: int = 640
@@ -148,7 +149,8 @@ class PersonDetector:
         passes = [self._windows(image, side, 0.0, c.min_score)]
         # Only when the first pass finds nobody: its frame-tall windows also fire on
         # background (the 60-frame walker video: 48 of 118 windows missed the person with it
-        # on every frame, 0 of 64 without), and the largest box wins in one-person mode.
+        # on every frame at a margin of -0.3, 0 of 64 without), and the largest box wins in
+        # one-person mode.
         if c.near_side > 0 and len(passes[0][0]) == 0:
             passes.append(self._windows(image, min(c.near_side, side), c.near_pad,
                                         c.near_min_score))
