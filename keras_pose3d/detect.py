@@ -5,7 +5,9 @@ compiled into OpenCV (`HOGDescriptor_getDefaultPeopleDetector`): nothing is down
 runs offline. In OpenCV 5 it lives in the contrib build (`opencv-contrib-python-headless`, a
 superset of `opencv-python-headless`); see the README's inference section for why this one and
 not MediaPipe. It finds upright people (standing, walking) at least ~100 px tall and misses many
-unusual poses (lying, tumbling, tightly cropped); `tracking` keeps a person between detections.
+unusual poses (lying, tumbling, seated); when it finds nobody, a second pass on a shrunk frame
+with a border looks for people filling or cut by the frame (`DetectorConfig.near_*`).
+`tracking` keeps a person between detections.
 
 Boxes here follow the serving convention (`serving.signatures`): the *person box* a network
 input covers, a square of side `PERSON_BOX_SCALE` (1.2) times the person's extent, as the MPII

@@ -15,7 +15,8 @@ the video (only the per-frame poses, ~1 KB each, are kept):
 Outputs in OUT: `json/frame_XXXXXX.json`, `boxes.json` (the person boxes used, in the format
 `--boxes` reads: a dict keyed by frame index (video) or file name (images), a box or null; with
 `all_people` a dict {track id: box} per frame), `motion.bvh` (`motion_track_K.bvh` per track
-with `all_people`), `render/frame_XXXXXX.jpg` and `render.mp4` for a video.
+with `all_people`), `render/frame_XXXXXX.jpg` and `render.mp4` for a video. A run first removes
+these files left in OUT by an earlier run; a track whose joints collapse gets no BVH (warning).
 """
 
 from __future__ import annotations
