@@ -6,9 +6,11 @@ For each frame count it writes a video of a synthetic person walking across the 
 (`tests/walker.py`), builds a SAP-Net of the chosen size with random weights (speed and memory
 do not depend on them) and runs `python -m keras_pose3d.infer --video ... --run ...` in a child
 process, with detection and tracking (no --boxes) and rendering unless --no-render. Prints per
-run: the detector's own cost per frame (it runs only when tracking needs it), wall seconds (the child's whole life: TensorFlow start-up, model load, both passes),
-frames/s = frames / wall, the detector runs, and the child's peak RSS (`RUSAGE_CHILDREN`
-ru_maxrss in KiB, read in a fresh parent per run so each figure is that run's own peak).
+run: wall seconds (the child's whole life: TensorFlow start-up, model load, both passes),
+frames/s = frames / wall, the child's peak RSS (`RUSAGE_CHILDREN`
+ru_maxrss in KiB, read in a fresh parent per run so each figure is that run's own peak), how
+many frames' boxes came from the detector / tracking, and the detector's own cost per frame
+(it runs only when tracking needs it).
 Sizes: paper = 2 stacks x 256 features, depth 4, 256 px input; quickstart =
 configs/quickstart.yaml's model (2 x 64, depth 2, 64 px input).
 """
@@ -106,8 +108,8 @@ def main() -> None:
             print(f"{args.width}x{args.height} frames={frames} size={args.size} "
                   f"render={args.render}: wall {wall:.1f} s, {frames / wall:.2f} frames/s, "
                   f"peak RSS {peak_kib / 1024:.0f} MiB, boxes {len(boxes)}, "
-                  f"box sources { {s: sources.count(s) for s in sorted(set(sources))} }; the detector "
-                  f"alone: {detector_ms:.0f} ms per frame (median of 20)",
+                  f"box sources { {s: sources.count(s) for s in sorted(set(sources))} }; "
+                  f"the detector alone: {detector_ms:.0f} ms per frame (median of 20)",
                   flush=True)
 
 

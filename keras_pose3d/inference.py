@@ -15,7 +15,8 @@ the video (only the per-frame poses, ~1 KB each, are kept):
 Outputs in OUT: `json/frame_XXXXXX.json`, `boxes.json` (the person boxes used, in the format
 `--boxes` reads: a dict keyed by frame index (video) or file name (images), a box or null; with
 `all_people` a dict {track id: box} per frame), `motion.bvh` (`motion_track_K.bvh` per track
-with `all_people`), `render/frame_XXXXXX.jpg` and `render.mp4` for a video.
+with `all_people`), `render/frame_XXXXXX.jpg` and `render.mp4` for a video. A run first removes
+these files left in OUT by an earlier run; a track whose joints collapse gets no BVH (warning).
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ def load_boxes(path: str | pathlib.Path | None) -> dict[str, dict[int, list[floa
     if isinstance(raw, list):
         raw = {str(i): v for i, v in enumerate(raw)}
     if not isinstance(raw, dict):
-        raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)f"{path} must hold a list or a dict of boxes. Received: "
-                         f"{type(raw).__name__}")
+        raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)
+            f"{path} must hold a list or a dict of boxes. Received: {type(raw).__name__}")
     out = {}
     for i, (key, value) in enumerate(raw.items()):
         if isinstance(value, dict):
@@ -179,7 +180,10 @@ class Predictor:
         if saved_model is not None:
             if not pathlib.Path(saved_model).is_dir():
                 raise FileNotFoundError(f"SavedModel {saved_model} not found")
-            loaded = tf.saved_model.load(str(saved_model))
+            try:
+                loaded = tf.saved_model.load(str(saved_model))
+            except OSError as e:  # no saved_model.pb, or not readable
+                raise ValueError(f"cannot load SavedModel {saved_model}: {e}") from None
             if "predict_jpeg_boxes" not in loaded.signatures:
                 raise ValueError(f"{saved_model} has no predict_jpeg_boxes signature; export it "
                                  "with python -m keras_pose3d.export (sap_net or pipeline)")
@@ -221,6 +225,7 @@ def _split(res: dict, i: int) -> dict:
 def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector):
     names, times, people = [], [], []
     pending = []  # frames waiting for one batched model call (boxes not tracked)
+    used, missing = set(), []  # boxes.json keys used; frames it has no entry for
 
     def predict(jobs):  # [(frame, [(track, box or None, source)])] -> per-frame [Person]
         jpegs, bx, owners = [], [], []
@@ -263,10 +268,18 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
                 print(f"frames {len(people)}", file=sys.stderr, flush=True)
             continue
         if boxes is not None:
-            given = boxes.get(frame.name, boxes.get(str(frame.index), {0: None}))
+            key = frame.name if frame.name in boxes else str(frame.index)
+            given = boxes.get(key)
+            if given is None:
+                missing.append(frame.name)
+                given = {0: None}
+            else:
+                used.add(key)
             wanted = [(t, b, "given" if b is not None else "none") for t, b in sorted(given.items())
                       if b is not None or not config.all_people]
             wanted = wanted if config.all_people else wanted[:1]  # one person: the first track
+            if not wanted and not config.all_people:  # {} for this frame: the whole image
+                wanted = [(0, None, "none")]
         else:
             dets = detector(frame.image)
             chosen = dets if config.all_people else sorted(
@@ -279,6 +292,16 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
             flush()
     if pending:
         flush()
+    if boxes is not None:
+        # A boxes.json of another folder or video would otherwise give whole-image crops
+        # without a word.
+        unused = [k for k in boxes if k not in used]
+        if unused:
+            logger.warning("%s: %d of its %d entries match no frame (e.g. %s)", config.boxes,
+                           len(unused), len(boxes), unused[:3])
+        if missing:
+            logger.warning("%s has no box for %d of the %d frames (e.g. %s): the whole image "
+                           "is used there", config.boxes, len(missing), len(names), missing[:3])
     return names, np.asarray(times, np.float64), people
 
 
@@ -322,6 +345,10 @@ def _render_pass(config, source, out, result: InferResult, frame_time: float) ->
     writer = None
     try:
         for frame in source:
+            if frame.index >= result.frames:  # a second decode that yields more frames
+                logger.warning("%s: the render pass decoded more than the %d frames of the "
+                               "first; the rest are not rendered", source.path, result.frames)
+                break
             persons = [render.Person(p.result["joints_2d_px"], p.result["confidence"],
                                      pose_at[p.track][frame.index],
                                      offsets.get(frame.index, {}).get(p.track, 0.0), p.box)
@@ -357,6 +384,17 @@ def _load_tp_net(config: InferConfig) -> Refiner:
     return refiner
 
 
+def _clear_previous_outputs(out: pathlib.Path) -> None:
+    """Removes an earlier run's outputs from OUT (only the names this module writes): a shorter
+    re-run would otherwise leave the old run's later frames and tracks beside its own."""
+    old = [p for pattern in ("json/frame_*.json", "render/frame_*.jpg", "motion*.bvh",
+                             "render.mp4") for p in out.glob(pattern)]
+    if old:
+        logger.info("%s: removing %d outputs of an earlier run", out, len(old))
+    for p in old:
+        p.unlink()
+
+
 def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
     """Runs inference and writes the outputs (module docstring). `predictor` / `detector`
     replace the model and the person detector (tests)."""
@@ -364,6 +402,8 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
         raise ValueError("give exactly one of --video and --images")
     if config.batch < 1:
         raise ValueError(f"--batch must be >= 1. Received: {config.batch}")
+    if not config.fps > 0:  # also the fallback of a video that declares no rate
+        raise ValueError(f"--fps must be > 0. Received: {config.fps}")
     out = pathlib.Path(config.out)
     source = (sources.VideoSource(config.video, config.fps) if config.video
               else sources.ImageSource(config.images, config.fps))
@@ -381,6 +421,7 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
             detector = PersonDetector(config.detector)
         if source.is_video or config.track_images:
             tracker = Tracker(detector, config.tracker, all_people=config.all_people)
+    _clear_previous_outputs(out)
     (out / "json").mkdir(parents=True, exist_ok=True)
 
     names, times, people = _pose_pass(config, source, predictor, boxes, tracker, detector)
@@ -391,8 +432,13 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
         poses = np.stack([_person(people[f], t).result["joints_3d_root_relative_mm"]
                           for f in frames])  # (T_k, J, 3)
         if refiner is not None:
-            poses = refine_online(poses, refiner, refiner.window, times_s=times[frames],
-                                  video_fps=1.0 / frame_time)
+            # A track absent from some frames (an edited boxes.json) is refined run by run:
+            # a window never reaches across the frames the person was not in.
+            cuts = np.flatnonzero(np.diff(frames) > 1) + 1
+            poses = np.concatenate([
+                refine_online(run_poses, refiner, refiner.window, times_s=times[run_frames],
+                              video_fps=1.0 / frame_time)
+                for run_poses, run_frames in zip(np.split(poses, cuts), np.split(frames, cuts))])
             for f, refined in zip(frames, poses):
                 _person(people[f], t).result["joints_3d_refined_mm"] = refined
         motion[t] = poses
@@ -414,8 +460,12 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
     # BVH: one skeleton per track (its median bone lengths), y-up.
     for t, poses in motion.items():
         name = f"motion_track_{t}.bvh" if config.all_people else "motion.bvh"
-        bvh.write_bvh(out / name, poses @ Y_UP.T, frame_time=frame_time,
-                      lengths=fitting.sequence_bone_lengths(poses))
+        lengths = fitting.sequence_bone_lengths(poses)
+        if not np.all(lengths > 0):  # e.g. a short track whose joints collapse to one point
+            logger.warning("track %d: median bone lengths %s include zeros; no %s written",
+                           t, np.round(lengths, 1).tolist(), name)
+            continue
+        bvh.write_bvh(out / name, poses @ Y_UP.T, frame_time=frame_time, lengths=lengths)
     if config.render:
         _render_pass(config, source, out, result, frame_time)
     print(f"wrote {len(names)} frames ({len(tracks)} track(s)) to {out}", file=sys.stderr)

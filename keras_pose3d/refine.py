@@ -21,6 +21,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from keras_pose3d.data import frame_rates
 from keras_pose3d.models import tp_net as tp_net_lib
 
 logger = logging.getLogger(__name__)
@@ -100,13 +101,9 @@ def resampled_windows(poses: np.ndarray, times_s: np.ndarray, window: int,
         raise ValueError("frame times must increase strictly")
     offsets = (np.arange(window) - (window - 1)) / float(rate)  # (N,) <= 0
     samples = np.maximum(times[:, None] + offsets[None, :], times[0])  # (T, N)
-    # Interpolation index and weight per sample time (one searchsorted for all joints).
-    hi = np.clip(np.searchsorted(times, samples, side="left"), 0, len(times) - 1)  # (T, N)
-    lo = np.maximum(hi - 1, 0)
-    span = times[hi] - times[lo]
-    w = np.where(span > 0, (samples - times[lo]) / np.where(span > 0, span, 1.0), 1.0)
-    w = np.clip(w, 0.0, 1.0)[..., None, None]  # (T, N, 1, 1)
-    return (1.0 - w) * poses[lo] + w * poses[hi]
+    # The interpolation the training predictions were resampled with (times as positions).
+    flat = frame_rates.resample(times, poses, samples.reshape(-1))  # (T * N, J, 3)
+    return flat.reshape(samples.shape + poses.shape[1:])
 
 
 def refine_online(poses: np.ndarray, refiner, window: int, times_s: np.ndarray | None = None,
@@ -126,7 +123,9 @@ def refine_online(poses: np.ndarray, refiner, window: int, times_s: np.ndarray |
     else:
         if video_fps and abs(video_fps - rate) > 0.01 * rate:
             logger.warning("video at %.3g fps, TP-Net trained at %.3g fps: resampling the "
-                           "poses to %.3g fps for TP-Net", video_fps, rate, rate)
+                           "poses to %.3g fps for TP-Net%s", video_fps, rate, rate,
+                           " (interpolated between frames: motion faster than the video's "
+                           "rate is not seen)" if video_fps < rate else "")
         windows = resampled_windows(poses, times_s, window, rate)
     windows = windows.astype(np.float32)
     return np.concatenate([refiner(windows[i:i + batch]) for i in range(0, len(windows), batch)])

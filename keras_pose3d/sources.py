@@ -109,10 +109,13 @@ def read_image(path: pathlib.Path) -> np.ndarray:
     """An image file as (H, W, 3) uint8 BGR (grayscale, 16-bit and alpha converted).
 
     Raises:
-        ValueError: the file does not decode.
+        ValueError: the file cannot be read or does not decode.
     """
     # np.fromfile + imdecode: also reads paths cv2.imread cannot (non-ASCII names).
-    data = np.fromfile(str(path), np.uint8)
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError as e:  # unreadable (permissions, I/O): a message, not a traceback
+        raise ValueError(f"cannot read image {path}: {e.strerror or e}") from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None or image.size == 0:
         raise ValueError(f"cannot decode image {path} (corrupt, or not an image format OpenCV "

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from keras_pose3d.data.readers import h36m
 from keras_pose3d.detect import PERSON_BOX_SCALE, Detection, box_area, iou
 
 
@@ -57,9 +58,8 @@ def box_from_joints(joints_2d: np.ndarray, confidence: np.ndarray | None = None,
         pts = pts[np.asarray(confidence) >= min_confidence]
     if len(pts) == 0:
         return None
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    centre = 0.5 * (lo + hi)
-    side = PERSON_BOX_SCALE * max(float(np.max(hi - lo)), 1.0)
+    centre, side = h36m.person_box(pts)  # the pipelines' person box
+    side = max(side, PERSON_BOX_SCALE)  # one joint: a 1.2 px box, not an empty one
     return np.concatenate([centre - side / 2, centre + side / 2])
 
 

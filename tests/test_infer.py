@@ -1,6 +1,7 @@
 """infer.py end to end on a generated video and an image folder with a tiny SAP-Net."""
 
 import json
+import logging
 import pathlib
 
 import cv2
@@ -86,7 +87,7 @@ def test_video_online_writes_json_bvh_and_render(run_dir, tmp_path):
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
 
 
-def test_image_folder_and_bad_boxes(run_dir, tmp_path):
+def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(2):
@@ -101,6 +102,12 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path):
     assert record["box_source"] == "none" and record["person_box"] is None
     assert "joints_3d_refined_mm" not in record
     assert json.loads((out / "boxes.json").read_text()) == {"img0.png": None, "img1.png": None}
+    # A shorter re-run into the same OUT leaves none of the first run's frames behind.
+    (folder / "img1.png").rename(tmp_path / "img1.png")
+    infer.run(infer.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir),
+                                render=False))
+    assert [p.name for p in (out / "json").iterdir()] == ["frame_000000.json"]
+    (tmp_path / "img1.png").rename(folder / "img1.png")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([[0, 0, -1, 5]]))
     with pytest.raises(ValueError, match="bad.json: box 0"):
@@ -111,6 +118,20 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
         infer.load_boxes(bad)
+    bad.write_text("5")
+    with pytest.raises(ValueError, match="bad.json must hold a list or a dict of boxes. "
+                                         "Received: int"):
+        infer.load_boxes(bad)
+    # Entries for no frame, a frame without an entry and an empty frame entry: said, and the
+    # whole image used (not a crash, not silence).
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"img0.png": {}, "elsewhere.png": [0, 0, 4, 4]}))
+    caplog.set_level(logging.WARNING)
+    result = infer.run(infer.InferConfig(images=str(folder), out=str(tmp_path / "o2"),
+                                         run_dir=str(run_dir), boxes=str(other), render=False))
+    assert [(p.box, p.box_source) for (p,) in result.people] == [(None, "none")] * 2
+    assert "other.json: 1 of its 2 entries match no frame (e.g. ['elsewhere.png'])" in caplog.text
+    assert "other.json has no box for 1 of the 2 frames (e.g. ['img1.png'])" in caplog.text
     # Per-track dicts and lists load to {frame key: {track: box}}.
     bad.write_text(json.dumps({"3": {"0": [0, 0, 2, 2], "4": None}, "4": [1, 1, 3, 3]}))
     assert infer.load_boxes(bad) == {"3": {0: [0.0, 0.0, 2.0, 2.0], 4: None},
@@ -182,6 +203,8 @@ def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):
     assert "empty.mp4" in capsys.readouterr().err
     assert infer.main(["--video", str(tmp_path / "missing.mp4")] + base) == 2
     assert "missing.mp4 not found" in capsys.readouterr().err
+    assert infer.main(["--video", str(empty), "--fps", "0"] + base) == 2
+    assert "--fps must be > 0. Received: 0.0" in capsys.readouterr().err
     # Grayscale and 16-bit images are converted to 8-bit BGR; a corrupt one is named.
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -199,6 +222,14 @@ def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):
     (folder / "c_corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     assert infer.main(["--images", str(folder)] + base) == 2
     assert "cannot decode image" in capsys.readouterr().err
+    # A file that cannot be read and a folder that holds no SavedModel: named, no traceback.
+    (tmp_path / "dir.jpg").mkdir()
+    with pytest.raises(ValueError, match="cannot read image .*dir.jpg"):
+        sources.read_image(tmp_path / "dir.jpg")
+    (tmp_path / "not_a_model").mkdir()
+    assert infer.main(["--images", str(folder), "--out", str(tmp_path / "o"), "--no-render",
+                       "--saved-model", str(tmp_path / "not_a_model")]) == 2
+    assert "cannot load SavedModel" in capsys.readouterr().err
 
 
 def test_frame_interval_warns_on_variable_frame_rate(caplog):
@@ -216,26 +247,72 @@ MPII = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata
 
 
 class _ConstantPredictor:
-    """Outputs that do not depend on the crop: image-folder boxes come from the detector alone."""
+    """Outputs that do not depend on the crop: image-folder boxes come from the detector alone.
+    `collapsed`: every joint at the pelvis (what an untrained model gives on a blank image)."""
+
+    def __init__(self, collapsed=False):
+        self.collapsed = collapsed
 
     def __call__(self, jpegs, boxes, focal, root):
         n = len(jpegs)
         pose = np.zeros((n, 16, 3), np.float32)
-        pose[:, :, 1] = np.linspace(-800, 900, 16)
+        if not self.collapsed:
+            pose[:, :, 1] = np.linspace(-800, 900, 16)
         return {"joints_2d_px": np.zeros((n, 16, 2), np.float32),
                 "confidence": np.ones((n, 16), np.float32),
                 "crop_boxes": np.asarray(boxes, np.float32),
                 "joints_3d_root_relative_mm": pose, "joints_3d_mm": pose + [0, 0, 5000]}
 
 
+def test_online_refines_a_track_with_a_gap_run_by_run(run_dir, tmp_path):
+    """--all-people with a boxes.json where track 0 is absent from frame 2: frames 3-4 are
+    refined from their own run (the first pose repeated before it), not from frames 0-1."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(5):
+        cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 255, (40, 40, 3), np.uint8))
+    box = [2, 2, 38, 38]
+    (tmp_path / "boxes.json").write_text(json.dumps([{"0": box}] * 2 + [{}] + [{"0": box}] * 2))
+    result = infer.run(infer.InferConfig(images=str(folder), out=str(tmp_path / "out"),
+                                         run_dir=str(run_dir), boxes=str(tmp_path / "boxes.json"),
+                                         all_people=True, online=True, render=False))
+    np.testing.assert_array_equal(result.tracks[0], [0, 1, 3, 4])
+    raw = np.array([f[0].result["joints_3d_root_relative_mm"] for f in result.people if f])
+    tp = export.load_float32(run_dir / export.TP_NET_FILE)
+    windows = np.concatenate([tp_net_lib.make_windows(raw[:2], 3, "online"),
+                              tp_net_lib.make_windows(raw[2:], 3, "online")])
+    np.testing.assert_allclose(result.motion[0], np.asarray(tp(windows.astype(np.float32))),
+                               atol=1e-2)
+
+
+def test_collapsed_pose_skips_the_bvh_with_a_warning(tmp_path, caplog):
+    """A track whose joints all coincide has no skeleton to fit: its BVH is skipped with a
+    warning, the rest of the run (JSON, render) is written (it raised, losing the render)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((16, 16, 3), np.uint8))
+    caplog.set_level(logging.WARNING)
+    out = tmp_path / "out"
+    infer.run(infer.InferConfig(images=str(folder), out=str(out), saved_model="unused"),
+              predictor=_ConstantPredictor(collapsed=True))
+    assert "track 0: median bone lengths" in caplog.text and "no motion.bvh written" in caplog.text
+    assert not (out / "motion.bvh").exists()
+    assert (out / "json" / "frame_000000.json").is_file()
+    assert (out / "render" / "frame_000000.jpg").is_file()
+
+
 @pytest.mark.realdata
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "OpenCV's HOG pedestrian detector (the only offline detector that coexists with this stack, "
-    "README) misses the large, non-pedestrian people of MPII and fires on background: measured, "
-    "2 of the 5 images get a box that misses the annotated person (3 get none: whole image)"))
+    "README) misses the large, seated and cut-off people of MPII and fires on background: "
+    "measured, 2 of the 5 images get a box holding the annotated person (2 a box on the trucks, "
+    "1 on the unannotated side of the curling image); 0 of 5 before the near pass "
+    "(detect.DetectorConfig)"))
 def test_mpii_boxes_contain_an_annotated_person(tmp_path):
-    """Every box infer writes for the five real MPII images holds all the visible annotated
-    joints of a person there (a null box, nobody detected, is the whole image)."""
+    """Every image gets a box from infer, and it holds all the visible annotated joints of a
+    person there. A null box (nobody detected: the centred whole-image crop the issue is about)
+    counts as a miss."""
     annotations = MPII / "test_mpii.json"
     if not annotations.is_file():
         pytest.skip(f"real MPII samples absent ({annotations})")
@@ -249,12 +326,11 @@ def test_mpii_boxes_contain_an_annotated_person(tmp_path):
                        predictor=_ConstantPredictor())
     assert result.frames == len(people) == 5
     boxes = json.loads((tmp_path / "out" / "boxes.json").read_text())
+    assert sorted(boxes) == sorted(p["image"] for p in people)
     misses = []
     for name, box in boxes.items():
-        if box is None:
-            continue
         joints = [np.array(p["joints"])[np.array(p["joints_vis"]) > 0]
                   for p in people if p["image"] == name]
-        if not any(np.all((j >= box[:2]) & (j <= box[2:])) for j in joints):
+        if box is None or not any(np.all((j >= box[:2]) & (j <= box[2:])) for j in joints):
             misses.append((name, box))
-    assert not misses, f"{len(misses)} boxes miss every annotated person: {misses}"
+    assert not misses, f"{len(misses)} of 5 boxes miss every annotated person: {misses}"

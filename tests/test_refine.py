@@ -73,11 +73,19 @@ def test_refine_online_resamples_with_a_frame_rate_and_warns_without(caplog):
 
 
 def test_load_refiner_reads_frame_rate_when_present(tmp_path):
-    """Old models have no frame_rate (None); a model that carries one passes it on."""
-    tp = TPNet(window=2, hidden=8)
+    """A model that carries a frame rate passes it on (.keras and SavedModel); old models have
+    none (None)."""
+    from keras_pose3d import export
+
+    tp = TPNet(window=2, hidden=8, frame_rate=12.5)
     tp(np.zeros((1, 2, 16, 3), np.float32))
     tp.save(tmp_path / "tp.keras")
     loaded = refine.load_refiner(tmp_path / "tp.keras")
-    assert loaded.window == 2 and loaded.mode == "online"
-    assert loaded.frame_rate == getattr(tp, "frame_rate", None)
+    assert (loaded.window, loaded.mode, loaded.frame_rate) == (2, "online", 12.5)
+    served = refine.load_refiner(export.export_tp_net(tp, tmp_path / "sm"))
+    assert (served.window, served.mode, served.frame_rate) == (2, "online", 12.5)
+    old = TPNet(window=2, hidden=8)
+    old(np.zeros((1, 2, 16, 3), np.float32))
+    old.save(tmp_path / "old.keras")
+    assert refine.load_refiner(tmp_path / "old.keras").frame_rate is None
     assert refine._rate(None) is None and refine._rate(0) is None and refine._rate("50") == 50.0
