@@ -457,8 +457,11 @@ class TemporalStageConfig:
     epochs: int = 30
     batch_size: int = 256
     learning_rate: float = 1e-4
+    frame_rate: float = 10.0  # fps of the prediction sequences TP-Net trains on (synthetic: 10)
 
     def __post_init__(self):
+        _check(self.frame_rate > 0, "temporal.frame_rate",
+               f"must be frames per second > 0, got {self.frame_rate}")
         for name in ("window", "hidden", "epochs", "batch_size"):
             _check(getattr(self, name) > 0, f"temporal.{name}",
                    f"must be positive, got {getattr(self, name)}")

@@ -94,21 +94,17 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
 # ----------------------------------------------------------------------------------------------
 # The whole method after SAP-Net's stages: predictions, TP-Net, the stage-by-stage table.
 # ----------------------------------------------------------------------------------------------
-def predict_sequences(model, patterns: list[str], out_path: pathlib.Path) -> dict:
-    """SAP-Net's root-relative mm predictions over the 3D records, by sequence and frame, saved
-    as the npz `temporal_train` reads (`pipelines.predict_sequences`)."""
+def predict_sequences(model, patterns: list[str], out_path: pathlib.Path,
+                      frame_rate: float) -> dict:
+    """SAP-Net's root-relative mm predictions over the 3D records, by sequence and frame, at
+    `frame_rate`, saved as the npz `temporal_train` reads (`pipelines.predict_sequences`)."""
     import numpy as np
 
     from pipelines import predict_sequences as ps
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if hasattr(ps, "run_predictions"):  # the library API that writes the npz itself
-        ps.run_predictions(model, patterns, str(out_path))
-        with np.load(out_path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    arrays = ps.predict_records(patterns, _GraphModel(model), batch_size=64)
-    np.savez(out_path, **arrays)
-    return arrays
+    ps.run_predictions(_GraphModel(model), patterns, out_path, frame_rate=frame_rate)
+    with np.load(out_path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 class _GraphModel:
@@ -200,8 +196,9 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
     t0 = time.time()
     val_patterns = list(cfg.data.val_patterns())
     rows = []
+    rate = cfg.temporal.frame_rate
     untrained = predict_sequences(_stage_model(cfg, snapshot_path(run_dir, None)), val_patterns,
-                                  run_dir / "predictions" / "val_untrained.npz")
+                                  run_dir / "predictions" / "val_untrained.npz", rate)
     rows.append(main_job.pose_row("untrained", untrained["pred"], untrained["gt"],
                                   untrained["sequence"]))
     final = None
@@ -209,13 +206,14 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
         model = _stage_model(cfg, snapshot_path(run_dir, index, stage.name))
         last = index == len(cfg.train.stages) - 1
         name = "val" if last else f"val_{stage.name}"
-        arrays = predict_sequences(model, val_patterns, run_dir / "predictions" / f"{name}.npz")
+        arrays = predict_sequences(model, val_patterns, run_dir / "predictions" / f"{name}.npz",
+                                   rate)
         rows.append(main_job.pose_row(f"after {stage.name}", arrays["pred"], arrays["gt"],
                                       arrays["sequence"]))
         if last:
             final = model
     predict_sequences(final, list(cfg.data.train_patterns()),
-                      run_dir / "predictions" / "train.npz")
+                      run_dir / "predictions" / "train.npz", rate)
     progress(f"SAP-Net predictions over the training and validation sequences "
              f"({time.time() - t0:.0f}s)")
 
@@ -224,7 +222,7 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
         data=temporal_train.TemporalData(train=str(run_dir / "predictions" / "train.npz"),
                                          val=str(run_dir / "predictions" / "val.npz")),
         model=temporal_train.TemporalModel(window=t.window, mode=t.mode, hidden=t.hidden,
-                                           dropout=t.dropout),
+                                           dropout=t.dropout, frame_rate=t.frame_rate),
         train=temporal_train.TemporalTrain(epochs=t.epochs, batch_size=t.batch_size,
                                            learning_rate=t.learning_rate, seed=cfg.train.seed),
         run_dir=str(run_dir / "temporal"),
