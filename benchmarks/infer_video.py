@@ -47,13 +47,13 @@ MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); 
 
 
 def build_run(run_dir: pathlib.Path, size: str) -> None:
-    from keras_pose3d import export
+    from keras_pose3d.models import loading
     from keras_pose3d.models.sap_net import SAPNet
 
     cfg = SIZES[size]
     sap = SAPNet(**cfg)
     sap(np.zeros((1, cfg["input_size"], cfg["input_size"], 3), np.float32))
-    sap.save(run_dir / export.SAP_NET_FILE)
+    sap.save(run_dir / loading.SAP_NET_FILE)
 
 
 def detector_cost(video: pathlib.Path, detector, frames: int = 20) -> float:

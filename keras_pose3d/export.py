@@ -49,16 +49,7 @@ from keras_pose3d import atomic_files
 from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.models import sap_net as _sap_net  # noqa: F401  (registers SAPNet)
 from keras_pose3d.models import tp_net as _tp_net  # noqa: F401  (registers TPNet)
-
-# Re-exported: `keras_pose3d.infer` (and tests) import the loading functions and the file names
-# from here; their home is `keras_pose3d.models.loading`.
-from keras_pose3d.models.loading import (  # noqa: F401
-    SAP_NET_FILE,
-    TP_NET_FILE,
-    example_input,
-    load_float32,
-    to_float32,
-)
+from keras_pose3d.models.loading import SAP_NET_FILE, TP_NET_FILE, load_float32
 from keras_pose3d.serving import signatures
 
 MODEL_NAMES = ("sap_net", "tp_net", "pipeline")

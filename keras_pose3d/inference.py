@@ -32,7 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import bvh, fitting, render, skeleton, sources
+from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.detect import DetectorConfig, PersonDetector
+from keras_pose3d.models.loading import TP_NET_FILE
 from keras_pose3d.refine import Refiner, load_refiner, refine_online
 from keras_pose3d.tracking import Tracker, TrackerConfig
 
@@ -190,13 +192,13 @@ class Predictor:
             self._loaded = loaded  # keeps the variables alive
             self.fn = loaded.signatures["predict_jpeg_boxes"]
         else:
-            from keras_pose3d import export
+            from keras_pose3d.models import loading
             from keras_pose3d.serving import signatures
 
-            path = pathlib.Path(run) / export.SAP_NET_FILE
+            path = pathlib.Path(run) / loading.SAP_NET_FILE
             if not path.is_file():
                 raise FileNotFoundError(f"{path} not found (--run needs a training run directory)")
-            module = signatures.SAPNetServing(export.load_float32(path))
+            module = signatures.SAPNetServing(loading.load_float32(path))
             self._module = module
             self.fn = module.predict_jpeg_boxes
 
@@ -209,10 +211,7 @@ class Predictor:
 
 
 def _jpeg(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise ValueError(f"cannot encode a frame of shape {image.shape} as JPEG")
-    return buf.tobytes()
+    return encode_jpeg(image, order="bgr")  # (H, W, 3) BGR frame as read
 
 
 def _split(res: dict, i: int) -> dict:
@@ -370,7 +369,7 @@ def _load_tp_net(config: InferConfig) -> Refiner:
     if config.tp_net:
         tp_path = pathlib.Path(config.tp_net)
     elif config.run_dir:
-        tp_path = pathlib.Path(config.run_dir) / "tp_net.keras"
+        tp_path = pathlib.Path(config.run_dir) / TP_NET_FILE
         if not tp_path.exists():
             raise FileNotFoundError(
                 f"--online needs a TP-Net: {tp_path} not found; pass --tp-net (temporal_train "

@@ -57,9 +57,9 @@ def load_refiner(path: str | pathlib.Path) -> Refiner:
     if not path.exists():
         raise FileNotFoundError(f"TP-Net {path} not found (a .keras file or a tp_net SavedModel)")
     if path.suffix == ".keras":
-        from keras_pose3d import export
+        from keras_pose3d.models import loading
 
-        model = export.load_float32(path)
+        model = loading.load_float32(path)
         return Refiner(lambda w: np.asarray(model(w)), model.window, model.mode,
                        _rate(getattr(model, "frame_rate", None)), keep=model)
     from keras_pose3d.serving import signatures

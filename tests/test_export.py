@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from keras_pose3d import export
 from keras_pose3d.data import pose_codec
+from keras_pose3d.models import loading
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.serving import signatures
@@ -71,10 +72,10 @@ def _export(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     out = tmp_path_factory.mktemp("saved_models")
     sap = tiny_sap_net()
-    sap.save(run / export.SAP_NET_FILE)
+    sap.save(run / loading.SAP_NET_FILE)
     tp = TPNet(window=WINDOW, hidden=32, dtype="mixed_bfloat16")
     tp(np.zeros((1, WINDOW, 16, 3), np.float32))
-    tp.save(run / export.TP_NET_FILE)
+    tp.save(run / loading.TP_NET_FILE)
     # sap_net's graphs are a subset of pipeline's: exporting both would only double the time.
     assert export.main(["--run", str(run), "--out", str(out), "--onnx",
                         "--models", "tp_net,pipeline"]) == 0
@@ -239,7 +240,7 @@ def test_online_pipeline_refines_with_tp_net(exported):
     out = loaded.signatures["predict_jpeg_online"](images=tf.constant([data]),
                                                    history=tf.constant(history))
     window = np.concatenate([history, out["joints_3d_root_relative_mm"].numpy()[:, None]], 1)
-    ref = export.load_float32(exported["run"] / export.TP_NET_FILE)(window)
+    ref = loading.load_float32(exported["run"] / loading.TP_NET_FILE)(window)
     # Outputs reach ~1e4 mm (untrained, unseeded weights): float32 summation order in the graph
     # vs eagerly moves them by a few ulp (~1e-3 mm each), hence the relative term.
     np.testing.assert_allclose(out["joints_3d_refined_mm"].numpy(), np.asarray(ref), rtol=1e-5,
@@ -249,7 +250,7 @@ def test_online_pipeline_refines_with_tp_net(exported):
 @pytest.mark.slow
 def test_tp_net_export_is_float32_and_matches_keras(exported):
     mixed = exported["tp"]
-    fp32 = export.load_float32(exported["run"] / export.TP_NET_FILE)
+    fp32 = loading.load_float32(exported["run"] / loading.TP_NET_FILE)
     assert {layer.dtype_policy.name for layer in fp32._flatten_layers()} == {"float32"}
     for a, b in zip(mixed.get_weights(), fp32.get_weights()):
         np.testing.assert_array_equal(np.asarray(a), b)
@@ -318,13 +319,13 @@ def test_tp_net_flag_missing_tp_net_and_models_config_keeps_other_models(tmp_pat
     run, elsewhere, out = tmp_path / "run", tmp_path / "temporal", tmp_path / "out"
     run.mkdir()
     elsewhere.mkdir()
-    _tiny_tp(elsewhere / export.TP_NET_FILE, mode="semi_online", window=4)
+    _tiny_tp(elsewhere / loading.TP_NET_FILE, mode="semi_online", window=4)
     # A model exported earlier (its config entry must survive a partial export).
     (out / "pipeline" / "3").mkdir(parents=True)
     (out / "pipeline" / "3" / "saved_model.pb").write_bytes(b"")
     (out / "onnx").mkdir()  # not a model folder
     paths = export.export_run(run, out, models=["tp_net"],
-                              tp_net=elsewhere / export.TP_NET_FILE)
+                              tp_net=elsewhere / loading.TP_NET_FILE)
     assert paths["tp_net"] == out / "tp_net" / "1"
     config = (out / "models.config").read_text()
     assert re.findall(r'name: "(\w+)"', config) == ["tp_net", "pipeline"]
@@ -343,7 +344,7 @@ def test_tp_net_flag_missing_tp_net_and_models_config_keeps_other_models(tmp_pat
 def test_default_export_without_tp_net_says_sap_net_only(tmp_path, monkeypatch, capsys):
     run, out = tmp_path / "run", tmp_path / "out"
     run.mkdir()
-    tiny_sap_net().save(run / export.SAP_NET_FILE)
+    tiny_sap_net().save(run / loading.SAP_NET_FILE)
 
     def fake_export(sap, base, name="sap_net", tp_net=None):  # the SavedModel save is tested above
         path = pathlib.Path(base) / name / "1"

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_pose3d import bvh, export, infer, skeleton
+from keras_pose3d.models import loading
 from keras_pose3d.models import tp_net as tp_net_lib
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
@@ -24,10 +25,10 @@ def run_dir(tmp_path_factory):
     sap = SAPNet(num_stacks=1, num_features=32, hourglass_depth=2, depth_blocks=2,
                  input_size=64, heatmap_size=16)
     sap(np.zeros((1, 64, 64, 3), np.float32))
-    sap.save(run / export.SAP_NET_FILE)
+    sap.save(run / loading.SAP_NET_FILE)
     tp = TPNet(window=3, hidden=16)
     tp(np.zeros((1, 3, 16, 3), np.float32))
-    tp.save(run / export.TP_NET_FILE)
+    tp.save(run / loading.TP_NET_FILE)
     return run
 
 
@@ -64,7 +65,7 @@ def test_video_online_writes_json_bvh_and_render(run_dir, tmp_path):
     absolute = np.array([r["joints_3d_mm"] for r in records])
     np.testing.assert_allclose(root_rel, absolute - absolute[:, 6:7], atol=1e-3)
     # Online refinement = TP-Net over windows of the preceding SAP-Net poses.
-    tp = export.load_float32(run_dir / export.TP_NET_FILE)
+    tp = loading.load_float32(run_dir / loading.TP_NET_FILE)
     windows = tp_net_lib.make_windows(root_rel, 3, "online").astype(np.float32)
     refined = np.array([r["joints_3d_refined_mm"] for r in records])
     np.testing.assert_allclose(refined, np.asarray(tp(windows)), atol=1e-2)
@@ -279,7 +280,7 @@ def test_online_refines_a_track_with_a_gap_run_by_run(run_dir, tmp_path):
                                          all_people=True, online=True, render=False))
     np.testing.assert_array_equal(result.tracks[0], [0, 1, 3, 4])
     raw = np.array([f[0].result["joints_3d_root_relative_mm"] for f in result.people if f])
-    tp = export.load_float32(run_dir / export.TP_NET_FILE)
+    tp = loading.load_float32(run_dir / loading.TP_NET_FILE)
     windows = np.concatenate([tp_net_lib.make_windows(raw[:2], 3, "online"),
                               tp_net_lib.make_windows(raw[2:], 3, "online")])
     np.testing.assert_allclose(result.motion[0], np.asarray(tp(windows.astype(np.float32))),

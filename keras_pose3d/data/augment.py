@@ -50,7 +50,9 @@ import tensorflow as tf
 from keras_pose3d import skeleton
 from keras_pose3d.data.features import PERSON_MARGIN
 
-_FLIP_PERM = tf.constant(skeleton.FLIP_PERMUTATION, tf.int32)
+# A plain tuple, not a tensor: a module-level tf.constant would start TensorFlow's runtime at
+# import time, before a MultiWorkerMirroredStrategy can be created (it must come first).
+_FLIP_PERM = tuple(int(i) for i in skeleton.FLIP_PERMUTATION)
 
 
 def _f32(x) -> tf.Tensor:

@@ -42,6 +42,7 @@ from keras_pose3d import skeleton
 from keras_pose3d.config import Config, StageConfig
 from keras_pose3d.data import dataset as kp_dataset
 from keras_pose3d.data import pose_codec
+from keras_pose3d.models.loading import SAP_NET_FILE
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.training import objective, runtime
 
@@ -478,7 +479,7 @@ class Trainer:
 
     def save_final_model(self) -> pathlib.Path:
         """RUN_DIR/sap_net.keras with float32 weights (what export and evaluate load)."""
-        path = self.run_dir / "sap_net.keras"
+        path = self.run_dir / SAP_NET_FILE
         if self.chief:
             self.model.save(path)
         return path
