@@ -1,5 +1,7 @@
 """keras_pose3d: Dabral et al. (ECCV 2018) as a TensorFlow/Keras training stack."""
 
+import pathlib
+
 from setuptools import find_packages, setup
 
 # The one stack verified together (Python 3.11). TensorFlow itself comes from the `cpu` or `gpu`
@@ -27,7 +29,7 @@ setup(
     name="keras_pose3d",
     version="0.1.0",
     description="Structure- and motion-aware 3D human pose (Dabral et al. 2018) in TF/Keras",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=pathlib.Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["keras_pose3d", "keras_pose3d.*", "pipelines", "pipelines.*"]),

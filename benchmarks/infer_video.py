@@ -34,16 +34,30 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SIZES = {
-    "paper": {"num_stacks": 2, "num_features": 256, "hourglass_depth": 4, "depth_blocks": 4,
-              "input_size": 256, "heatmap_size": 64},
-    "quickstart": {"num_stacks": 2, "num_features": 64, "hourglass_depth": 2,
-                   "depth_blocks": 2, "input_size": 64, "heatmap_size": 16},
+    "paper": {
+        "num_stacks": 2,
+        "num_features": 256,
+        "hourglass_depth": 4,
+        "depth_blocks": 4,
+        "input_size": 256,
+        "heatmap_size": 64,
+    },
+    "quickstart": {
+        "num_stacks": 2,
+        "num_features": 64,
+        "hourglass_depth": 2,
+        "depth_blocks": 2,
+        "input_size": 64,
+        "heatmap_size": 16,
+    },
 }
 
 
 # A fresh parent per run, so RUSAGE_CHILDREN's peak is that one infer process's own.
-MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
+MEASURE = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+)
 
 
 def build_run(run_dir: pathlib.Path, size: str) -> None:
@@ -92,25 +106,43 @@ def main() -> None:
             video = tmp / f"walk_{frames}.mp4"
             walker.write_video(video, frames, args.width, args.height)
             out = tmp / f"out_{frames}"
-            cmd = [sys.executable, "-m", "keras_pose3d.infer", "--video", str(video),
-                   "--run", str(tmp), "--out", str(out)] + ([] if args.render else ["--no-render"])
+            cmd = [
+                sys.executable,
+                "-m",
+                "keras_pose3d.infer",
+                "--video",
+                str(video),
+                "--run",
+                str(tmp),
+                "--out",
+                str(out),
+            ] + ([] if args.render else ["--no-render"])
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-c", MEASURE] + cmd, cwd=ROOT,
-                                  capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                [sys.executable, "-c", MEASURE] + cmd,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             wall = time.perf_counter() - start
             if proc.returncode != 0:
                 sys.exit(f"infer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
             peak_kib = int(proc.stdout.strip().splitlines()[-1])
             boxes = json.loads((out / "boxes.json").read_text())
-            sources = [json.loads(p.read_text())["box_source"]
-                       for p in sorted((out / "json").glob("frame_*.json"))]
+            sources = [
+                json.loads(p.read_text())["box_source"]
+                for p in sorted((out / "json").glob("frame_*.json"))
+            ]
             detector_ms = detector_cost(video, PersonDetector())
-            print(f"{args.width}x{args.height} frames={frames} size={args.size} "
-                  f"render={args.render}: wall {wall:.1f} s, {frames / wall:.2f} frames/s, "
-                  f"peak RSS {peak_kib / 1024:.0f} MiB, boxes {len(boxes)}, "
-                  f"box sources { {s: sources.count(s) for s in sorted(set(sources))} }; "
-                  f"the detector alone: {detector_ms:.0f} ms per frame (median of 20)",
-                  flush=True)
+            print(
+                f"{args.width}x{args.height} frames={frames} size={args.size} "
+                f"render={args.render}: wall {wall:.1f} s, {frames / wall:.2f} frames/s, "
+                f"peak RSS {peak_kib / 1024:.0f} MiB, boxes {len(boxes)}, "
+                f"box sources { {s: sources.count(s) for s in sorted(set(sources))} }; "
+                f"the detector alone: {detector_ms:.0f} ms per frame (median of 20)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

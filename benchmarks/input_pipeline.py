@@ -70,8 +70,11 @@ def bare_decode_dataset(files: list[str], batch_size: int) -> tf.data.Dataset:
         return tf.io.decode_jpeg(image, channels=3)
 
     ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 16),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=False,
+    )
     ds = ds.repeat().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -98,15 +101,21 @@ def main(argv: list[str] | None = None) -> None:
             beam[workers] = run_beam(out, args, workers)
         files = sorted(glob.glob(os.path.join(workdir, "beam_1", "train-*.tfrecord")))
         train = dataset.make_dataset(
-            files, input_size=args.input_size, heatmap_size=args.heatmap_size,
-            batch_size=args.batch_size, training=True, shuffle_buffer=256,
+            files,
+            input_size=args.input_size,
+            heatmap_size=args.heatmap_size,
+            batch_size=args.batch_size,
+            training=True,
+            shuffle_buffer=256,
         )
         full = rate(train, args.batch_size, args.seconds)
         bare = rate(bare_decode_dataset(files, args.batch_size), args.batch_size, args.seconds)
 
         print(f"\nmachine: {os.cpu_count()} CPU cores; TF {tf.__version__}")
-        print(f"records: {args.crop_size} px stored crops -> {args.input_size} px input, "
-              f"{args.heatmap_size} px heatmaps, batch {args.batch_size}")
+        print(
+            f"records: {args.crop_size} px stored crops -> {args.input_size} px input, "
+            f"{args.heatmap_size} px heatmaps, batch {args.batch_size}"
+        )
         print("\nBeam synthetic_to_tfrecord (DirectRunner, multi_processing, incl. start-up)")
         print(f"{'workers':>8} {'frames':>8} {'seconds':>9} {'frames/s':>10}")
         for workers, (seconds, frames) in beam.items():

@@ -36,10 +36,23 @@ from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.serving import onnx_export
 
 SIZES = {
-    "quickstart": dict(num_stacks=2, num_features=64, hourglass_depth=2, depth_blocks=2,
-                       input_size=64, heatmap_size=16),
-    "paper": dict(num_stacks=2, num_features=256, hourglass_depth=4, depth_blocks=4,
-                  num_modules=2, input_size=256, heatmap_size=64),
+    "quickstart": {
+        "num_stacks": 2,
+        "num_features": 64,
+        "hourglass_depth": 2,
+        "depth_blocks": 2,
+        "input_size": 64,
+        "heatmap_size": 16,
+    },
+    "paper": {
+        "num_stacks": 2,
+        "num_features": 256,
+        "hourglass_depth": 4,
+        "depth_blocks": 4,
+        "num_modules": 2,
+        "input_size": 256,
+        "heatmap_size": 64,
+    },
 }
 
 
@@ -74,13 +87,18 @@ def bench_sap_net(name: str, repeats: int, workdir: pathlib.Path) -> None:
         t_tf = median_seconds(lambda xt=xt: raw(images=xt)["pose_3d"].numpy(), reps)
         t_ort = median_seconds(lambda x=x: session.run(None, {"images": x}), reps)
         if batch == 1:
-            print(f"  batch 1 latency   SavedModel {1e3 * t_tf:8.2f} ms   ONNX Runtime "
-                  f"{1e3 * t_ort:8.2f} ms")
+            print(
+                f"  batch 1 latency   SavedModel {1e3 * t_tf:8.2f} ms   ONNX Runtime "
+                f"{1e3 * t_ort:8.2f} ms"
+            )
         else:
-            print(f"  batch 32 throughput SavedModel {batch / t_tf:8.1f} img/s  ONNX Runtime "
-                  f"{batch / t_ort:8.1f} img/s")
-    frame = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 255, (480, 640, 3),
-                                                               dtype=np.uint8), (0, 0), 3)
+            print(
+                f"  batch 32 throughput SavedModel {batch / t_tf:8.1f} img/s  ONNX Runtime "
+                f"{batch / t_ort:8.1f} img/s"
+            )
+    frame = cv2.GaussianBlur(
+        np.random.default_rng(1).integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3
+    )
     data = cv2.imencode(".jpg", frame)[1].tobytes()
     frames = tf.constant([data] * 8)
     t = median_seconds(lambda: jpeg(images=frames)["joints_3d_mm"].numpy(), max(3, repeats // 4))
@@ -94,8 +112,10 @@ def bench_tp_net(repeats: int, workdir: pathlib.Path) -> None:
     refine = tf.saved_model.load(str(path)).signatures["refine"]
     x = tf.constant(np.random.default_rng(0).normal(0, 300, (1, 20, 16, 3)).astype(np.float32))
     t = median_seconds(lambda: refine(poses=x)["pose_3d_mm"].numpy(), repeats * 5)
-    print(f"\nTP-Net (N=20, 2 x 4096, {model.count_params() / 1e6:.1f} M parameters): "
-          f"batch 1 latency {1e3 * t:.3f} ms (SavedModel)")
+    print(
+        f"\nTP-Net (N=20, 2 x 4096, {model.count_params() / 1e6:.1f} M parameters): "
+        f"batch 1 latency {1e3 * t:.3f} ms (SavedModel)"
+    )
 
 
 def main(argv=None) -> int:
@@ -103,8 +123,10 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="quickstart,paper")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args(argv)
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, "
-          f"GPUs: {len(tf.config.list_physical_devices('GPU'))}")
+    print(
+        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, "
+        f"GPUs: {len(tf.config.list_physical_devices('GPU'))}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         bench_tp_net(args.repeats, work)

@@ -44,25 +44,39 @@ def make_config(name: str, batch_size: int | None, precision: str, xla: bool):
     """The named config's model, input size and loss weights, with a one-stage schedule."""
     source = load_config(SOURCES[name])
     tree = source.to_dict()
-    return from_dict({
-        "data": {"train_files": ["unused"], "input_size": source.data.input_size,
-                 "heatmap_size": source.data.heatmap_size},
-        "model": tree["model"],
-        "loss": tree["loss"],
-        "train": {"batch_size": batch_size or source.train.batch_size,
-                  "run_dir": "/tmp/kp3d_bench",
-                  "stages": [{"name": "bench", "steps": 1, "learning_rate": 2.5e-4,
-                              "losses": ALL_LOSSES}]},
-        "runtime": {"precision": precision, "xla": xla},
-    })
+    return from_dict(
+        {
+            "data": {
+                "train_files": ["unused"],
+                "input_size": source.data.input_size,
+                "heatmap_size": source.data.heatmap_size,
+            },
+            "model": tree["model"],
+            "loss": tree["loss"],
+            "train": {
+                "batch_size": batch_size or source.train.batch_size,
+                "run_dir": "/tmp/kp3d_bench",
+                "stages": [
+                    {"name": "bench", "steps": 1, "learning_rate": 2.5e-4, "losses": ALL_LOSSES}
+                ],
+            },
+            "runtime": {"precision": precision, "xla": xla},
+        }
+    )
 
 
 def build_model(cfg) -> SAPNet:
     m = cfg.model
-    model = SAPNet(num_joints=m.num_joints, num_stacks=m.num_stacks,
-                   num_features=m.num_features, hourglass_depth=m.hourglass_depth,
-                   depth_blocks=m.depth_blocks, num_modules=m.num_modules,
-                   input_size=cfg.data.input_size, heatmap_size=cfg.data.heatmap_size)
+    model = SAPNet(
+        num_joints=m.num_joints,
+        num_stacks=m.num_stacks,
+        num_features=m.num_features,
+        hourglass_depth=m.hourglass_depth,
+        depth_blocks=m.depth_blocks,
+        num_modules=m.num_modules,
+        input_size=cfg.data.input_size,
+        heatmap_size=cfg.data.heatmap_size,
+    )
     model(tf.zeros((1, cfg.data.input_size, cfg.data.input_size, 3)), training=False)
     return model
 
@@ -110,17 +124,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--configs", default="quickstart,paper")
-    parser.add_argument("--batch", type=int, default=None,
-                        help="global batch size (even; default: the config's)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="global batch size (even; default: the config's)"
+    )
     args = parser.parse_args()
     devices = [d.device_type for d in tf.config.list_logical_devices()]
-    print(f"TensorFlow {tf.__version__}, devices: {devices}, steps per case: {args.steps}; "
-          f"GFLOP/s = images/s x {STEP_PER_FORWARD} x forward GFLOPs")
-    cases = (("float32", "float32", False), ("bf16", "mixed_bfloat16", False),
-             ("xla f32", "float32", True))
-    print(f"{'model':<11} {'params':>11} {'batch':>5} {'GFLOPs/img':>10}   "
-          + "   ".join(f"{label:>8} img/s GFLOP/s" for label, _, _ in cases)
-          + f" {'bf16/f32':>9} {'xla/f32':>8}")
+    print(
+        f"TensorFlow {tf.__version__}, devices: {devices}, steps per case: {args.steps}; "
+        f"GFLOP/s = images/s x {STEP_PER_FORWARD} x forward GFLOPs"
+    )
+    cases = (
+        ("float32", "float32", False),
+        ("bf16", "mixed_bfloat16", False),
+        ("xla f32", "float32", True),
+    )
+    print(
+        f"{'model':<11} {'params':>11} {'batch':>5} {'GFLOPs/img':>10}   "
+        + "   ".join(f"{label:>8} img/s GFLOP/s" for label, _, _ in cases)
+        + f" {'bf16/f32':>9} {'xla/f32':>8}"
+    )
     for name in args.configs.split(","):
         cfg = make_config(name, args.batch, "float32", False)
         model = build_model(cfg)
@@ -130,11 +152,16 @@ def main() -> None:
         rates = {}
         for label, precision, xla in cases:
             rates[label] = time_steps(make_config(name, args.batch, precision, xla), args.steps)
-        cells = "   ".join(f"{rates[label]:>14.2f} {rates[label] * STEP_PER_FORWARD * gflops:>7.1f}"
-                           for label, _, _ in cases)
-        print(f"{name:<11} {params:>11,} {cfg.train.batch_size:>5} {gflops:>10.2f}   {cells} "
-              f"{rates['bf16'] / rates['float32']:>9.2f} "
-              f"{rates['xla f32'] / rates['float32']:>8.2f}", flush=True)
+        cells = "   ".join(
+            f"{rates[label]:>14.2f} {rates[label] * STEP_PER_FORWARD * gflops:>7.1f}"
+            for label, _, _ in cases
+        )
+        print(
+            f"{name:<11} {params:>11,} {cfg.train.batch_size:>5} {gflops:>10.2f}   {cells} "
+            f"{rates['bf16'] / rates['float32']:>9.2f} "
+            f"{rates['xla f32'] / rates['float32']:>8.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

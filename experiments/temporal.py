@@ -122,11 +122,11 @@ class NoiseModel:
 
     def __post_init__(self):
         if self.kind not in NOISE_KINDS:
-            raise ValueError(f"NoiseModel.kind must be one of {NOISE_KINDS}. "
-                             f"Received: kind={self.kind!r}")
+            raise ValueError(
+                f"NoiseModel.kind must be one of {NOISE_KINDS}. Received: kind={self.kind!r}"
+            )
 
-    def unit_draw(self, gt: np.ndarray, rng: np.random.Generator
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def unit_draw(self, gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(T, 16, 3) unit-sigma Gaussian part and (T, 16, 3) outlier part for poses gt."""
         shape = (len(gt), skeleton.NUM_JOINTS, 3)
         innov = rng.normal(size=shape) * np.sqrt(1.0 - self.rho**2)
@@ -180,9 +180,11 @@ class TPRun:
 # kinds, and the paper's direct formulation at N = 20 on the limb noise. Semi-online runs are
 # supported (`TPRun(kind, n, "semi_online")`) but not in the default run.
 DEFAULT_RUNS = (
-    TPRun("limb", 4, "online"), TPRun("limb", 20, "online"),
+    TPRun("limb", 4, "online"),
+    TPRun("limb", 20, "online"),
     TPRun("limb", 20, "online", residual=False),
-    TPRun("independent", 4, "online"), TPRun("independent", 20, "online"),
+    TPRun("independent", 4, "online"),
+    TPRun("independent", 20, "online"),
 )
 
 
@@ -206,10 +208,23 @@ class Config:
     noise: NoiseModel = NoiseModel()  # parameters shared by both kinds (kind set per run)
 
 
-QUICK = Config(runs=(TPRun("limb", 4, "online"), TPRun("independent", 4, "semi_online"),
-                     TPRun("limb", 4, "online", residual=False)),
-               hidden=64, max_epochs=3, epoch_windows=2000, patience=2, batch=64,
-               learning_rate=1e-3, bf16=False, val_stride=1, max_sequences=2, tune_frames=2000)
+QUICK = Config(
+    runs=(
+        TPRun("limb", 4, "online"),
+        TPRun("independent", 4, "semi_online"),
+        TPRun("limb", 4, "online", residual=False),
+    ),
+    hidden=64,
+    max_epochs=3,
+    epoch_windows=2000,
+    patience=2,
+    batch=64,
+    learning_rate=1e-3,
+    bf16=False,
+    val_stride=1,
+    max_sequences=2,
+    tune_frames=2000,
+)
 
 
 @dataclasses.dataclass
@@ -221,8 +236,9 @@ class Stream:
     gt: np.ndarray
 
 
-def camera_streams(sequences: list[common.Sequence], cameras: dict,
-                   rng: np.random.Generator) -> list[Stream]:
+def camera_streams(
+    sequences: list[common.Sequence], cameras: dict, rng: np.random.Generator
+) -> list[Stream]:
     """One random real camera of the subject per sequence, root-relative MPII-16 camera mm."""
     out = []
     for seq in sequences:
@@ -298,8 +314,9 @@ def evaluate(preds: list[np.ndarray], streams: list[Stream]) -> dict:
 def _tune(make, grid, noisy, gts):
     best, best_err = None, np.inf
     for params in grid:
-        err = np.mean(np.concatenate(
-            [metrics.mpjpe(make(n, *params), g) for n, g in zip(noisy, gts)]))
+        err = np.mean(
+            np.concatenate([metrics.mpjpe(make(n, *params), g) for n, g in zip(noisy, gts)])
+        )
         if err < best_err:
             best, best_err = params, err
     return best
@@ -312,21 +329,34 @@ def classic_refiners(noisy_tune: list[np.ndarray], gt_tune: list[np.ndarray]) ->
         name (with the tuned parameters) -> (function (T, J, 3) sequence -> refined (T, J, 3),
         latency: future frames the filter needs per output frame).
     """
-    ma = _tune(lambda x, w: filters.moving_average(x, w), [(w,) for w in (2, 3, 5, 7, 9, 13)],
-               noisy_tune, gt_tune)
-    euro = _tune(lambda x, fc, b: filters.one_euro(x, common.FPS, fc, b),
-                 [(fc, b) for fc in (0.25, 0.5, 1.0, 2.0, 4.0) for b in (0.0, 0.001, 0.01)],
-                 noisy_tune, gt_tune)
-    sg = _tune(lambda x, w, p: filters.savitzky_golay(x, w, p),
-               [(w, p) for w in (5, 9, 15, 21, 31) for p in (1, 2, 3) if p < w],
-               noisy_tune, gt_tune)
+    ma = _tune(
+        lambda x, w: filters.moving_average(x, w),
+        [(w,) for w in (2, 3, 5, 7, 9, 13)],
+        noisy_tune,
+        gt_tune,
+    )
+    euro = _tune(
+        lambda x, fc, b: filters.one_euro(x, common.FPS, fc, b),
+        [(fc, b) for fc in (0.25, 0.5, 1.0, 2.0, 4.0) for b in (0.0, 0.001, 0.01)],
+        noisy_tune,
+        gt_tune,
+    )
+    sg = _tune(
+        lambda x, w, p: filters.savitzky_golay(x, w, p),
+        [(w, p) for w in (5, 9, 15, 21, 31) for p in (1, 2, 3) if p < w],
+        noisy_tune,
+        gt_tune,
+    )
     return {
-        f"moving average (causal, w={ma[0]})": (
-            lambda x: filters.moving_average(x, ma[0]), 0),
+        f"moving average (causal, w={ma[0]})": (lambda x: filters.moving_average(x, ma[0]), 0),
         f"1-Euro (fc={euro[0]} Hz, beta={euro[1]})": (
-            lambda x: filters.one_euro(x, common.FPS, euro[0], euro[1]), 0),
+            lambda x: filters.one_euro(x, common.FPS, euro[0], euro[1]),
+            0,
+        ),
         f"Savitzky-Golay (offline, w={sg[0]}, p={sg[1]})": (
-            lambda x: filters.savitzky_golay(x, sg[0], sg[1]), sg[0] // 2),
+            lambda x: filters.savitzky_golay(x, sg[0], sg[1]),
+            sg[0] // 2,
+        ),
     }
 
 
@@ -358,13 +388,22 @@ def _predict(forward, flat, idx: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """(len(idx), 16, 3) refined poses of the windows flat[idx], batched."""
     import tensorflow as tf
 
-    return np.concatenate([forward(tf.gather(flat, idx[i:i + chunk])).numpy()
-                           for i in range(0, len(idx), chunk)])
+    return np.concatenate(
+        [forward(tf.gather(flat, idx[i : i + chunk])).numpy() for i in range(0, len(idx), chunk)]
+    )
 
 
-def train_tp_net(fit: list[Stream], val: list[Stream], val_noisy: list[np.ndarray],
-                 noise: NoiseModel, sigma: float, spec: TPRun, cfg: Config,
-                 rng: np.random.Generator, log=print):
+def train_tp_net(
+    fit: list[Stream],
+    val: list[Stream],
+    val_noisy: list[np.ndarray],
+    noise: NoiseModel,
+    sigma: float,
+    spec: TPRun,
+    cfg: Config,
+    rng: np.random.Generator,
+    log=print,
+):
     """Trains one TP-Net on fresh noisy copies of the fit streams every epoch.
 
     An epoch is `cfg.epoch_windows` random windows (a stride-free subsample of all training
@@ -403,8 +442,12 @@ def train_tp_net(fit: list[Stream], val: list[Stream], val_noisy: list[np.ndarra
     steps_per_epoch = max(per_epoch // cfg.batch, 1)
     warmup = max(steps_per_epoch // 4, 1)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, max(steps_per_epoch * cfg.max_epochs - warmup, 1), alpha=0.02,
-        warmup_target=cfg.learning_rate, warmup_steps=warmup)
+        0.0,
+        max(steps_per_epoch * cfg.max_epochs - warmup, 1),
+        alpha=0.02,
+        warmup_target=cfg.learning_rate,
+        warmup_steps=warmup,
+    )
     opt = keras.optimizers.Adam(schedule)
 
     def forward(windows, training=False):  # windows (B, N, 16, 3) mm -> (B, 16, 3) mm float32
@@ -425,19 +468,23 @@ def train_tp_net(fit: list[Stream], val: list[Stream], val_noisy: list[np.ndarra
 
     predict = tf.function(forward)
     val_flat = tf.constant(np.concatenate(val_noisy).astype(np.float32))
-    val_idx = _window_index([len(s) for s in val_noisy], window, mode)[::cfg.val_stride]
-    val_gt = np.concatenate([s.gt for s in val])[::cfg.val_stride]
+    val_idx = _window_index([len(s) for s in val_noisy], window, mode)[:: cfg.val_stride]
+    val_gt = np.concatenate([s.gt for s in val])[:: cfg.val_stride]
     curve, best, best_weights, since_best = [], np.inf, None, 0
     for epoch in range(cfg.max_epochs):
         noisy = tf.constant(noisy_copy(fit, noise, sigma, rng))
         order = rng.permutation(len(index))[: steps_per_epoch * cfg.batch]
-        losses = [float(step(noisy, tf.constant(index[order[i * cfg.batch:(i + 1) * cfg.batch]])))
-                  for i in range(steps_per_epoch)]
+        losses = [
+            float(step(noisy, tf.constant(index[order[i * cfg.batch : (i + 1) * cfg.batch]])))
+            for i in range(steps_per_epoch)
+        ]
         val_mpjpe = float(metrics.mpjpe(_predict(predict, val_flat, val_idx), val_gt).mean())
         curve.append(val_mpjpe)
-        log(f"  {spec.noise} {spec.name} epoch {epoch + 1}/{cfg.max_epochs}: train rmse "
+        log(
+            f"  {spec.noise} {spec.name} epoch {epoch + 1}/{cfg.max_epochs}: train rmse "
             f"{1000.0 * np.sqrt(np.mean(losses[-50:])):.1f} mm/coord, val MPJPE "
-            f"{val_mpjpe:.1f} mm ({time.time() - t_start:.0f} s)")
+            f"{val_mpjpe:.1f} mm ({time.time() - t_start:.0f} s)"
+        )
         if val_mpjpe < best:
             best, best_weights, since_best = val_mpjpe, model.get_weights(), 0
         else:
@@ -452,19 +499,25 @@ def train_tp_net(fit: list[Stream], val: list[Stream], val_noisy: list[np.ndarra
         splits = np.cumsum([len(s) for s in noisy_seqs])[:-1]
         return np.split(_predict(predict, flat, idx), splits)
 
-    info = {"val_curve": curve, "best_epoch": int(np.argmin(curve)) + 1,
-            "train_s": time.time() - t_start, "windows_per_epoch": steps_per_epoch * cfg.batch}
+    info = {
+        "val_curve": curve,
+        "best_epoch": int(np.argmin(curve)) + 1,
+        "train_s": time.time() - t_start,
+        "windows_per_epoch": steps_per_epoch * cfg.batch,
+    }
     return model, refine, info
 
 
-def noisy_copy(streams: list[Stream], noise: NoiseModel, sigma: float,
-               rng: np.random.Generator) -> np.ndarray:
+def noisy_copy(
+    streams: list[Stream], noise: NoiseModel, sigma: float, rng: np.random.Generator
+) -> np.ndarray:
     """Concatenated (sum T, 16, 3) float32 noisy poses with a fresh noise draw."""
     return np.concatenate(noisy_sequences(streams, noise, sigma, rng)).astype(np.float32)
 
 
-def noisy_sequences(streams: list[Stream], noise: NoiseModel, sigma: float,
-                    rng: np.random.Generator) -> list[np.ndarray]:
+def noisy_sequences(
+    streams: list[Stream], noise: NoiseModel, sigma: float, rng: np.random.Generator
+) -> list[np.ndarray]:
     """One fresh noisy (T, 16, 3) float64 copy per stream."""
     out = []
     for s in streams:
@@ -481,19 +534,26 @@ def split_validation(train: list[Stream], every: int) -> tuple[list[Stream], lis
     val = [s for i, s in enumerate(train) if i % every == every - 1]
     fit = [s for i, s in enumerate(train) if i % every != every - 1]
     if not val or not fit:
-        raise ValueError(f"split_validation: {len(train)} training streams cannot give a "
-                         f"validation split with every={every}")
+        raise ValueError(
+            f"split_validation: {len(train)} training streams cannot give a "
+            f"validation split with every={every}"
+        )
     return fit, val
 
 
-def run(cfg: Config, train: list[Stream], test: list[Stream], log=print,
-        save_tp_net: str | None = None) -> dict:
+def run(
+    cfg: Config, train: list[Stream], test: list[Stream], log=print, save_tp_net: str | None = None
+) -> dict:
     """Per noise kind: calibrates the noise, refines the test set with every method."""
     fit, val = split_validation(train, cfg.val_every)
-    results = {"config": dataclasses.asdict(cfg), "n_fit_frames": sum(len(s.gt) for s in fit),
-               "n_val_frames": sum(len(s.gt) for s in val),
-               "n_test_frames": int(sum(len(s.gt) for s in test)),
-               "gt": evaluate([s.gt for s in test], test), "noises": {}}
+    results = {
+        "config": dataclasses.asdict(cfg),
+        "n_fit_frames": sum(len(s.gt) for s in fit),
+        "n_val_frames": sum(len(s.gt) for s in val),
+        "n_test_frames": int(sum(len(s.gt) for s in test)),
+        "gt": evaluate([s.gt for s in test], test),
+        "noises": {},
+    }
     kinds = [k for k in NOISE_KINDS if any(r.noise == k for r in cfg.runs)]
     direct_online = [r.window for r in cfg.runs if not r.residual and r.mode == "online"]
     for kind in kinds:
@@ -501,15 +561,24 @@ def run(cfg: Config, train: list[Stream], test: list[Stream], log=print,
         noise = dataclasses.replace(cfg.noise, kind=kind)
         sigma = noise.calibrate([noise.unit_draw(s.gt, rng) for s in fit])
         fit_noisy = noisy_sequences(fit, noise, sigma, rng)
-        achieved = float(np.linalg.norm(np.concatenate(fit_noisy)
-                                        - np.concatenate([s.gt for s in fit]), axis=-1).mean())
+        achieved = float(
+            np.linalg.norm(
+                np.concatenate(fit_noisy) - np.concatenate([s.gt for s in fit]), axis=-1
+            ).mean()
+        )
         val_noisy = noisy_sequences(val, noise, sigma, rng)
         test_noisy = noisy_sequences(test, noise, sigma, rng)
         raw = evaluate(test_noisy, test)
-        log(f"[{kind}] sigma {sigma:.1f} mm (z x{noise.depth_ratio}): MPJPE fit "
-            f"{achieved:.1f} mm, test {raw['mpjpe_frame_mean']:.1f} mm")
-        res = {"sigma_mm": sigma, "achieved_train_mpjpe": achieved, "curves": {},
-               "rows": {"raw per-frame poses": dict(raw, latency=0)}}
+        log(
+            f"[{kind}] sigma {sigma:.1f} mm (z x{noise.depth_ratio}): MPJPE fit "
+            f"{achieved:.1f} mm, test {raw['mpjpe_frame_mean']:.1f} mm"
+        )
+        res = {
+            "sigma_mm": sigma,
+            "achieved_train_mpjpe": achieved,
+            "curves": {},
+            "rows": {"raw per-frame poses": dict(raw, latency=0)},
+        }
         # Classic filters, tuned on (the start of) the fit sequences.
         tune_n, tune_gt, count = [], [], 0
         for s, noisy in zip(fit, fit_noisy):
@@ -519,20 +588,27 @@ def run(cfg: Config, train: list[Stream], test: list[Stream], log=print,
             tune_gt.append(s.gt)
             count += len(s.gt)
         for name, (fn, latency) in classic_refiners(tune_n, tune_gt).items():
-            res["rows"][name] = dict(evaluate([fn(x) for x in test_noisy], test),
-                                     latency=latency)
+            res["rows"][name] = dict(evaluate([fn(x) for x in test_noisy], test), latency=latency)
             log(f"[{kind}] {name:45s} MPJPE {res['rows'][name]['mpjpe_frame_mean']:.1f} mm")
         for spec in (r for r in cfg.runs if r.noise == kind):
-            model, refine, info = train_tp_net(fit, val, val_noisy, noise, sigma, spec, cfg,
-                                               rng, log)
+            model, refine, info = train_tp_net(
+                fit, val, val_noisy, noise, sigma, spec, cfg, rng, log
+            )
             row = evaluate(refine(test_noisy), test)
             res["rows"][spec.name] = dict(row, latency=window_latency(spec.window, spec.mode))
             res["curves"][spec.name] = info
-            log(f"[{kind}] {spec.name:45s} MPJPE {row['mpjpe_frame_mean']:.1f} mm "
-                f"({info['train_s']:.0f} s)")
+            log(
+                f"[{kind}] {spec.name:45s} MPJPE {row['mpjpe_frame_mean']:.1f} mm "
+                f"({info['train_s']:.0f} s)"
+            )
             # Fig. 5 needs a standalone TPNet: the direct (paper) formulation's online model.
-            if (save_tp_net and kind == kinds[0] and not spec.residual
-                    and spec.mode == "online" and spec.window == max(direct_online)):
+            if (
+                save_tp_net
+                and kind == kinds[0]
+                and not spec.residual
+                and spec.mode == "online"
+                and spec.window == max(direct_online)
+            ):
                 os.makedirs(os.path.dirname(save_tp_net) or ".", exist_ok=True)
                 model.save(save_tp_net)
                 log(f"saved {save_tp_net}")
@@ -542,9 +618,9 @@ def run(cfg: Config, train: list[Stream], test: list[Stream], log=print,
 
 NOISE_TEXT = {
     "limb": "**limb-correlated**: an AR(1) rotation error per bone propagated down the "
-            "kinematic tree (neighbouring joints share error, wrists and ankles err most)",
+    "kinematic tree (neighbouring joints share error, wrists and ankles err most)",
     "independent": "**independent per joint** (the previous runs' model): AR(1) per joint "
-                   "coordinate, no correlation between joints",
+    "coordinate, no correlation between joints",
 }
 
 
@@ -555,28 +631,34 @@ def to_markdown(results: dict, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Fit {results['n_fit_frames']} frames and validation {results['n_val_frames']} frames "
-        f"(every {cfg['val_every']}th sequence of S1 S5 S6 S7 S8), test "
-        f"{results['n_test_frames']} frames (S9 S11), 25 fps, one real camera per sequence. "
-        f"Noise (both kinds): {nm['corr_share']:.0%} of the Gaussian variance AR(1) in time "
-        f"(rho={nm['rho']} per frame), the rest white per joint; x{nm['depth_ratio']} along the "
-        f"camera depth axis; outliers {nm['outlier_prob']:.1%} x {nm['outlier_mm']:.0f} mm; one "
-        f"scale calibrated to MPJPE {nm['target_mpjpe']} mm on the fit set.",
+        (
+            f"Fit {results['n_fit_frames']} frames and validation {results['n_val_frames']} frames "
+            f"(every {cfg['val_every']}th sequence of S1 S5 S6 S7 S8), test "
+            f"{results['n_test_frames']} frames (S9 S11), 25 fps, one real camera per sequence. "
+            f"Noise (both kinds): {nm['corr_share']:.0%} of the Gaussian variance AR(1) in time "
+            f"(rho={nm['rho']} per frame), the rest white per joint; x{nm['depth_ratio']} along the "
+            f"camera depth axis; outliers {nm['outlier_prob']:.1%} x {nm['outlier_mm']:.0f} mm; one "
+            f"scale calibrated to MPJPE {nm['target_mpjpe']} mm on the fit set."
+        ),
         "",
-        f"TP-Net: the paper's architecture (two FC-{cfg['hidden']} ReLU layers), "
-        f"{'mixed bfloat16 (float32 weights)' if cfg['bf16'] else 'float32'}, Adam peak lr "
-        f"{cfg['learning_rate']} with a quarter-epoch warm-up then cosine decay over "
-        f"{cfg['max_epochs']} epochs of {cfg['epoch_windows']} random windows (fresh noise each "
-        f"epoch), batch {cfg['batch']}, MSE loss; after each epoch the validation MPJPE is "
-        f"measured, the best epoch's weights are kept, training stops after {cfg['patience']} "
-        "epochs without improvement. `TP-Net` rows predict a correction added to the noisy target "
-        "frame (residual); `TP-Net direct` rows predict the pose itself (the paper). Filter "
-        "parameters tuned for MPJPE on fit sequences.",
+        (
+            f"TP-Net: the paper's architecture (two FC-{cfg['hidden']} ReLU layers), "
+            f"{'mixed bfloat16 (float32 weights)' if cfg['bf16'] else 'float32'}, Adam peak lr "
+            f"{cfg['learning_rate']} with a quarter-epoch warm-up then cosine decay over "
+            f"{cfg['max_epochs']} epochs of {cfg['epoch_windows']} random windows (fresh noise each "
+            f"epoch), batch {cfg['batch']}, MSE loss; after each epoch the validation MPJPE is "
+            f"measured, the best epoch's weights are kept, training stops after {cfg['patience']} "
+            "epochs without improvement. `TP-Net` rows predict a correction added to the noisy target "
+            "frame (residual); `TP-Net direct` rows predict the pose itself (the paper). Filter "
+            "parameters tuned for MPJPE on fit sequences."
+        ),
         "",
-        f"{metrics.PROTOCOL_1}: MPII-16, root counted. Bone std: per-sequence std of limb bone "
-        "lengths (upper arm, forearm, thigh, shin averaged). Accel: mean |second difference of "
-        "prediction - that of truth|, mm/frame². Lag: cross-correlation of velocities (positive "
-        "= trails), ms. Latency: future frames a method needs (`window_latency`, filter window).",
+        (
+            f"{metrics.PROTOCOL_1}: MPII-16, root counted. Bone std: per-sequence std of limb bone "
+            "lengths (upper arm, forearm, thigh, shin averaged). Accel: mean |second difference of "
+            "prediction - that of truth|, mm/frame². Lag: cross-correlation of velocities (positive "
+            "= trails), ms. Latency: future frames a method needs (`window_latency`, filter window)."
+        ),
     ]
     gt = results["gt"]
     for kind, res in results["noises"].items():
@@ -585,31 +667,44 @@ def to_markdown(results: dict, command: str) -> str:
             "",
             f"## Noise {kind}",
             "",
-            f"{NOISE_TEXT[kind]}. Scale {res['sigma_mm']:.1f} mm gives MPJPE "
-            f"{res['achieved_train_mpjpe']:.1f} mm (fit), {raw:.1f} mm (test).",
+            (
+                f"{NOISE_TEXT[kind]}. Scale {res['sigma_mm']:.1f} mm gives MPJPE "
+                f"{res['achieved_train_mpjpe']:.1f} mm (fit), {raw:.1f} mm (test)."
+            ),
             "",
-            "| method | MPJPE frame mean (mm) | MPJPE action mean | PA-MPJPE | bone std (mm) | "
-            "accel err | lag (ms) | latency (frames) |",
+            (
+                "| method | MPJPE frame mean (mm) | MPJPE action mean | PA-MPJPE | bone std (mm) | "
+                "accel err | lag (ms) | latency (frames) |"
+            ),
             "|---|---|---|---|---|---|---|---|",
         ]
         for name, r in res["rows"].items():
             lines.append(
                 f"| {name} | {r['mpjpe_frame_mean']:.1f} | {r['mpjpe_action_mean']:.1f} | "
                 f"{r['pa_mpjpe']:.1f} | {np.mean(r['bone_std_mm']):.1f} | "
-                f"{r['accel_error']:.2f} | {r['lag_ms']:.0f} | {r['latency']} |")
-        lines.append(f"| ground truth | 0.0 | 0.0 | 0.0 | {np.mean(gt['bone_std_mm']):.1f} | "
-                     f"0.00 | {gt['lag_ms']:.0f} | – |")
-        lines += ["", "Validation MPJPE (mm) after each epoch (best epoch's weights used):", "",
-                  "| model | validation MPJPE per epoch | best epoch | training time (s) |",
-                  "|---|---|---|---|"]
+                f"{r['accel_error']:.2f} | {r['lag_ms']:.0f} | {r['latency']} |"
+            )
+        lines.append(
+            f"| ground truth | 0.0 | 0.0 | 0.0 | {np.mean(gt['bone_std_mm']):.1f} | "
+            f"0.00 | {gt['lag_ms']:.0f} | – |"
+        )
+        lines += [
+            "",
+            "Validation MPJPE (mm) after each epoch (best epoch's weights used):",
+            "",
+            "| model | validation MPJPE per epoch | best epoch | training time (s) |",
+            "|---|---|---|---|",
+        ]
         for name, info in res["curves"].items():
             curve = " → ".join(f"{v:.1f}" for v in info["val_curve"])
             lines.append(f"| {name} | {curve} | {info['best_epoch']} | {info['train_s']:.0f} |")
     lines += [
         "",
-        "Paper (Table 4, Protocol 1 on H36M, SAP-Net 55.5 mm): TP-Net 53.0 / 52.24 / 52.1 and "
-        "Bi-TP-Net 52.4 / 51.36 / 51.1 mm for N = 4 / 10 / 20; Table 6: TP-Net lowers the bone "
-        "length std by 28.7 % on 3DHP.",
+        (
+            "Paper (Table 4, Protocol 1 on H36M, SAP-Net 55.5 mm): TP-Net 53.0 / 52.24 / 52.1 and "
+            "Bi-TP-Net 52.4 / 51.36 / 51.1 mm for N = 4 / 10 / 20; Table 6: TP-Net lowers the bone "
+            "length std by 28.7 % on 3DHP."
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -622,9 +717,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-epochs", type=int, default=Config.max_epochs)
     parser.add_argument("--epoch-windows", type=int, default=Config.epoch_windows)
     parser.add_argument("--target-mpjpe", type=float, default=NoiseModel.target_mpjpe)
-    parser.add_argument("--save-tp-net", default="runs/experiments/tp_net_online.keras",
-                        help="where to save the direct online TP-Net with the largest N "
-                             "(for Fig. 5; '' = don't)")
+    parser.add_argument(
+        "--save-tp-net",
+        default="runs/experiments/tp_net_online.keras",
+        help="where to save the direct online TP-Net with the largest N (for Fig. 5; '' = don't)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     parser.add_argument("--motion-dir", default=str(common.MOTION_DIR))
     args = parser.parse_args(argv)
@@ -632,8 +729,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         cfg = dataclasses.replace(QUICK, noise=noise)
     else:
-        cfg = Config(hidden=args.hidden, max_epochs=args.max_epochs,
-                     epoch_windows=args.epoch_windows, noise=noise)
+        cfg = Config(
+            hidden=args.hidden,
+            max_epochs=args.max_epochs,
+            epoch_windows=args.epoch_windows,
+            noise=noise,
+        )
     motion_dir = common.pathlib.Path(args.motion_dir)
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
@@ -641,10 +742,16 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     rng = np.random.default_rng(cfg.seed + 100)
     cameras = common.load_cameras()
-    train = camera_streams(common.load_motion(common.TRAIN_SUBJECTS, motion_dir,
-                                              max_sequences=cfg.max_sequences), cameras, rng)
-    test = camera_streams(common.load_motion(common.TEST_SUBJECTS, motion_dir,
-                                             max_sequences=cfg.max_sequences), cameras, rng)
+    train = camera_streams(
+        common.load_motion(common.TRAIN_SUBJECTS, motion_dir, max_sequences=cfg.max_sequences),
+        cameras,
+        rng,
+    )
+    test = camera_streams(
+        common.load_motion(common.TEST_SUBJECTS, motion_dir, max_sequences=cfg.max_sequences),
+        cameras,
+        rng,
+    )
     results = run(cfg, train, test, save_tp_net=args.save_tp_net or None)
     results["wall_s"] = time.time() - t0
     common.write_report(results, "python -m experiments.temporal", argv, to_markdown, args.out)

@@ -69,15 +69,15 @@ class Config:
     max_sequences: int | None = None  # per subject (quick mode)
 
 
-QUICK = Config(every=50, steps=80, batch=64, hidden=32, seeds=(0,), max_sequences=2,
-               fraction=0.2)
+QUICK = Config(every=50, steps=80, batch=64, hidden=32, seeds=(0,), max_sequences=2, fraction=0.2)
 
 
 # ----------------------------------------------------------------------------------------------
 # Data.
 # ----------------------------------------------------------------------------------------------
-def build_samples(sequences: list[common.Sequence], cameras: dict, rng: np.random.Generator
-                  ) -> dict[str, np.ndarray]:
+def build_samples(
+    sequences: list[common.Sequence], cameras: dict, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Places each sequence once in the world and views it with the subject's 4 cameras.
 
     Returns:
@@ -85,9 +85,21 @@ def build_samples(sequences: list[common.Sequence], cameras: dict, rng: np.rando
         (N,); rays (N,16,3); gt_mm (N,16,3) root-relative camera mm; stream (N,) int id of the
         (sequence, camera) stream; action (N,) str; outside (N,) bool (a joint leaves the image).
     """
-    parts: dict[str, list] = {k: [] for k in
-                              ("xy", "z", "scale", "root_depth", "fx", "rays", "gt_mm",
-                               "stream", "action", "outside")}
+    parts: dict[str, list] = {
+        k: []
+        for k in (
+            "xy",
+            "z",
+            "scale",
+            "root_depth",
+            "fx",
+            "rays",
+            "gt_mm",
+            "stream",
+            "action",
+            "outside",
+        )
+    }
     stream = 0
     for seq in sequences:
         world = common.place_in_world(seq.poses, rng)
@@ -105,8 +117,12 @@ def build_samples(sequences: list[common.Sequence], cameras: dict, rng: np.rando
             parts["gt_mm"].append(cam - cam[:, skeleton.ROOT : skeleton.ROOT + 1])
             parts["stream"].append(np.full(n, stream))
             parts["action"].append(np.full(n, seq.action, dtype=object))
-            out = ((uv[..., 0] < 0) | (uv[..., 0] > camera.width - 1) | (uv[..., 1] < 0)
-                   | (uv[..., 1] > camera.height - 1)).any(axis=-1)
+            out = (
+                (uv[..., 0] < 0)
+                | (uv[..., 0] > camera.width - 1)
+                | (uv[..., 1] < 0)
+                | (uv[..., 1] > camera.height - 1)
+            ).any(axis=-1)
             parts["outside"].append(out)
             stream += 1
     return {k: np.concatenate(v) for k, v in parts.items()}
@@ -115,8 +131,9 @@ def build_samples(sequences: list[common.Sequence], cameras: dict, rng: np.rando
 # ----------------------------------------------------------------------------------------------
 # Model and training.
 # ----------------------------------------------------------------------------------------------
-def train_variant(train: dict, labelled: np.ndarray, losses: tuple[str, ...], cfg: Config,
-                  seed: int):
+def train_variant(
+    train: dict, labelled: np.ndarray, losses: tuple[str, ...], cfg: Config, seed: int
+):
     """Trains one depth MLP; returns a function xy (N,16,2) -> z (N,16)."""
     import keras
     import tensorflow as tf
@@ -124,16 +141,21 @@ def train_variant(train: dict, labelled: np.ndarray, losses: tuple[str, ...], cf
     from keras_pose3d.losses import depth_loss, geometric_loss, illegal_angle_loss, symmetry_loss
 
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((skeleton.NUM_JOINTS * 2,)),
-        keras.layers.Dense(cfg.hidden, activation="relu"),
-        keras.layers.Dense(cfg.hidden, activation="relu"),
-        keras.layers.Dense(skeleton.NUM_JOINTS),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((skeleton.NUM_JOINTS * 2,)),
+            keras.layers.Dense(cfg.hidden, activation="relu"),
+            keras.layers.Dense(cfg.hidden, activation="relu"),
+            keras.layers.Dense(skeleton.NUM_JOINTS),
+        ]
+    )
     opt = keras.optimizers.Adam(cfg.learning_rate)
     lam = {k: PAPER_LAMBDA[k] * cfg.lambda_scale for k in losses}
-    weak_fns = {"geometric": geometric_loss, "illegal_angle": illegal_angle_loss,
-                "symmetry": symmetry_loss}
+    weak_fns = {
+        "geometric": geometric_loss,
+        "illegal_angle": illegal_angle_loss,
+        "symmetry": symmetry_loss,
+    }
 
     xy = tf.constant(train["xy"].reshape(len(train["xy"]), -1))  # (N, 32)
     z = tf.constant(train["z"])
@@ -151,10 +173,10 @@ def train_variant(train: dict, labelled: np.ndarray, losses: tuple[str, ...], cf
                 xy_u = tf.gather(xy, iu)
                 pred_u = model(xy_u, training=True)
                 # Eq. 3: ground-truth x, y with the predicted depth.
-                pose_u = tf.concat([tf.reshape(xy_u, [-1, skeleton.NUM_JOINTS, 2]),
-                                    pred_u[..., None]], axis=-1)  # (B, 16, 3)
-                weak = tf.add_n([w * tf.reduce_mean(weak_fns[k](pose_u))
-                                 for k, w in lam.items()])
+                pose_u = tf.concat(
+                    [tf.reshape(xy_u, [-1, skeleton.NUM_JOINTS, 2]), pred_u[..., None]], axis=-1
+                )  # (B, 16, 3)
+                weak = tf.add_n([w * tf.reduce_mean(weak_fns[k](pose_u)) for k, w in lam.items()])
                 loss += weak_on * weak
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
@@ -172,14 +194,16 @@ def train_variant(train: dict, labelled: np.ndarray, losses: tuple[str, ...], cf
 
 def evaluate(test: dict, z_pred: np.ndarray) -> dict:
     """Protocol 1/2 and structural validity of predicted depths on the test samples."""
-    pred = common.depth_to_camera_mm(z_pred, test["scale"], test["root_depth"], test["fx"],
-                                     test["rays"])
+    pred = common.depth_to_camera_mm(
+        z_pred, test["scale"], test["root_depth"], test["fx"], test["rays"]
+    )
     gt = test["gt_mm"]
     p1 = metrics.grouped_means(metrics.mpjpe(pred, gt, root=skeleton.ROOT), test["action"])
     p2 = metrics.grouped_means(metrics.pa_mpjpe(pred, gt), test["action"])
     streams = np.unique(test["stream"])
-    std = np.mean([metrics.limb_bone_length_std(pred[test["stream"] == s]) for s in streams],
-                  axis=0)
+    std = np.mean(
+        [metrics.limb_bone_length_std(pred[test["stream"] == s]) for s in streams], axis=0
+    )
     return {
         "mpjpe_action_mean": p1.action_mean,
         "mpjpe_frame_mean": p1.frame_mean,
@@ -197,7 +221,7 @@ def evaluate(test: dict, z_pred: np.ndarray) -> dict:
 def split_labelled(train: dict, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Boolean mask: whole (sequence, camera) streams are labelled, `fraction` of them (>= 1)."""
     streams = np.unique(train["stream"])
-    k = max(1, int(round(fraction * len(streams))))
+    k = max(1, round(fraction * len(streams)))
     chosen = rng.choice(streams, size=k, replace=False)
     return np.isin(train["stream"], chosen)
 
@@ -207,11 +231,18 @@ def run(cfg: Config, train_seqs, test_seqs, cameras, log=print) -> dict:
     rng = np.random.default_rng(1234)
     train = build_samples(train_seqs, cameras, rng)
     test = build_samples(test_seqs, cameras, rng)
-    log(f"train samples {len(train['z'])} ({train['outside'].mean():.1%} with a joint outside "
-        f"the image), test samples {len(test['z'])}")
+    log(
+        f"train samples {len(train['z'])} ({train['outside'].mean():.1%} with a joint outside "
+        f"the image), test samples {len(test['z'])}"
+    )
     gt_eval = evaluate(test, test["z"])  # oracle depth: the floor of this setting
-    results: dict = {"config": dataclasses.asdict(cfg), "n_train": len(train["z"]),
-                     "n_test": len(test["z"]), "oracle": gt_eval, "variants": {}}
+    results: dict = {
+        "config": dataclasses.asdict(cfg),
+        "n_train": len(train["z"]),
+        "n_test": len(test["z"]),
+        "oracle": gt_eval,
+        "variants": {},
+    }
     for seed in cfg.seeds:
         labelled = split_labelled(train, cfg.fraction, np.random.default_rng(seed))
         results.setdefault("n_labelled", {})[seed] = int(labelled.sum())
@@ -220,9 +251,11 @@ def run(cfg: Config, train_seqs, test_seqs, cameras, log=print) -> dict:
             predict = train_variant(train, labelled, losses, cfg, seed)
             res = evaluate(test, predict(test["xy"]))
             results["variants"].setdefault(name, []).append(res)
-            log(f"seed {seed} {name:26s} MPJPE {res['mpjpe_action_mean']:6.1f} mm  "
+            log(
+                f"seed {seed} {name:26s} MPJPE {res['mpjpe_action_mean']:6.1f} mm  "
                 f"PA {res['pa_mpjpe_action_mean']:5.1f}  illegal {res['illegal_pct']:4.1f}%  "
-                f"sym {np.mean(res['symmetry_mm']):5.1f}  ({time.time() - t0:.0f} s)")
+                f"sym {np.mean(res['symmetry_mm']):5.1f}  ({time.time() - t0:.0f} s)"
+            )
     return results
 
 
@@ -241,19 +274,25 @@ def to_markdown(results: dict, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Train samples {results['n_train']} (S1 S5 S6 S7 S8, every {cfg['every']}th 25 fps "
-        f"frame, 4 real cameras), labelled per seed: {results['n_labelled']} "
-        f"({cfg['fraction']:.0%} of the sequence x camera streams); test samples "
-        f"{results['n_test']} (S9 S11). Seeds {cfg['seeds']}: mean ± sample std. "
-        f"MLP hidden {cfg['hidden']}, {cfg['steps']} steps (warm start {cfg['warm_frac']:.0%}), "
-        f"batch {cfg['batch']}+{cfg['batch']}, λ = paper × {cfg['lambda_scale']}.",
+        (
+            f"Train samples {results['n_train']} (S1 S5 S6 S7 S8, every {cfg['every']}th 25 fps "
+            f"frame, 4 real cameras), labelled per seed: {results['n_labelled']} "
+            f"({cfg['fraction']:.0%} of the sequence x camera streams); test samples "
+            f"{results['n_test']} (S9 S11). Seeds {cfg['seeds']}: mean ± sample std. "
+            f"MLP hidden {cfg['hidden']}, {cfg['steps']} steps (warm start {cfg['warm_frac']:.0%}), "
+            f"batch {cfg['batch']}+{cfg['batch']}, λ = paper × {cfg['lambda_scale']}."
+        ),
         "",
-        f"Protocol: {metrics.PROTOCOL_1} and {metrics.PROTOCOL_2} on MPII-16 with the root "
-        "counted, ground-truth 2D and root depth, so the error is the depth lifting alone. "
-        "Paper column: Table 3 (full SAP-Net on images; not the same setting).",
+        (
+            f"Protocol: {metrics.PROTOCOL_1} and {metrics.PROTOCOL_2} on MPII-16 with the root "
+            "counted, ground-truth 2D and root depth, so the error is the depth lifting alone. "
+            "Paper column: Table 3 (full SAP-Net on images; not the same setting)."
+        ),
         "",
-        "| variant | MPJPE action mean (mm) | Δ vs baseline, paired per seed | MPJPE frame mean "
-        "| PA-MPJPE | paper Table 3 |",
+        (
+            "| variant | MPJPE action mean (mm) | Δ vs baseline, paired per seed | MPJPE frame mean "
+            "| PA-MPJPE | paper Table 3 |"
+        ),
         "|---|---|---|---|---|---|",
     ]
     base = np.array([r["mpjpe_action_mean"] for r in results["variants"][VARIANTS[0][0]]])
@@ -266,11 +305,15 @@ def to_markdown(results: dict, command: str) -> str:
         )
     lines += [
         "",
-        "Structural validity (Table 6 analogue; ground truth row = real motion through the same "
-        "reconstruction):",
+        (
+            "Structural validity (Table 6 analogue; ground truth row = real motion through the same "
+            "reconstruction):"
+        ),
         "",
-        "| variant | sym upper arm | sym forearm | sym thigh | sym shin | bone std (mean of 4 "
-        "limbs) | % illegal elbows+knees |",
+        (
+            "| variant | sym upper arm | sym forearm | sym thigh | sym shin | bone std (mean of 4 "
+            "limbs) | % illegal elbows+knees |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     rows = [("ground truth depth", [results["oracle"]])] + list(results["variants"].items())
@@ -278,7 +321,8 @@ def to_markdown(results: dict, command: str) -> str:
         sym = np.array([r["symmetry_mm"] for r in runs])
         std = np.array([np.mean(r["bone_std_mm"]) for r in runs])
         lines.append(
-            f"| {name} | " + " | ".join(_ms(sym[:, i]) for i in range(4))
+            f"| {name} | "
+            + " | ".join(_ms(sym[:, i]) for i in range(4))
             + f" | {_ms(std)} | {_ms([r['illegal_pct'] for r in runs])} |"
         )
     lines.append("")
@@ -300,23 +344,31 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         cfg = QUICK
     else:
-        cfg = Config(fraction=args.fraction, every=args.every, steps=args.steps,
-                     hidden=args.hidden, lambda_scale=args.lambda_scale,
-                     seeds=tuple(args.seeds))
+        cfg = Config(
+            fraction=args.fraction,
+            every=args.every,
+            steps=args.steps,
+            hidden=args.hidden,
+            lambda_scale=args.lambda_scale,
+            seeds=tuple(args.seeds),
+        )
     motion_dir = common.pathlib.Path(args.motion_dir)
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
         return {}
     t0 = time.time()
     cameras = common.load_cameras()
-    train = common.load_motion(common.TRAIN_SUBJECTS, motion_dir, cfg.every,
-                               max_sequences=cfg.max_sequences)
-    test = common.load_motion(common.TEST_SUBJECTS, motion_dir, cfg.every,
-                              max_sequences=cfg.max_sequences)
+    train = common.load_motion(
+        common.TRAIN_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
+    )
+    test = common.load_motion(
+        common.TEST_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
+    )
     results = run(cfg, train, test, cameras)
     results["wall_s"] = time.time() - t0
-    common.write_report(results, "python -m experiments.weak_supervision", argv, to_markdown,
-                        args.out)
+    common.write_report(
+        results, "python -m experiments.weak_supervision", argv, to_markdown, args.out
+    )
     return results
 
 

@@ -26,8 +26,9 @@ def temporary_name(final: str | pathlib.Path, suffix: str = "") -> pathlib.Path:
     """
     final = pathlib.Path(final)
     host = socket.gethostname().replace("-", "_") or "host"
-    return final.with_name(f"{TMP_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
-                           f"{final.name}{suffix}")
+    return final.with_name(
+        f"{TMP_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{final.name}{suffix}"
+    )
 
 
 def _fsync(path: pathlib.Path) -> None:
@@ -52,8 +53,9 @@ def write_text(path: str | pathlib.Path, text: str) -> pathlib.Path:
     return write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_with(path: str | pathlib.Path, writer: Callable[[pathlib.Path], object],
-               suffix: str = "") -> pathlib.Path:
+def write_with(
+    path: str | pathlib.Path, writer: Callable[[pathlib.Path], object], suffix: str = ""
+) -> pathlib.Path:
     """Call `writer(tmp)` to write a temporary file, then rename it to `path` atomically.
 
     Args:
@@ -108,7 +110,7 @@ def stale_temporaries(folder: str | pathlib.Path) -> list[pathlib.Path]:
     host = socket.gethostname().replace("-", "_") or "host"
     stale = []
     for p in folder.glob(TMP_PREFIX + "*"):
-        parts = p.name[len(TMP_PREFIX):].split("-")
+        parts = p.name[len(TMP_PREFIX) :].split("-")
         if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
             continue
         if not _alive(int(parts[1])):

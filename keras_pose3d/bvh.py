@@ -80,8 +80,11 @@ def euler_zxy_from_matrix(rot: np.ndarray) -> np.ndarray:
     sx = np.clip(rot[..., 2, 1], -1.0, 1.0)
     x = np.arcsin(sx)
     locked = np.abs(sx) > 1.0 - 1e-10
-    z = np.where(locked, np.arctan2(rot[..., 1, 0], rot[..., 0, 0]),
-                 np.arctan2(-rot[..., 0, 1], rot[..., 1, 1]))
+    z = np.where(
+        locked,
+        np.arctan2(rot[..., 1, 0], rot[..., 0, 0]),
+        np.arctan2(-rot[..., 0, 1], rot[..., 1, 1]),
+    )
     y = np.where(locked, 0.0, np.arctan2(-rot[..., 2, 0], rot[..., 2, 2]))
     return np.rad2deg(np.stack([z, x, y], axis=-1))
 
@@ -99,7 +102,7 @@ def _minimal_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     eye = np.broadcast_to(np.eye(3), vx.shape)
     rot = eye + vx + vx @ vx / np.maximum(1.0 + c, 1e-12)  # Rodrigues with sin, cos from v, c
     # Opposite directions: 180 degrees about any axis perpendicular to a.
-    opposite = (c[..., 0, 0] < -1.0 + 1e-9)
+    opposite = c[..., 0, 0] < -1.0 + 1e-9
     if np.any(opposite):
         ao = a[opposite]
         helper = np.where(np.abs(ao[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])
@@ -139,30 +142,32 @@ def _build_nodes(rest: np.ndarray, parents: Sequence[int], names: Sequence[str])
     def add(joint: int, parent_node: int, offset: np.ndarray) -> None:
         kids = children[joint]
         me = len(nodes)
-        nodes.append(_Node(names[joint], parent_node, joint, kids[0] if len(kids) == 1 else None,
-                           offset))
+        nodes.append(
+            _Node(names[joint], parent_node, joint, kids[0] if len(kids) == 1 else None, offset)
+        )
         for kid in kids:
             bone = rest[kid] - rest[joint]
             if len(kids) == 1:
                 add(kid, me, bone)
             else:
                 via = len(nodes)
-                nodes.append(_Node(f"{names[joint]}_to_{names[kid]}", me, joint, kid,
-                                   np.zeros(3)))
+                nodes.append(_Node(f"{names[joint]}_to_{names[kid]}", me, joint, kid, np.zeros(3)))
                 add(kid, via, bone)
 
     add(int(np.flatnonzero(np.asarray(parents) < 0)[0]), -1, np.zeros(3))
     return nodes
 
 
-def _global_rotations(nodes: list[_Node], poses: np.ndarray, rest: np.ndarray,
-                      parents: Sequence[int]) -> np.ndarray:
+def _global_rotations(
+    nodes: list[_Node], poses: np.ndarray, rest: np.ndarray, parents: Sequence[int]
+) -> np.ndarray:
     """(T, K, 3, 3) global rotation of every node so that FK reproduces `poses`."""
     frames = poses.shape[0]
     glob = np.zeros((frames, len(nodes), 3, 3))
     for k, node in enumerate(nodes):
-        parent_rot = glob[:, node.parent] if node.parent >= 0 else np.broadcast_to(
-            np.eye(3), (frames, 3, 3))
+        parent_rot = (
+            glob[:, node.parent] if node.parent >= 0 else np.broadcast_to(np.eye(3), (frames, 3, 3))
+        )
         kids = [c for c, p in enumerate(parents) if p == node.joint]
         if node.child is not None:  # aim one bone: minimal rotation on top of the parent's
             current = poses[:, node.child] - poses[:, node.joint]
@@ -236,8 +241,14 @@ def write_bvh(
         for kid in kids_of[k]:
             emit(kid, depth + 1)
         if not kids_of[k]:  # a leaf joint: zero-length end site (the joint itself is the tip)
-            lines.extend([f"{pad}  End Site", f"{pad}  {{",
-                          f"{pad}    OFFSET 0.000000 0.000000 0.000000", f"{pad}  }}"])
+            lines.extend(
+                [
+                    f"{pad}  End Site",
+                    f"{pad}  {{",
+                    f"{pad}    OFFSET 0.000000 0.000000 0.000000",
+                    f"{pad}  }}",
+                ]
+            )
         lines.append(f"{pad}}}")
 
     emit(0, 0)
@@ -261,7 +272,9 @@ def read_bvh(path: str | pathlib.Path) -> Bvh:
         nonlocal pos
         if pos >= len(tokens) or tokens[pos] != word:
             got = tokens[pos] if pos < len(tokens) else "end of file"
-            raise ValueError(f"{path}: malformed BVH, expected {word!r} at token {pos}, got {got!r}")
+            raise ValueError(
+                f"{path}: malformed BVH, expected {word!r} at token {pos}, got {got!r}"
+            )
         pos += 1
 
     expect("HIERARCHY")
@@ -283,11 +296,11 @@ def read_bvh(path: str | pathlib.Path) -> Bvh:
         stack.append(len(names) - 1)
         expect("{")
         expect("OFFSET")
-        offsets.append([float(v) for v in tokens[pos:pos + 3]])
+        offsets.append([float(v) for v in tokens[pos : pos + 3]])
         pos += 3
         if tokens[pos] == "CHANNELS":
             n = int(tokens[pos + 1])
-            channels.append(tuple(tokens[pos + 2:pos + 2 + n]))
+            channels.append(tuple(tokens[pos + 2 : pos + 2 + n]))
             pos += 2 + n
         else:
             channels.append(())
@@ -306,8 +319,14 @@ def read_bvh(path: str | pathlib.Path) -> Bvh:
             f"{path}: MOTION has {values.size} values, expected Frames ({frames}) x channels "
             f"({width})"
         )
-    return Bvh(names, parents, np.asarray(offsets, np.float64), channels, frame_time,
-               values.reshape(frames, width))
+    return Bvh(
+        names,
+        parents,
+        np.asarray(offsets, np.float64),
+        channels,
+        frame_time,
+        values.reshape(frames, width),
+    )
 
 
 def forward_kinematics(bvh: Bvh) -> np.ndarray:

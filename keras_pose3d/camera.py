@@ -47,8 +47,12 @@ H36M_MISC_ACTION = "Miscellaneous"
 
 # 3DHP test-set image sizes (width, height): the .calib files do not store them.
 MPI3DHP_TEST_IMAGE_SIZE: dict[str, tuple[int, int]] = {
-    "TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048), "TS4": (2048, 2048),
-    "TS5": (1920, 1080), "TS6": (1920, 1080),
+    "TS1": (2048, 2048),
+    "TS2": (2048, 2048),
+    "TS3": (2048, 2048),
+    "TS4": (2048, 2048),
+    "TS5": (1920, 1080),
+    "TS6": (1920, 1080),
 }
 
 
@@ -135,15 +139,17 @@ class Camera:
         return dataclasses.replace(self, **changes)
 
 
-def world_to_camera(points_world: np.ndarray, R_w2c: np.ndarray, t_centre_world: np.ndarray
-                    ) -> np.ndarray:
+def world_to_camera(
+    points_world: np.ndarray, R_w2c: np.ndarray, t_centre_world: np.ndarray
+) -> np.ndarray:
     """`X_cam = R_w2c (X_world - centre)`; points (..., 3), returns (..., 3)."""
     points = np.asarray(points_world, dtype=np.float64)
     return (points - np.asarray(t_centre_world)) @ np.asarray(R_w2c).T
 
 
-def camera_to_world(points_cam: np.ndarray, R_w2c: np.ndarray, t_centre_world: np.ndarray
-                    ) -> np.ndarray:
+def camera_to_world(
+    points_cam: np.ndarray, R_w2c: np.ndarray, t_centre_world: np.ndarray
+) -> np.ndarray:
     """Inverse of `world_to_camera`: `X_world = R_w2c^T X_cam + centre`."""
     points = np.asarray(points_cam, dtype=np.float64)
     return points @ np.asarray(R_w2c) + np.asarray(t_centre_world)
@@ -164,8 +170,12 @@ def _broadcast_params(params: np.ndarray, points_rank: int) -> np.ndarray:
     return params
 
 
-def project_points(points_cam: np.ndarray, intrinsics: np.ndarray,
-                   distortion: np.ndarray | None = None, model: str = "h36m") -> np.ndarray:
+def project_points(
+    points_cam: np.ndarray,
+    intrinsics: np.ndarray,
+    distortion: np.ndarray | None = None,
+    model: str = "h36m",
+) -> np.ndarray:
     """Projects camera-frame points to distorted pixels (NumPy, float64).
 
     Args:
@@ -201,8 +211,10 @@ def _distort(x, y, k1, k2, k3, p1, p2, model):
     if model == "h36m":
         tan = p1 * y + p2 * x
         return x * (radial + tan) + p2 * r2, y * (radial + tan) + p1 * r2
-    return (x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
-            y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y)
+    return (
+        x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
+        y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y,
+    )
 
 
 def project_tf(points_cam, intrinsics, distortion=None, model: str = "h36m"):
@@ -285,14 +297,18 @@ class H36MMetadata:
     def subjects(self) -> tuple[str, ...]:
         return tuple(self.mapping)
 
-    def action_sequences(self, subject: str, include_misc: bool = False
-                         ) -> list[tuple[str, str]]:
+    def action_sequences(self, subject: str, include_misc: bool = False) -> list[tuple[str, str]]:
         """(action_name, file prefix) for every sequence of a subject, misc (_ALL) excluded."""
         if subject not in self.mapping:
-            raise KeyError(f"{self.path}: subject {subject!r} not in <mapping>; "
-                           f"known: {list(self.mapping)}")
-        return [(action, prefix) for action, prefixes in self.mapping[subject]
-                if include_misc or action != H36M_MISC_ACTION for prefix in prefixes]
+            raise KeyError(
+                f"{self.path}: subject {subject!r} not in <mapping>; known: {list(self.mapping)}"
+            )
+        return [
+            (action, prefix)
+            for action, prefixes in self.mapping[subject]
+            if include_misc or action != H36M_MISC_ACTION
+            for prefix in prefixes
+        ]
 
 
 def _err(path, tag, what) -> ValueError:
@@ -335,18 +351,27 @@ def _cameras_from_w0(w0: np.ndarray, camera_ids, resolutions, path) -> dict:
     cameras = {}
     n_cam = len(camera_ids)
     for c, cam_id in enumerate(camera_ids):
-        intr = w0[6 * n_cam * H36M_NUM_SUBJECTS + 9 * c:][:9]
+        intr = w0[6 * n_cam * H36M_NUM_SUBJECTS + 9 * c :][:9]
         fx, fy, cx, cy = intr[:4]
         for s in range(H36M_NUM_SUBJECTS):
-            rx, ry, rz, tx, ty, tz = w0[6 * (c * H36M_NUM_SUBJECTS + s):][:6]
+            rx, ry, rz, tx, ty, tz = w0[6 * (c * H36M_NUM_SUBJECTS + s) :][:6]
             subject = f"S{s + 1}"
             # Fallback when a (generated) file lacks the size row: datasets.md 3.3's rule.
             default = (1000, 1002) if c in (0, 3) else (1000, 1000)
             width, height = resolutions.get((subject, cam_id), default)
             cameras[(subject, cam_id)] = Camera(
-                id=cam_id, R_w2c=rotation_xyz(rx, ry, rz), t_centre_world=(tx, ty, tz),
-                fx=fx, fy=fy, cx=cx, cy=cy, k=intr[4:7], p=intr[7:9], width=width,
-                height=height, distortion_model="h36m",
+                id=cam_id,
+                R_w2c=rotation_xyz(rx, ry, rz),
+                t_centre_world=(tx, ty, tz),
+                fx=fx,
+                fy=fy,
+                cx=cx,
+                cy=cy,
+                k=intr[4:7],
+                p=intr[7:9],
+                width=width,
+                height=height,
+                distortion_model="h36m",
             )
     return cameras
 
@@ -363,8 +388,7 @@ def _read_text(path: str, text: str | bytes | None) -> str:
     return text
 
 
-def load_h36m_metadata(path: str | os.PathLike, *, text: str | bytes | None = None
-                       ) -> H36MMetadata:
+def load_h36m_metadata(path: str | os.PathLike, *, text: str | bytes | None = None) -> H36MMetadata:
     """Parses the official Human3.6M metadata.xml.
 
     Args:
@@ -383,17 +407,22 @@ def load_h36m_metadata(path: str | os.PathLike, *, text: str | bytes | None = No
     except (ET.ParseError, OSError) as e:
         raise ValueError(f"{path}: cannot parse as XML: {e}") from None
 
-    camera_ids = tuple((item.text or "").strip()
-                       for item in _find(root, "dbcameras/index2id", path).findall("item"))
+    camera_ids = tuple(
+        (item.text or "").strip()
+        for item in _find(root, "dbcameras/index2id", path).findall("item")
+    )
     if not camera_ids or any(not c for c in camera_ids):
         raise _err(path, "index2id", f"must list camera ids. Received: {camera_ids}")
-    action_names = tuple((i.text or "").strip()
-                         for i in _find(root, "actionnames", path).findall("item"))
+    action_names = tuple(
+        (i.text or "").strip() for i in _find(root, "actionnames", path).findall("item")
+    )
 
     # <mapping>: header row (Action, subaction, S1..S11), 2 rows per action, then a second
     # header (subject names) and a row of per-camera "[h w;h w;...]" image sizes.
-    rows = [[(td.text or "").strip() for td in tr.findall("td")]
-            for tr in _find(root, "mapping", path).findall("tr")]
+    rows = [
+        [(td.text or "").strip() for td in tr.findall("td")]
+        for tr in _find(root, "mapping", path).findall("tr")
+    ]
     if not rows or rows[0][:2] != ["Action", "subaction"]:
         raise _err(path, "mapping", "must start with an 'Action', 'subaction', S... header row")
     subjects = rows[0][2:]
@@ -402,16 +431,20 @@ def load_h36m_metadata(path: str | os.PathLike, *, text: str | bytes | None = No
     seq_rows = []
     for row in rows[1:]:
         if len(row) != 2 + len(subjects):
-            raise _err(path, "mapping", f"row has {len(row)} cells, expected "
-                       f"{2 + len(subjects)}: {row}")
+            raise _err(
+                path, "mapping", f"row has {len(row)} cells, expected {2 + len(subjects)}: {row}"
+            )
         if row[0].isdigit() and row[1].isdigit():
             seq_rows.append(row)
         elif row[0] == "" and row[2].startswith("["):
             for s, cell in zip(subjects, row[2:]):
                 sizes = _numbers(cell, path, "mapping")  # (cams, 2) = height, width
                 if sizes.shape != (len(camera_ids), 2):
-                    raise _err(path, "mapping", f"size cell for {s} must be "
-                               f"{len(camera_ids)}x2 [h w]. Received: {cell!r}")
+                    raise _err(
+                        path,
+                        "mapping",
+                        f"size cell for {s} must be {len(camera_ids)}x2 [h w]. Received: {cell!r}",
+                    )
                 for cam_id, (h, w) in zip(camera_ids, sizes):
                     resolutions[(s, cam_id)] = (int(w), int(h))
     by_action: dict[int, list] = {}
@@ -419,8 +452,11 @@ def load_h36m_metadata(path: str | os.PathLike, *, text: str | bytes | None = No
         by_action.setdefault(int(row[0]), []).append(row)
     for action, action_rows in by_action.items():
         if not 1 <= action <= len(action_names):
-            raise _err(path, "mapping", f"action index {action} outside <actionnames> "
-                       f"(1..{len(action_names)})")
+            raise _err(
+                path,
+                "mapping",
+                f"action index {action} outside <actionnames> (1..{len(action_names)})",
+            )
         action_rows.sort(key=lambda r: int(r[1]))
         for i, s in enumerate(subjects):
             mapping[s].append((action_names[action - 1], [r[2 + i] for r in action_rows]))
@@ -430,29 +466,44 @@ def load_h36m_metadata(path: str | os.PathLike, *, text: str | bytes | None = No
     frames: dict[tuple[str, str], tuple[int, ...]] = {}
     frame_rows = _find(root, "frames", path).findall("tr")
     if len(frame_rows) != len(subjects):
-        raise _err(path, "frames", f"has {len(frame_rows)} rows, expected one per subject "
-                   f"({len(subjects)})")
+        raise _err(
+            path,
+            "frames",
+            f"has {len(frame_rows)} rows, expected one per subject ({len(subjects)})",
+        )
     for s, tr in zip(subjects, frame_rows):
         cells = [td.text for td in tr.findall("td")][1:]
         if len(cells) != len(seq_rows):
-            raise _err(path, "frames", f"row for {s} has {len(cells)} sequence cells, "
-                       f"expected {len(seq_rows)}")
+            raise _err(
+                path,
+                "frames",
+                f"row for {s} has {len(cells)} sequence cells, expected {len(seq_rows)}",
+            )
         column = subjects.index(s)
         for row, cell in zip(seq_rows, cells):
             counts = np.atleast_1d(_numbers(cell, path, "frames"))
             if counts.size < len(camera_ids):
-                raise _err(path, "frames", f"cell for {s} {row[2 + column]!r} has "
-                           f"{counts.size} numbers, expected >= {len(camera_ids)}")
-            frames[(s, row[2 + column])] = tuple(int(c) for c in counts[:len(camera_ids)])
+                raise _err(
+                    path,
+                    "frames",
+                    f"cell for {s} {row[2 + column]!r} has "
+                    f"{counts.size} numbers, expected >= {len(camera_ids)}",
+                )
+            frames[(s, row[2 + column])] = tuple(int(c) for c in counts[: len(camera_ids)])
 
     w0 = np.atleast_1d(_numbers(_find(root, "w0", path).text, path, "w0"))
     cameras = _cameras_from_w0(w0, camera_ids, resolutions, path)
     return H36MMetadata(
-        cameras=cameras, mapping=mapping, frames=frames, camera_ids=camera_ids,
-        action_names=action_names, resolutions=resolutions,
+        cameras=cameras,
+        mapping=mapping,
+        frames=frames,
+        camera_ids=camera_ids,
+        action_names=action_names,
+        resolutions=resolutions,
         train_subjects=_subject_list(root, "train_subjects", path),
         val_subjects=_subject_list(root, "val_subjects", path),
-        test_subjects=_subject_list(root, "test_subjects", path), path=path,
+        test_subjects=_subject_list(root, "test_subjects", path),
+        path=path,
     )
 
 
@@ -465,11 +516,18 @@ def camera_from_mmpose(entry: Mapping, camera_id: str | None = None) -> Camera:
     """Converts one mmpose `cameras.pkl` H36M entry (R camera->world, T metres) to a Camera."""
     R_c2w = np.asarray(entry["R"], dtype=np.float64)
     return Camera(
-        id=str(camera_id or entry.get("id", "")), R_w2c=R_c2w.T,
+        id=str(camera_id or entry.get("id", "")),
+        R_w2c=R_c2w.T,
         t_centre_world=np.asarray(entry["T"], dtype=np.float64).reshape(3) * 1000.0,
-        fx=np.ravel(entry["f"])[0], fy=np.ravel(entry["f"])[1], cx=np.ravel(entry["c"])[0],
-        cy=np.ravel(entry["c"])[1], k=np.ravel(entry["k"]), p=np.ravel(entry["p"]),
-        width=int(entry["w"]), height=int(entry["h"]), distortion_model="h36m",
+        fx=np.ravel(entry["f"])[0],
+        fy=np.ravel(entry["f"])[1],
+        cx=np.ravel(entry["c"])[0],
+        cy=np.ravel(entry["c"])[1],
+        k=np.ravel(entry["k"]),
+        p=np.ravel(entry["p"]),
+        width=int(entry["w"]),
+        height=int(entry["h"]),
+        distortion_model="h36m",
     )
 
 
@@ -479,8 +537,9 @@ def camera_from_mmpose(entry: Mapping, camera_id: str | None = None) -> Camera:
 _SKELETOOL_HEADER = "Skeletool Camera Calibration File"
 
 
-def load_3dhp_calibration(path: str | os.PathLike, *, text: str | bytes | None = None
-                          ) -> dict[str, Camera]:
+def load_3dhp_calibration(
+    path: str | os.PathLike, *, text: str | bytes | None = None
+) -> dict[str, Camera]:
     """Parses a 3DHP training `camera.calibration` into camera name ("0".."13") -> Camera.
 
     Lines are parsed by keyword (real lines carry trailing spaces). `intrinsic` is a row-major
@@ -493,8 +552,10 @@ def load_3dhp_calibration(path: str | os.PathLike, *, text: str | bytes | None =
     path = os.fspath(path)
     lines = _read_text(path, text).splitlines()
     if not lines or not lines[0].strip().startswith(_SKELETOOL_HEADER):
-        raise ValueError(f"{path}: first line must be {_SKELETOOL_HEADER!r}. "
-                         f"Received: {lines[0] if lines else ''!r}")
+        raise ValueError(
+            f"{path}: first line must be {_SKELETOOL_HEADER!r}. "
+            f"Received: {lines[0] if lines else ''!r}"
+        )
     blocks: list[dict[str, list[str]]] = []
     for lineno, line in enumerate(lines[1:], start=2):
         parts = line.split()
@@ -514,8 +575,9 @@ def load_3dhp_calibration(path: str | os.PathLike, *, text: str | bytes | None =
             if key not in block:
                 raise ValueError(f"{where}: missing field {key!r}")
             if len(block[key]) != n:
-                raise ValueError(f"{where}: field {key!r} must have {n} numbers. "
-                                 f"Received: {len(block[key])}")
+                raise ValueError(
+                    f"{where}: field {key!r} must have {n} numbers. Received: {len(block[key])}"
+                )
         try:
             K = np.array(block["intrinsic"], dtype=np.float64).reshape(4, 4)
             E = np.array(block["extrinsic"], dtype=np.float64).reshape(4, 4)
@@ -525,8 +587,17 @@ def load_3dhp_calibration(path: str | os.PathLike, *, text: str | bytes | None =
         R = E[:3, :3]
         name = block["name"][0]
         cameras[name] = Camera(
-            id=name, R_w2c=R, t_centre_world=-R.T @ E[:3, 3], fx=K[0, 0], fy=K[1, 1],
-            cx=K[0, 2], cy=K[1, 2], k=np.zeros(3), p=np.zeros(2), width=width, height=height,
+            id=name,
+            R_w2c=R,
+            t_centre_world=-R.T @ E[:3, 3],
+            fx=K[0, 0],
+            fy=K[1, 1],
+            cx=K[0, 2],
+            cy=K[1, 2],
+            k=np.zeros(3),
+            p=np.zeros(2),
+            width=width,
+            height=height,
             distortion_model="h36m",  # all zero: pinhole
         )
     if not cameras:
@@ -540,8 +611,9 @@ def load_3dhp_calibration(path: str | os.PathLike, *, text: str | bytes | None =
 _TC_HEADER = "tc camera calibration"
 
 
-def load_3dhp_test_calib(path: str | os.PathLike, image_size: tuple[int, int], *,
-                         text: str | bytes | None = None) -> list[Camera]:
+def load_3dhp_test_calib(
+    path: str | os.PathLike, image_size: tuple[int, int], *, text: str | bytes | None = None
+) -> list[Camera]:
     """Parses an official 3DHP test `.calib` file into Cameras (one per `camera` entry).
 
     Pixel intrinsics: `fx = f_mm / sensor_w_mm * W`, `fy = fx * pixelAspect` (y / x),
@@ -560,8 +632,10 @@ def load_3dhp_test_calib(path: str | os.PathLike, image_size: tuple[int, int], *
     path = os.fspath(path)
     lines = _read_text(path, text).splitlines()
     if not lines or not lines[0].strip().startswith(_TC_HEADER):
-        raise ValueError(f"{path}: first line must start with {_TC_HEADER!r}. "
-                         f"Received: {lines[0] if lines else ''!r}")
+        raise ValueError(
+            f"{path}: first line must start with {_TC_HEADER!r}. "
+            f"Received: {lines[0] if lines else ''!r}"
+        )
     entries: list[dict[str, list[str]]] = []
     for lineno, line in enumerate(lines[1:], start=2):
         line = line.split("#", 1)[0]  # strip "# in mm" comments
@@ -578,8 +652,16 @@ def load_3dhp_test_calib(path: str | os.PathLike, image_size: tuple[int, int], *
     cameras = []
     for entry in entries:
         where = f"{path}:{entry['_line'][0]} (camera {' '.join(entry['camera'])})"
-        expected = {"sensorSize": 2, "focalLength": 1, "pixelAspect": 1, "centerOffset": 2,
-                    "distortion": 5, "origin": 3, "up": 3, "right": 3}
+        expected = {
+            "sensorSize": 2,
+            "focalLength": 1,
+            "pixelAspect": 1,
+            "centerOffset": 2,
+            "distortion": 5,
+            "origin": 3,
+            "up": 3,
+            "right": 3,
+        }
         values = {}
         for key, n in expected.items():
             if key not in entry:
@@ -589,8 +671,9 @@ def load_3dhp_test_calib(path: str | os.PathLike, image_size: tuple[int, int], *
             except ValueError:
                 raise ValueError(f"{where}: field {key!r} is not numeric: {entry[key]}") from None
             if values[key].size != n:
-                raise ValueError(f"{where}: field {key!r} must have {n} numbers. "
-                                 f"Received: {values[key].size}")
+                raise ValueError(
+                    f"{where}: field {key!r} must have {n} numbers. Received: {values[key].size}"
+                )
         model = (entry.get("distortionModel") or ["OpenCV"])[0]
         if model.lower() != "opencv":
             raise ValueError(f"{where}: distortionModel must be 'OpenCV'. Received: {model!r}")
@@ -605,12 +688,22 @@ def load_3dhp_test_calib(path: str | os.PathLike, image_size: tuple[int, int], *
         forward = np.cross(right, down)
         forward /= np.linalg.norm(forward)
         down = np.cross(forward, right)  # re-orthogonalise: up and right are rounded
-        cameras.append(Camera(
-            id=entry["camera"][-1] if entry["camera"] else "",
-            R_w2c=np.stack([right, down, forward]),
-            t_centre_world=values["origin"], fx=fx, fy=fy, cx=cx, cy=cy, k=(k1, k2, k3),
-            p=(p1, p2), width=width, height=height, distortion_model="opencv",
-        ))
+        cameras.append(
+            Camera(
+                id=entry["camera"][-1] if entry["camera"] else "",
+                R_w2c=np.stack([right, down, forward]),
+                t_centre_world=values["origin"],
+                fx=fx,
+                fy=fy,
+                cx=cx,
+                cy=cy,
+                k=(k1, k2, k3),
+                p=(p1, p2),
+                width=width,
+                height=height,
+                distortion_model="opencv",
+            )
+        )
     return cameras
 
 

@@ -55,9 +55,14 @@ class AugmentConfig:
     color: bool = True
 
     def __post_init__(self):
-        _check(0.0 <= self.scale < 1.0, "data.augment.scale", f"must be in [0, 1), got {self.scale}")
-        _check(0.0 <= self.rotation_deg <= 180.0, "data.augment.rotation_deg",
-               f"must be in [0, 180], got {self.rotation_deg}")
+        _check(
+            0.0 <= self.scale < 1.0, "data.augment.scale", f"must be in [0, 1), got {self.scale}"
+        )
+        _check(
+            0.0 <= self.rotation_deg <= 180.0,
+            "data.augment.rotation_deg",
+            f"must be in [0, 180], got {self.rotation_deg}",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +77,18 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("num_subjects", "sequences_per_subject", "frames_per_sequence",
-                     "crop_size", "num_shards"):
-            _check(getattr(self, name) > 0, f"data.synthetic.{name}",
-                   f"must be positive, got {getattr(self, name)}")
+        for name in (
+            "num_subjects",
+            "sequences_per_subject",
+            "frames_per_sequence",
+            "crop_size",
+            "num_shards",
+        ):
+            _check(
+                getattr(self, name) > 0,
+                f"data.synthetic.{name}",
+                f"must be positive, got {getattr(self, name)}",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,17 +115,27 @@ class DataConfig:
 
     def __post_init__(self):
         _check(self.input_size > 0, "data.input_size", f"must be positive, got {self.input_size}")
-        _check(self.heatmap_size > 0, "data.heatmap_size",
-               f"must be positive, got {self.heatmap_size}")
-        _check(self.input_size % self.heatmap_size == 0, "data.heatmap_size",
-               f"must divide data.input_size: {self.input_size} is not a multiple of "
-               f"{self.heatmap_size}")
-        _check(self.heatmap_sigma > 0, "data.heatmap_sigma",
-               f"must be positive, got {self.heatmap_sigma}")
+        _check(
+            self.heatmap_size > 0, "data.heatmap_size", f"must be positive, got {self.heatmap_size}"
+        )
+        _check(
+            self.input_size % self.heatmap_size == 0,
+            "data.heatmap_size",
+            f"must divide data.input_size: {self.input_size} is not a multiple of "
+            f"{self.heatmap_size}",
+        )
+        _check(
+            self.heatmap_sigma > 0,
+            "data.heatmap_sigma",
+            f"must be positive, got {self.heatmap_sigma}",
+        )
         _check(self.shuffle_buffer >= 0, "data.shuffle_buffer", "must be >= 0")
         _check(self.val_examples > 0, "data.val_examples", "must be positive")
-        _check(bool(self.train_files) or self.generate_synthetic, "data.train_files",
-               "is empty: give TFRecord globs or set data.generate_synthetic: true")
+        _check(
+            bool(self.train_files) or self.generate_synthetic,
+            "data.train_files",
+            "is empty: give TFRecord globs or set data.generate_synthetic: true",
+        )
 
     def train_patterns(self) -> tuple[str, ...]:
         if self.train_files:
@@ -145,12 +168,23 @@ class ModelConfig:
     num_modules: int = 1
 
     def __post_init__(self):
-        _check(self.num_joints == 16, "model.num_joints",
-               f"must be 16 (the MPII-16 skeleton every loss is defined on), got {self.num_joints}")
-        for name in ("num_stacks", "num_features", "hourglass_depth", "depth_blocks",
-                     "num_modules"):
-            _check(getattr(self, name) > 0, f"model.{name}",
-                   f"must be positive, got {getattr(self, name)}")
+        _check(
+            self.num_joints == 16,
+            "model.num_joints",
+            f"must be 16 (the MPII-16 skeleton every loss is defined on), got {self.num_joints}",
+        )
+        for name in (
+            "num_stacks",
+            "num_features",
+            "hourglass_depth",
+            "depth_blocks",
+            "num_modules",
+        ):
+            _check(
+                getattr(self, name) > 0,
+                f"model.{name}",
+                f"must be positive, got {getattr(self, name)}",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,12 +221,18 @@ class LossConfig:
 
     def __post_init__(self):
         for name in ("heatmap", "depth", "lambda_g", "lambda_a", "lambda_s"):
-            _check(getattr(self, name) >= 0, f"loss.{name}",
-                   f"must be >= 0, got {getattr(self, name)}")
+            _check(
+                getattr(self, name) >= 0, f"loss.{name}", f"must be >= 0, got {getattr(self, name)}"
+            )
 
     def weight(self, term: str) -> float:
-        return {"heatmap": self.heatmap, "depth": self.depth, "geometric": self.lambda_g,
-                "illegal_angle": self.lambda_a, "symmetry": self.lambda_s}[term]
+        return {
+            "heatmap": self.heatmap,
+            "depth": self.depth,
+            "geometric": self.lambda_g,
+            "illegal_angle": self.lambda_a,
+            "symmetry": self.lambda_s,
+        }[term]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,18 +248,30 @@ class StageConfig:
     samples: Literal["mixed", "3d_only", "2d_only"] = "mixed"
 
     def __post_init__(self):
-        _check(self.steps > 0, f"train.stages[{self.name}].steps",
-               f"must be positive, got {self.steps}")
-        _check(self.learning_rate > 0, f"train.stages[{self.name}].learning_rate",
-               f"must be positive, got {self.learning_rate}")
+        _check(
+            self.steps > 0,
+            f"train.stages[{self.name}].steps",
+            f"must be positive, got {self.steps}",
+        )
+        _check(
+            self.learning_rate > 0,
+            f"train.stages[{self.name}].learning_rate",
+            f"must be positive, got {self.learning_rate}",
+        )
         _check(len(self.losses) > 0, f"train.stages[{self.name}].losses", "is empty")
         for loss in self.losses:
-            _check(loss in LOSS_NAMES, f"train.stages[{self.name}].losses",
-                   f"unknown loss '{loss}'{_suggest(loss, LOSS_NAMES)}; valid: {LOSS_NAMES}")
+            _check(
+                loss in LOSS_NAMES,
+                f"train.stages[{self.name}].losses",
+                f"unknown loss '{loss}'{_suggest(loss, LOSS_NAMES)}; valid: {LOSS_NAMES}",
+            )
         _check(len(self.trainable) > 0, f"train.stages[{self.name}].trainable", "is empty")
         for part in self.trainable:
-            _check(part in PART_NAMES, f"train.stages[{self.name}].trainable",
-                   f"unknown part '{part}'{_suggest(part, PART_NAMES)}; valid: {PART_NAMES}")
+            _check(
+                part in PART_NAMES,
+                f"train.stages[{self.name}].trainable",
+                f"unknown part '{part}'{_suggest(part, PART_NAMES)}; valid: {PART_NAMES}",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,11 +314,17 @@ class RuntimeConfig:
     inter_op_threads: int = 0
 
     def __post_init__(self):
-        _check(self.collective_timeout_s >= 0, "runtime.collective_timeout_s",
-               f"must be >= 0 (0 waits forever), got {self.collective_timeout_s}")
+        _check(
+            self.collective_timeout_s >= 0,
+            "runtime.collective_timeout_s",
+            f"must be >= 0 (0 waits forever), got {self.collective_timeout_s}",
+        )
         for name in ("intra_op_threads", "inter_op_threads"):
-            _check(getattr(self, name) >= 0, f"runtime.{name}",
-                   f"must be >= 0 (0: TensorFlow's default), got {getattr(self, name)}")
+            _check(
+                getattr(self, name) >= 0,
+                f"runtime.{name}",
+                f"must be >= 0 (0: TensorFlow's default), got {getattr(self, name)}",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,13 +353,16 @@ class Config:
     runtime: RuntimeConfig = RuntimeConfig()
     export: ExportConfig = ExportConfig()
     eval: EvalConfig = EvalConfig()
-    temporal: TemporalStageConfig = dataclasses.field(
-        default_factory=lambda: TemporalStageConfig())
+    temporal: TemporalStageConfig = dataclasses.field(default_factory=lambda: TemporalStageConfig())
 
     def __post_init__(self):
         if self.train.batch_size % 2 and self.data.mix_2d_3d:
-            raise _fail("train.batch_size", "must be even when data.mix_2d_3d is true "
-                        f"(half 2D, half 3D per batch), got {self.train.batch_size}", None)
+            raise _fail(
+                "train.batch_size",
+                "must be even when data.mix_2d_3d is true "
+                f"(half 2D, half 3D per batch), got {self.train.batch_size}",
+                None,
+            )
 
     def to_dict(self) -> dict:
         plain = _to_plain(self)
@@ -325,15 +386,21 @@ def _to_plain(value):
 # ----------------------------------------------------------------------------------------------
 def _build(cls, data: Any, path: str, source: str | None):
     if not isinstance(data, dict):
-        raise _fail(path or "<root>", f"expected a mapping for {cls.__name__}, got "
-                    f"{type(data).__name__}: {data!r}", source)
+        raise _fail(
+            path or "<root>",
+            f"expected a mapping for {cls.__name__}, got {type(data).__name__}: {data!r}",
+            source,
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
             dotted = f"{path}.{key}" if path else str(key)
-            raise _fail(dotted, f"unknown key{_suggest(str(key), fields)}; valid keys here: "
-                        f"{sorted(fields)}", source)
+            raise _fail(
+                dotted,
+                f"unknown key{_suggest(str(key), fields)}; valid keys here: {sorted(fields)}",
+                source,
+            )
     kwargs = {}
     for name, f in fields.items():
         dotted = f"{path}.{name}" if path else name
@@ -357,8 +424,12 @@ def _coerce(tp, value, path: str, source: str | None):
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            raise _fail(path, f"must be one of {list(choices)}, got {value!r}"
-                        f"{_suggest(str(value), [str(c) for c in choices])}", source)
+            raise _fail(
+                path,
+                f"must be one of {list(choices)}, got {value!r}"
+                f"{_suggest(str(value), [str(c) for c in choices])}",
+                source,
+            )
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -400,8 +471,10 @@ def _apply_override(tree: dict, assignment: str) -> None:
             # Stages are addressed by name: train.stages.<name>.steps=10.
             match = [s for s in node if isinstance(s, dict) and s.get("name") == key]
             if not match:
-                raise ConfigError(f"--set {dotted}: no stage named '{key}'; stages: "
-                                  f"{[s.get('name') for s in node]}")
+                raise ConfigError(
+                    f"--set {dotted}: no stage named '{key}'; stages: "
+                    f"{[s.get('name') for s in node]}"
+                )
             node = match[0]
             continue
         node = node.setdefault(key, {})
@@ -415,8 +488,9 @@ def from_dict(data: dict, source: str | None = None) -> Config:
     return _build(Config, data, "", source)
 
 
-def load_config(path: str | pathlib.Path, overrides: typing.Sequence[str] = (),
-                root: type | None = None):
+def load_config(
+    path: str | pathlib.Path, overrides: typing.Sequence[str] = (), root: type | None = None
+):
     """Load a YAML config, apply `section.key=value` overrides, validate.
 
     Args:
@@ -460,11 +534,22 @@ class TemporalStageConfig:
     frame_rate: float = 10.0  # fps of the prediction sequences TP-Net trains on (synthetic: 10)
 
     def __post_init__(self):
-        _check(self.frame_rate > 0, "temporal.frame_rate",
-               f"must be frames per second > 0, got {self.frame_rate}")
+        _check(
+            self.frame_rate > 0,
+            "temporal.frame_rate",
+            f"must be frames per second > 0, got {self.frame_rate}",
+        )
         for name in ("window", "hidden", "epochs", "batch_size"):
-            _check(getattr(self, name) > 0, f"temporal.{name}",
-                   f"must be positive, got {getattr(self, name)}")
-        _check(0.0 <= self.dropout < 1.0, "temporal.dropout", f"must be in [0, 1), got {self.dropout}")
-        _check(self.learning_rate > 0, "temporal.learning_rate",
-               f"must be positive, got {self.learning_rate}")
+            _check(
+                getattr(self, name) > 0,
+                f"temporal.{name}",
+                f"must be positive, got {getattr(self, name)}",
+            )
+        _check(
+            0.0 <= self.dropout < 1.0, "temporal.dropout", f"must be in [0, 1), got {self.dropout}"
+        )
+        _check(
+            self.learning_rate > 0,
+            "temporal.learning_rate",
+            f"must be positive, got {self.learning_rate}",
+        )

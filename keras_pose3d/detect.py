@@ -112,30 +112,41 @@ class PersonDetector:
             raise DetectorUnavailableError(
                 f"OpenCV {cv2.__version__} has no HOGDescriptor (OpenCV 5 moved it to the contrib "
                 "build): pip uninstall opencv-python-headless && pip install "
-                "opencv-contrib-python-headless, or pass --boxes")
+                "opencv-contrib-python-headless, or pass --boxes"
+            )
         self.config = config
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
 
-    def _windows(self, image: np.ndarray, side: int, pad: float,
-                 min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    def _windows(
+        self, image: np.ndarray, side: int, pad: float, min_score: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """HOG on `image` resized to longer side `side` with a replicated border of `pad` x
         the resized height: (K, 4) [x0, y0, x1, y1] windows in original-frame px, (K,) scores."""
         c = self.config
         h, w = image.shape[:2]
         factor = side / max(h, w)
-        small = image if factor == 1.0 else cv2.resize(
-            image, (round(w * factor), round(h * factor)),
-            interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        small = (
+            image
+            if factor == 1.0
+            else cv2.resize(
+                image,
+                (round(w * factor), round(h * factor)),
+                interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR,
+            )
+        )
         border = round(pad * small.shape[0])
         if border:
-            small = cv2.copyMakeBorder(small, border, border, border, border,
-                                       cv2.BORDER_REPLICATE)
+            small = cv2.copyMakeBorder(small, border, border, border, border, cv2.BORDER_REPLICATE)
         # HOG's own threshold at most 0 (its default): windows it groups are then the same
         # whatever min_score is, which only filters the grouped ones.
         rects, weights = self._hog.detectMultiScale(
-            small, hitThreshold=min(min_score, 0.0), winStride=(c.win_stride, c.win_stride),
-            padding=(8, 8), scale=c.scale)
+            small,
+            hitThreshold=min(min_score, 0.0),
+            winStride=(c.win_stride, c.win_stride),
+            padding=(8, 8),
+            scale=c.scale,
+        )
         rects = np.asarray(rects, np.float64).reshape(-1, 4)  # (K, 4) x, y, w, h
         scores = np.asarray(weights, np.float64).reshape(-1)  # (K,)
         rects[:, :2] -= border
@@ -154,17 +165,24 @@ class PersonDetector:
         # on every frame at a margin of -0.3, 0 of 64 without), and the largest box wins in
         # one-person mode.
         if c.near_side > 0 and len(passes[0][0]) == 0:
-            passes.append(self._windows(image, min(c.near_side, side), c.near_pad,
-                                        c.near_min_score))
+            passes.append(
+                self._windows(image, min(c.near_side, side), c.near_pad, c.near_min_score)
+            )
         windows = np.concatenate([p[0] for p in passes])  # (K, 4)
         scores = np.concatenate([p[1] for p in passes])  # (K,)
         if len(windows) == 0:
             return []
         # NMS over both passes (cv2 keeps scores > its threshold >= 0: shifted above 0).
         xywh = np.concatenate([windows[:, :2], windows[:, 2:] - windows[:, :2]], axis=1)
-        keep = cv2.dnn.NMSBoxes(xywh.tolist(), (scores - scores.min() + 1.0).tolist(), 0.0,
-                                c.nms_iou)
-        out = [Detection(tuple(window_to_person_box(windows[k]).tolist()),
-                         tuple(windows[k].tolist()), float(scores[k]))
-               for k in np.asarray(keep, int).reshape(-1)]
+        keep = cv2.dnn.NMSBoxes(
+            xywh.tolist(), (scores - scores.min() + 1.0).tolist(), 0.0, c.nms_iou
+        )
+        out = [
+            Detection(
+                tuple(window_to_person_box(windows[k]).tolist()),
+                tuple(windows[k].tolist()),
+                float(scores[k]),
+            )
+            for k in np.asarray(keep, int).reshape(-1)
+        ]
         return sorted(out, key=lambda d: -d.score)

@@ -54,14 +54,19 @@ from keras_pose3d.evaluation.synthetic import (  # noqa: F401
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; bad input prints `error: ...` and returns 2."""
-    parser = argparse.ArgumentParser(description="Evaluate SAP-Net or stored predictions: the "
-                                                 "paper's tables.")
+    parser = argparse.ArgumentParser(
+        description="Evaluate SAP-Net or stored predictions: the paper's tables."
+    )
     parser.add_argument("--run", default=None, help="run directory (config.yaml, sap_net.keras)")
     parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--predictions", default=None,
-                        help="score this stored predictions file instead of a model")
-    parser.add_argument("--predictions-key", default=MPII_KEY,
-                        help="array name in an MPII .mat/.h5 predictions file")
+    parser.add_argument(
+        "--predictions", default=None, help="score this stored predictions file instead of a model"
+    )
+    parser.add_argument(
+        "--predictions-key",
+        default=MPII_KEY,
+        help="array name in an MPII .mat/.h5 predictions file",
+    )
     parser.add_argument("--records", nargs="+", default=None, help="TFRecord glob(s)")
     parser.add_argument("--saved-model", default=None)
     parser.add_argument("--out", default=None)
@@ -72,16 +77,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.predictions:
         if args.run or args.saved_model:
             raise ValueError("--predictions scores a stored file: give no --run/--saved-model")
-        evaluate_predictions(args.dataset, args.predictions, args.out, records=args.records,
-                             mpii_gt=args.mpii_gt, key=args.predictions_key)
+        evaluate_predictions(
+            args.dataset,
+            args.predictions,
+            args.out,
+            records=args.records,
+            mpii_gt=args.mpii_gt,
+            key=args.predictions_key,
+        )
         return 0
     if args.dataset == "mpii":  # before the run directory: the missing files are named first
         check_mpii_inputs(args.mpii_gt, args.mpii_valid_h5)
     if not args.run:
         raise ValueError("give --run RUN_DIR (a model to evaluate) or --predictions FILE")
-    evaluate_run(args.run, args.dataset, args.records, args.out, saved_model=args.saved_model,
-                 batch_size=args.batch_size, mpii_gt=args.mpii_gt,
-                 mpii_valid_h5=args.mpii_valid_h5)
+    evaluate_run(
+        args.run,
+        args.dataset,
+        args.records,
+        args.out,
+        saved_model=args.saved_model,
+        batch_size=args.batch_size,
+        mpii_gt=args.mpii_gt,
+        mpii_valid_h5=args.mpii_valid_h5,
+    )
     return 0
 
 

@@ -80,11 +80,16 @@ def remove_stale_temporaries(folder: str | pathlib.Path) -> list[pathlib.Path]:
 def incomplete_versions(model_dir: str | pathlib.Path) -> list[pathlib.Path]:
     """All-digit version folders without saved_model.pb: TF-Serving would try to load them."""
     model_dir = pathlib.Path(model_dir)
-    return sorted(p for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()
-                  and not (p / "saved_model.pb").is_file())
+    return sorted(
+        p
+        for p in model_dir.glob("*")
+        if p.is_dir() and p.name.isdigit() and not (p / "saved_model.pb").is_file()
+    )
 
 
-def save_versioned(module: tf.Module, sigs: dict, base: str | pathlib.Path, name: str) -> pathlib.Path:
+def save_versioned(
+    module: tf.Module, sigs: dict, base: str | pathlib.Path, name: str
+) -> pathlib.Path:
     """Save `module` with signatures `sigs` as base/name/<next version>/ and return that path.
 
     Saved to a temporary folder, then renamed into place (module docstring): base/name never
@@ -94,8 +99,10 @@ def save_versioned(module: tf.Module, sigs: dict, base: str | pathlib.Path, name
     model_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(model_dir)
     for bad in incomplete_versions(model_dir):
-        print(f"warning: {bad} has no saved_model.pb (a broken export); TF-Serving may try to "
-              "load it if it is the highest version: delete it")
+        print(
+            f"warning: {bad} has no saved_model.pb (a broken export); TF-Serving may try to "
+            "load it if it is the highest version: delete it"
+        )
     tmp = atomic_files.temporary_name(model_dir / "export")
     try:
         tf.saved_model.save(module, str(tmp), signatures=sigs)
@@ -113,8 +120,12 @@ def save_versioned(module: tf.Module, sigs: dict, base: str | pathlib.Path, name
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export_sap_net(sap_net: keras.Model, base: str | pathlib.Path, name: str = "sap_net",
-                   tp_net: keras.Model | None = None) -> pathlib.Path:
+def export_sap_net(
+    sap_net: keras.Model,
+    base: str | pathlib.Path,
+    name: str = "sap_net",
+    tp_net: keras.Model | None = None,
+) -> pathlib.Path:
     """SAP-Net (with an online TP-Net: the composed pipeline) -> base/name/<v>/."""
     module = signatures.SAPNetServing(sap_net, tp_net)
     return save_versioned(module, module.signatures(), base, name)
@@ -132,13 +143,18 @@ def exported_models(base: str | pathlib.Path) -> list[str]:
     MODEL_NAMES first in their order, then any other model folder by name.
     """
     base = pathlib.Path(base)
-    found = [p.name for p in base.glob("*") if p.is_dir() and any(
-        v.name.isdigit() and (v / "saved_model.pb").is_file() for v in p.glob("*"))]
+    found = [
+        p.name
+        for p in base.glob("*")
+        if p.is_dir()
+        and any(v.name.isdigit() and (v / "saved_model.pb").is_file() for v in p.glob("*"))
+    ]
     return [n for n in MODEL_NAMES if n in found] + sorted(n for n in found if n not in MODEL_NAMES)
 
 
-def models_config(base: str | pathlib.Path, names: Sequence[str] | None = None,
-                  model_base_path: str = "/models") -> str:
+def models_config(
+    base: str | pathlib.Path, names: Sequence[str] | None = None, model_base_path: str = "/models"
+) -> str:
     """TF-Serving `model_config_list` text proto for the models under `base`.
 
     Built with TF-Serving's ModelServerConfig proto when tensorflow-serving-api is importable,
@@ -177,15 +193,20 @@ def _models_config_text(entries: Sequence[tuple[str, str]]) -> str:
         "  config {\n"
         f"    name: {quote(name)}\n"
         f"    base_path: {quote(base_path)}\n"
-        "    model_platform: \"tensorflow\"\n"
+        '    model_platform: "tensorflow"\n'
         "  }\n"
-        for name, base_path in entries)
+        for name, base_path in entries
+    )
     return "model_config_list {\n" + body + "}\n"
 
 
-def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_models",
-               onnx: bool = False, models: Sequence[str] | None = None,
-               tp_net: str | pathlib.Path | None = None) -> dict[str, pathlib.Path]:
+def export_run(
+    run_dir: str | pathlib.Path,
+    out: str | pathlib.Path = "saved_models",
+    onnx: bool = False,
+    models: Sequence[str] | None = None,
+    tp_net: str | pathlib.Path | None = None,
+) -> dict[str, pathlib.Path]:
     """Export what a run directory holds; returns {name: exported path}.
 
     Args:
@@ -219,7 +240,8 @@ def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_mod
         # Checked before anything is written: a failed export leaves the root as it was.
         raise FileNotFoundError(
             f"TP-Net {tp_path} not found, needed for {sorted({'tp_net', 'pipeline'} & set(models))}"
-            f" (train it with keras_pose3d.temporal_train and pass --tp-net RUN/{TP_NET_FILE})")
+            f" (train it with keras_pose3d.temporal_train and pass --tp-net RUN/{TP_NET_FILE})"
+        )
     tp = load_float32(tp_path) if tp_path.is_file() else None
     if tp is None:
         print(f"no {TP_NET_FILE}: exporting sap_net only ({tp_path} not found)")
@@ -256,13 +278,19 @@ def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path = "saved_mod
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="run directory with sap_net.keras")
-    parser.add_argument("--tp-net", help="TP-Net .keras (default RUN/tp_net.keras if present), "
-                        "e.g. runs/temporal/tp_net.keras from temporal_train")
+    parser.add_argument(
+        "--tp-net",
+        help="TP-Net .keras (default RUN/tp_net.keras if present), "
+        "e.g. runs/temporal/tp_net.keras from temporal_train",
+    )
     parser.add_argument("--out", default="saved_models", help="export root (TF-Serving layout)")
     parser.add_argument("--onnx", action="store_true", help="also write ONNX graphs")
-    parser.add_argument("--models", default=None,
-                        help="comma-separated subset of sap_net,tp_net,pipeline (default: every "
-                        "model the inputs allow)")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated subset of sap_net,tp_net,pipeline (default: every "
+        "model the inputs allow)",
+    )
     args = parser.parse_args(argv)
     models = None if args.models is None else [m for m in args.models.split(",") if m]
     for name, path in export_run(args.run, args.out, args.onnx, models, args.tp_net).items():

@@ -99,9 +99,7 @@ def fit_skeleton(
     """
     pose = np.asarray(pose, np.float64)
     if pose.ndim < 2 or pose.shape[-2:] != (len(parents), 3):
-        raise ValueError(
-            f"pose must be (..., {len(parents)}, 3). Received: shape={pose.shape}"
-        )
+        raise ValueError(f"pose must be (..., {len(parents)}, 3). Received: shape={pose.shape}")
     table = bone_length_table(lengths, parents)
     out = np.array(pose)
     for j in topological_order(parents)[1:]:
@@ -131,9 +129,7 @@ def fit_skeleton_tf(
         p = parents[j]
         bone = pose[..., j, :] - pose[..., p, :]
         norm = tf.norm(bone, axis=-1, keepdims=True)
-        unit = tf.where(
-            norm > MIN_BONE_MM, bone / tf.maximum(norm, MIN_BONE_MM), degenerate
-        )
+        unit = tf.where(norm > MIN_BONE_MM, bone / tf.maximum(norm, MIN_BONE_MM), degenerate)
         joints[j] = joints[p] + unit * tf.constant(table[j], pose.dtype)
     return tf.stack(joints, axis=-2)
 

@@ -106,11 +106,16 @@ class InferResult:
 def _check_box(box, where: str):
     if box is None:
         return None
-    if (not isinstance(box, (list, tuple)) or len(box) != 4
-            or not all(isinstance(v, (int, float)) for v in box)
-            or box[2] <= box[0] or box[3] <= box[1]):
-        raise ValueError(f"{where} must be [x0, y0, x1, y1] with x1 > x0, y1 > y0, or null. "
-                         f"Received: {box}")
+    if (
+        not isinstance(box, (list, tuple))
+        or len(box) != 4
+        or not all(isinstance(v, (int, float)) for v in box)
+        or box[2] <= box[0]
+        or box[3] <= box[1]
+    ):
+        raise ValueError(
+            f"{where} must be [x0, y0, x1, y1] with x1 > x0, y1 > y0, or null. Received: {box}"
+        )
     return [float(v) for v in box]
 
 
@@ -137,18 +142,21 @@ def load_boxes(path: str | pathlib.Path | None) -> dict[str, dict[int, list[floa
         raw = {str(i): v for i, v in enumerate(raw)}
     if not isinstance(raw, dict):
         raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)
-            f"{path} must hold a list or a dict of boxes. Received: {type(raw).__name__}")
+            f"{path} must hold a list or a dict of boxes. Received: {type(raw).__name__}"
+        )
     out = {}
     for i, (key, value) in enumerate(raw.items()):
         if isinstance(value, dict):
             try:
-                out[str(key)] = {int(t): _check_box(b, f"{path}: box {key}/{t}")
-                                 for t, b in value.items()}
+                out[str(key)] = {
+                    int(t): _check_box(b, f"{path}: box {key}/{t}") for t, b in value.items()
+                }
             except (TypeError, ValueError) as e:
                 if "must be" in str(e):
                     raise
-                raise ValueError(f"{path}: frame {key}: track ids must be integers. "
-                                 f"Received: {list(value)}") from None
+                raise ValueError(
+                    f"{path}: frame {key}: track ids must be integers. Received: {list(value)}"
+                ) from None
         else:
             out[str(key)] = {0: _check_box(value, f"{path}: box {i} (frame {key})")}
     return out
@@ -187,8 +195,10 @@ class Predictor:
             except OSError as e:  # no saved_model.pb, or not readable
                 raise ValueError(f"cannot load SavedModel {saved_model}: {e}") from None
             if "predict_jpeg_boxes" not in loaded.signatures:
-                raise ValueError(f"{saved_model} has no predict_jpeg_boxes signature; export it "
-                                 "with python -m keras_pose3d.export (sap_net or pipeline)")
+                raise ValueError(
+                    f"{saved_model} has no predict_jpeg_boxes signature; export it "
+                    "with python -m keras_pose3d.export (sap_net or pipeline)"
+                )
             self._loaded = loaded  # keeps the variables alive
             self.fn = loaded.signatures["predict_jpeg_boxes"]
         else:
@@ -204,9 +214,12 @@ class Predictor:
 
     def __call__(self, jpegs: list[bytes], boxes: np.ndarray, focal: float, root: float) -> dict:
         n = len(jpegs)
-        out = self.fn(images=tf.constant(jpegs), boxes=tf.constant(boxes, tf.float32),
-                      focal_length=tf.fill([n], float(focal)),
-                      root_depth_mm=tf.fill([n], float(root)))
+        out = self.fn(
+            images=tf.constant(jpegs),
+            boxes=tf.constant(boxes, tf.float32),
+            focal_length=tf.fill([n], float(focal)),
+            root_depth_mm=tf.fill([n], float(root)),
+        )
         return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -236,11 +249,15 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
                 owners.append((f, track, box, src))
         out = [[] for _ in jobs]
         if jpegs:
-            res = predictor(jpegs, np.asarray(bx, np.float32), config.focal_length,
-                            config.root_depth_mm)
+            res = predictor(
+                jpegs, np.asarray(bx, np.float32), config.focal_length, config.root_depth_mm
+            )
             for i, (f, track, box, src) in enumerate(owners):
-                out[f].append(Person(track, None if box is None else [float(v) for v in box],
-                                     src, _split(res, i)))
+                out[f].append(
+                    Person(
+                        track, None if box is None else [float(v) for v in box], src, _split(res, i)
+                    )
+                )
         return out
 
     def flush():
@@ -274,15 +291,21 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
                 given = {0: None}
             else:
                 used.add(key)
-            wanted = [(t, b, "given" if b is not None else "none") for t, b in sorted(given.items())
-                      if b is not None or not config.all_people]
+            wanted = [
+                (t, b, "given" if b is not None else "none")
+                for t, b in sorted(given.items())
+                if b is not None or not config.all_people
+            ]
             wanted = wanted if config.all_people else wanted[:1]  # one person: the first track
             if not wanted and not config.all_people:  # {} for this frame: the whole image
                 wanted = [(0, None, "none")]
         else:
             dets = detector(frame.image)
-            chosen = dets if config.all_people else sorted(
-                dets, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))[:1]
+            chosen = (
+                dets
+                if config.all_people
+                else sorted(dets, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))[:1]
+            )
             wanted = [(k, list(d.box), "detector") for k, d in enumerate(chosen)]
             if not wanted and not config.all_people:
                 wanted = [(0, None, "none")]
@@ -296,11 +319,21 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
         # without a word.
         unused = [k for k in boxes if k not in used]
         if unused:
-            logger.warning("%s: %d of its %d entries match no frame (e.g. %s)", config.boxes,
-                           len(unused), len(boxes), unused[:3])
+            logger.warning(
+                "%s: %d of its %d entries match no frame (e.g. %s)",
+                config.boxes,
+                len(unused),
+                len(boxes),
+                unused[:3],
+            )
         if missing:
-            logger.warning("%s has no box for %d of the %d frames (e.g. %s): the whole image "
-                           "is used there", config.boxes, len(missing), len(names), missing[:3])
+            logger.warning(
+                "%s has no box for %d of the %d frames (e.g. %s): the whole image is used there",
+                config.boxes,
+                len(missing),
+                len(names),
+                missing[:3],
+            )
     return names, np.asarray(times, np.float64), people
 
 
@@ -316,9 +349,14 @@ def _tracks(people: list[list[Person]]) -> dict[int, np.ndarray]:
 
 
 def _record(index: int, name: str, time_s: float, person: Person) -> dict:
-    return ({"frame": index, "source": name, "time_s": time_s, "track": person.track,
-             "person_box": person.box, "box_source": person.box_source}
-            | {k: np.asarray(v).tolist() for k, v in person.result.items()})
+    return {
+        "frame": index,
+        "source": name,
+        "time_s": time_s,
+        "track": person.track,
+        "person_box": person.box,
+        "box_source": person.box_source,
+    } | {k: np.asarray(v).tolist() for k, v in person.result.items()}
 
 
 def _render_pass(config, source, out, result: InferResult, frame_time: float) -> None:
@@ -345,20 +383,33 @@ def _render_pass(config, source, out, result: InferResult, frame_time: float) ->
     try:
         for frame in source:
             if frame.index >= result.frames:  # a second decode that yields more frames
-                logger.warning("%s: the render pass decoded more than the %d frames of the "
-                               "first; the rest are not rendered", source.path, result.frames)
+                logger.warning(
+                    "%s: the render pass decoded more than the %d frames of the "
+                    "first; the rest are not rendered",
+                    source.path,
+                    result.frames,
+                )
                 break
-            persons = [render.Person(p.result["joints_2d_px"], p.result["confidence"],
-                                     pose_at[p.track][frame.index],
-                                     offsets.get(frame.index, {}).get(p.track, 0.0), p.box)
-                       for p in result.people[frame.index]]
+            persons = [
+                render.Person(
+                    p.result["joints_2d_px"],
+                    p.result["confidence"],
+                    pose_at[p.track][frame.index],
+                    offsets.get(frame.index, {}).get(p.track, 0.0),
+                    p.box,
+                )
+                for p in result.people[frame.index]
+            ]
             image = render.side_by_side(frame.image, persons, scene)
             cv2.imwrite(str(out / "render" / f"frame_{frame.index:06d}.jpg"), image)
             if source.is_video:
                 if writer is None:
-                    writer = cv2.VideoWriter(str(out / "render.mp4"),
-                                             cv2.VideoWriter_fourcc(*"mp4v"), 1.0 / frame_time,
-                                             (image.shape[1], image.shape[0]))
+                    writer = cv2.VideoWriter(
+                        str(out / "render.mp4"),
+                        cv2.VideoWriter_fourcc(*"mp4v"),
+                        1.0 / frame_time,
+                        (image.shape[1], image.shape[0]),
+                    )
                 writer.write(image)
     finally:
         if writer is not None:
@@ -373,10 +424,12 @@ def _load_tp_net(config: InferConfig) -> Refiner:
         if not tp_path.exists():
             raise FileNotFoundError(
                 f"--online needs a TP-Net: {tp_path} not found; pass --tp-net (temporal_train "
-                "writes runs/temporal/tp_net.keras)")
+                "writes runs/temporal/tp_net.keras)"
+            )
     else:
-        raise ValueError("--online with --saved-model needs --tp-net (a .keras file or a "
-                         "tp_net SavedModel)")
+        raise ValueError(
+            "--online with --saved-model needs --tp-net (a .keras file or a tp_net SavedModel)"
+        )
     refiner = load_refiner(tp_path)
     if refiner.mode != "online":
         raise ValueError(f"--online needs an online TP-Net; {tp_path} is {refiner.mode}")
@@ -386,8 +439,11 @@ def _load_tp_net(config: InferConfig) -> Refiner:
 def _clear_previous_outputs(out: pathlib.Path) -> None:
     """Removes an earlier run's outputs from OUT (only the names this module writes): a shorter
     re-run would otherwise leave the old run's later frames and tracks beside its own."""
-    old = [p for pattern in ("json/frame_*.json", "render/frame_*.jpg", "motion*.bvh",
-                             "render.mp4") for p in out.glob(pattern)]
+    old = [
+        p
+        for pattern in ("json/frame_*.json", "render/frame_*.jpg", "motion*.bvh", "render.mp4")
+        for p in out.glob(pattern)
+    ]
     if old:
         logger.info("%s: removing %d outputs of an earlier run", out, len(old))
     for p in old:
@@ -404,14 +460,21 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
     if not config.fps > 0:  # also the fallback of a video that declares no rate
         raise ValueError(f"--fps must be > 0. Received: {config.fps}")
     out = pathlib.Path(config.out)
-    source = (sources.VideoSource(config.video, config.fps) if config.video
-              else sources.ImageSource(config.images, config.fps))
+    source = (
+        sources.VideoSource(config.video, config.fps)
+        if config.video
+        else sources.ImageSource(config.images, config.fps)
+    )
     boxes = load_boxes(config.boxes)
     # Loaded and checked before any frame is processed: a bad TP-Net fails in seconds.
     refiner = _load_tp_net(config) if config.online else None
     if refiner is not None and refiner.frame_rate and not source.is_video:
-        logger.info("image folder: frames taken %.4g s apart (--fps %.4g) for TP-Net (trained "
-                    "at %.4g fps)", 1.0 / source.fps, source.fps, refiner.frame_rate)
+        logger.info(
+            "image folder: frames taken %.4g s apart (--fps %.4g) for TP-Net (trained at %.4g fps)",
+            1.0 / source.fps,
+            source.fps,
+            refiner.frame_rate,
+        )
     if predictor is None:
         predictor = Predictor(config.saved_model, config.run_dir)
     tracker = None
@@ -428,21 +491,37 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
     tracks = _tracks(people)
     motion = {}
     for t, frames in tracks.items():
-        poses = np.stack([_person(people[f], t).result["joints_3d_root_relative_mm"]
-                          for f in frames])  # (T_k, J, 3)
+        poses = np.stack(
+            [_person(people[f], t).result["joints_3d_root_relative_mm"] for f in frames]
+        )  # (T_k, J, 3)
         if refiner is not None:
             # A track absent from some frames (an edited boxes.json) is refined run by run:
             # a window never reaches across the frames the person was not in.
             cuts = np.flatnonzero(np.diff(frames) > 1) + 1
-            poses = np.concatenate([
-                refine_online(run_poses, refiner, refiner.window, times_s=times[run_frames],
-                              video_fps=1.0 / frame_time)
-                for run_poses, run_frames in zip(np.split(poses, cuts), np.split(frames, cuts))])
+            poses = np.concatenate(
+                [
+                    refine_online(
+                        run_poses,
+                        refiner,
+                        refiner.window,
+                        times_s=times[run_frames],
+                        video_fps=1.0 / frame_time,
+                    )
+                    for run_poses, run_frames in zip(np.split(poses, cuts), np.split(frames, cuts))
+                ]
+            )
             for f, refined in zip(frames, poses):
                 _person(people[f], t).result["joints_3d_refined_mm"] = refined
         motion[t] = poses
-    result = InferResult(len(names), names, times, people, tracks, motion,
-                         tracker.detector_runs if tracker is not None else 0)
+    result = InferResult(
+        len(names),
+        names,
+        times,
+        people,
+        tracks,
+        motion,
+        tracker.detector_runs if tracker is not None else 0,
+    )
 
     for f, (name, frame_people) in enumerate(zip(names, people)):
         records = [_record(f, name, float(times[f]), p) for p in frame_people]
@@ -453,16 +532,20 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
         (out / "json" / f"frame_{f:06d}.json").write_text(json.dumps(doc))
     used = boxes_json(result, config.all_people)  # one line per frame: easy to edit by hand
     (out / "boxes.json").write_text(
-        "{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in used.items())
-        + "\n}\n")
+        "{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in used.items()) + "\n}\n"
+    )
 
     # BVH: one skeleton per track (its median bone lengths), y-up.
     for t, poses in motion.items():
         name = f"motion_track_{t}.bvh" if config.all_people else "motion.bvh"
         lengths = fitting.sequence_bone_lengths(poses)
         if not np.all(lengths > 0):  # e.g. a short track whose joints collapse to one point
-            logger.warning("track %d: median bone lengths %s include zeros; no %s written",
-                           t, np.round(lengths, 1).tolist(), name)
+            logger.warning(
+                "track %d: median bone lengths %s include zeros; no %s written",
+                t,
+                np.round(lengths, 1).tolist(),
+                name,
+            )
             continue
         bvh.write_bvh(out / name, poses @ Y_UP.T, frame_time=frame_time, lengths=lengths)
     if config.render:

@@ -57,7 +57,7 @@ def _as_poses(pred, gt, name: str) -> tuple[np.ndarray, np.ndarray]:
 def root_align(pose: np.ndarray, root: int = skeleton.ROOT) -> np.ndarray:
     """Subtracts the root joint: (..., J, D) -> (..., J, D) with the root at the origin."""
     pose = np.asarray(pose, dtype=np.float64)
-    return pose - pose[..., root:root + 1, :]
+    return pose - pose[..., root : root + 1, :]
 
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray, root: int | None = None) -> np.ndarray:
@@ -146,8 +146,9 @@ def _with_mid_thorax(pose: np.ndarray) -> np.ndarray:
     return out
 
 
-def mpjpe_bone_scaled(pred: np.ndarray, gt: np.ndarray,
-                      bone_sum_mm: float = skeleton.H36M_ZHOU_BONE_SUM_MM) -> np.ndarray:
+def mpjpe_bone_scaled(
+    pred: np.ndarray, gt: np.ndarray, bone_sum_mm: float = skeleton.H36M_ZHOU_BONE_SUM_MM
+) -> np.ndarray:
     """`PROTOCOL_BONE_SCALED`: the scale convention of Zhou et al.'s and Dabral et al.'s code.
 
     Both poses are made pelvis-relative and get thorax := mean(pelvis, upper neck) (the
@@ -180,16 +181,21 @@ def _joint_selection(joints, num_joints: int, name: str) -> list[int]:
         return list(range(num_joints))
     if isinstance(joints, str):
         if joints not in PCK3D_JOINT_SETS:
-            raise ValueError(f"{name}: joints must be one of {list(PCK3D_JOINT_SETS)}, a "
-                             f"sequence of indices or None. Received: {joints!r}")
+            raise ValueError(
+                f"{name}: joints must be one of {list(PCK3D_JOINT_SETS)}, a "
+                f"sequence of indices or None. Received: {joints!r}"
+            )
         if num_joints != 17:
-            raise ValueError(f"{name}: joints={joints!r} selects from the 3DHP-17 order; "
-                             f"received poses with J={num_joints}")
+            raise ValueError(
+                f"{name}: joints={joints!r} selects from the 3DHP-17 order; "
+                f"received poses with J={num_joints}"
+            )
         return list(PCK3D_JOINT_SETS[joints])
     selected = [int(j) for j in joints]
     if not selected or min(selected) < 0 or max(selected) >= num_joints:
-        raise ValueError(f"{name}: joint indices must lie in [0, {num_joints}). "
-                         f"Received: {selected}")
+        raise ValueError(
+            f"{name}: joint indices must lie in [0, {num_joints}). Received: {selected}"
+        )
     return selected
 
 
@@ -199,8 +205,12 @@ def joint_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pred - gt, axis=-1)
 
 
-def pck3d(pred: np.ndarray, gt: np.ndarray, threshold: float = PCK3D_THRESHOLD_MM,
-          joints: str | Sequence[int] | None = "14") -> np.ndarray:
+def pck3d(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    threshold: float = PCK3D_THRESHOLD_MM,
+    joints: str | Sequence[int] | None = "14",
+) -> np.ndarray:
     """`PCK3D_NAME`: percentage of joints with error strictly `< threshold` mm, per sample.
 
     Poses are compared as given (pass root-relative poses; 3DHP uses `univ_annot3`).
@@ -220,8 +230,12 @@ def pck3d(pred: np.ndarray, gt: np.ndarray, threshold: float = PCK3D_THRESHOLD_M
     return 100.0 * np.mean(err[:, sel] < threshold, axis=-1)
 
 
-def auc3d(pred: np.ndarray, gt: np.ndarray, joints: str | Sequence[int] | None = "14",
-          thresholds: np.ndarray = AUC3D_THRESHOLDS_MM) -> np.ndarray:
+def auc3d(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    joints: str | Sequence[int] | None = "14",
+    thresholds: np.ndarray = AUC3D_THRESHOLDS_MM,
+) -> np.ndarray:
     """`AUC3D_NAME`: mean of `pck3d` over thresholds 0, 5, ..., 150 mm (31 values), x100.
 
     Args and joint conventions as `pck3d`. Returns (N,) per-sample AUC in [0, 100].
@@ -237,14 +251,16 @@ def auc3d(pred: np.ndarray, gt: np.ndarray, joints: str | Sequence[int] | None =
 # ----------------------------------------------------------------------------------------------
 # PCKh (MPII).
 # ----------------------------------------------------------------------------------------------
-def pckh_hits(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray,
-              threshold: float = 0.5) -> np.ndarray:
+def pckh_hits(
+    pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
     """(N, J) booleans: ||pred - gt|| / (0.6 * head-box diagonal) < threshold (strict)."""
     pred, gt = _as_poses(pred, gt, "pckh")
     headboxes = np.asarray(headboxes, dtype=np.float64)
     if headboxes.shape != (len(pred), 2, 2):
-        raise ValueError(f"pckh: headboxes must be (N, 2, 2) [[x1, y1], [x2, y2]]. "
-                         f"Received: {headboxes.shape}")
+        raise ValueError(
+            f"pckh: headboxes must be (N, 2, 2) [[x1, y1], [x2, y2]]. Received: {headboxes.shape}"
+        )
     head_size = PCKH_HEAD_FACTOR * np.linalg.norm(headboxes[:, 1] - headboxes[:, 0], axis=-1)
     if np.any(head_size <= 0):
         bad = np.flatnonzero(head_size <= 0)[:5]
@@ -252,8 +268,13 @@ def pckh_hits(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray,
     return np.linalg.norm(pred - gt, axis=-1) / head_size[:, None] < threshold
 
 
-def pckh_counts(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible: np.ndarray,
-                threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def pckh_counts(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    headboxes: np.ndarray,
+    visible: np.ndarray,
+    threshold: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per joint: how many annotated joints are correct, and how many are annotated.
 
     Every annotated joint counts, wherever it lies (MPII: `jnt_missing == 0`; a joint outside
@@ -275,8 +296,13 @@ def pckh_counts(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible
     return (hits & visible).sum(axis=0), visible.sum(axis=0)
 
 
-def pckh(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible: np.ndarray,
-         threshold: float = 0.5) -> np.ndarray:
+def pckh(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    headboxes: np.ndarray,
+    visible: np.ndarray,
+    threshold: float = 0.5,
+) -> np.ndarray:
     """`PCKH_NAME` per joint: percentage of annotated joints that are correct.
 
     Args as `pckh_counts`.
@@ -295,16 +321,23 @@ def pckh_table_from_counts(correct: np.ndarray, count: np.ndarray) -> dict[str, 
     count = np.asarray(count, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_joint = 100.0 * correct / count
-        table = {part: float(100.0 * correct[list(idx)].sum() / count[list(idx)].sum())
-                 for part, idx in skeleton.PCKH_PARTS}
+        table = {
+            part: float(100.0 * correct[list(idx)].sum() / count[list(idx)].sum())
+            for part, idx in skeleton.PCKH_PARTS
+        }
     keep = [j for j in range(skeleton.NUM_JOINTS) if j not in PCKH_EXCLUDED]
     table[MEAN_UNWEIGHTED] = float(np.mean(per_joint[keep]))
     table[MEAN_WEIGHTED] = float(100.0 * correct[keep].sum() / count[keep].sum())
     return table
 
 
-def pckh_table(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible: np.ndarray,
-               threshold: float = 0.5) -> dict[str, float]:
+def pckh_table(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    headboxes: np.ndarray,
+    visible: np.ndarray,
+    threshold: float = 0.5,
+) -> dict[str, float]:
     """PCKh report: the 7 parts of `skeleton.PCKH_PARTS` and both mean conventions.
 
     A two-joint part pools its two joints, i.e. weights each side by its annotated joints (the
@@ -322,8 +355,7 @@ def pckh_table(pred: np.ndarray, gt: np.ndarray, headboxes: np.ndarray, visible:
 # ----------------------------------------------------------------------------------------------
 # Structural validity (paper Table 6).
 # ----------------------------------------------------------------------------------------------
-def symmetry_error(poses: np.ndarray,
-                   pairs=skeleton.SYMMETRY_BONE_PAIRS) -> np.ndarray:
+def symmetry_error(poses: np.ndarray, pairs=skeleton.SYMMETRY_BONE_PAIRS) -> np.ndarray:
     """Mean |left - right| bone length per limb pair (`skeleton.SYMMETRY_BONE_NAMES` order).
 
     Args:
@@ -352,8 +384,9 @@ def bone_length_std(poses_sequence: np.ndarray, bones=skeleton.BONES) -> np.ndar
     return lengths.std(axis=-2)
 
 
-def limb_bone_length_std(poses_sequence: np.ndarray,
-                         pairs=skeleton.SYMMETRY_BONE_PAIRS) -> np.ndarray:
+def limb_bone_length_std(
+    poses_sequence: np.ndarray, pairs=skeleton.SYMMETRY_BONE_PAIRS
+) -> np.ndarray:
     """Table 6's grouping: std over time of each limb bone, averaged over left and right.
 
     (T, 16, 3) -> (4,) mm in `skeleton.SYMMETRY_BONE_NAMES` order.
@@ -428,6 +461,9 @@ def grouped_means(values: np.ndarray, groups: Sequence[Hashable]) -> GroupedMean
         index.setdefault(label, []).append(i)
     per_group = {label: float(values[idx].mean()) for label, idx in index.items()}
     counts = {label: len(idx) for label, idx in index.items()}
-    return GroupedMean(per_group=per_group, counts=counts,
-                       action_mean=float(np.mean(list(per_group.values()))),
-                       frame_mean=float(values.mean()))
+    return GroupedMean(
+        per_group=per_group,
+        counts=counts,
+        action_mean=float(np.mean(list(per_group.values()))),
+        frame_mean=float(values.mean()),
+    )

@@ -60,26 +60,41 @@ def load_refiner(path: str | pathlib.Path) -> Refiner:
         from keras_pose3d.models import loading
 
         model = loading.load_float32(path)
-        return Refiner(lambda w: np.asarray(model(w)), model.window, model.mode,
-                       _rate(getattr(model, "frame_rate", None)), keep=model)
+        return Refiner(
+            lambda w: np.asarray(model(w)),
+            model.window,
+            model.mode,
+            _rate(getattr(model, "frame_rate", None)),
+            keep=model,
+        )
     from keras_pose3d.serving import signatures
 
     loaded = tf.saved_model.load(str(path))
     if "refine" not in loaded.signatures:
-        raise ValueError(f"{path} has no 'refine' signature; signatures: "
-                         f"{sorted(loaded.signatures)} (expected a tp_net export)")
+        raise ValueError(
+            f"{path} has no 'refine' signature; signatures: "
+            f"{sorted(loaded.signatures)} (expected a tp_net export)"
+        )
     fn = loaded.signatures["refine"]
     window = int(fn.structured_input_signature[1]["poses"].shape[1])
     meta = signatures.read_metadata(loaded, str(path))
     if meta["window"] != window:
-        raise ValueError(f"{path}: tp_window {meta['window']} disagrees with the refine "
-                         f"signature's window {window}")
-    return Refiner(lambda w: fn(poses=tf.constant(w, tf.float32))["pose_3d_mm"].numpy(),
-                   window, meta["mode"], _rate(meta.get("frame_rate")), keep=loaded)
+        raise ValueError(
+            f"{path}: tp_window {meta['window']} disagrees with the refine "
+            f"signature's window {window}"
+        )
+    return Refiner(
+        lambda w: fn(poses=tf.constant(w, tf.float32))["pose_3d_mm"].numpy(),
+        window,
+        meta["mode"],
+        _rate(meta.get("frame_rate")),
+        keep=loaded,
+    )
 
 
-def resampled_windows(poses: np.ndarray, times_s: np.ndarray, window: int,
-                      rate: float) -> np.ndarray:
+def resampled_windows(
+    poses: np.ndarray, times_s: np.ndarray, window: int, rate: float
+) -> np.ndarray:
     """Online TP-Net windows at `rate` fps for every frame of a (T, J, 3) sequence.
 
     Args:
@@ -95,8 +110,9 @@ def resampled_windows(poses: np.ndarray, times_s: np.ndarray, window: int,
     poses = np.asarray(poses, np.float64)
     times = np.asarray(times_s, np.float64)
     if poses.ndim != 3 or len(times) != len(poses) or len(poses) == 0:
-        raise ValueError(f"poses (T, J, 3) and times (T,) must agree. Received: {poses.shape}, "
-                         f"{times.shape}")
+        raise ValueError(
+            f"poses (T, J, 3) and times (T,) must agree. Received: {poses.shape}, {times.shape}"
+        )
     if np.any(np.diff(times) <= 0):
         raise ValueError("frame times must increase strictly")
     offsets = (np.arange(window) - (window - 1)) / float(rate)  # (N,) <= 0
@@ -106,8 +122,14 @@ def resampled_windows(poses: np.ndarray, times_s: np.ndarray, window: int,
     return flat.reshape(samples.shape + poses.shape[1:])
 
 
-def refine_online(poses: np.ndarray, refiner, window: int, times_s: np.ndarray | None = None,
-                  video_fps: float | None = None, batch: int = 256) -> np.ndarray:
+def refine_online(
+    poses: np.ndarray,
+    refiner,
+    window: int,
+    times_s: np.ndarray | None = None,
+    video_fps: float | None = None,
+    batch: int = 256,
+) -> np.ndarray:
     """TP-Net over online windows of a (T, J, 3) sequence -> (T, J, 3).
 
     With `times_s` and a refiner that knows its frame rate, the windows are resampled to that
@@ -116,16 +138,24 @@ def refine_online(poses: np.ndarray, refiner, window: int, times_s: np.ndarray |
     rate = _rate(getattr(refiner, "frame_rate", None))
     if rate is None or times_s is None:
         if times_s is not None:
-            logger.warning("TP-Net records no training frame rate; assuming it matches the "
-                           "video's (%s fps). Re-train/re-export it to record one.",
-                           f"{video_fps:.3g}" if video_fps else "unknown")
+            logger.warning(
+                "TP-Net records no training frame rate; assuming it matches the "
+                "video's (%s fps). Re-train/re-export it to record one.",
+                f"{video_fps:.3g}" if video_fps else "unknown",
+            )
         windows = tp_net_lib.make_windows(poses, window, "online")
     else:
         if video_fps and abs(video_fps - rate) > 0.01 * rate:
-            logger.warning("video at %.3g fps, TP-Net trained at %.3g fps: resampling the "
-                           "poses to %.3g fps for TP-Net%s", video_fps, rate, rate,
-                           " (interpolated between frames: motion faster than the video's "
-                           "rate is not seen)" if video_fps < rate else "")
+            logger.warning(
+                "video at %.3g fps, TP-Net trained at %.3g fps: resampling the "
+                "poses to %.3g fps for TP-Net%s",
+                video_fps,
+                rate,
+                rate,
+                " (interpolated between frames: motion faster than the video's rate is not seen)"
+                if video_fps < rate
+                else "",
+            )
         windows = resampled_windows(poses, times_s, window, rate)
     windows = windows.astype(np.float32)
-    return np.concatenate([refiner(windows[i:i + batch]) for i in range(0, len(windows), batch)])
+    return np.concatenate([refiner(windows[i : i + batch]) for i in range(0, len(windows), batch)])

@@ -32,8 +32,13 @@ def bone_colour(child: int) -> tuple[int, int, int]:
     return CENTRE_BGR
 
 
-def draw_2d(image: np.ndarray, joints_2d: np.ndarray, confidence: np.ndarray | None = None,
-            min_confidence: float = 0.0, box=None) -> np.ndarray:
+def draw_2d(
+    image: np.ndarray,
+    joints_2d: np.ndarray,
+    confidence: np.ndarray | None = None,
+    min_confidence: float = 0.0,
+    box=None,
+) -> np.ndarray:
     """`image` (H, W, 3) uint8 BGR with the (J, 2) pixel skeleton drawn on it (in place).
 
     Bones whose joints have confidence below `min_confidence` are skipped; `box` [x0, y0, x1,
@@ -48,8 +53,9 @@ def draw_2d(image: np.ndarray, joints_2d: np.ndarray, confidence: np.ndarray | N
     conf = np.ones(len(pts)) if confidence is None else np.asarray(confidence)
     for child, parent in skeleton.BONES:
         if conf[child] >= min_confidence and conf[parent] >= min_confidence:
-            cv2.line(out, tuple(pts[child]), tuple(pts[parent]), bone_colour(child), thick,
-                     cv2.LINE_AA)
+            cv2.line(
+                out, tuple(pts[child]), tuple(pts[parent]), bone_colour(child), thick, cv2.LINE_AA
+            )
     for j, p in enumerate(pts):
         if conf[j] >= min_confidence:
             cv2.circle(out, tuple(p), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
@@ -95,8 +101,9 @@ class Scene:
     view: View = View()
 
     @classmethod
-    def fit(cls, poses: np.ndarray, spread_mm: float = 0.0, margin: float = 1.1,
-            view: View = View()) -> Scene:
+    def fit(
+        cls, poses: np.ndarray, spread_mm: float = 0.0, margin: float = 1.1, view: View = View()
+    ) -> Scene:
         """From root-relative (T, J, 3) poses: their first `SCENE_FRAMES` frames' median bone
         lengths set the reach (times `margin`, since predicted lengths vary a little); the
         ground is at the median lower ankle. `spread_mm`: the largest sideways offset of a
@@ -129,8 +136,9 @@ class Scene:
         return np.array(along_x + along_z, np.float64)
 
 
-def draw_3d(poses_mm: list[np.ndarray], scene: Scene, size: int = 256,
-            offsets_mm: list[float] | None = None) -> np.ndarray:
+def draw_3d(
+    poses_mm: list[np.ndarray], scene: Scene, size: int = 256, offsets_mm: list[float] | None = None
+) -> np.ndarray:
     """A (size, size, 3) uint8 panel: the floor grid and each root-relative (J, 3) pose,
     shifted sideways by its `offsets_mm` (x, camera frame)."""
     panel = np.full((size, size, 3), BACKGROUND, np.uint8)
@@ -142,8 +150,9 @@ def draw_3d(poses_mm: list[np.ndarray], scene: Scene, size: int = 256,
     for pose, dx in zip(poses_mm, offsets):
         pts = np.round(scene.project(np.asarray(pose) + [dx, 0.0, 0.0], size)).astype(int)
         for child, parent in skeleton.BONES:
-            cv2.line(panel, tuple(pts[child]), tuple(pts[parent]), bone_colour(child), thick,
-                     cv2.LINE_AA)
+            cv2.line(
+                panel, tuple(pts[child]), tuple(pts[parent]), bone_colour(child), thick, cv2.LINE_AA
+            )
     return panel
 
 
@@ -164,6 +173,10 @@ def side_by_side(frame: np.ndarray, people: list[Person], scene: Scene) -> np.nd
     left = frame.copy()
     for p in people:
         draw_2d(left, p.joints_2d, p.confidence, box=p.box)
-    right = draw_3d([p.pose_mm for p in people], scene, size=frame.shape[0],
-                    offsets_mm=[p.offset_mm for p in people])
+    right = draw_3d(
+        [p.pose_mm for p in people],
+        scene,
+        size=frame.shape[0],
+        offsets_mm=[p.offset_mm for p in people],
+    )
     return np.concatenate([left, right], axis=1)

@@ -46,12 +46,14 @@ class ResumableFit(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)
         self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self._logs = tf.Variable("[]", dtype=tf.string, trainable=False, name="history")
-        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
-                                               epoch=self._epoch, history=self._logs)
+        self._checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer, epoch=self._epoch, history=self._logs
+        )
         # One kept checkpoint: the manager deletes the previous one only after the new one is
         # committed, so a kill at any point leaves one whole checkpoint.
-        self._manager = tf.train.CheckpointManager(self._checkpoint, str(self.directory),
-                                                   max_to_keep=1)
+        self._manager = tf.train.CheckpointManager(
+            self._checkpoint, str(self.directory), max_to_keep=1
+        )
         self.history: list[dict] = []
 
     @property
@@ -67,8 +69,10 @@ class ResumableFit(keras.callbacks.Callback):
         self.history = json.loads(self._logs.numpy().decode("utf-8"))
         epoch = int(self._epoch.numpy())
         if len(self.history) != epoch:
-            raise ValueError(f"checkpoint {self.latest} is inconsistent: epoch {epoch} but "
-                             f"{len(self.history)} logged epochs")
+            raise ValueError(
+                f"checkpoint {self.latest} is inconsistent: epoch {epoch} but "
+                f"{len(self.history)} logged epochs"
+            )
         return epoch
 
     def on_epoch_end(self, epoch, logs=None):

@@ -26,8 +26,21 @@ import numpy as np
 # MPII-16: the output skeleton.
 # ----------------------------------------------------------------------------------------------
 MPII_JOINTS: tuple[str, ...] = (
-    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
-    "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow",
+    "r_ankle",
+    "r_knee",
+    "r_hip",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "pelvis",
+    "thorax",
+    "upper_neck",
+    "head_top",
+    "r_wrist",
+    "r_elbow",
+    "r_shoulder",
+    "l_shoulder",
+    "l_elbow",
     "l_wrist",
 )
 NUM_JOINTS = len(MPII_JOINTS)  # 16
@@ -35,8 +48,22 @@ J = {name: i for i, name in enumerate(MPII_JOINTS)}  # name -> index
 
 # Short names used by MPII evaluation files.
 MPII_SHORT_NAMES: tuple[str, ...] = (
-    "rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thrx", "neck", "head", "rwri",
-    "relb", "rsho", "lsho", "lelb", "lwri",
+    "rank",
+    "rkne",
+    "rhip",
+    "lhip",
+    "lkne",
+    "lank",
+    "pelv",
+    "thrx",
+    "neck",
+    "head",
+    "rwri",
+    "relb",
+    "rsho",
+    "lsho",
+    "lelb",
+    "lwri",
 )
 
 ROOT = J["pelvis"]  # 6
@@ -46,9 +73,7 @@ COLLAR_JOINT = J["thorax"]  # where the collar bone of Eq. 1 starts (see module 
 MPII_PARENTS: tuple[int, ...] = (1, 2, 6, 6, 3, 4, -1, 6, 7, 8, 11, 12, 7, 7, 13, 14)
 
 # (child, parent) for every non-root joint: the 15 bones of the kinematic tree.
-BONES: tuple[tuple[int, int], ...] = tuple(
-    (j, p) for j, p in enumerate(MPII_PARENTS) if p >= 0
-)
+BONES: tuple[tuple[int, int], ...] = tuple((j, p) for j, p in enumerate(MPII_PARENTS) if p >= 0)
 
 # Horizontal flip: joint j of the mirrored image is joint FLIP_PERMUTATION[j] of the original.
 FLIP_PAIRS: tuple[tuple[int, int], ...] = ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13))
@@ -78,8 +103,20 @@ SYMMETRY_BONE_NAMES: tuple[str, ...] = ("upper_arm", "forearm", "thigh", "shin")
 
 # Zhou et al.'s 14 bones (skip the thorax); their sum sets the evaluation scale.
 ZHOU_BONES: tuple[tuple[int, int], ...] = (
-    (0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (10, 11), (11, 12), (12, 8), (8, 13),
-    (13, 14), (14, 15), (6, 8), (8, 9),
+    (0, 1),
+    (1, 2),
+    (2, 6),
+    (6, 3),
+    (3, 4),
+    (4, 5),
+    (10, 11),
+    (11, 12),
+    (12, 8),
+    (8, 13),
+    (13, 14),
+    (14, 15),
+    (6, 8),
+    (8, 9),
 )
 H36M_ZHOU_BONE_SUM_MM = 4296.99  # mean sum of ZHOU_BONES over the H36M training set
 
@@ -106,31 +143,115 @@ ANGLE_LIMBS: tuple[tuple[str, int, int, int, int, float], ...] = (
 
 # MPII PCKh reporting groups (pelvis and thorax excluded).
 PCKH_PARTS: tuple[tuple[str, tuple[int, ...]], ...] = (
-    ("Head", (9,)), ("Shoulder", (12, 13)), ("Elbow", (11, 14)), ("Wrist", (10, 15)),
-    ("Hip", (2, 3)), ("Knee", (1, 4)), ("Ankle", (0, 5)),
+    ("Head", (9,)),
+    ("Shoulder", (12, 13)),
+    ("Elbow", (11, 14)),
+    ("Wrist", (10, 15)),
+    ("Hip", (2, 3)),
+    ("Knee", (1, 4)),
+    ("Ankle", (0, 5)),
 )
 
 # ----------------------------------------------------------------------------------------------
 # Human3.6M: the 32-joint metadata.xml skeleton and the common 17-joint subset.
 # ----------------------------------------------------------------------------------------------
 H36M32_JOINTS: tuple[str, ...] = (
-    "Hips", "RightUpLeg", "RightLeg", "RightFoot", "RightToeBase", "Site", "LeftUpLeg",
-    "LeftLeg", "LeftFoot", "LeftToeBase", "Site", "Spine", "Spine1", "Neck", "Head", "Site",
-    "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand", "LeftHandThumb", "Site",
-    "L_Wrist_End", "Site", "RightShoulder", "RightArm", "RightForeArm", "RightHand",
-    "RightHandThumb", "Site", "R_Wrist_End", "Site",
+    "Hips",
+    "RightUpLeg",
+    "RightLeg",
+    "RightFoot",
+    "RightToeBase",
+    "Site",
+    "LeftUpLeg",
+    "LeftLeg",
+    "LeftFoot",
+    "LeftToeBase",
+    "Site",
+    "Spine",
+    "Spine1",
+    "Neck",
+    "Head",
+    "Site",
+    "LeftShoulder",
+    "LeftArm",
+    "LeftForeArm",
+    "LeftHand",
+    "LeftHandThumb",
+    "Site",
+    "L_Wrist_End",
+    "Site",
+    "RightShoulder",
+    "RightArm",
+    "RightForeArm",
+    "RightHand",
+    "RightHandThumb",
+    "Site",
+    "R_Wrist_End",
+    "Site",
 )
 H36M32_PARENTS: tuple[int, ...] = (
-    -1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12, 16, 17, 18, 19, 20, 19, 22, 12,
-    24, 25, 26, 27, 28, 27, 30,
+    -1,
+    0,
+    1,
+    2,
+    3,
+    4,
+    0,
+    6,
+    7,
+    8,
+    9,
+    0,
+    11,
+    12,
+    13,
+    14,
+    12,
+    16,
+    17,
+    18,
+    19,
+    20,
+    19,
+    22,
+    12,
+    24,
+    25,
+    26,
+    27,
+    28,
+    27,
+    30,
 )
 H36M17_FROM_H36M32: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 H36M17_JOINTS: tuple[str, ...] = (
-    "pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "spine", "thorax",
-    "neck_nose", "head", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist",
+    "pelvis",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "spine",
+    "thorax",
+    "neck_nose",
+    "head",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
 )
 H36M17_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
-H36M17_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16))
+H36M17_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
+    (1, 4),
+    (2, 5),
+    (3, 6),
+    (11, 14),
+    (12, 15),
+    (13, 16),
+)
 H36M17_ROOT = 0
 
 # MPII-16 joint j is H36M-17 joint MPII_FROM_H36M17[j] (Zhou's map, datasets.md 1.3).
@@ -145,15 +266,54 @@ H36M17_FROM_MPII: tuple[int, ...] = (6, 2, 1, 0, 3, 4, 5, 7, 7, 8, 9, 13, 14, 15
 # MPI-INF-3DHP: 28 joints and the 17 "relevant" test joints.
 # ----------------------------------------------------------------------------------------------
 MPI3DHP28_JOINTS: tuple[str, ...] = (
-    "spine3", "spine4", "spine2", "spine", "pelvis", "neck", "head", "head_top", "l_clavicle",
-    "l_shoulder", "l_elbow", "l_wrist", "l_hand", "r_clavicle", "r_shoulder", "r_elbow",
-    "r_wrist", "r_hand", "l_hip", "l_knee", "l_ankle", "l_foot", "l_toe", "r_hip", "r_knee",
-    "r_ankle", "r_foot", "r_toe",
+    "spine3",
+    "spine4",
+    "spine2",
+    "spine",
+    "pelvis",
+    "neck",
+    "head",
+    "head_top",
+    "l_clavicle",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "l_hand",
+    "r_clavicle",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "r_hand",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "l_foot",
+    "l_toe",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "r_foot",
+    "r_toe",
 )
 MPI3DHP17_FROM_28: tuple[int, ...] = (7, 5, 14, 15, 16, 9, 10, 11, 23, 24, 25, 18, 19, 20, 4, 3, 6)
 MPI3DHP17_JOINTS: tuple[str, ...] = (
-    "head_top", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "pelvis", "spine", "head",
+    "head_top",
+    "neck",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "pelvis",
+    "spine",
+    "head",
 )
 # 0-based parents (the official .m file lists them 1-based).
 MPI3DHP17_PARENTS: tuple[int, ...] = (1, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, -1, 14, 1)

@@ -47,8 +47,10 @@ class VideoSource:
             raise FileNotFoundError(f"video {self.path} not found")
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
-            raise ValueError(f"cannot open video {self.path}: not a video format OpenCV's "
-                             "FFmpeg backend reads (convert it, e.g. to H.264 MP4)")
+            raise ValueError(
+                f"cannot open video {self.path}: not a video format OpenCV's "
+                "FFmpeg backend reads (convert it, e.g. to H.264 MP4)"
+            )
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.declared_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, _ = capture.read()
@@ -56,8 +58,9 @@ class VideoSource:
         if not ok:
             raise ValueError(f"video {self.path} has no readable frame (empty or corrupt)")
         if not (isinstance(fps, float) and math.isfinite(fps) and 0 < fps < 1000):
-            logger.warning("%s declares no frame rate (%r); using %.3g fps", self.path, fps,
-                           fallback_fps)
+            logger.warning(
+                "%s declares no frame rate (%r); using %.3g fps", self.path, fps, fallback_fps
+            )
             fps = fallback_fps
         self.fps = float(fps)
 
@@ -79,8 +82,12 @@ class VideoSource:
         finally:
             capture.release()
         if self.declared_frames and index != self.declared_frames:
-            logger.warning("%s: read %d frames of the %d it declares (truncated or corrupt "
-                           "tail?)", self.path, index, self.declared_frames)
+            logger.warning(
+                "%s: read %d frames of the %d it declares (truncated or corrupt tail?)",
+                self.path,
+                index,
+                self.declared_frames,
+            )
 
 
 class ImageSource:
@@ -92,8 +99,9 @@ class ImageSource:
         self.path = pathlib.Path(folder)
         if not self.path.is_dir():
             raise NotADirectoryError(f"image folder {self.path} not found")
-        self.files = sorted(p for p in self.path.iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = sorted(
+            p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
         if not self.files:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.path}")
         if fps <= 0:
@@ -118,8 +126,9 @@ def read_image(path: pathlib.Path) -> np.ndarray:
         raise ValueError(f"cannot read image {path}: {e.strerror or e}") from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None or image.size == 0:
-        raise ValueError(f"cannot decode image {path} (corrupt, or not an image format OpenCV "
-                         "reads)")
+        raise ValueError(
+            f"cannot decode image {path} (corrupt, or not an image format OpenCV reads)"
+        )
     return image
 
 
@@ -136,5 +145,9 @@ def frame_interval(times_s: np.ndarray, fps: float, source: str) -> float:
         logger.warning(
             "%s has a variable frame rate (intervals %.4g-%.4g s, median %.4g s): TP-Net sees "
             "the true frame times; motion.bvh and render.mp4 use the median interval",
-            source, float(dt.min()), float(dt.max()), median)
+            source,
+            float(dt.min()),
+            float(dt.max()),
+            median,
+        )
     return median

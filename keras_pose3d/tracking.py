@@ -50,8 +50,9 @@ class TrackerConfig:
     grow: float = 0.25
 
 
-def box_from_joints(joints_2d: np.ndarray, confidence: np.ndarray | None = None,
-                    min_confidence: float = 0.0) -> np.ndarray | None:
+def box_from_joints(
+    joints_2d: np.ndarray, confidence: np.ndarray | None = None, min_confidence: float = 0.0
+) -> np.ndarray | None:
     """(J, 2) px (+ (J,) confidence) -> square person box [x0, y0, x1, y1], None if no joint."""
     pts = np.asarray(joints_2d, np.float64)
     if confidence is not None:
@@ -63,8 +64,9 @@ def box_from_joints(joints_2d: np.ndarray, confidence: np.ndarray | None = None,
     return np.concatenate([centre - side / 2, centre + side / 2])
 
 
-def grow_at_edges(box: np.ndarray, joints_2d: np.ndarray, crop: np.ndarray, edge: float,
-                  grow: float) -> np.ndarray:
+def grow_at_edges(
+    box: np.ndarray, joints_2d: np.ndarray, crop: np.ndarray, edge: float, grow: float
+) -> np.ndarray:
     """`box` grown by `grow` x its side (evenly), and by as much again towards each border of
     `crop` that a joint lies within `edge` x the crop's side of; kept square."""
     box = np.asarray(box, np.float64).copy()
@@ -107,8 +109,12 @@ class Tracker:
     """`tracks = tracker.step(frame_index, image)` before the pose model, then
     `tracker.update(track_id, joints_2d, confidence)` with each track's pose."""
 
-    def __init__(self, detector: Callable[[np.ndarray], list[Detection]],
-                 config: TrackerConfig = TrackerConfig(), all_people: bool = False):
+    def __init__(
+        self,
+        detector: Callable[[np.ndarray], list[Detection]],
+        config: TrackerConfig = TrackerConfig(),
+        all_people: bool = False,
+    ):
         self.detector = detector
         self.config = config
         self.all_people = all_people
@@ -118,8 +124,7 @@ class Tracker:
         self.detector_runs = 0
 
     def _new_track(self, det: Detection, frame: int) -> Track:
-        track = Track(self._next_id, np.asarray(det.box, np.float64), "detector",
-                      first_frame=frame)
+        track = Track(self._next_id, np.asarray(det.box, np.float64), "detector", first_frame=frame)
         self._next_id += 1
         self.tracks.append(track)
         return track
@@ -127,8 +132,11 @@ class Tracker:
     def step(self, frame: int, image: np.ndarray) -> list[Track]:
         """The tracks to run the pose model on in this frame (their boxes set)."""
         c = self.config
-        due = self.all_people and c.redetect_every > 0 and (
-            frame - self._last_detection >= c.redetect_every)
+        due = (
+            self.all_people
+            and c.redetect_every > 0
+            and (frame - self._last_detection >= c.redetect_every)
+        )
         if not self.tracks or due or any(t.needs_detection for t in self.tracks):
             self._detect(frame, image)
         return list(self.tracks)
@@ -140,8 +148,14 @@ class Tracker:
         self._last_detection = frame
         free = list(dets)
         # Greedy IoU matching, best pairs first.
-        pairs = sorted(((iou(t.box, d.box), i, j) for i, t in enumerate(self.tracks)
-                        for j, d in enumerate(dets)), reverse=True)
+        pairs = sorted(
+            (
+                (iou(t.box, d.box), i, j)
+                for i, t in enumerate(self.tracks)
+                for j, d in enumerate(dets)
+            ),
+            reverse=True,
+        )
         used_t, used_d = set(), set()
         for overlap, i, j in pairs:
             if overlap < c.match_iou or i in used_t or j in used_d:
@@ -167,8 +181,10 @@ class Tracker:
         if self.all_people:
             self.tracks = [t for t in self.tracks if t.lost <= c.max_lost]
             for det in free:  # people who walked in (not a second box on someone tracked)
-                if all(iou(det.box, t.box) < c.match_iou and _covered(det.box, t.box) < 0.5
-                       for t in self.tracks):
+                if all(
+                    iou(det.box, t.box) < c.match_iou and _covered(det.box, t.box) < 0.5
+                    for t in self.tracks
+                ):
                     self._new_track(det, frame)
         elif not self.tracks and free:
             self._new_track(max(free, key=lambda d: box_area(d.box)), frame)
@@ -178,8 +194,11 @@ class Tracker:
         (BlazePose's fallback when its detector misses). Returns whether it did."""
         c = self.config
         confidence = np.asarray(confidence, np.float64)
-        if (self.tracks or float(np.mean(confidence)) < c.min_confidence
-                or int((confidence >= c.joint_confidence).sum()) < c.min_joints):
+        if (
+            self.tracks
+            or float(np.mean(confidence)) < c.min_confidence
+            or int((confidence >= c.joint_confidence).sum()) < c.min_joints
+        ):
             return False
         box = box_from_joints(joints_2d, confidence, c.joint_confidence)
         self.tracks.append(Track(self._next_id, box, "tracked", first_frame=frame))

@@ -103,6 +103,7 @@ EXCLUSION_STAGES = frozenset(
 class DataQualityError(ValueError):
     """A job ran but its output cannot be trusted (too many dead letters, nothing written)."""
 
+
 logger = logging.getLogger(__name__)
 
 
@@ -648,13 +649,10 @@ def write_split(
     plan = shard_plan(examples, num_shards, splits, target_shard_bytes)
     summaries = (
         examples
-        | "KeyForShard"
-        >> beam.ParDo(_KeyForShard(splits, shard_by), beam.pvalue.AsSingleton(plan))
+        | "KeyForShard" >> beam.ParDo(_KeyForShard(splits, shard_by), beam.pvalue.AsSingleton(plan))
         | "GroupShard" >> beam.GroupByKey()
         | "WriteShard"
-        >> beam.ParDo(
-            _WriteShard(output_dir, sort_buffer_bytes), beam.pvalue.AsSingleton(plan)
-        )
+        >> beam.ParDo(_WriteShard(output_dir, sort_buffer_bytes), beam.pvalue.AsSingleton(plan))
     )
     return summaries, plan
 
@@ -1084,4 +1082,3 @@ def job_main(run: Callable[[Sequence[str] | None], Any]) -> Callable[..., int]:
 
     main.__doc__ = "Command-line entry: runs the job; bad input exits 2 with the message."
     return main
-

@@ -135,9 +135,7 @@ def required_layout(args: argparse.Namespace) -> tuple[str, list[str]]:
         for ts in _csv(args.test_sequences):
             patterns.append(files.join(test_dir, ts, m3.TEST_ANNOT_FILE))
             patterns.append(files.join(test_dir, ts, m3.IMAGE_DIR))
-            patterns.append(
-                files.join(files.absolute(_calib_dir(args)), m3.TEST_CALIB_FILES[ts])
-            )
+            patterns.append(files.join(files.absolute(_calib_dir(args)), m3.TEST_CALIB_FILES[ts]))
     return root, patterns
 
 
@@ -335,18 +333,14 @@ class TrainSequenceToRecords(beam.DoFn):
                     None if univ_all is None else univ_all[frame],
                 )
                 if isinstance(record, str):
-                    outputs.append(
-                        common.dead_letter(item_id, "validate", record, split="train")
-                    )
+                    outputs.append(common.dead_letter(item_id, "validate", record, split="train"))
                     continue
                 outputs.append(("train", item_id, record))
         except (FileNotFoundError, ValueError) as err:
             lost = common.records_for(n_use, self._stride)  # every annotated frame
             yield common.dead_letter(key, "video", str(err), lost, split="train")
             return
-        common.counter("mpi_inf_3dhp_train_frames").inc(
-            sum(isinstance(o, tuple) for o in outputs)
-        )
+        common.counter("mpi_inf_3dhp_train_frames").inc(sum(isinstance(o, tuple) for o in outputs))
         yield from outputs
         if reader.frames_total != n_use:
             yield common.dead_letter(

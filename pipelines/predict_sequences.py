@@ -73,18 +73,23 @@ def _prepare_or_skip(record: dict, input_size: int) -> dict:
 
     The JPEG is decoded only in the 3D branch, so a skipped record costs its parse alone.
     """
+
     def prepare():
         image = tf.io.decode_jpeg(record["image_jpeg"], channels=3)
         size = tf.cast(record["image_size"], tf.int32)
-        return _prepare(dict(record, image=tf.reshape(image, tf.concat([size, [3]], 0))),
-                        input_size)
+        return _prepare(
+            dict(record, image=tf.reshape(image, tf.concat([size, [3]], 0))), input_size
+        )
 
     def skip():
-        return {"image": tf.zeros((input_size, input_size, 3), tf.float32),
-                "intrinsics": tf.zeros((4,), tf.float32),
-                "joints_3d": tf.zeros_like(record["joints_3d"]),
-                "key": tf.constant(""), "frame": tf.zeros_like(record["frame"]),
-                **{m: tf.constant("") for m in META[:3]}}
+        return {
+            "image": tf.zeros((input_size, input_size, 3), tf.float32),
+            "intrinsics": tf.zeros((4,), tf.float32),
+            "joints_3d": tf.zeros_like(record["joints_3d"]),
+            "key": tf.constant(""),
+            "frame": tf.zeros_like(record["frame"]),
+            **{m: tf.constant("") for m in META[:3]},
+        }
 
     out = tf.cond(tf.equal(record["has_3d"], 1), prepare, skip)
     out["image"] = tf.ensure_shape(out["image"], (input_size, input_size, 3))
@@ -107,9 +112,15 @@ def check_frame_steps(name: str, frames: Sequence[int]) -> list[tuple[int, int]]
     gaps = [(int(frames[i]), int(frames[i + 1])) for i in np.flatnonzero(steps != step)]
     if gaps:
         shown = ", ".join(f"{a}->{b}" for a, b in gaps[:10])
-        _LOG.warning("sequence %s: frame step is not constant (mostly %d); %d gap(s): %s%s. "
-                        "TP-Net windows there span the missing frames", name, step, len(gaps),
-                        shown, " ..." if len(gaps) > 10 else "")
+        _LOG.warning(
+            "sequence %s: frame step is not constant (mostly %d); %d gap(s): %s%s. "
+            "TP-Net windows there span the missing frames",
+            name,
+            step,
+            len(gaps),
+            shown,
+            " ..." if len(gaps) > 10 else "",
+        )
     return gaps
 
 
@@ -122,13 +133,24 @@ def _prepare(record: dict, input_size: int) -> dict:
     frame.
     """
     # The evaluation crop of training/validation: same person scale, same intrinsics.
-    out = augment.crop_and_augment(record["image"], record["joints_2d"], record["visibility"],
-                                   record["joints_3d"], record["intrinsics"],
-                                   input_size=input_size)
+    out = augment.crop_and_augment(
+        record["image"],
+        record["joints_2d"],
+        record["visibility"],
+        record["joints_3d"],
+        record["intrinsics"],
+        input_size=input_size,
+    )
     image, intrinsics = out["image"], out["intrinsics"]
     key = tf.strings.join([record[m] for m in META], separator="/")
-    return {"image": image, "intrinsics": intrinsics, "joints_3d": record["joints_3d"],
-            "key": key, "frame": record["frame"], **{m: record[m] for m in META[:3]}}
+    return {
+        "image": image,
+        "intrinsics": intrinsics,
+        "joints_3d": record["joints_3d"],
+        "key": key,
+        "frame": record["frame"],
+        **{m: record[m] for m in META[:3]},
+    }
 
 
 def _match(file_patterns: str | Sequence[str]) -> list[str]:
@@ -142,12 +164,17 @@ def _match(file_patterns: str | Sequence[str]) -> list[str]:
 def _predict_rows(files: list[str], model, batch_size: int):
     """Per sequence key: {frame: (pred, gt)}, key -> (dataset, subject, sequence), skipped count."""
     s = int(model.input_size)
-    ds = (tf.data.TFRecordDataset(files)
-          .map(lambda x: features.parse_example(x, decode_image=False),
-               num_parallel_calls=tf.data.AUTOTUNE)
-          # Not a .filter: the 2D-only records are counted here, then left out of the model call.
-          .map(lambda r: _prepare_or_skip(r, s), num_parallel_calls=tf.data.AUTOTUNE)
-          .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    ds = (
+        tf.data.TFRecordDataset(files)
+        .map(
+            lambda x: features.parse_example(x, decode_image=False),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        # Not a .filter: the 2D-only records are counted here, then left out of the model call.
+        .map(lambda r: _prepare_or_skip(r, s), num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     rows: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
     origin: dict[str, tuple[str, str, str]] = {}
     done = skipped = 0
@@ -159,13 +186,15 @@ def _predict_rows(files: list[str], model, batch_size: int):
         out = model(tf.boolean_mask(batch["image"], keep), training=False)
         gt = batch["joints_3d"].numpy()[keep].astype(np.float64)  # (B, J, 3) camera mm
         root_depth = gt[:, skeleton.ROOT, 2]
-        pred = pose_codec.decode_pose_3d(np.asarray(out["pose_3d"]),
-                                         batch["intrinsics"].numpy()[keep], root_depth, s)
+        pred = pose_codec.decode_pose_3d(
+            np.asarray(out["pose_3d"]), batch["intrinsics"].numpy()[keep], root_depth, s
+        )
         pred = pose_codec.to_root_relative_mm(pred)
         gt = pose_codec.to_root_relative_mm(gt)
         meta = zip(*(batch[m].numpy()[keep] for m in META[:3]))
-        for key, frame, p, g, m in zip(batch["key"].numpy()[keep], batch["frame"].numpy()[keep],
-                                       pred, gt, meta):
+        for key, frame, p, g, m in zip(
+            batch["key"].numpy()[keep], batch["frame"].numpy()[keep], pred, gt, meta
+        ):
             key = key.decode("utf-8")
             frames = rows.setdefault(key, {})
             if int(frame) in frames:
@@ -197,17 +226,26 @@ def _as_recorded(rows: dict, origin: dict) -> tuple[list, float]:
         rate = None if native is None else frame_rates.recorded_rate(frames, native)
         if len(frames) > 1:
             rates[name] = rate
-        parts.append((name, np.asarray(frames, np.float64),
-                      np.stack([rows[name][f][0] for f in frames]),
-                      np.stack([rows[name][f][1] for f in frames])))
+        parts.append(
+            (
+                name,
+                np.asarray(frames, np.float64),
+                np.stack([rows[name][f][0] for f in frames]),
+                np.stack([rows[name][f][1] for f in frames]),
+            )
+        )
     known = {round(r, 6) for r in rates.values() if r is not None}
     if len(known) == 1 and None not in rates.values():
         return parts, known.pop()
-    shown = ", ".join(f"{n}: {'unknown' if r is None else f'{r:g} fps'}"
-                      for n, r in list(rates.items())[:10])
+    shown = ", ".join(
+        f"{n}: {'unknown' if r is None else f'{r:g} fps'}" for n, r in list(rates.items())[:10]
+    )
     if rates:
-        _LOG.warning("the sequences do not share one known frame rate (%s); the file records "
-                     "frame_rate NaN. Give a frame rate to resample them to it", shown)
+        _LOG.warning(
+            "the sequences do not share one known frame rate (%s); the file records "
+            "frame_rate NaN. Give a frame rate to resample them to it",
+            shown,
+        )
     return parts, math.nan
 
 
@@ -230,17 +268,29 @@ def _resampled(rows: dict, origin: dict, frame_rate: float) -> list:
         pred = np.stack([rows[name][f][0] for f in frames])
         gt = np.stack([rows[name][f][1] for f in frames])
         if len(runs) > 1:
-            _LOG.warning("sequence %s: %d gap(s) longer than 1/%g s in its records; split into %d "
-                         "parts (TP-Net windows never span a gap)", name, len(runs) - 1,
-                         frame_rate, len(runs))
+            _LOG.warning(
+                "sequence %s: %d gap(s) longer than 1/%g s in its records; split into %d "
+                "parts (TP-Net windows never span a gap)",
+                name,
+                len(runs) - 1,
+                frame_rate,
+                len(runs),
+            )
         for positions in runs:
             # A run starts on a recorded (integer) frame; no exponent notation for big ones.
             part = name if len(runs) == 1 else f"{name}@{int(positions[0])}"
-            parts.append((part, positions, frame_rates.resample(frames, pred, positions),
-                          frame_rates.resample(frames, gt, positions)))
+            parts.append(
+                (
+                    part,
+                    positions,
+                    frame_rates.resample(frames, pred, positions),
+                    frame_rates.resample(frames, gt, positions),
+                )
+            )
     if errors:
-        shown = "; ".join(errors[:5]) + (f"; ... ({len(errors)} sequences)" if len(errors) > 5
-                                         else "")
+        shown = "; ".join(errors[:5]) + (
+            f"; ... ({len(errors)} sequences)" if len(errors) > 5 else ""
+        )
         raise ValueError(f"cannot write predictions at {frame_rate:g} fps: {shown}")
     return parts
 
@@ -250,16 +300,16 @@ def _arrays(parts: list, frame_rate: float) -> dict[str, np.ndarray]:
     return {
         "pred": np.concatenate([p[2] for p in parts]).astype(np.float32),
         "gt": np.concatenate([p[3] for p in parts]).astype(np.float32),
-        "sequence": np.concatenate([np.full(len(p[1]), i, np.int32)
-                                    for i, p in enumerate(parts)]),
+        "sequence": np.concatenate([np.full(len(p[1]), i, np.int32) for i, p in enumerate(parts)]),
         "frame": np.concatenate([p[1] for p in parts]).astype(np.float64),
         "sequence_names": np.asarray([p[0] for p in parts]),
         "frame_rate": np.float64(frame_rate),
     }
 
 
-def predict_records(file_patterns: str | Sequence[str], model, batch_size: int = 64,
-                    frame_rate: float | None = None) -> dict[str, np.ndarray]:
+def predict_records(
+    file_patterns: str | Sequence[str], model, batch_size: int = 64, frame_rate: float | None = None
+) -> dict[str, np.ndarray]:
     """Predictions for every 3D record (the arrays of the module docstring).
 
     Args:
@@ -285,9 +335,14 @@ def _run(files, model, batch_size, frame_rate):
     return _arrays(parts, rate), skipped
 
 
-def run_predictions(model_or_path, record_patterns: str | Sequence[str],
-                    out_path: str | pathlib.Path, *, frame_rate: float | None = None,
-                    batch_size: int = 64) -> dict:
+def run_predictions(
+    model_or_path,
+    record_patterns: str | Sequence[str],
+    out_path: str | pathlib.Path,
+    *,
+    frame_rate: float | None = None,
+    batch_size: int = 64,
+) -> dict:
     """Predict SAP-Net poses for the 3D records and write the npz temporal_train reads.
 
     Args:
@@ -308,8 +363,10 @@ def run_predictions(model_or_path, record_patterns: str | Sequence[str],
         ValueError: as `predict_records`.
     """
     if frame_rate is not None and not (math.isfinite(frame_rate) and frame_rate > 0):
-        raise ValueError(f"frame_rate must be frames per second > 0 (or None: as recorded). "
-                         f"Received: {frame_rate}")
+        raise ValueError(
+            f"frame_rate must be frames per second > 0 (or None: as recorded). "
+            f"Received: {frame_rate}"
+        )
     files = _match(record_patterns)  # before loading the model: a bad pattern fails at once
     model = model_or_path
     if isinstance(model_or_path, (str, pathlib.Path)):
@@ -321,11 +378,17 @@ def run_predictions(model_or_path, record_patterns: str | Sequence[str],
     out = pathlib.Path(out_path)
     atomic_files.write_with(out, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
     rate = float(arrays["frame_rate"])
-    summary = {"out": str(out), "frames": len(arrays["pred"]),
-               "sequences": len(arrays["sequence_names"]), "records_2d_skipped": skipped,
-               "frame_rate": None if math.isnan(rate) else rate}
-    print(f"wrote {summary['frames']} frames of {summary['sequences']} sequences at "
-          f"{'unknown' if summary['frame_rate'] is None else f'{rate:g}'} fps to {out}")
+    summary = {
+        "out": str(out),
+        "frames": len(arrays["pred"]),
+        "sequences": len(arrays["sequence_names"]),
+        "records_2d_skipped": skipped,
+        "frame_rate": None if math.isnan(rate) else rate,
+    }
+    print(
+        f"wrote {summary['frames']} frames of {summary['sequences']} sequences at "
+        f"{'unknown' if summary['frame_rate'] is None else f'{rate:g}'} fps to {out}"
+    )
     return summary
 
 
@@ -338,7 +401,8 @@ def _frame_rate_arg(text: str) -> float | None:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(
-            f"expected frames per second > 0 or 'native', got {text!r}")
+            f"expected frames per second > 0 or 'native', got {text!r}"
+        )
     return value
 
 
@@ -348,13 +412,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", required=True, nargs="+", help="TFRecord file patterns")
     parser.add_argument("--run", required=True, help="run directory with sap_net.keras")
     parser.add_argument("--out", required=True, help="output .npz")
-    parser.add_argument("--frame-rate", type=_frame_rate_arg, default=10.0,
-                        help="frames per second of the written rows, TP-Net's model.frame_rate "
-                        "(default 10, the paper's); 'native': the records as they are")
+    parser.add_argument(
+        "--frame-rate",
+        type=_frame_rate_arg,
+        default=10.0,
+        help="frames per second of the written rows, TP-Net's model.frame_rate "
+        "(default 10, the paper's); 'native': the records as they are",
+    )
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args(argv)
-    run_predictions(args.run, args.records, args.out, frame_rate=args.frame_rate,
-                    batch_size=args.batch)
+    run_predictions(
+        args.run, args.records, args.out, frame_rate=args.frame_rate, batch_size=args.batch
+    )
     return 0
 
 

@@ -32,8 +32,13 @@ def test_radial_and_tangential_hand_values_both_models():
     tan = p1 * y + p2 * x
     np.testing.assert_allclose(h36m, [x * (radial + tan) + p2 * r2, y * (radial + tan) + p1 * r2])
     cv = C.project_points(pt, intr, dist, model="opencv")[0]
-    np.testing.assert_allclose(cv, [x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
-                                    y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y])
+    np.testing.assert_allclose(
+        cv,
+        [
+            x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
+            y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y,
+        ],
+    )
     assert abs(h36m[0] - cv[0]) > 1e-4  # the two tangential models really differ
 
 
@@ -51,15 +56,25 @@ def test_rotation_xyz_hand_values():
     np.testing.assert_allclose(C.rotation_xyz(np.pi / 2, 0, 0) @ [0, 1, 0], [0, 0, 1], atol=1e-12)
     np.testing.assert_allclose(C.rotation_xyz(0, 0, np.pi / 2) @ [1, 0, 0], [0, 1, 0], atol=1e-12)
     r = C.rotation_xyz(0.3, -1.1, 2.0)
-    np.testing.assert_allclose(r, C.rotation_xyz(0.3, 0, 0) @ C.rotation_xyz(0, -1.1, 0)
-                               @ C.rotation_xyz(0, 0, 2.0))
+    np.testing.assert_allclose(
+        r, C.rotation_xyz(0.3, 0, 0) @ C.rotation_xyz(0, -1.1, 0) @ C.rotation_xyz(0, 0, 2.0)
+    )
 
 
 def _camera(**kw):
-    base = {"id": "c", "R_w2c": C.rotation_xyz(0.2, -0.4, 1.0),
-            "t_centre_world": [100.0, -50.0, 30.0],
-            "fx": 1000.0, "fy": 990.0, "cx": 500.0, "cy": 510.0, "k": [-0.2, 0.2, -0.003],
-            "p": [-0.001, -0.0009], "width": 1000, "height": 1002}
+    base = {
+        "id": "c",
+        "R_w2c": C.rotation_xyz(0.2, -0.4, 1.0),
+        "t_centre_world": [100.0, -50.0, 30.0],
+        "fx": 1000.0,
+        "fy": 990.0,
+        "cx": 500.0,
+        "cy": 510.0,
+        "k": [-0.2, 0.2, -0.003],
+        "p": [-0.001, -0.0009],
+        "width": 1000,
+        "height": 1002,
+    }
     base.update(kw)
     return C.Camera(**base)
 
@@ -88,24 +103,42 @@ def test_camera_is_frozen_and_validated():
 def test_numpy_and_tf_projection_agree(model):
     rng = np.random.default_rng(1)
     pts = rng.normal(size=(3, 16, 3)) * [400, 400, 200] + [0, 0, 5000]
-    intr = np.array([[1145.0, 1143.8, 512.5, 515.5], [1149.7, 1147.6, 508.8, 508.1],
-                     [1000.0, 1000.0, 500.0, 500.0]])
-    dist = np.array([[-0.207, 0.248, -0.003, -0.0014, -0.001],
-                     [-0.19, 0.24, 0.006, -0.0006, -0.002],
-                     [0, 0, 0, 0, 0]])
+    intr = np.array(
+        [
+            [1145.0, 1143.8, 512.5, 515.5],
+            [1149.7, 1147.6, 508.8, 508.1],
+            [1000.0, 1000.0, 500.0, 500.0],
+        ]
+    )
+    dist = np.array(
+        [
+            [-0.207, 0.248, -0.003, -0.0014, -0.001],
+            [-0.19, 0.24, 0.006, -0.0006, -0.002],
+            [0, 0, 0, 0, 0],
+        ]
+    )
     expected = C.project_points(pts, intr, dist, model)
     got = C.project_tf(tf.constant(pts, tf.float32), intr, dist, model).numpy()
     np.testing.assert_allclose(got, expected, atol=2e-3)  # float32 at ~1000 px
     got_fn = tf.function(lambda p: C.project_tf(p, intr[0], dist[0], model))(
-        tf.constant(pts, tf.float32)).numpy()
+        tf.constant(pts, tf.float32)
+    ).numpy()
     np.testing.assert_allclose(got_fn, C.project_points(pts, intr[0], dist[0], model), atol=2e-3)
 
 
 def test_camera_from_mmpose_converts_conventions():
     cam = _camera()
-    entry = {"R": cam.R_w2c.T, "T": (cam.t_centre_world / 1000.0).reshape(3, 1),
-             "f": [[cam.fx], [cam.fy]], "c": [[cam.cx], [cam.cy]], "k": cam.k.reshape(3, 1),
-             "p": cam.p.reshape(2, 1), "w": 1000, "h": 1002, "id": "c"}
+    entry = {
+        "R": cam.R_w2c.T,
+        "T": (cam.t_centre_world / 1000.0).reshape(3, 1),
+        "f": [[cam.fx], [cam.fy]],
+        "c": [[cam.cx], [cam.cy]],
+        "k": cam.k.reshape(3, 1),
+        "p": cam.p.reshape(2, 1),
+        "w": 1000,
+        "h": 1002,
+        "id": "c",
+    }
     back = C.camera_from_mmpose(entry)
     pt = np.array([[300.0, -200.0, 4000.0]])
     np.testing.assert_allclose(back.world_to_camera(pt), cam.world_to_camera(pt), atol=1e-9)
@@ -125,29 +158,37 @@ def _metadata_xml(w0, mapping_sizes=True, frames_cells=None):
             cells[4] = "Directions 2"  # S5 irregular name
         rows.append("<tr>" + "".join(f"<td>{v}</td>" for v in [a, s] + cells) + "</tr>")
     if mapping_sizes:
-        rows.append("<tr>" + "".join(f"<td>{v}</td>" for v in ["Action", "subaction"] + subjects)
-                    + "</tr>")
+        rows.append(
+            "<tr>" + "".join(f"<td>{v}</td>" for v in ["Action", "subaction"] + subjects) + "</tr>"
+        )
         size = "[1002 1000;1000 1000;1000 1000;1002 1000]"
         rows.append("<tr><td/><td/>" + f"<td>{size}</td>" * 11 + "</tr>")
-    cells = frames_cells or ["[10 11 11 10 40]", "[20 21 21 20 80]", "[30 31 31 30 120]",
-                             "[40 42 42 40 160]"]
-    frames = "".join("<tr><td/>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
-                     for _ in subjects)
+    cells = frames_cells or [
+        "[10 11 11 10 40]",
+        "[20 21 21 20 80]",
+        "[30 31 31 30 120]",
+        "[40 42 42 40 160]",
+    ]
+    frames = "".join(
+        "<tr><td/>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for _ in subjects
+    )
     w0_text = "[" + " ".join(repr(float(v)) for v in w0) + "]"
     ids = "".join(f"<item>{c}</item>" for c in C.H36M_CAMERA_IDS)
     actions = "".join(f"<item>{a}</item>" for a in ["Miscellaneous", "Directions"])
-    return (f'<?xml version="1.0" encoding="utf-8"?>\n<a>\n<mapping>{"".join(rows)}</mapping>\n'
-            f"<frames>{frames}</frames>\n<train_subjects>[1 7 8 9 11]</train_subjects>\n"
-            f"<val_subjects>[5 6]</val_subjects>\n<test_subjects>[2 3 4 10]</test_subjects>\n"
-            f"<w0>{w0_text}</w0>\n<dbcameras><index2id>{ids}</index2id></dbcameras>\n"
-            f"<actionnames>{actions}</actionnames>\n</a>\n")
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<a>\n<mapping>{"".join(rows)}</mapping>\n'
+        f"<frames>{frames}</frames>\n<train_subjects>[1 7 8 9 11]</train_subjects>\n"
+        f"<val_subjects>[5 6]</val_subjects>\n<test_subjects>[2 3 4 10]</test_subjects>\n"
+        f"<w0>{w0_text}</w0>\n<dbcameras><index2id>{ids}</index2id></dbcameras>\n"
+        f"<actionnames>{actions}</actionnames>\n</a>\n"
+    )
 
 
 def _w0_fixture():
     w0 = np.zeros(300)
     # Camera 2 (58860488), subject S5 (index 4): rotation about x by 90 deg, centre (1, 2, 3) m.
-    w0[6 * (2 * 11 + 4):][:6] = [np.pi / 2, 0, 0, 1000.0, 2000.0, 3000.0]
-    w0[264 + 9 * 2:][:9] = [1100, 1090, 505, 495, 0.1, 0.01, 0.001, 0.002, 0.003]
+    w0[6 * (2 * 11 + 4) :][:6] = [np.pi / 2, 0, 0, 1000.0, 2000.0, 3000.0]
+    w0[264 + 9 * 2 :][:9] = [1100, 1090, 505, 495, 0.1, 0.01, 0.001, 0.002, 0.003]
     return w0
 
 
@@ -158,8 +199,10 @@ def test_metadata_fixture_values(tmp_path):
     assert md.camera_ids == C.H36M_CAMERA_IDS
     assert md.train_subjects == ("S1", "S7", "S8", "S9", "S11")
     assert md.mapping["S5"][1] == ("Directions", ["Directions 1", "Directions 2"])
-    assert md.action_sequences("S5") == [("Directions", "Directions 1"),
-                                         ("Directions", "Directions 2")]
+    assert md.action_sequences("S5") == [
+        ("Directions", "Directions 1"),
+        ("Directions", "Directions 2"),
+    ]
     assert md.frames[("S1", "Directions 1")] == (30, 31, 31, 30)
     assert md.frames[("S5", "Directions 2")] == (40, 42, 42, 40)
     cam = md.cameras[("S5", "58860488")]
@@ -170,10 +213,13 @@ def test_metadata_fixture_values(tmp_path):
     np.testing.assert_allclose(cam.p, [0.002, 0.003])
     assert (cam.width, cam.height) == (1000, 1000)
     assert (md.cameras[("S5", "54138969")].width, md.cameras[("S5", "54138969")].height) == (
-        1000, 1002)
+        1000,
+        1002,
+    )
     # A world point 1 m in front along world +y... through Rx(90): y_world -> z_cam.
-    np.testing.assert_allclose(cam.world_to_camera([1000.0, 3000.0, 3000.0]), [0, 0, 1000],
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        cam.world_to_camera([1000.0, 3000.0, 3000.0]), [0, 0, 1000], atol=1e-9
+    )
 
 
 def test_metadata_errors_name_file_and_tag(tmp_path):
@@ -186,8 +232,9 @@ def test_metadata_errors_name_file_and_tag(tmp_path):
     with pytest.raises(ValueError, match=r"frames\.xml.*<frames>"):
         C.load_h36m_metadata(bad2)
     bad3 = tmp_path / "nofr.xml"
-    bad3.write_text(_metadata_xml(_w0_fixture()).replace("<frames>", "<fr>").replace(
-        "</frames>", "</fr>"))
+    bad3.write_text(
+        _metadata_xml(_w0_fixture()).replace("<frames>", "<fr>").replace("</frames>", "</fr>")
+    )
     with pytest.raises(ValueError, match=r"nofr\.xml.*<frames> is missing"):
         C.load_h36m_metadata(bad3)
     garbage = tmp_path / "garbage.xml"
@@ -207,10 +254,15 @@ def test_3dhp_camera_calibration_fixture(tmp_path):
     k = [1497.693, 0, 1024.704, 0, 0, 1497.103, 1051.394, 0, 0, 0, 1, 0, 0, 0, 0, 1]
     lines = ["Skeletool Camera Calibration File V1.0 "]
     for name in ("0", "1"):
-        lines += [f"name          {name} ", "  sensor      10 10 ", "  size        2048 2048 ",
-                  "  animated    0 ", "  intrinsic   " + " ".join(map(str, k)) + " ",
-                  "  extrinsic   " + " ".join(repr(float(v)) for v in ext.ravel()) + " ",
-                  "  radial      0 "]
+        lines += [
+            f"name          {name} ",
+            "  sensor      10 10 ",
+            "  size        2048 2048 ",
+            "  animated    0 ",
+            "  intrinsic   " + " ".join(map(str, k)) + " ",
+            "  extrinsic   " + " ".join(repr(float(v)) for v in ext.ravel()) + " ",
+            "  radial      0 ",
+        ]
     path = tmp_path / "camera.calibration"
     path.write_text("\n".join(lines) + "\n")
     cams = C.load_3dhp_calibration(path)
@@ -227,12 +279,14 @@ def test_3dhp_camera_calibration_fixture(tmp_path):
 
 
 def _tc_calib_text():
-    return ("tc camera calibration v0.3\ncamera\t0\tcam_x\n\tframe\t0\n"
-            "\t\tsensorSize\t\t 10.0\t  5.625\t# in mm\n\t\tfocalLength\t5.0\t# in mm\n"
-            "\t\tpixelAspect\t1.01\t# y / x\n"
-            "\t\tcenterOffset\t0.1\t-0.2\t# in mm (positive values move right and down)\n"
-            "\t\tdistortionModel\tOpenCV\n\t\tdistortion\t\t 0.1\t0.2\t0.003\t0.004\t0.5\t\n"
-            "\t\t\torigin\t100\t200\t300\n\t\t\tup\t0\t0\t1\n\t\t\tright\t1\t0\t0\n")
+    return (
+        "tc camera calibration v0.3\ncamera\t0\tcam_x\n\tframe\t0\n"
+        "\t\tsensorSize\t\t 10.0\t  5.625\t# in mm\n\t\tfocalLength\t5.0\t# in mm\n"
+        "\t\tpixelAspect\t1.01\t# y / x\n"
+        "\t\tcenterOffset\t0.1\t-0.2\t# in mm (positive values move right and down)\n"
+        "\t\tdistortionModel\tOpenCV\n\t\tdistortion\t\t 0.1\t0.2\t0.003\t0.004\t0.5\t\n"
+        "\t\t\torigin\t100\t200\t300\n\t\t\tup\t0\t0\t1\n\t\t\tright\t1\t0\t0\n"
+    )
 
 
 def test_3dhp_test_calib_fixture(tmp_path):
@@ -289,8 +343,9 @@ def test_real_metadata_cameras_project_h36m_ground_truth(h36m_metadata):
         np.testing.assert_array_less(np.abs(uv - part[:, :2]), 0.01, err_msg=str(name))
         pinhole = C.project_points(s3d[:, :3], cam.intrinsics)
         assert np.abs(pinhole - part[:, :2]).max() > 0.5  # distortion matters on real frames
-        uv_tf = C.project_tf(s3d[None, :, :3] * 1000.0, cam.intrinsics[None],
-                             cam.distortion[None]).numpy()[0]
+        uv_tf = C.project_tf(
+            s3d[None, :, :3] * 1000.0, cam.intrinsics[None], cam.distortion[None]
+        ).numpy()[0]
         np.testing.assert_allclose(uv_tf, uv, atol=2e-3)
 
 
@@ -324,8 +379,11 @@ def test_real_metadata_resolution_matches_frames(h36m_metadata):
 def test_real_3dhp_test_calib_intrinsics():
     expected = {  # datasets.md 4.3
         "ts1-4cameras.calib": ((2048, 2048), [1500.17, 1500.83, 1017.39, 1043.03], [0] * 5),
-        "ts5-6cameras.calib": ((1920, 1080), [1683.98, 1672.59, 939.86, 560.14],
-                               [-0.27686, 0.13113, -0.00036, -0.00115, -0.04932]),
+        "ts5-6cameras.calib": (
+            (1920, 1080),
+            [1683.98, 1672.59, 939.86, 560.14],
+            [-0.27686, 0.13113, -0.00036, -0.00115, -0.04932],
+        ),
     }
     for name, (size, intr, cv_dist) in expected.items():
         (cam,) = C.load_3dhp_test_calib(require_realdata("mpi_inf_3dhp", name), size)
@@ -338,8 +396,9 @@ def test_real_3dhp_test_calib_intrinsics():
 
 @pytest.mark.realdata
 def test_real_3dhp_ts1_ground_truth_projects_with_calib():
-    (cam,) = C.load_3dhp_test_calib(require_realdata("mpi_inf_3dhp", "ts1-4cameras.calib"),
-                                    C.MPI3DHP_TEST_IMAGE_SIZE["TS1"])
+    (cam,) = C.load_3dhp_test_calib(
+        require_realdata("mpi_inf_3dhp", "ts1-4cameras.calib"), C.MPI3DHP_TEST_IMAGE_SIZE["TS1"]
+    )
     data = np.load(require_realdata("mmpose_samples", "mpi_inf_3dhp", "test_3dhp_test.npz"))
     assert str(data["imgname"][0]).startswith("TS1")
     err = np.linalg.norm(cam.project(data["S"][0, :, :3]) - data["part"][0, :, :2], axis=-1)
@@ -351,8 +410,12 @@ def test_real_3dhp_ts1_ground_truth_projects_with_calib():
 # Content instead of a local path (the Beam jobs read through tf.io.gfile: no local copy).
 # ----------------------------------------------------------------------------------------------
 def _same_camera(a, b):
-    assert (a.id, a.width, a.height, a.distortion_model) == (b.id, b.width, b.height,
-                                                             b.distortion_model)
+    assert (a.id, a.width, a.height, a.distortion_model) == (
+        b.id,
+        b.width,
+        b.height,
+        b.distortion_model,
+    )
     for field in ("R_w2c", "t_centre_world", "intrinsics", "k", "p"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
@@ -366,7 +429,10 @@ def test_loaders_take_the_content_and_name_the_given_path(tmp_path, as_bytes):
     given = C.load_h36m_metadata(url, text=xml.encode() if as_bytes else xml)
     assert given.path == url and from_file.path == str(tmp_path / "metadata.xml")
     assert (given.mapping, given.frames, given.resolutions) == (
-        from_file.mapping, from_file.frames, from_file.resolutions)
+        from_file.mapping,
+        from_file.frames,
+        from_file.resolutions,
+    )
     assert sorted(given.cameras) == sorted(from_file.cameras)
     for key, cam in from_file.cameras.items():
         _same_camera(given.cameras[key], cam)
@@ -379,19 +445,26 @@ def test_loaders_take_the_content_and_name_the_given_path(tmp_path, as_bytes):
     (tmp_path / "ts.calib").write_text(calib)
     (from_file_cam,) = C.load_3dhp_test_calib(tmp_path / "ts.calib", (1920, 1080))
     (given_cam,) = C.load_3dhp_test_calib(
-        "ram://x/ts.calib", (1920, 1080), text=calib.encode() if as_bytes else calib)
+        "ram://x/ts.calib", (1920, 1080), text=calib.encode() if as_bytes else calib
+    )
     _same_camera(given_cam, from_file_cam)
     with pytest.raises(ValueError, match=r"^ram://x/ts\.calib:2 \(camera 0 cam_x\): missing"):
-        C.load_3dhp_test_calib("ram://x/ts.calib", (1920, 1080),
-                               text=calib.replace("\t\tfocalLength\t5.0\t# in mm\n", ""))
+        C.load_3dhp_test_calib(
+            "ram://x/ts.calib",
+            (1920, 1080),
+            text=calib.replace("\t\tfocalLength\t5.0\t# in mm\n", ""),
+        )
 
-    skeletool = ("Skeletool Camera Calibration File V1.0 \nname 3 \n  size 2048 2048 \n"
-                 "  intrinsic " + " ".join(["1"] * 16) + " \n"
-                 "  extrinsic " + " ".join(str(v) for v in np.eye(4).ravel()) + " \n")
+    skeletool = (
+        "Skeletool Camera Calibration File V1.0 \nname 3 \n  size 2048 2048 \n"
+        "  intrinsic " + " ".join(["1"] * 16) + " \n"
+        "  extrinsic " + " ".join(str(v) for v in np.eye(4).ravel()) + " \n"
+    )
     (tmp_path / "camera.calibration").write_text(skeletool)
     from_file_cams = C.load_3dhp_calibration(tmp_path / "camera.calibration")
     given_cams = C.load_3dhp_calibration(
-        "ram://x/camera.calibration", text=skeletool.encode() if as_bytes else skeletool)
+        "ram://x/camera.calibration", text=skeletool.encode() if as_bytes else skeletool
+    )
     assert sorted(given_cams) == sorted(from_file_cams) == ["3"]
     _same_camera(given_cams["3"], from_file_cams["3"])
     with pytest.raises(ValueError, match=r"^ram://x/camera\.calibration: first line"):
@@ -410,7 +483,9 @@ def test_real_camera_files_given_as_content_parse_identically():
         _same_camera(given.cameras[key], cam)
     for name in ("ts1-4cameras.calib", "ts5-6cameras.calib"):
         calib = require_realdata("mpi_inf_3dhp", name)
-        for a, b in zip(C.load_3dhp_test_calib(calib, (2048, 2048)),
-                        C.load_3dhp_test_calib(name, (2048, 2048), text=calib.read_text()),
-                        strict=True):
+        for a, b in zip(
+            C.load_3dhp_test_calib(calib, (2048, 2048)),
+            C.load_3dhp_test_calib(name, (2048, 2048), text=calib.read_text()),
+            strict=True,
+        ):
             _same_camera(a, b)

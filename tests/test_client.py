@@ -19,8 +19,10 @@ def _inputs(sig, batch=2):
     out = {}
     for name, (dtype, shape) in spec.items():
         if dtype == "string":
-            out[name] = [jpeg_bytes(rng.integers(0, 255, (20 + 4 * i, 24, 3), np.uint8))
-                         for i in range(batch)]
+            out[name] = [
+                jpeg_bytes(rng.integers(0, 255, (20 + 4 * i, 24, 3), np.uint8))
+                for i in range(batch)
+            ]
         else:
             out[name] = rng.uniform(0.1, 1.0, (batch,) + tuple(shape[1:])).astype(np.float32)
     if "boxes" in out:
@@ -72,10 +74,13 @@ def test_tensor_protos_match_signature_dtypes(exported):  # noqa: F811
 
 
 def test_grpc_request_names_model_and_signature():
-    pytest.importorskip("tensorflow_serving.apis.predict_pb2",
-                        reason="tensorflow-serving-api not installed (pip install --no-deps)")
-    request = client.grpc_request("pipeline", "refine", {"poses": np.zeros((1, 4, 16, 3))},
-                                  version=3)
+    pytest.importorskip(
+        "tensorflow_serving.apis.predict_pb2",
+        reason="tensorflow-serving-api not installed (pip install --no-deps)",
+    )
+    request = client.grpc_request(
+        "pipeline", "refine", {"poses": np.zeros((1, 4, 16, 3))}, version=3
+    )
     assert request.model_spec.name == "pipeline" and request.model_spec.version.value == 3
     assert request.model_spec.signature_name == "refine"
     assert tf.make_ndarray(request.inputs["poses"]).shape == (1, 4, 16, 3)
@@ -83,8 +88,9 @@ def test_grpc_request_names_model_and_signature():
 
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match=r"missing \['boxes'"):
-        client.rest_request_body("predict_jpeg_boxes", {"images": [b"x"], "focal_length": [1.0],
-                                                        "root_depth_mm": [1.0]})
+        client.rest_request_body(
+            "predict_jpeg_boxes", {"images": [b"x"], "focal_length": [1.0], "root_depth_mm": [1.0]}
+        )
     with pytest.raises(ValueError, match="'poses'.*4 dimensions"):
         client.check_inputs("refine", {"poses": np.zeros((4, 16, 3))})
     with pytest.raises(KeyError, match="unknown signature"):
@@ -112,9 +118,16 @@ class _FakeServing(http.server.BaseHTTPRequestHandler):
                 value = [base64.b64decode(v["b64"]) for v in value]
             feed[name] = tf.constant(value, spec.dtype)
         outputs = {k: v.numpy().tolist() for k, v in fn(**feed).items()}
-        reply = {"outputs": outputs} if "inputs" in body else {
-            "predictions": [{k: v[i] for k, v in outputs.items()} for i in range(len(
-                next(iter(outputs.values()))))]}
+        reply = (
+            {"outputs": outputs}
+            if "inputs" in body
+            else {
+                "predictions": [
+                    {k: v[i] for k, v in outputs.items()}
+                    for i in range(len(next(iter(outputs.values()))))
+                ]
+            }
+        )
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -137,7 +150,8 @@ def test_rest_client_round_trip_matches_direct_call(exported):  # noqa: F811
         rest = client.RestClient(f"http://127.0.0.1:{server.server_port}", "pipeline")
         inputs = _inputs("predict_jpeg_boxes")
         direct = loaded.signatures["predict_jpeg_boxes"](
-            **{k: tf.constant(v) for k, v in inputs.items()})
+            **{k: tf.constant(v) for k, v in inputs.items()}
+        )
         for row_format in (False, True):
             got = rest.predict("predict_jpeg_boxes", inputs, row_format=row_format)
             assert set(got) == set(signatures.SIGNATURES["predict_jpeg_boxes"][1])

@@ -22,8 +22,12 @@ def _write(tmp_path, tree) -> pathlib.Path:
 
 
 def _tree(**train):
-    return {"train": {"stages": [{"name": "a", "steps": 5, "learning_rate": 1e-3,
-                                  "losses": ["heatmap"]}], **train}}
+    return {
+        "train": {
+            "stages": [{"name": "a", "steps": 5, "learning_rate": 1e-3, "losses": ["heatmap"]}],
+            **train,
+        }
+    }
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -62,7 +66,11 @@ def test_h36m_config_has_the_papers_settings():
     assert cfg.model.num_modules == 2 and (cfg.loss.heatmap, cfg.loss.depth) == (1.0, 0.1)
     stages = {s.name: s for s in cfg.train.stages}
     assert [s.name for s in cfg.train.stages] == [
-        "pretrain_2d", "depth_warmup", "structure", "symmetry"]
+        "pretrain_2d",
+        "depth_warmup",
+        "structure",
+        "symmetry",
+    ]
     assert stages["depth_warmup"].steps == 240_000 and stages["depth_warmup"].samples == "3d_only"
     assert stages["structure"].steps == 160_000
     assert stages["structure"].learning_rate == 2.5e-4
@@ -113,8 +121,15 @@ def test_bad_values_name_the_field(tmp_path, override, field):
 
 def test_overrides_apply_with_types(tmp_path):
     path = _write(tmp_path, _tree())
-    cfg = kc.load_config(path, ["train.batch_size=12", "train.stages.a.steps=7",
-                                "runtime.precision=mixed_bfloat16", "loss.lambda_s=0.5"])
+    cfg = kc.load_config(
+        path,
+        [
+            "train.batch_size=12",
+            "train.stages.a.steps=7",
+            "runtime.precision=mixed_bfloat16",
+            "loss.lambda_s=0.5",
+        ],
+    )
     assert cfg.train.batch_size == 12 and cfg.train.stages[0].steps == 7
     assert cfg.runtime.precision == "mixed_bfloat16" and cfg.loss.lambda_s == 0.5
 
@@ -128,8 +143,13 @@ def test_override_of_unknown_stage_is_an_error(tmp_path):
 def test_paper_configs_build_zhous_network(name):
     cfg = kc.load_config(ROOT / "configs" / name)
     model = cfg.model
-    assert (model.num_stacks, model.num_features, model.hourglass_depth, model.depth_blocks,
-            model.num_modules) == (2, 256, 4, 4, 2)
+    assert (
+        model.num_stacks,
+        model.num_features,
+        model.hourglass_depth,
+        model.depth_blocks,
+        model.num_modules,
+    ) == (2, 256, 4, 4, 2)
     assert cfg.loss.depth == 0.1
 
 
@@ -158,12 +178,36 @@ def test_loss_weights_map_to_eq3_lambdas():
 
 
 def test_dry_run_prints_resolved_config_and_bad_config_exits_nonzero(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "keras_pose3d.train", "--config",
-                         str(ROOT / "configs" / "h36m.yaml"), "--dry-run"],
-                        capture_output=True, text=True, cwd=ROOT)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_pose3d.train",
+            "--config",
+            str(ROOT / "configs" / "h36m.yaml"),
+            "--dry-run",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert ok.returncode == 0, ok.stderr
     assert yaml.safe_load(ok.stdout)["train"]["stages"][1]["steps"] == 240_000
-    bad = subprocess.run([sys.executable, "-m", "keras_pose3d.train", "--config",
-                          str(ROOT / "configs" / "h36m.yaml"), "--set", "model.num_stack=3",
-                          "--dry-run"], capture_output=True, text=True, cwd=ROOT)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_pose3d.train",
+            "--config",
+            str(ROOT / "configs" / "h36m.yaml"),
+            "--set",
+            "model.num_stack=3",
+            "--dry-run",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert bad.returncode != 0 and "model.num_stack" in bad.stderr and "num_stacks" in bad.stderr

@@ -21,14 +21,24 @@ def _record(frame, has_3d, rng, sequence="seq"):
         cv2.circle(image, (round(x), round(y)), 1, (250, 200, 30), -1)
     vis = np.ones(16, np.float32)
     vis[rng.integers(0, 16)] = 0.0
-    rec = {"image_jpeg": cv2.imencode(".jpg", image)[1].tobytes(), "joints_2d": j2d,
-               "visibility": vis, "has_3d": has_3d, "box": [0, 0, 10, 10], "frame": frame,
-               "orig_size": [100, 100], "dataset": "h36m" if has_3d else "mpii", "subject": "S1",
-               "sequence": sequence, "camera": "c0"}
+    rec = {
+        "image_jpeg": cv2.imencode(".jpg", image)[1].tobytes(),
+        "joints_2d": j2d,
+        "visibility": vis,
+        "has_3d": has_3d,
+        "box": [0, 0, 10, 10],
+        "frame": frame,
+        "orig_size": [100, 100],
+        "dataset": "h36m" if has_3d else "mpii",
+        "subject": "S1",
+        "sequence": sequence,
+        "camera": "c0",
+    }
     if has_3d:
         z = rng.uniform(2800.0, 3200.0, size=16)
-        rec["joints_3d"] = np.stack([(j2d[:, 0] - INTR[2]) * z / INTR[0],
-                                     (j2d[:, 1] - INTR[3]) * z / INTR[1], z], -1)
+        rec["joints_3d"] = np.stack(
+            [(j2d[:, 0] - INTR[2]) * z / INTR[0], (j2d[:, 1] - INTR[3]) * z / INTR[1], z], -1
+        )
         rec["intrinsics"] = INTR
     return rec
 
@@ -50,8 +60,15 @@ def mixed_files(tmp_path_factory):
 
 
 def _train(files, **kw):
-    args = {"input_size": S, "heatmap_size": H, "batch_size": 4, "training": True, "shuffle_buffer": 8,
-                "seed": 1, "deterministic": True}
+    args = {
+        "input_size": S,
+        "heatmap_size": H,
+        "batch_size": 4,
+        "training": True,
+        "shuffle_buffer": 8,
+        "seed": 1,
+        "deterministic": True,
+    }
     args.update(kw)
     return dataset.make_dataset(files, **args)
 
@@ -59,8 +76,10 @@ def _train(files, **kw):
 @pytest.fixture(scope="module")
 def train_batches(mixed_files):
     files, _ = mixed_files
-    return [({k: v.numpy() for k, v in i.items()}, {k: v.numpy() for k, v in t.items()})
-            for i, t in _train(files, batch_size=6).take(4)]
+    return [
+        ({k: v.numpy() for k, v in i.items()}, {k: v.numpy() for k, v in t.items()})
+        for i, t in _train(files, batch_size=6).take(4)
+    ]
 
 
 def test_every_batch_is_half_2d_half_3d(train_batches):
@@ -84,7 +103,8 @@ def test_augmented_targets_are_mutually_consistent(train_batches):
         assert np.abs(hm_px - px)[vis].max() <= 0.25 * S / H + 1e-3
         assert np.all(t["heatmaps"].reshape(6, -1, 16).max(1)[~vis] == 0)
         np.testing.assert_allclose(
-            t["depth"], pose_codec.depth_target(t["joints_3d"], t["intrinsics"], S), atol=1e-5)
+            t["depth"], pose_codec.depth_target(t["joints_3d"], t["intrinsics"], S), atol=1e-5
+        )
         proj = pose_codec.project_pinhole(t["joints_3d"][3:], t["intrinsics"][3:])
         np.testing.assert_allclose(proj, px[3:], atol=1e-2)  # 3D and 2D augmented together
         # Unaugmented, fx would stay 60 (s = 1); the scale augmentation changes it.
@@ -94,8 +114,9 @@ def test_augmented_targets_are_mutually_consistent(train_batches):
 
 def test_validation_targets_equal_numpy(mixed_files):
     files, recs = mixed_files
-    ds = dataset.make_dataset(files, input_size=S, heatmap_size=H, batch_size=4, training=False,
-                              heatmap_sigma=1.0)
+    ds = dataset.make_dataset(
+        files, input_size=S, heatmap_size=H, batch_size=4, training=False, heatmap_sigma=1.0
+    )
     batches = list(ds)
     assert [len(b[1]["has_3d"]) for b in batches] == [4, 4, 2]  # drop_remainder=False
     inputs = np.concatenate([b[0]["image"].numpy() for b in batches])
@@ -111,15 +132,17 @@ def test_validation_targets_equal_numpy(mixed_files):
         yy, xx = np.mgrid[0:H, 0:H]
         for j in range(16):
             ref = np.exp(-((xx - qh[j, 0]) ** 2 + (yy - qh[j, 1]) ** 2) / 2.0)
-            np.testing.assert_allclose(t["heatmaps"][i, ..., j], ref * rec["visibility"][j],
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                t["heatmaps"][i, ..., j], ref * rec["visibility"][j], atol=1e-6
+            )
         if rec["has_3d"]:
             j3d = rec["joints_3d"]
             intr = np.array([INTR[0], INTR[1], INTR[2] - offset, INTR[3] - offset])
             np.testing.assert_allclose(t["intrinsics"][i], intr, atol=1e-4)
             zr = j3d[skeleton.ROOT, 2]
-            np.testing.assert_allclose(t["depth"][i], (j3d[:, 2] - zr) * 60.0 / zr / (S / 2),
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                t["depth"][i], (j3d[:, 2] - zr) * 60.0 / zr / (S / 2), rtol=1e-5, atol=1e-6
+            )
             np.testing.assert_allclose(t["joints_3d"][i], j3d, rtol=1e-6)
             assert t["root_depth"][i] == pytest.approx(zr, rel=1e-6)
             assert t["has_3d"][i] == 1
@@ -167,7 +190,8 @@ def test_each_replica_batch_is_half_and_half(mixed_files, mirrored_strategy):
     files, _ = mixed_files
     strategy = mirrored_strategy
     dist = dataset.distributed_dataset(
-        strategy, lambda ctx: _train(files, batch_size=4, input_context=ctx))
+        strategy, lambda ctx: _train(files, batch_size=4, input_context=ctx)
+    )
     _, targets = next(iter(dist))
     per_replica = strategy.experimental_local_results(targets["has_3d"])
     assert len(per_replica) == 2
@@ -181,18 +205,28 @@ def test_window_padding_and_modes():
     frames = lambda w: w[:, 0, 0].tolist()
     online = list(dataset.make_window_dataset([seq_a, seq_b], window=3, mode="online"))
     assert [frames(w.numpy()) for w, _ in online] == [
-        [0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4],  # first pose repeated at start
-        [100, 100, 100], [100, 100, 101], [100, 101, 102],  # never crosses sequences
+        [0, 0, 0],
+        [0, 0, 1],
+        [0, 1, 2],
+        [1, 2, 3],
+        [2, 3, 4],  # first pose repeated at start
+        [100, 100, 100],
+        [100, 100, 101],
+        [100, 101, 102],  # never crosses sequences
     ]
     assert [t.numpy()[0, 0] for _, t in online] == [0, 1, 2, 3, 4, 100, 101, 102]
     semi = list(dataset.make_window_dataset([seq_a], window=4, mode="semi_online"))
     assert [frames(w.numpy()) for w, _ in semi] == [
-        [0, 0, 0, 1], [0, 0, 1, 2], [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 4]]
+        [0, 0, 0, 1],
+        [0, 0, 1, 2],
+        [0, 1, 2, 3],
+        [1, 2, 3, 4],
+        [2, 3, 4, 4],
+    ]
     valid = list(dataset.make_window_dataset([seq_a], window=3, pad="valid"))
     assert [t.numpy()[0, 0] for _, t in valid] == [2, 3, 4]
     # Separate targets (e.g. ground truth for predicted inputs), batched.
-    batch = next(iter(dataset.make_window_dataset([seq_a], [seq_a * 10], window=2,
-                                                  batch_size=5)))
+    batch = next(iter(dataset.make_window_dataset([seq_a], [seq_a * 10], window=2, batch_size=5)))
     np.testing.assert_array_equal(batch[1].numpy()[:, 0, 0], [0, 10, 20, 30, 40])
     assert batch[0].shape == (5, 2, 2, 3)
     with pytest.raises(ValueError, match="mode"):
@@ -207,17 +241,22 @@ def test_sequences_from_records_orders_frames(tmp_path):
     seqs = dataset.sequences_from_records(path)
     assert list(seqs) == [("h36m", "S1", "walk", "", "c0")]
     got = seqs[("h36m", "S1", "walk", "", "c0")]
-    np.testing.assert_allclose(got, np.stack([recs[1]["joints_3d"], recs[2]["joints_3d"],
-                                              recs[0]["joints_3d"]]), rtol=1e-6)
+    np.testing.assert_allclose(
+        got, np.stack([recs[1]["joints_3d"], recs[2]["joints_3d"], recs[0]["joints_3d"]]), rtol=1e-6
+    )
 
 
 def test_kind_probe_reads_on_past_a_sorted_prefix(tmp_path):
     """Shards sorted by subject put every 2D-only record first; a 3-record probe must still find
     the 3D records behind them (counts from reading on), and mixing must then use both kinds."""
     rng = np.random.default_rng(3)
-    files = [_write(tmp_path / f"s{i}.tfrecord",
-                    [_record(k, False, rng) for k in range(4)] + [_record(9, True, rng)])
-             for i in range(2)]
+    files = [
+        _write(
+            tmp_path / f"s{i}.tfrecord",
+            [_record(k, False, rng) for k in range(4)] + [_record(9, True, rng)],
+        )
+        for i in range(2)
+    ]
     # Interleaved one record per file: 8 2D-only, then the two 3D records.
     assert dataset.count_kinds(files, probe_records=3) == (8, 1)
     assert dataset.count_kinds(files, probe_records=100) == (8, 2)

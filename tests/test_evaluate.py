@@ -30,8 +30,9 @@ def test_h36m_known_offsets_give_known_action_and_frame_means():
     gt = _random_poses(8)
     # Directions: 2 frames with every non-root joint off by 10 mm; Walking: 6 frames, 40 mm.
     offsets = np.array([[10.0, 0, 0]] * 2 + [[0, 40.0, 0]] * 6)
-    pred = np.stack([_offset_non_root(gt[i:i + 1], offsets[i], skeleton.ROOT)[0]
-                     for i in range(8)])
+    pred = np.stack(
+        [_offset_non_root(gt[i : i + 1], offsets[i], skeleton.ROOT)[0] for i in range(8)]
+    )
     actions = ["Directions 1"] * 2 + ["Walking"] * 6
     res = h36m.h36m_tables(pred, gt, actions, ["S9"] * 8, ["55011271"] * 8)
     p16 = res["protocols"][h36m.P1_16]
@@ -65,16 +66,18 @@ def test_h36m_exclusion_is_applied_and_listed():
 def test_h36m_protocol_2_and_bone_scaled_on_similarity_copies():
     gt = _random_poses(3)
     theta = 0.7
-    rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0],
-                    [0, 0, 1]])
+    rot = np.array(
+        [[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]]
+    )
     pred = 0.5 * gt @ rot.T + 17.0
     res = h36m.h36m_tables(pred, gt, ["Eating"] * 3, ["S9"] * 3)
     assert res["protocols"][h36m.P2_17][metrics.FRAME_MEAN] == pytest.approx(0.0, abs=1e-6)
     assert res["protocols"][h36m.P1_17][metrics.FRAME_MEAN] > 50.0
     # Bone-scaled: a half-size but otherwise exact pose is rescaled to the fixed bone sum.
     gt_rel = metrics.root_align(gt)
-    s = skeleton.H36M_ZHOU_BONE_SUM_MM / skeleton.bone_lengths(
-        gt_rel, skeleton.ZHOU_BONES).sum(axis=-1)
+    s = skeleton.H36M_ZHOU_BONE_SUM_MM / skeleton.bone_lengths(gt_rel, skeleton.ZHOU_BONES).sum(
+        axis=-1
+    )
     gt_scaled = gt_rel * s[:, None, None]
     res = h36m.h36m_tables(0.5 * gt_scaled, gt_scaled, ["Eating"] * 3, ["S9"] * 3)
     assert res["protocols"][h36m.BONE_16][metrics.FRAME_MEAN] == pytest.approx(0.0, abs=1e-6)
@@ -100,8 +103,14 @@ def _3dhp_case():
     # A different ground truth that must not be used: non-root joints 500 mm off in x.
     annot3 = _offset_non_root(univ, np.array([500.0, 0, 0]), skeleton.MPI3DHP17_ROOT)
     offsets = np.array([102.0, 102.0, 102.0, 200.0, 200.0, 999.0])  # away from thresholds
-    pred = np.stack([_offset_non_root(univ[i:i + 1], np.array([offsets[i], 0, 0]),
-                                      skeleton.MPI3DHP17_ROOT)[0] for i in range(n)])
+    pred = np.stack(
+        [
+            _offset_non_root(
+                univ[i : i + 1], np.array([offsets[i], 0, 0]), skeleton.MPI3DHP17_ROOT
+            )[0]
+            for i in range(n)
+        ]
+    )
     valid = np.array([1, 1, 1, 1, 1, 0])
     acts = [1, 1, 1, 3, 3, 3]
     seqs = ["TS1", "TS1", "TS3", "TS3", "TS5", "TS5"]
@@ -140,9 +149,17 @@ def test_3dhp_record_path_uses_univ_not_annot3():
     to16 = skeleton.mpi3dhp17_to_mpii
     # Records hold valid frames only (the 3DHP job writes no other).
     keep = valid == 1
-    meta = [{"action": mpi_inf_3dhp.ACTIVITIES[a], "sequence": s, "subject": s, "camera": s,
-             "joints_3d_univ": to16(univ[i])}
-            for i, (a, s) in enumerate(zip(acts, seqs)) if keep[i]]
+    meta = [
+        {
+            "action": mpi_inf_3dhp.ACTIVITIES[a],
+            "sequence": s,
+            "subject": s,
+            "camera": s,
+            "joints_3d_univ": to16(univ[i]),
+        }
+        for i, (a, s) in enumerate(zip(acts, seqs))
+        if keep[i]
+    ]
     arrays = {"pred_mm": to16(size * pred[keep]), "gt_mm": to16(size * univ[keep])}
     results, _ = tables_mpi_inf_3dhp(arrays, meta)
     all_row = results["mpi_inf_3dhp"]["rows"]["All"]
@@ -158,7 +175,8 @@ def test_3dhp_record_path_uses_univ_not_annot3():
     results, _ = tables_mpi_inf_3dhp(arrays, meta)
     assert "NOT comparable" in results["mpi_inf_3dhp"]["ground_truth"]
     assert results["mpi_inf_3dhp"]["rows"]["All"]["MPJPE"] == pytest.approx(
-        size * 15.5 * (3 * 102 + 2 * 200) / 5 / 17)
+        size * 15.5 * (3 * 102 + 2 * 200) / 5 / 17
+    )
 
 
 def test_mpii_to_3dhp17_round_trip_except_spine():
@@ -177,7 +195,7 @@ def test_structural_validity_hand_cases():
         base[child] = base[parent] + np.array([0.0, 0.0, -100.0 - j])  # dummy chain
     # Make all limbs symmetric, then lengthen the right forearm by 30 mm in frame 1 only.
     seq = np.stack([base, base])
-    for (right, left) in skeleton.SYMMETRY_BONE_PAIRS:
+    for right, left in skeleton.SYMMETRY_BONE_PAIRS:
         for pose in seq:
             vec = pose[left[0]] - pose[left[1]]
             pose[right[0]] = pose[right[1]] + vec
@@ -237,14 +255,27 @@ def _write_records(path, n=3, univ=True):
             j3d = rng.normal(scale=150.0, size=(16, 3)) + np.array([0, 0, 3000.0])
             written.append(j3d)
             uv = j3d[:, :2] / j3d[:, 2:] * intr[:2] + intr[2:]
-            raw = features.encode_example({
-                "image_jpeg": jpeg, "joints_2d": uv, "visibility": np.ones(16),
-                "joints_3d": j3d, "has_3d": True, "intrinsics": intr, "distortion": None,
-                "box": np.array([0, 0, 64, 64.0]), "dataset": "mpi_inf_3dhp", "subject": "TS1",
-                "sequence": "TS1", "action": "Sitting", "camera": "TS1", "frame": i,
-                "orig_size": np.array([64, 64]), "has_3d_univ": univ,
-                "joints_3d_univ": j3d * 0.9 if univ else None,
-            })
+            raw = features.encode_example(
+                {
+                    "image_jpeg": jpeg,
+                    "joints_2d": uv,
+                    "visibility": np.ones(16),
+                    "joints_3d": j3d,
+                    "has_3d": True,
+                    "intrinsics": intr,
+                    "distortion": None,
+                    "box": np.array([0, 0, 64, 64.0]),
+                    "dataset": "mpi_inf_3dhp",
+                    "subject": "TS1",
+                    "sequence": "TS1",
+                    "action": "Sitting",
+                    "camera": "TS1",
+                    "frame": i,
+                    "orig_size": np.array([64, 64]),
+                    "has_3d_univ": univ,
+                    "joints_3d_univ": j3d * 0.9 if univ else None,
+                }
+            )
             w.write(raw)
     return np.stack(written)
 
@@ -312,18 +343,34 @@ def tiny_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("eval_run")
     data_dir = tmp / "data"
-    ensure_synthetic_dataset(data_dir, num_shards=1, num_subjects=3, sequences_per_subject=1,
-                             frames_per_sequence=4, crop_size=48, num_2d_subjects=1,
-                             num_validation_subjects=1)
+    ensure_synthetic_dataset(
+        data_dir,
+        num_shards=1,
+        num_subjects=3,
+        sequences_per_subject=1,
+        frames_per_sequence=4,
+        crop_size=48,
+        num_2d_subjects=1,
+        num_validation_subjects=1,
+    )
     run = tmp / "run"
     run.mkdir()
-    cfg = Config(train=TrainConfig(stages=(StageConfig("s", 1, 1e-3, ("heatmap",)),)),
-                 data=DataConfig(data_dir=str(data_dir), generate_synthetic=True, input_size=32,
-                                 heatmap_size=8))
+    cfg = Config(
+        train=TrainConfig(stages=(StageConfig("s", 1, 1e-3, ("heatmap",)),)),
+        data=DataConfig(
+            data_dir=str(data_dir), generate_synthetic=True, input_size=32, heatmap_size=8
+        ),
+    )
     (run / "config.yaml").write_text(cfg.to_yaml())
     keras.utils.set_random_seed(0)
-    model = SAPNet(num_stacks=1, num_features=8, hourglass_depth=1, depth_blocks=1,
-                   input_size=32, heatmap_size=8)
+    model = SAPNet(
+        num_stacks=1,
+        num_features=8,
+        hourglass_depth=1,
+        depth_blocks=1,
+        input_size=32,
+        heatmap_size=8,
+    )
     model(np.zeros((1, 32, 32, 3), np.float32))
     model.save(run / "sap_net.keras")
     return run, data_dir, model
@@ -348,20 +395,38 @@ def test_evaluate_main_without_records_uses_the_config_validation_shards(tiny_ru
     assert sum(report["frames"].values()) == n
     # Recompute Protocol 1 by hand: decode the model's output, root-align, mean joint distance.
     errors = []
-    for inputs, targets in make_validation_dataset(files, input_size=32, heatmap_size=8,
-                                                   batch_size=4).as_numpy_iterator():
-        pred = pose_codec.decode_pose_3d(np.asarray(model(inputs["image"])["pose_3d"]),
-                                         targets["intrinsics"], targets["root_depth"], 32)
+    for inputs, targets in make_validation_dataset(
+        files, input_size=32, heatmap_size=8, batch_size=4
+    ).as_numpy_iterator():
+        pred = pose_codec.decode_pose_3d(
+            np.asarray(model(inputs["image"])["pose_3d"]),
+            targets["intrinsics"],
+            targets["root_depth"],
+            32,
+        )
         gt = targets["joints_3d"].astype(np.float64)
-        pred = pred - pred[:, skeleton.ROOT:skeleton.ROOT + 1]
-        gt = gt - gt[:, skeleton.ROOT:skeleton.ROOT + 1]
+        pred = pred - pred[:, skeleton.ROOT : skeleton.ROOT + 1]
+        gt = gt - gt[:, skeleton.ROOT : skeleton.ROOT + 1]
         errors.append(np.linalg.norm(pred - gt, axis=-1).mean(axis=-1))
     errors = np.concatenate(errors)
     assert report["protocol_1"][metrics.FRAME_MEAN] == pytest.approx(errors.mean(), rel=1e-4)
     # The written predictions, scored again without the model, give the same tables.
     again = tmp_path / "again"
-    assert main(["--dataset", "synthetic", "--predictions", str(out / "synthetic_predictions.npz"),
-                 "--records", *files, "--out", str(again)]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "synthetic",
+                "--predictions",
+                str(out / "synthetic_predictions.npz"),
+                "--records",
+                *files,
+                "--out",
+                str(again),
+            ]
+        )
+        == 0
+    )
     rescored = json.loads((again / "synthetic.json").read_text())["synthetic"]
     assert rescored["protocol_1"] == pytest.approx(report["protocol_1"])
     assert rescored["protocol_2"] == pytest.approx(report["protocol_2"])
@@ -399,8 +464,16 @@ def _3dhp_records_case(s, pred_err_mm):
     annot3 = _random_poses(n, joints=16, seed=7)  # MPII-16 camera mm, as records store it
     pred = _offset_non_root(annot3, pred_err_mm, skeleton.ROOT)
     univ = s * annot3
-    meta = [{"action": "Sitting", "sequence": f"TS{1 + i % 2}", "subject": "TS1", "camera": "0",
-             "joints_3d_univ": univ[i]} for i in range(n)]
+    meta = [
+        {
+            "action": "Sitting",
+            "sequence": f"TS{1 + i % 2}",
+            "subject": "TS1",
+            "camera": "0",
+            "joints_3d_univ": univ[i],
+        }
+        for i in range(n)
+    ]
     return {"pred_mm": pred, "gt_mm": annot3}, meta
 
 
@@ -433,12 +506,34 @@ def test_3dhp_error_does_not_depend_on_the_subject_scale(s):
 def _write_tompson_gt(path, gt_1based, headboxes, missing, pred=None):
     import scipy.io
 
-    mdict = {"pos_gt_src": np.transpose(gt_1based, (1, 2, 0)),
-             "headboxes_src": np.transpose(headboxes, (1, 2, 0)),
-             "jnt_missing": missing.T.astype(np.uint8),
-             "dataset_joints": np.array([["rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv",
-                                          "thor", "neck", "head", "rwri", "relb", "rsho", "lsho",
-                                          "lelb", "lwri"]], dtype=object)}
+    mdict = {
+        "pos_gt_src": np.transpose(gt_1based, (1, 2, 0)),
+        "headboxes_src": np.transpose(headboxes, (1, 2, 0)),
+        "jnt_missing": missing.T.astype(np.uint8),
+        "dataset_joints": np.array(
+            [
+                [
+                    "rank",
+                    "rkne",
+                    "rhip",
+                    "lhip",
+                    "lkne",
+                    "lank",
+                    "pelv",
+                    "thor",
+                    "neck",
+                    "head",
+                    "rwri",
+                    "relb",
+                    "rsho",
+                    "lsho",
+                    "lelb",
+                    "lwri",
+                ]
+            ],
+            dtype=object,
+        ),
+    }
     if pred is not None:
         mdict["pos_pred_src"] = np.transpose(pred, (1, 2, 0))
     scipy.io.savemat(str(path), mdict)
@@ -460,8 +555,10 @@ def test_mpii_records_count_annotated_joints_outside_the_crop(tmp_path):
         return scale[:, None, None] * (p0 - centre[:, None]) + (size - 1) / 2.0
 
     rng = np.random.default_rng(5)
-    gt0 = centre[:, None] + rng.uniform(-40, 40, size=(2, 16, 2)) * np.array([[1.0], [2.0]])[
-        :, :, None]
+    gt0 = (
+        centre[:, None]
+        + rng.uniform(-40, 40, size=(2, 16, 2)) * np.array([[1.0], [2.0]])[:, :, None]
+    )
     gt0[0, 0] = centre[0] + [0.0, 130.0]  # right ankle of person 0: annotated, outside the input
     gt1 = gt0 + 1.0  # MPII / Tompson ground truth is 1-based
     headboxes = np.array([[[0.0, 0.0], [30.0, 40.0]], [[0.0, 0.0], [60.0, 80.0]]])
@@ -484,10 +581,16 @@ def test_mpii_records_count_annotated_joints_outside_the_crop(tmp_path):
     with h5py.File(tmp_path / "valid.h5", "w") as f:
         f["index"] = np.array([11.0, 12.0])
         f["person"] = np.array([0.0, 1.0])
-    meta = [{"frame": 12, "sequence": "b.jpg/1", "box": boxes[1]},  # record order != row order
-            {"frame": 11, "sequence": "a.jpg/0", "box": boxes[0]}]
-    arrays = {"pred_px": pred_in[::-1], "gt_px": gt_in[::-1], "visibility": visibility[::-1],
-              "input_size": size}
+    meta = [
+        {"frame": 12, "sequence": "b.jpg/1", "box": boxes[1]},  # record order != row order
+        {"frame": 11, "sequence": "a.jpg/0", "box": boxes[0]},
+    ]
+    arrays = {
+        "pred_px": pred_in[::-1],
+        "gt_px": gt_in[::-1],
+        "visibility": visibility[::-1],
+        "input_size": size,
+    }
     results, _ = tables_mpii(arrays, meta, str(tmp_path / "gt.mat"), str(tmp_path / "valid.h5"))
     res = results["mpii"]["pckh"]
     # Right ankle: person 0 wrong (clipped at the border, ~100 px off), person 1 right: 1 of 2;
@@ -504,7 +607,8 @@ def test_mpii_records_count_annotated_joints_outside_the_crop(tmp_path):
     assert res[metrics.MEAN_UNWEIGHTED] == pytest.approx(np.mean(want[keep]))
     counts = (1 - missing).sum(0)
     assert res[metrics.MEAN_WEIGHTED] == pytest.approx(
-        np.sum(want[keep] * counts[keep]) / counts[keep].sum())
+        np.sum(want[keep] * counts[keep]) / counts[keep].sum()
+    )
     assert res[metrics.MEAN_WEIGHTED] == pytest.approx(100.0 * 26 / 27)
 
 
@@ -523,7 +627,8 @@ def test_input_to_original_inverts_the_pipeline_and_augment_crops():
     in_crop = orig @ crop_m[:, :2].T + crop_m[:, 2]
     m = augment.crop_affine([stored, stored], size)
     q = np.asarray(augment.transform_points(in_crop, m), np.float64)
-    box = np.array([centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2,
-                    centre[1] + side / 2])
+    box = np.array(
+        [centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2]
+    )
     back = input_to_original(q[None], box[None], size)[0]
     np.testing.assert_allclose(back, orig, atol=2e-3)  # float32 in augment: ~1e-4 input px

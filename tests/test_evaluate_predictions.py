@@ -42,8 +42,21 @@ def test_tompson_predictions_file_table_equals_metrics_pckh(tmp_path, capsys, su
     path = tmp_path / f"tompson_{layout.replace(' ', '')}{suffix}"
     _write(path, "preds", np.transpose(pred, LAYOUTS[layout]))
     out = tmp_path / "out"
-    assert main(["--dataset", "mpii", "--predictions", str(path), "--mpii-gt", str(gt_path),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpii",
+                "--predictions",
+                str(path),
+                "--mpii-gt",
+                str(gt_path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     per_joint = metrics.pckh(pred, gt, boxes, visible)  # the reference: metrics on the arrays
     count = visible.sum(axis=0)
@@ -60,8 +73,17 @@ def test_tompson_predictions_file_table_equals_metrics_pckh(tmp_path, capsys, su
     want.append(np.mean(per_joint[keep]))
     assert _table_row(printed, path.name) == [f"{v:.2f}" for v in want]
     header = [c.strip() for c in printed.split("| method |")[1].splitlines()[0].split("|")][:-1]
-    assert header == ["Head", "Sho", "Elb", "Wri", "Hip", "Knee", "Ank", "Mean",
-                      "Mean (unweighted)"]
+    assert header == [
+        "Head",
+        "Sho",
+        "Elb",
+        "Wri",
+        "Hip",
+        "Knee",
+        "Ank",
+        "Mean",
+        "Mean (unweighted)",
+    ]
     assert f"stored {layout}" in printed
     assert _table_row((out / "mpii.md").read_text(), path.name) == [f"{v:.2f}" for v in want]
     report = json.loads((out / "mpii.json").read_text())["mpii"]
@@ -73,9 +95,14 @@ def _tiny_gt(tmp_path, n=3):
     rng = np.random.default_rng(0)
     gt = rng.uniform(50, 400, size=(n, 16, 2))
     boxes = np.tile(np.array([[[0.0, 0.0], [30.0, 40.0]]]), (n, 1, 1))  # head size 30 px
-    scipy.io.savemat(str(tmp_path / "gt.mat"), {
-        "pos_gt_src": np.transpose(gt, (1, 2, 0)), "headboxes_src": np.transpose(boxes, (1, 2, 0)),
-        "jnt_missing": np.zeros((16, n), np.uint8)})
+    scipy.io.savemat(
+        str(tmp_path / "gt.mat"),
+        {
+            "pos_gt_src": np.transpose(gt, (1, 2, 0)),
+            "headboxes_src": np.transpose(boxes, (1, 2, 0)),
+            "jnt_missing": np.zeros((16, n), np.uint8),
+        },
+    )
     return gt, tmp_path / "gt.mat"
 
 
@@ -87,29 +114,96 @@ def test_mpii_predictions_hand_case_and_refusals(tmp_path, capsys):
     path = tmp_path / "p.h5"
     _write(path, "preds", pred)
     out = tmp_path / "o"
-    assert main(["--dataset", "mpii", "--predictions", str(path), "--mpii-gt", str(gt_path),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpii",
+                "--predictions",
+                str(path),
+                "--mpii-gt",
+                str(gt_path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     row = _table_row(capsys.readouterr().out, "p.h5")
     assert row == ["66.67"] * 9
     # Refused: a layout that is none of the three, with the file, key and shape named.
     bad = tmp_path / "bad.mat"
     _write(bad, "preds", np.zeros((16, 3, 2)))
-    assert main(["--dataset", "mpii", "--predictions", str(bad), "--mpii-gt", str(gt_path),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpii",
+                "--predictions",
+                str(bad),
+                "--mpii-gt",
+                str(gt_path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"{bad}: key 'preds' has shape (16, 3, 2)" in err and "N x 16 x 2" in err
     # Another key name, the wrong key, and non-finite values.
     _write(tmp_path / "k.mat", "pred_joints", np.transpose(pred, (2, 1, 0)))
-    assert main(["--dataset", "mpii", "--predictions", str(tmp_path / "k.mat"), "--mpii-gt",
-                 str(gt_path), "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpii",
+                "--predictions",
+                str(tmp_path / "k.mat"),
+                "--mpii-gt",
+                str(gt_path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "key 'preds' missing; keys: ['pred_joints']" in capsys.readouterr().err
-    assert main(["--dataset", "mpii", "--predictions", str(tmp_path / "k.mat"), "--mpii-gt",
-                 str(gt_path), "--predictions-key", "pred_joints", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpii",
+                "--predictions",
+                str(tmp_path / "k.mat"),
+                "--mpii-gt",
+                str(gt_path),
+                "--predictions-key",
+                "pred_joints",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _table_row(capsys.readouterr().out, "k.mat") == ["66.67"] * 9
     pred[2, 3, 0] = np.nan
     _write(path, "preds", pred)
-    assert main(["--dataset", "mpii", "--predictions", str(path), "--mpii-gt", str(gt_path),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpii",
+                "--predictions",
+                str(path),
+                "--mpii-gt",
+                str(gt_path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "non-finite values at (row, joint, xy) [[2, 3, 0]]" in capsys.readouterr().err
 
 
@@ -136,31 +230,85 @@ def test_3d_predictions_npz_by_record_id(tmp_path, capsys):
     off[:, [j for j in range(16) if j != skeleton.ROOT], 0] = 100.0
     # Stored in another order than the records; poses at the annot3 size (the default scale).
     order = [2, 0, 3, 1]
-    npz = predictions_file.save_pose_predictions(tmp_path / "p.npz", [ids[k] for k in order],
-                                                 (gt + off)[order])
+    npz = predictions_file.save_pose_predictions(
+        tmp_path / "p.npz", [ids[k] for k in order], (gt + off)[order]
+    )
     out = tmp_path / "o"
-    assert main(["--dataset", "mpi_inf_3dhp", "--predictions", str(npz), "--records", str(rec),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpi_inf_3dhp",
+                "--predictions",
+                str(npz),
+                "--records",
+                str(rec),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((out / "mpi_inf_3dhp.json").read_text())["mpi_inf_3dhp"]["rows"]
     # Every record scored; at the univ size: 90 mm on 15 joints, 45 on the spine.
     assert rows["All"]["frames"] == 4
     assert rows["All"]["MPJPE"] == pytest.approx((15 * 90.0 + 45.0) / 17, rel=1e-5)
     # Poses declared at the univ size are used as they are.
-    npz = predictions_file.save_pose_predictions(tmp_path / "u.npz", ids, 0.9 * (gt + off),
-                                                 pose_scale="univ")
-    assert main(["--dataset", "mpi_inf_3dhp", "--predictions", str(npz), "--records", str(rec),
-                 "--out", str(out)]) == 0
+    npz = predictions_file.save_pose_predictions(
+        tmp_path / "u.npz", ids, 0.9 * (gt + off), pose_scale="univ"
+    )
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpi_inf_3dhp",
+                "--predictions",
+                str(npz),
+                "--records",
+                str(rec),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((out / "mpi_inf_3dhp.json").read_text())["mpi_inf_3dhp"]["rows"]
     assert rows["All"]["MPJPE"] == pytest.approx((15 * 90.0 + 45.0) / 17, rel=1e-5)
     capsys.readouterr()
     # "univ" means nothing for another dataset: refused, naming the file.
-    assert main(["--dataset", "h36m", "--predictions", str(npz), "--records", str(rec),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "--dataset",
+                "h36m",
+                "--predictions",
+                str(npz),
+                "--records",
+                str(rec),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert f"{npz}: pose_scale 'univ'" in capsys.readouterr().err
     # A missing record id is refused, naming it.
     npz = predictions_file.save_pose_predictions(tmp_path / "m.npz", ids[:3], gt[:3])
-    assert main(["--dataset", "mpi_inf_3dhp", "--predictions", str(npz), "--records", str(rec),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpi_inf_3dhp",
+                "--predictions",
+                str(npz),
+                "--records",
+                str(rec),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "1 records have no prediction (e.g. ['mpi_inf_3dhp/TS1/TS1/TS1/3'])" in err
     assert np.allclose(j3d, gt, atol=1e-3)
@@ -195,13 +343,40 @@ def test_unreadable_files_are_refused_by_name(tmp_path, capsys):
     garbage = np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes()
     for name in ("g.mat", "g.h5", "t.mat"):
         (tmp_path / name).write_bytes(garbage if name[0] == "g" else b"MATLAB 5.0 MAT-file")
-        assert main(["--dataset", "mpii", "--predictions", str(tmp_path / name), "--mpii-gt",
-                     str(gt_path), "--out", str(tmp_path / "o")]) == 2
+        assert (
+            main(
+                [
+                    "--dataset",
+                    "mpii",
+                    "--predictions",
+                    str(tmp_path / name),
+                    "--mpii-gt",
+                    str(gt_path),
+                    "--out",
+                    str(tmp_path / "o"),
+                ]
+            )
+            == 2
+        )
         assert f"error: {tmp_path / name}: not a readable" in capsys.readouterr().err
-    assert main(["--dataset", "mpii", "--predictions", str(tmp_path / "g.h5"), "--mpii-gt",
-                 str(tmp_path / "t.mat"), "--out", str(tmp_path / "o")]) == 2
-    assert f"error: {tmp_path / 't.mat'}: not a readable MATLAB .mat file" in \
-        capsys.readouterr().err
+    assert (
+        main(
+            [
+                "--dataset",
+                "mpii",
+                "--predictions",
+                str(tmp_path / "g.h5"),
+                "--mpii-gt",
+                str(tmp_path / "t.mat"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        f"error: {tmp_path / 't.mat'}: not a readable MATLAB .mat file" in capsys.readouterr().err
+    )
     (tmp_path / "g.npz").write_bytes(garbage)
     with pytest.raises(ValueError, match=r"g\.npz: not a readable \.npz file"):
         predictions_file.load_pose_predictions(tmp_path / "g.npz")

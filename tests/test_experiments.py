@@ -21,7 +21,7 @@ def _smooth_streams(count, length, seed):
         freq = rng.uniform(0.2, 1.0, size=(1, 16, 3))
         phase = rng.uniform(0, 2 * np.pi, size=(1, 16, 3))
         gt = base + amp * np.sin(2 * np.pi * freq * t + phase)
-        gt = gt - gt[:, skeleton.ROOT:skeleton.ROOT + 1]
+        gt = gt - gt[:, skeleton.ROOT : skeleton.ROOT + 1]
         out.append(temporal.Stream(f"seq{i}", "Walking", gt))
     return out
 
@@ -95,8 +95,10 @@ def test_limb_noise_is_correlated_along_limbs_and_hits_its_target():
     wrist, elbow = skeleton.J["r_wrist"], skeleton.J["r_elbow"]
     assert np.corrcoef(err[:, wrist, 0], err[:, elbow, 0])[0, 1] > 0.25  # 0.34 here
     # Extremities err more than the joints next to the root.
-    assert (np.linalg.norm(err[:, wrist], axis=-1).mean()
-            > 1.3 * np.linalg.norm(err[:, skeleton.J["r_hip"]], axis=-1).mean())
+    assert (
+        np.linalg.norm(err[:, wrist], axis=-1).mean()
+        > 1.3 * np.linalg.norm(err[:, skeleton.J["r_hip"]], axis=-1).mean()
+    )
 
 
 def test_lag_and_acceleration_error_hand_cases():
@@ -116,12 +118,21 @@ def test_tp_net_beats_raw_on_smooth_synthetic_motion():
     train = _smooth_streams(8, 800, seed=2)
     test = _smooth_streams(2, 400, seed=3)
     # White noise only: any working temporal model must beat the raw poses.
-    noise = temporal.NoiseModel(kind="independent", target_mpjpe=50.0, corr_share=0.0,
-                                outlier_prob=0.0)
-    cfg = dataclasses.replace(temporal.QUICK, noise=noise,
-                              runs=(temporal.TPRun("independent", 4, "online"),),
-                              hidden=256, max_epochs=12, epoch_windows=5600, patience=12,
-                              batch=128, learning_rate=3e-3, tune_frames=800)
+    noise = temporal.NoiseModel(
+        kind="independent", target_mpjpe=50.0, corr_share=0.0, outlier_prob=0.0
+    )
+    cfg = dataclasses.replace(
+        temporal.QUICK,
+        noise=noise,
+        runs=(temporal.TPRun("independent", 4, "online"),),
+        hidden=256,
+        max_epochs=12,
+        epoch_windows=5600,
+        patience=12,
+        batch=128,
+        learning_rate=3e-3,
+        tune_frames=800,
+    )
     res = temporal.run(cfg, train, test, log=lambda *_: None)
     assert res["n_fit_frames"] == 7 * 800 and res["n_val_frames"] == 800  # every 5th held out
     rows = res["noises"]["independent"]["rows"]
@@ -206,8 +217,10 @@ def test_temporal_quick_run(tmp_path):
     model = keras.saving.load_model(saved)  # the direct online TP-Net (Fig. 5's input)
     assert model.window == 4 and model.mode == "online"
     text = out.read_text()
-    assert text.splitlines()[2] == f"Command: `python -m experiments.temporal --quick --out {out} " \
+    assert (
+        text.splitlines()[2] == f"Command: `python -m experiments.temporal --quick --out {out} "
         f"--save-tp-net {saved}`"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -223,8 +236,9 @@ def test_oracle_depth_reconstructs_real_motion_exactly():
     data = ws.build_samples(seqs, cams, np.random.default_rng(0))
     assert len(np.unique(data["stream"])) == 2 * 4  # 4 real cameras per sequence
     assert not data["outside"].any()
-    pred = common.depth_to_camera_mm(data["z"], data["scale"], data["root_depth"], data["fx"],
-                                     data["rays"])
+    pred = common.depth_to_camera_mm(
+        data["z"], data["scale"], data["root_depth"], data["fx"], data["rays"]
+    )
     np.testing.assert_allclose(pred, data["gt_mm"], atol=0.05)
     # Depth distance from the cameras as documented: 4.3-6.6 m.
     assert 4000 < data["root_depth"].min() and data["root_depth"].max() < 7000
@@ -307,7 +321,7 @@ def test_sensitivity_matches_finite_differences():
             plus, minus = w.copy(), w.copy()
             plus[3, 11, c] += eps
             minus[3, 11, c] -= eps
-            diff = (model(plus[None]).numpy()[0, 10] - model(minus[None]).numpy()[0, 10])
+            diff = model(plus[None]).numpy()[0, 10] - model(minus[None]).numpy()[0, 10]
             jac[:, c] = diff / (2 * eps)
         blocks.append(np.linalg.norm(jac))
     assert sens[10, 3, 11] == pytest.approx(np.mean(blocks), rel=0.02)

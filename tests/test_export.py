@@ -24,8 +24,14 @@ WINDOW = 4
 
 
 def tiny_sap_net() -> SAPNet:
-    model = SAPNet(num_stacks=1, num_features=32, hourglass_depth=2, depth_blocks=2,
-                   input_size=64, heatmap_size=16)
+    model = SAPNet(
+        num_stacks=1,
+        num_features=32,
+        hourglass_depth=2,
+        depth_blocks=2,
+        input_size=64,
+        heatmap_size=16,
+    )
     model(np.zeros((1, 64, 64, 3), np.float32))
     return model
 
@@ -77,8 +83,10 @@ def _export(tmp_path_factory):
     tp(np.zeros((1, WINDOW, 16, 3), np.float32))
     tp.save(run / loading.TP_NET_FILE)
     # sap_net's graphs are a subset of pipeline's: exporting both would only double the time.
-    assert export.main(["--run", str(run), "--out", str(out), "--onnx",
-                        "--models", "tp_net,pipeline"]) == 0
+    assert (
+        export.main(["--run", str(run), "--out", str(out), "--onnx", "--models", "tp_net,pipeline"])
+        == 0
+    )
     return {"run": run, "out": out, "sap": sap, "tp": tp}
 
 
@@ -113,17 +121,24 @@ def test_layout_versions_and_models_config(exported, tmp_path):
 
 
 def _cli_signatures(path):
-    text = subprocess.run([*SAVED_MODEL_CLI, "show", "--all", "--dir", str(path)],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [*SAVED_MODEL_CLI, "show", "--all", "--dir", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     sigs = {}
     for block in re.split(r"\nsignature_def\['", text)[1:]:
         name = block.split("'")[0]
-        inputs_part, outputs_part = block.split("The given SavedModel SignatureDef contains the "
-                                                "following output(s):")
+        inputs_part, outputs_part = block.split(
+            "The given SavedModel SignatureDef contains the following output(s):"
+        )
         parse = lambda part: {
             m[0]: (m[1], tuple(int(d) for d in m[2].split(",") if d.strip()))
-            for m in re.findall(r"\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: \(([^)]*)\)",
-                                part)}
+            for m in re.findall(
+                r"\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: \(([^)]*)\)", part
+            )
+        }
         sigs[name] = (parse(inputs_part), parse(outputs_part.split("Method name")[0]))
     return sigs
 
@@ -137,8 +152,10 @@ def test_saved_model_cli_lists_documented_signatures(exported):
     for sig in signatures.PIPELINE_SIGNATURES:
         expected = signatures.signature_table(sig, input_size=64, window=WINDOW)
         got_inputs, got_outputs = sigs[sig]
-        assert {k: (cli_dtype[d], tuple(-1 if s is None else s for s in shape))
-                for k, (d, shape) in expected.items()} == got_inputs, sig
+        assert {
+            k: (cli_dtype[d], tuple(-1 if s is None else s for s in shape))
+            for k, (d, shape) in expected.items()
+        } == got_inputs, sig
         assert set(got_outputs) == set(signatures.SIGNATURES[sig][1]), sig
         assert all(d == "DT_FLOAT" for d, _ in got_outputs.values()), sig
     tp = _load(exported, "tp_net")
@@ -146,7 +163,8 @@ def test_saved_model_cli_lists_documented_signatures(exported):
     for sig in signatures.TP_NET_SIGNATURES:
         spec = tp.signatures[sig].structured_input_signature[1]
         assert {k: (v.dtype, tuple(v.shape)) for k, v in spec.items()} == {
-            "poses": (tf.float32, (None, WINDOW, 16, 3))}
+            "poses": (tf.float32, (None, WINDOW, 16, 3))
+        }
         assert set(tp.signatures[sig].structured_outputs) == {"pose_3d_mm"}
 
 
@@ -171,8 +189,9 @@ def test_predict_image_decodes_to_mm_like_pose_codec(exported):
     intr = np.array([[80.0, 80.0, 31.5, 31.5], [64.0, 64.0, 31.5, 31.5]])
     ref = pose_codec.decode_pose_3d(pose, intr, np.array([4000.0, 5000.0]), 64)
     np.testing.assert_allclose(got["joints_3d_mm"].numpy(), ref, rtol=1e-5, atol=1e-2)
-    np.testing.assert_allclose(got["joints_3d_root_relative_mm"].numpy(), ref - ref[:, 6:7],
-                               rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(
+        got["joints_3d_root_relative_mm"].numpy(), ref - ref[:, 6:7], rtol=1e-5, atol=1e-2
+    )
     np.testing.assert_allclose(got["joints_2d_px"].numpy(), pose[..., :2] * 32 + 32, atol=1e-4)
     heat = np.asarray(exported["sap"](images)["heatmaps"])[:, -1]
     np.testing.assert_allclose(got["confidence"].numpy(), heat.max(axis=(1, 2)), atol=1e-6)
@@ -188,9 +207,12 @@ def test_crop_resize_matches_numpy_bilinear_with_padding():
     # Hand-counted: samples at u = 31.25 + 2.5 i (inside for i <= 3, W - 1 = 39) and
     # v = -4.75 + 2.5 i (inside for i >= 2): 4 x 6 samples on the image, the rest black.
     assert np.sum(np.all(crop == 0, axis=-1)) == 64 - 24
-    np.testing.assert_allclose(crop[2, 0], (image[0, 31] * 0.75 + image[0, 32] * 0.25) * 0.75 / 255
-                               + (image[1, 31] * 0.75 + image[1, 32] * 0.25) * 0.25 / 255,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        crop[2, 0],
+        (image[0, 31] * 0.75 + image[0, 32] * 0.25) * 0.75 / 255
+        + (image[1, 31] * 0.75 + image[1, 32] * 0.25) * 0.25 / 255,
+        atol=1e-5,
+    )
 
 
 def test_decode_outputs_round_trips_a_projected_pose():
@@ -202,16 +224,31 @@ def test_decode_outputs_round_trips_a_projected_pose():
     box = np.array([[200.0, 100.0, 360.0, 260.0]])  # square, side 160
     uv = f * pose_mm[..., :2] / pose_mm[..., 2:] + [(w - 1) / 2, (h - 1) / 2]  # image px
     scale = s / 160.0
-    crop_intr = np.array([[f * scale, f * scale, ((w - 1) / 2 - 200) * scale - 0.5,
-                           ((h - 1) / 2 - 100) * scale - 0.5]])
+    crop_intr = np.array(
+        [
+            [
+                f * scale,
+                f * scale,
+                ((w - 1) / 2 - 200) * scale - 0.5,
+                ((h - 1) / 2 - 100) * scale - 0.5,
+            ]
+        ]
+    )
     crop_uv = (uv - box[:, None, :2]) * scale - 0.5
     pose_norm = pose_codec.encode_pose_3d(pose_mm, crop_intr, s, joints_2d_px=crop_uv)
-    outputs = {"pose_3d": tf.constant(pose_norm, tf.float32),
-               "pose_2d": tf.constant(pose_norm[..., :2], tf.float32),
-               "heatmaps": tf.zeros((1, 1, 4, 4, 16))}
-    got = signatures.decode_outputs(outputs, tf.constant(box, tf.float32),
-                                    tf.constant([[h, w]], tf.float32), tf.constant([f], tf.float32),
-                                    tf.constant([pose_mm[0, 6, 2]], tf.float32), s)
+    outputs = {
+        "pose_3d": tf.constant(pose_norm, tf.float32),
+        "pose_2d": tf.constant(pose_norm[..., :2], tf.float32),
+        "heatmaps": tf.zeros((1, 1, 4, 4, 16)),
+    }
+    got = signatures.decode_outputs(
+        outputs,
+        tf.constant(box, tf.float32),
+        tf.constant([[h, w]], tf.float32),
+        tf.constant([f], tf.float32),
+        tf.constant([pose_mm[0, 6, 2]], tf.float32),
+        s,
+    )
     np.testing.assert_allclose(got["joints_3d_mm"].numpy(), pose_mm, rtol=1e-4, atol=0.5)
     np.testing.assert_allclose(got["joints_2d_px"].numpy(), uv, atol=1e-2)
 
@@ -228,8 +265,11 @@ def test_predict_jpeg_equals_predict_image_on_the_same_crop(exported):
     jpeg_out = loaded.signatures["serving_default"](images=tf.constant([data]))
     image_out = loaded.signatures["predict_raw"](images=tf.constant(crop, tf.float32))
     pose2d = image_out["pose_2d"].numpy()
-    np.testing.assert_allclose(jpeg_out["joints_2d_px"].numpy(),
-                               (pose2d * 32 + 32 + 0.5) * 80 / 64 + [-0.5, -16.5], atol=0.05)
+    np.testing.assert_allclose(
+        jpeg_out["joints_2d_px"].numpy(),
+        (pose2d * 32 + 32 + 0.5) * 80 / 64 + [-0.5, -16.5],
+        atol=0.05,
+    )
 
 
 @pytest.mark.slow
@@ -237,14 +277,16 @@ def test_online_pipeline_refines_with_tp_net(exported):
     loaded = _load(exported, "pipeline")
     data = jpeg_bytes(np.full((40, 40, 3), 128, np.uint8))
     history = np.random.default_rng(5).normal(0, 100, (1, WINDOW - 1, 16, 3)).astype(np.float32)
-    out = loaded.signatures["predict_jpeg_online"](images=tf.constant([data]),
-                                                   history=tf.constant(history))
+    out = loaded.signatures["predict_jpeg_online"](
+        images=tf.constant([data]), history=tf.constant(history)
+    )
     window = np.concatenate([history, out["joints_3d_root_relative_mm"].numpy()[:, None]], 1)
     ref = loading.load_float32(exported["run"] / loading.TP_NET_FILE)(window)
     # Outputs reach ~1e4 mm (untrained, unseeded weights): float32 summation order in the graph
     # vs eagerly moves them by a few ulp (~1e-3 mm each), hence the relative term.
-    np.testing.assert_allclose(out["joints_3d_refined_mm"].numpy(), np.asarray(ref), rtol=1e-5,
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        out["joints_3d_refined_mm"].numpy(), np.asarray(ref), rtol=1e-5, atol=1e-3
+    )
 
 
 @pytest.mark.slow
@@ -272,8 +314,9 @@ def test_corrupt_jpeg_error_names_images(exported):
 @pytest.mark.slow
 def test_wrong_window_length_error_names_poses_and_n(exported):
     loaded = _load(exported, "tp_net")
-    with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError),
-                       match=rf"`poses`.*N={WINDOW}"):
+    with pytest.raises(
+        (tf.errors.InvalidArgumentError, ValueError, TypeError), match=rf"`poses`.*N={WINDOW}"
+    ):
         loaded.signatures["refine"](poses=tf.zeros((1, WINDOW + 1, 16, 3)))
 
 
@@ -288,13 +331,15 @@ def test_onnx_matches_tensorflow(exported):
     ref = _load(exported, "pipeline").signatures["predict_raw"](images=tf.constant(images))
     for key in ("pose_2d", "depth", "pose_3d"):
         np.testing.assert_allclose(got[key], ref[key].numpy(), atol=1e-4, err_msg=key)
-    np.testing.assert_allclose(got["confidence"], ref["heatmaps"].numpy()[:, -1].max((1, 2)),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        got["confidence"], ref["heatmaps"].numpy()[:, -1].max((1, 2)), atol=1e-4
+    )
     session = ort.InferenceSession(str(out / "tp_net.onnx"))
     poses = np.random.default_rng(8).normal(0, 300, (2, WINDOW, 16, 3)).astype(np.float32)
     ref = _load(exported, "tp_net").signatures["refine"](poses=tf.constant(poses))
-    np.testing.assert_allclose(session.run(None, {"poses": poses})[0], ref["pose_3d_mm"].numpy(),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        session.run(None, {"poses": poses})[0], ref["pose_3d_mm"].numpy(), atol=1e-3
+    )
 
 
 def test_missing_run_file_is_named(tmp_path):
@@ -324,8 +369,7 @@ def test_tp_net_flag_missing_tp_net_and_models_config_keeps_other_models(tmp_pat
     (out / "pipeline" / "3").mkdir(parents=True)
     (out / "pipeline" / "3" / "saved_model.pb").write_bytes(b"")
     (out / "onnx").mkdir()  # not a model folder
-    paths = export.export_run(run, out, models=["tp_net"],
-                              tp_net=elsewhere / loading.TP_NET_FILE)
+    paths = export.export_run(run, out, models=["tp_net"], tp_net=elsewhere / loading.TP_NET_FILE)
     assert paths["tp_net"] == out / "tp_net" / "1"
     config = (out / "models.config").read_text()
     assert re.findall(r'name: "(\w+)"', config) == ["tp_net", "pipeline"]

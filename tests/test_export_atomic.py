@@ -22,20 +22,30 @@ NAMES = ["tp_net", 'my"model', "back\\slash", "naïve", "new\nline"]
 def _local_model_server_config():
     """ModelServerConfig's text-format shape (TF-Serving's field names), defined here so the
     written text is parsed by protobuf's own parser even without tensorflow-serving-api."""
-    fdp = descriptor_pb2.FileDescriptorProto(name="kp3d_test_msc.proto", package="kp3dtest",
-                                             syntax="proto3")
-    string, message = (descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                       descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE)
-    optional, repeated = (descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-                          descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED)
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name="kp3d_test_msc.proto", package="kp3dtest", syntax="proto3"
+    )
+    string, message = (
+        descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+        descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+    )
+    optional, repeated = (
+        descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+        descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+    )
     config = fdp.message_type.add(name="ModelConfig")
     for name, number in (("name", 1), ("base_path", 2), ("model_platform", 4)):
         config.field.add(name=name, number=number, type=string, label=optional)
     fdp.message_type.add(name="ModelConfigList").field.add(
-        name="config", number=1, type=message, label=repeated, type_name=".kp3dtest.ModelConfig")
+        name="config", number=1, type=message, label=repeated, type_name=".kp3dtest.ModelConfig"
+    )
     fdp.message_type.add(name="ModelServerConfig").field.add(
-        name="model_config_list", number=1, type=message, label=optional,
-        type_name=".kp3dtest.ModelConfigList")
+        name="model_config_list",
+        number=1,
+        type=message,
+        label=optional,
+        type_name=".kp3dtest.ModelConfigList",
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("kp3dtest.ModelServerConfig"))
@@ -65,8 +75,10 @@ def test_models_config_without_tf_serving_protos_escapes_every_name(tmp_path, mo
 
 
 def test_models_config_with_tf_serving_protos_parses_the_same(tmp_path, monkeypatch):
-    pb2 = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2",
-                              reason="tensorflow-serving-api is not installed")
+    pb2 = pytest.importorskip(
+        "tensorflow_serving.config.model_server_config_pb2",
+        reason="tensorflow-serving-api is not installed",
+    )
     out = _export_root(tmp_path)
     parsed = text_format.Parse(export.models_config(out), pb2.ModelServerConfig())
     expected = ["tp_net", *sorted(NAMES[1:])]
@@ -124,8 +136,14 @@ export.export_tp_net(tp, sys.argv[1])
 @pytest.mark.slow
 def test_killed_export_leaves_no_version_and_the_next_export_cleans_up(tmp_path):
     out = tmp_path / "out"
-    killed = subprocess.run([sys.executable, "-c", _KILLED_EXPORT, str(out)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300, check=False)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_EXPORT, str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     left = list((out / "tp_net").iterdir())
     # What a non-atomic export would have left as "1/": a complete SavedModel. Here it sits
@@ -168,7 +186,10 @@ def test_frame_rate_metadata_round_trips_and_is_none_when_unknown(tmp_path):
     old.tp_window = tf.Variable(5, dtype=tf.int32)
     tf.saved_model.save(old, str(tmp_path / "old"))
     assert signatures.read_metadata(tf.saved_model.load(str(tmp_path / "old"))) == {
-        "mode": "semi_online", "window": 5, "frame_rate": None}
+        "mode": "semi_online",
+        "window": 5,
+        "frame_rate": None,
+    }
     # The pipeline keeps it on its nested TP-Net module.
     nested = tf.Module()
     nested.tp_serving = signatures.TPNetServing(_tiny_tp(frame_rate=10.0))

@@ -25,8 +25,10 @@ def test_lengths_exact_directions_preserved_root_kept():
     pose = _random_poses(5)
     fitted = fitting.fit_skeleton(pose)
     np.testing.assert_allclose(
-        skeleton.bone_lengths(fitted), np.broadcast_to(skeleton.STANDARD_BONE_LENGTHS_MM, (5, 15)),
-        atol=1e-9)
+        skeleton.bone_lengths(fitted),
+        np.broadcast_to(skeleton.STANDARD_BONE_LENGTHS_MM, (5, 15)),
+        atol=1e-9,
+    )
     for child, parent in skeleton.BONES:
         a = pose[:, child] - pose[:, parent]
         b = fitted[:, child] - fitted[:, parent]
@@ -71,11 +73,13 @@ def test_degenerate_bone_still_gets_its_length():
 def test_tf_version_matches_numpy():
     pose = _random_poses(4, seed=3)
     np.testing.assert_allclose(
-        fitting.fit_skeleton_tf(tf.constant(pose)).numpy(), fitting.fit_skeleton(pose), atol=1e-9)
+        fitting.fit_skeleton_tf(tf.constant(pose)).numpy(), fitting.fit_skeleton(pose), atol=1e-9
+    )
 
 
 def test_sequence_bone_lengths_is_the_median():
     fitted = fitting.fit_skeleton(_random_poses(3, seed=4))
     scaled = np.stack([fitted[0], fitted[1] * 2.0, fitted[2] * 0.5])
     np.testing.assert_allclose(
-        fitting.sequence_bone_lengths(scaled), skeleton.STANDARD_BONE_LENGTHS_MM, atol=1e-9)
+        fitting.sequence_bone_lengths(scaled), skeleton.STANDARD_BONE_LENGTHS_MM, atol=1e-9
+    )

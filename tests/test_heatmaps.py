@@ -40,8 +40,9 @@ def test_round_trip_sub_pixel():
     assert err.max() <= 0.25 + 1e-5, err.max()
     # Without refinement (plain argmax) the error would reach 0.5; refinement helps on average.
     assert err.mean() < 0.2
-    np.testing.assert_allclose(conf.numpy(), np.exp(-np.sum((np.round(joints) - joints) ** 2,
-                                                            -1) / 2), atol=1e-5)
+    np.testing.assert_allclose(
+        conf.numpy(), np.exp(-np.sum((np.round(joints) - joints) ** 2, -1) / 2), atol=1e-5
+    )
 
 
 def test_quarter_pixel_step_hand_case():

@@ -22,8 +22,14 @@ FRAMES = 6
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    sap = SAPNet(num_stacks=1, num_features=32, hourglass_depth=2, depth_blocks=2,
-                 input_size=64, heatmap_size=16)
+    sap = SAPNet(
+        num_stacks=1,
+        num_features=32,
+        hourglass_depth=2,
+        depth_blocks=2,
+        input_size=64,
+        heatmap_size=16,
+    )
     sap(np.zeros((1, 64, 64, 3), np.float32))
     sap.save(run / loading.SAP_NET_FILE)
     tp = TPNet(window=3, hidden=16)
@@ -49,18 +55,36 @@ def test_video_online_writes_json_bvh_and_render(run_dir, tmp_path):
     out = tmp_path / "out"
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps({"0": [10, 4, 50, 44]}))
-    assert infer.main(["--video", str(video), "--out", str(out), "--run", str(run_dir),
-                       "--online", "--boxes", str(boxes), "--batch", "4"]) == 0
-    records = [json.loads((out / "json" / f"frame_{i:06d}.json").read_text())
-               for i in range(FRAMES)]
+    assert (
+        infer.main(
+            [
+                "--video",
+                str(video),
+                "--out",
+                str(out),
+                "--run",
+                str(run_dir),
+                "--online",
+                "--boxes",
+                str(boxes),
+                "--batch",
+                "4",
+            ]
+        )
+        == 0
+    )
+    records = [
+        json.loads((out / "json" / f"frame_{i:06d}.json").read_text()) for i in range(FRAMES)
+    ]
     assert not (out / "json" / f"frame_{FRAMES:06d}.json").exists()
     assert records[0]["box"] == [10.0, 4.0, 50.0, 44.0]
     assert records[1]["box"] == [-0.5, -16.5, 79.5, 63.5]  # centred square of side 80
     assert [r["box_source"] for r in records[:2]] == ["given", "none"]
     assert [r["time_s"] for r in records] == pytest.approx(np.arange(FRAMES) / 10.0)
     # The boxes used, in --boxes format: frame 0's box, null (whole image) for the others.
-    assert json.loads((out / "boxes.json").read_text()) == {
-        "0": [10.0, 4.0, 50.0, 44.0]} | {str(i): None for i in range(1, FRAMES)}
+    assert json.loads((out / "boxes.json").read_text()) == {"0": [10.0, 4.0, 50.0, 44.0]} | {
+        str(i): None for i in range(1, FRAMES)
+    }
     root_rel = np.array([r["joints_3d_root_relative_mm"] for r in records])
     absolute = np.array([r["joints_3d_mm"] for r in records])
     np.testing.assert_allclose(root_rel, absolute - absolute[:, 6:7], atol=1e-3)
@@ -74,8 +98,12 @@ def test_video_online_writes_json_bvh_and_render(run_dir, tmp_path):
     assert parsed.frame_time == pytest.approx(0.1)
     positions = bvh.joint_positions(parsed) @ infer.Y_UP  # back to the camera frame
     lengths = np.median(skeleton.bone_lengths(refined), axis=0)
-    np.testing.assert_allclose(skeleton.bone_lengths(positions), np.broadcast_to(
-        lengths, (FRAMES, 15)), rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(
+        skeleton.bone_lengths(positions),
+        np.broadcast_to(lengths, (FRAMES, 15)),
+        rtol=1e-5,
+        atol=1e-2,
+    )
     for child, parent in skeleton.BONES:  # directions are the refined ones
         a = refined[:, child] - refined[:, parent]
         b = positions[:, child] - positions[:, parent]
@@ -94,8 +122,9 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     for i in range(2):
         cv2.imwrite(str(folder / f"img{i}.png"), np.full((40, 30, 3), 60 * i, np.uint8))
     out = tmp_path / "out"
-    result = infer.run(infer.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir),
-                                         render=False))
+    result = infer.run(
+        infer.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir), render=False)
+    )
     assert result.frames == 2 and not (out / "render").exists()
     record = json.loads((out / "json" / "frame_000001.json").read_text())
     # Flat images: the detector finds nobody, so the centred whole-image crop is used.
@@ -105,8 +134,9 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     assert json.loads((out / "boxes.json").read_text()) == {"img0.png": None, "img1.png": None}
     # A shorter re-run into the same OUT leaves none of the first run's frames behind.
     (folder / "img1.png").rename(tmp_path / "img1.png")
-    infer.run(infer.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir),
-                                render=False))
+    infer.run(
+        infer.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir), render=False)
+    )
     assert [p.name for p in (out / "json").iterdir()] == ["frame_000000.json"]
     (tmp_path / "img1.png").rename(folder / "img1.png")
     bad = tmp_path / "bad.json"
@@ -120,23 +150,33 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
         infer.load_boxes(bad)
     bad.write_text("5")
-    with pytest.raises(ValueError, match="bad.json must hold a list or a dict of boxes. "
-                                         "Received: int"):
+    with pytest.raises(
+        ValueError, match="bad.json must hold a list or a dict of boxes. Received: int"
+    ):
         infer.load_boxes(bad)
     # Entries for no frame, a frame without an entry and an empty frame entry: said, and the
     # whole image used (not a crash, not silence).
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"img0.png": {}, "elsewhere.png": [0, 0, 4, 4]}))
     caplog.set_level(logging.WARNING)
-    result = infer.run(infer.InferConfig(images=str(folder), out=str(tmp_path / "o2"),
-                                         run_dir=str(run_dir), boxes=str(other), render=False))
+    result = infer.run(
+        infer.InferConfig(
+            images=str(folder),
+            out=str(tmp_path / "o2"),
+            run_dir=str(run_dir),
+            boxes=str(other),
+            render=False,
+        )
+    )
     assert [(p.box, p.box_source) for (p,) in result.people] == [(None, "none")] * 2
     assert "other.json: 1 of its 2 entries match no frame (e.g. ['elsewhere.png'])" in caplog.text
     assert "other.json has no box for 1 of the 2 frames (e.g. ['img1.png'])" in caplog.text
     # Per-track dicts and lists load to {frame key: {track: box}}.
     bad.write_text(json.dumps({"3": {"0": [0, 0, 2, 2], "4": None}, "4": [1, 1, 3, 3]}))
-    assert infer.load_boxes(bad) == {"3": {0: [0.0, 0.0, 2.0, 2.0], 4: None},
-                                     "4": {0: [1.0, 1.0, 3.0, 3.0]}}
+    assert infer.load_boxes(bad) == {
+        "3": {0: [0.0, 0.0, 2.0, 2.0], 4: None},
+        "4": {0: [1.0, 1.0, 3.0, 3.0]},
+    }
 
 
 @pytest.mark.slow
@@ -148,11 +188,26 @@ def test_saved_model_and_tp_net_saved_model_match_run_dir(exported, tmp_path):  
     for i in range(3):
         cv2.imwrite(str(folder / f"f{i}.jpg"), rng.integers(0, 255, (36, 50, 3), np.uint8))
     args = ["--images", str(folder), "--no-render", "--online"]
-    served = infer.run(infer.config_from_args(infer.parse_args(args + [
-        "--out", str(tmp_path / "a"), "--saved-model", str(exported["out"] / "pipeline" / "1"),
-        "--tp-net", str(exported["out"] / "tp_net" / "1")])))
-    local = infer.run(infer.config_from_args(infer.parse_args(
-        args + ["--out", str(tmp_path / "b"), "--run", str(exported["run"])])))
+    served = infer.run(
+        infer.config_from_args(
+            infer.parse_args(
+                args
+                + [
+                    "--out",
+                    str(tmp_path / "a"),
+                    "--saved-model",
+                    str(exported["out"] / "pipeline" / "1"),
+                    "--tp-net",
+                    str(exported["out"] / "tp_net" / "1"),
+                ]
+            )
+        )
+    )
+    local = infer.run(
+        infer.config_from_args(
+            infer.parse_args(args + ["--out", str(tmp_path / "b"), "--run", str(exported["run"])])
+        )
+    )
     np.testing.assert_allclose(served.motion[0], local.motion[0], rtol=1e-4, atol=1e-2)
     for a, b in zip(served.results, local.results):
         np.testing.assert_allclose(a["joints_2d_px"], b["joints_2d_px"], atol=1e-3)
@@ -167,8 +222,15 @@ def test_online_checks_tp_net_before_any_frame(tmp_path, capsys):
     semi(np.zeros((1, 4, 16, 3), np.float32))
     semi.save(tmp_path / "semi.keras")
     (tmp_path / "empty_run").mkdir()
-    base = ["--images", str(folder), "--out", str(tmp_path / "o"), "--online",
-            "--run", str(tmp_path / "empty_run")]
+    base = [
+        "--images",
+        str(folder),
+        "--out",
+        str(tmp_path / "o"),
+        "--online",
+        "--run",
+        str(tmp_path / "empty_run"),
+    ]
     assert infer.main(base + ["--tp-net", str(tmp_path / "semi.keras")]) == 2
     assert "needs an online TP-Net" in capsys.readouterr().err
     assert infer.main(base) == 2  # no tp_net.keras in the run dir: named, with the hint
@@ -184,11 +246,15 @@ def test_online_checks_tp_net_before_any_frame(tmp_path, capsys):
 
 def test_saved_model_without_refine_is_named(tmp_path):
     module = tf.Module()
-    module.f = tf.function(lambda x: {"y": x * 2.0},
-                           input_signature=[tf.TensorSpec((None,), tf.float32)])
+    module.f = tf.function(
+        lambda x: {"y": x * 2.0}, input_signature=[tf.TensorSpec((None,), tf.float32)]
+    )
     tf.saved_model.save(module, str(tmp_path / "other"), signatures={"double": module.f})
-    with pytest.raises(ValueError, match=r"other has no 'refine' signature; signatures: "
-                                         r"\['double'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"other has no 'refine' signature; signatures: "
+        r"\['double'\]",
+    ):
         infer.load_refiner(tmp_path / "other")
 
 
@@ -211,8 +277,11 @@ def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):
     folder.mkdir()
     cv2.imwrite(str(folder / "a_gray.png"), np.full((30, 40), 128, np.uint8))
     cv2.imwrite(str(folder / "b_16bit.png"), np.full((30, 40, 3), 40000, np.uint16))
-    result = infer.run(infer.InferConfig(images=str(folder), out=str(tmp_path / "ok"),
-                                         run_dir=str(run_dir), render=False))
+    result = infer.run(
+        infer.InferConfig(
+            images=str(folder), out=str(tmp_path / "ok"), run_dir=str(run_dir), render=False
+        )
+    )
     assert result.frames == 2
     from keras_pose3d import sources
 
@@ -228,8 +297,20 @@ def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):
     with pytest.raises(ValueError, match="cannot read image .*dir.jpg"):
         sources.read_image(tmp_path / "dir.jpg")
     (tmp_path / "not_a_model").mkdir()
-    assert infer.main(["--images", str(folder), "--out", str(tmp_path / "o"), "--no-render",
-                       "--saved-model", str(tmp_path / "not_a_model")]) == 2
+    assert (
+        infer.main(
+            [
+                "--images",
+                str(folder),
+                "--out",
+                str(tmp_path / "o"),
+                "--no-render",
+                "--saved-model",
+                str(tmp_path / "not_a_model"),
+            ]
+        )
+        == 2
+    )
     assert "cannot load SavedModel" in capsys.readouterr().err
 
 
@@ -243,8 +324,14 @@ def test_frame_interval_warns_on_variable_frame_rate(caplog):
     assert "v.mp4 has a variable frame rate" in caplog.text
 
 
-MPII = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / \
-    "mmpose_samples" / "mpii"
+MPII = (
+    pathlib.Path(__file__).resolve().parents[1]
+    / ".."
+    / "shared"
+    / "realdata"
+    / "mmpose_samples"
+    / "mpii"
+)
 
 
 class _ConstantPredictor:
@@ -259,10 +346,13 @@ class _ConstantPredictor:
         pose = np.zeros((n, 16, 3), np.float32)
         if not self.collapsed:
             pose[:, :, 1] = np.linspace(-800, 900, 16)
-        return {"joints_2d_px": np.zeros((n, 16, 2), np.float32),
-                "confidence": np.ones((n, 16), np.float32),
-                "crop_boxes": np.asarray(boxes, np.float32),
-                "joints_3d_root_relative_mm": pose, "joints_3d_mm": pose + [0, 0, 5000]}
+        return {
+            "joints_2d_px": np.zeros((n, 16, 2), np.float32),
+            "confidence": np.ones((n, 16), np.float32),
+            "crop_boxes": np.asarray(boxes, np.float32),
+            "joints_3d_root_relative_mm": pose,
+            "joints_3d_mm": pose + [0, 0, 5000],
+        }
 
 
 def test_online_refines_a_track_with_a_gap_run_by_run(run_dir, tmp_path):
@@ -275,16 +365,29 @@ def test_online_refines_a_track_with_a_gap_run_by_run(run_dir, tmp_path):
         cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 255, (40, 40, 3), np.uint8))
     box = [2, 2, 38, 38]
     (tmp_path / "boxes.json").write_text(json.dumps([{"0": box}] * 2 + [{}] + [{"0": box}] * 2))
-    result = infer.run(infer.InferConfig(images=str(folder), out=str(tmp_path / "out"),
-                                         run_dir=str(run_dir), boxes=str(tmp_path / "boxes.json"),
-                                         all_people=True, online=True, render=False))
+    result = infer.run(
+        infer.InferConfig(
+            images=str(folder),
+            out=str(tmp_path / "out"),
+            run_dir=str(run_dir),
+            boxes=str(tmp_path / "boxes.json"),
+            all_people=True,
+            online=True,
+            render=False,
+        )
+    )
     np.testing.assert_array_equal(result.tracks[0], [0, 1, 3, 4])
     raw = np.array([f[0].result["joints_3d_root_relative_mm"] for f in result.people if f])
     tp = loading.load_float32(run_dir / loading.TP_NET_FILE)
-    windows = np.concatenate([tp_net_lib.make_windows(raw[:2], 3, "online"),
-                              tp_net_lib.make_windows(raw[2:], 3, "online")])
-    np.testing.assert_allclose(result.motion[0], np.asarray(tp(windows.astype(np.float32))),
-                               atol=1e-2)
+    windows = np.concatenate(
+        [
+            tp_net_lib.make_windows(raw[:2], 3, "online"),
+            tp_net_lib.make_windows(raw[2:], 3, "online"),
+        ]
+    )
+    np.testing.assert_allclose(
+        result.motion[0], np.asarray(tp(windows.astype(np.float32))), atol=1e-2
+    )
 
 
 def test_collapsed_pose_skips_the_bvh_with_a_warning(tmp_path, caplog):
@@ -295,8 +398,10 @@ def test_collapsed_pose_skips_the_bvh_with_a_warning(tmp_path, caplog):
     cv2.imwrite(str(folder / "a.png"), np.zeros((16, 16, 3), np.uint8))
     caplog.set_level(logging.WARNING)
     out = tmp_path / "out"
-    infer.run(infer.InferConfig(images=str(folder), out=str(out), saved_model="unused"),
-              predictor=_ConstantPredictor(collapsed=True))
+    infer.run(
+        infer.InferConfig(images=str(folder), out=str(out), saved_model="unused"),
+        predictor=_ConstantPredictor(collapsed=True),
+    )
     assert "track 0: median bone lengths" in caplog.text and "no motion.bvh written" in caplog.text
     assert not (out / "motion.bvh").exists()
     assert (out / "json" / "frame_000000.json").is_file()
@@ -304,12 +409,17 @@ def test_collapsed_pose_skips_the_bvh_with_a_warning(tmp_path, caplog):
 
 
 @pytest.mark.realdata
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "OpenCV's HOG pedestrian detector (the only offline detector that coexists with this stack, "
-    "README) misses the large, seated and cut-off people of MPII and fires on background: "
-    "measured, 2 of the 5 images get a box holding the annotated person (2 a box on the trucks, "
-    "1 on the unannotated side of the curling image); 0 of 5 before the near pass "
-    "(detect.DetectorConfig)"))
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "OpenCV's HOG pedestrian detector (the only offline detector that coexists with this stack, "
+        "README) misses the large, seated and cut-off people of MPII and fires on background: "
+        "measured, 2 of the 5 images get a box holding the annotated person (2 a box on the trucks, "
+        "1 on the unannotated side of the curling image); 0 of 5 before the near pass "
+        "(detect.DetectorConfig)"
+    ),
+)
 def test_mpii_boxes_contain_an_annotated_person(tmp_path):
     """Every image gets a box from infer, and it holds all the visible annotated joints of a
     person there. A null box (nobody detected: the centred whole-image crop the issue is about)
@@ -322,16 +432,22 @@ def test_mpii_boxes_contain_an_annotated_person(tmp_path):
     folder.mkdir()
     for person in people:  # a scratch copy: the folder holds annotation files too
         (folder / person["image"]).write_bytes((MPII / person["image"]).read_bytes())
-    result = infer.run(infer.InferConfig(images=str(folder), out=str(tmp_path / "out"),
-                                         render=False, saved_model="unused"),
-                       predictor=_ConstantPredictor())
+    result = infer.run(
+        infer.InferConfig(
+            images=str(folder), out=str(tmp_path / "out"), render=False, saved_model="unused"
+        ),
+        predictor=_ConstantPredictor(),
+    )
     assert result.frames == len(people) == 5
     boxes = json.loads((tmp_path / "out" / "boxes.json").read_text())
     assert sorted(boxes) == sorted(p["image"] for p in people)
     misses = []
     for name, box in boxes.items():
-        joints = [np.array(p["joints"])[np.array(p["joints_vis"]) > 0]
-                  for p in people if p["image"] == name]
+        joints = [
+            np.array(p["joints"])[np.array(p["joints_vis"]) > 0]
+            for p in people
+            if p["image"] == name
+        ]
         if box is None or not any(np.all((j >= box[:2]) & (j <= box[2:])) for j in joints):
             misses.append((name, box))
     assert not misses, f"{len(misses)} of 5 boxes miss every annotated person: {misses}"

@@ -134,8 +134,12 @@ def test_one_module_keeps_the_layer_names_of_checkpoints():
     assert [r.name for r in two.upper] == ["up0", "up0_1", "up1", "up1_1"]
     assert [r.name for r in two.bottom_more] == ["bottom_1"] and one.bottom_more == []
     stacked = StackedHourglass(5, 2, 8, 1, num_modules=2)
-    assert [r.name for r in stacked.stack_res] == ["stack0_res", "stack0_res_1", "stack1_res",
-                                                    "stack1_res_1"]
+    assert [r.name for r in stacked.stack_res] == [
+        "stack0_res",
+        "stack0_res_1",
+        "stack1_res",
+        "stack1_res_1",
+    ]
     assert [r.name for r in StackedHourglass(5, 2, 8, 1).stack_res] == ["stack0_res", "stack1_res"]
 
 

@@ -91,14 +91,20 @@ def test_pa_mpjpe_matches_brute_force_optimisation():
         aligned = params[3] * pred @ rot.T + params[4:]
         return np.mean(np.sum((aligned - gt) ** 2, axis=-1))
 
-    best = min((scipy.optimize.minimize(cost, np.r_[rv, 1.0, 0, 0, 0], method="BFGS")
-                for rv in Rotation.random(6, random_state=7).as_rotvec()), key=lambda r: r.fun)
+    best = min(
+        (
+            scipy.optimize.minimize(cost, np.r_[rv, 1.0, 0, 0, 0], method="BFGS")
+            for rv in Rotation.random(6, random_state=7).as_rotvec()
+        ),
+        key=lambda r: r.fun,
+    )
     rot = Rotation.from_rotvec(best.x[:3]).as_matrix()
     aligned = best.x[3] * pred @ rot.T + best.x[4:]
     np.testing.assert_allclose(M.procrustes_align(pred[None], gt[None])[0], aligned, atol=1e-3)
     # Optimising squared error is what Procrustes does; its MPJPE can only be compared loosely.
     assert M.pa_mpjpe(pred[None], gt[None])[0] == pytest.approx(
-        np.linalg.norm(aligned - gt, axis=-1).mean(), rel=1e-5)
+        np.linalg.norm(aligned - gt, axis=-1).mean(), rel=1e-5
+    )
     rigid = M.procrustes_align(pred[None], gt[None], scale=False)[0]
     assert np.sum((rigid - gt) ** 2) >= best.fun * len(gt) - 1e-6
 
@@ -143,14 +149,17 @@ def test_pck3d_straddling_threshold():
     np.testing.assert_allclose(M.pck3d(pred, gt, joints="14"), [100.0 * 12 / 14])
     np.testing.assert_allclose(M.pck3d(pred, gt, joints="17"), [100.0 * 12 / 17])
     np.testing.assert_allclose(M.pck3d(pred, gt, joints=[0, 1]), [50.0])
-    np.testing.assert_allclose(M.pck3d(pred, gt, threshold=150.05, joints=[0, 1, 2]),
-                               [100.0 * 2 / 3])
+    np.testing.assert_allclose(
+        M.pck3d(pred, gt, threshold=150.05, joints=[0, 1, 2]), [100.0 * 2 / 3]
+    )
     with pytest.raises(ValueError, match="3DHP-17"):
         M.pck3d(np.zeros((1, 16, 3)), np.zeros((1, 16, 3)), joints="14")
 
 
-@pytest.mark.parametrize("error, n_above", [(12.0, 28), (10.0, 28), (9.99, 29), (0.0, 30),
-                                            (150.0, 0), (149.0, 1), (200.0, 0)])
+@pytest.mark.parametrize(
+    "error, n_above",
+    [(12.0, 28), (10.0, 28), (9.99, 29), (0.0, 30), (150.0, 0), (149.0, 1), (200.0, 0)],
+)
 def test_auc_constant_error_is_fraction_of_thresholds_above(error, n_above):
     pred, gt = _with_errors(np.full(17, error))
     np.testing.assert_allclose(M.auc3d(pred, gt, joints="17"), [100.0 * n_above / 31])
@@ -208,7 +217,8 @@ def test_pckh_table_parts_and_both_means():
     counts = visible.sum(0)
     assert table[M.MEAN_UNWEIGHTED] == pytest.approx(per[keep].mean())
     assert table[M.MEAN_WEIGHTED] == pytest.approx(
-        np.sum(per[keep] * counts[keep]) / counts[keep].sum())
+        np.sum(per[keep] * counts[keep]) / counts[keep].sum()
+    )
     assert table[M.MEAN_WEIGHTED] != pytest.approx(table[M.MEAN_UNWEIGHTED])
 
 
@@ -239,9 +249,15 @@ def test_real_mpii_pckh_against_loop_recomputation():
     np.testing.assert_allclose(per_joint, 100.0 * hits / counts, atol=1e-12)
     table = M.pckh_table(pred, gt, boxes, visible)
     # Sanity ranges for a 2015 ConvNet (Tompson et al.) on the validation split.
-    for part, (lo, hi) in {"Head": (90, 99), "Shoulder": (85, 97), "Elbow": (75, 92),
-                           "Wrist": (65, 88), "Hip": (70, 92), "Knee": (60, 88),
-                           "Ankle": (50, 85)}.items():
+    for part, (lo, hi) in {
+        "Head": (90, 99),
+        "Shoulder": (85, 97),
+        "Elbow": (75, 92),
+        "Wrist": (65, 88),
+        "Hip": (70, 92),
+        "Knee": (60, 88),
+        "Ankle": (50, 85),
+    }.items():
         assert lo < table[part] < hi, (part, table[part])
     assert table["Head"] > table["Elbow"] > table["Wrist"] > table["Ankle"]
     assert 75 < table[M.MEAN_UNWEIGHTED] < table[M.MEAN_WEIGHTED] < 90
@@ -297,13 +313,15 @@ def test_illegal_angle_hand_case_matches_eq1_sign_convention():
     mask = M.illegal_angle_mask(np.stack([bent, hyper]))
     # Independent restatement of the Eq. 1 test for one limb: n = (P_s - P_thorax) x
     # (P_e - P_s); the right elbow is legal when n . (P_w - P_e) > 0.
-    n = np.cross(hyper[J["r_shoulder"]] - hyper[J["thorax"]],
-                 hyper[J["r_elbow"]] - hyper[J["r_shoulder"]])
+    n = np.cross(
+        hyper[J["r_shoulder"]] - hyper[J["thorax"]], hyper[J["r_elbow"]] - hyper[J["r_shoulder"]]
+    )
     assert np.dot(n, hyper[J["r_wrist"]] - hyper[J["r_elbow"]]) < 0
     np.testing.assert_array_equal(mask, [[False] * 4, [True, False, False, True]])
     assert M.illegal_angle_rate(np.stack([bent, hyper])) == pytest.approx(100.0 * 2 / 8)
-    np.testing.assert_allclose(M.illegal_angle_rate(np.stack([bent, hyper]), per_limb=True),
-                               [50.0, 0.0, 0.0, 50.0])
+    np.testing.assert_allclose(
+        M.illegal_angle_rate(np.stack([bent, hyper]), per_limb=True), [50.0, 0.0, 0.0, 50.0]
+    )
 
 
 @pytest.mark.realdata

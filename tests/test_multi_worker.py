@@ -53,22 +53,49 @@ def _free_ports(n: int) -> list[int]:
 class Worker:
     """One worker process; stdout and stderr go to `log`."""
 
-    def __init__(self, index: int, ports: list[int], cwd: pathlib.Path, log: pathlib.Path,
-                 extra=(), tmpdir: pathlib.Path | None = None):
-        tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                     "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), PYTHONPATH=str(ROOT),
-                   TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    def __init__(
+        self,
+        index: int,
+        ports: list[int],
+        cwd: pathlib.Path,
+        log: pathlib.Path,
+        extra=(),
+        tmpdir: pathlib.Path | None = None,
+    ):
+        tf_config = {
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps(tf_config),
+            PYTHONPATH=str(ROOT),
+            TF_CPP_MIN_LOG_LEVEL="2",
+            PYTHONUNBUFFERED="1",
+        )
         if tmpdir is not None:
             env["TMPDIR"] = str(tmpdir)
-        cmd = [sys.executable, "-m", "keras_pose3d.train", "--config", str(CONFIG),
-               "--set", "runtime.strategy=multi_worker",
-               "--set", "runtime.intra_op_threads=1", "--set", "runtime.inter_op_threads=1",
-               "--set", f"runtime.collective_timeout_s={COLLECTIVE_TIMEOUT_S}", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "keras_pose3d.train",
+            "--config",
+            str(CONFIG),
+            "--set",
+            "runtime.strategy=multi_worker",
+            "--set",
+            "runtime.intra_op_threads=1",
+            "--set",
+            "runtime.inter_op_threads=1",
+            "--set",
+            f"runtime.collective_timeout_s={COLLECTIVE_TIMEOUT_S}",
+            *extra,
+        ]
         self.log = log
         self._out = open(log, "w")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._out,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=self._out, stderr=subprocess.STDOUT
+        )
 
     def text(self) -> str:
         return self.log.read_text()
@@ -142,11 +169,18 @@ def test_two_workers_kill_resume_and_only_the_chief_writes(tmp_path):
     (other_dir / "data").symlink_to(chief_dir / "data", target_is_directory=True)
     # A longer 'structure' stage, checkpointed every 5 steps, validated every 3: killed after
     # step 7, the run holds a validation entry (step 6) newer than its checkpoint (step 5).
-    extra = ["--set", "train.stages.structure.steps=16", "--set", "train.checkpoint_every=5",
-             "--set", "train.eval_every=3"]
+    extra = [
+        "--set",
+        "train.stages.structure.steps=16",
+        "--set",
+        "train.checkpoint_every=5",
+        "--set",
+        "train.eval_every=3",
+    ]
     cwds = [chief_dir, other_dir]
-    workers = _start_pair(cwds, [tmp_path / "run1_w0.log", tmp_path / "run1_w1.log"], extra,
-                          tmpdirs=(None, tmp1))
+    workers = _start_pair(
+        cwds, [tmp_path / "run1_w0.log", tmp_path / "run1_w1.log"], extra, tmpdirs=(None, tmp1)
+    )
     try:
         _wait_for_line(workers[0], r"^\[structure 3/4\] step 7/16", timeout=900)
         workers[1].kill()
@@ -159,8 +193,9 @@ def test_two_workers_kill_resume_and_only_the_chief_writes(tmp_path):
     survivor = workers[0].text()
     assert code == 4, survivor[-3000:]
     assert detect_s < DETECT_BOUND_S, f"took {detect_s:.0f}s to notice the lost worker"
-    assert re.search(r"^error: worker worker:0: stopped, another worker died", survivor,
-                     re.MULTILINE), survivor[-3000:]
+    assert re.search(
+        r"^error: worker worker:0: stopped, another worker died", survivor, re.MULTILINE
+    ), survivor[-3000:]
     print(f"survivor exited {detect_s:.1f}s after the kill")
     assert "waiting for the chief to generate" in workers[1].text()
     assert _files(other_dir) == ["data"], _files(other_dir)
@@ -174,8 +209,9 @@ def test_two_workers_kill_resume_and_only_the_chief_writes(tmp_path):
     # Run 2: the run directory is shared storage now (worker 1 resumes from the chief's
     # checkpoints); the SavedModel folder and TMPDIR stay private.
     (other_dir / "runs").symlink_to(chief_dir / "runs", target_is_directory=True)
-    workers = _start_pair(cwds, [tmp_path / "run2_w0.log", tmp_path / "run2_w1.log"], extra,
-                          tmpdirs=(None, tmp2))
+    workers = _start_pair(
+        cwds, [tmp_path / "run2_w0.log", tmp_path / "run2_w1.log"], extra, tmpdirs=(None, tmp2)
+    )
     codes = _finish(workers)
     assert codes == [0, 0], "\n".join(w.text()[-3000:] for w in workers)
     for w in workers:
@@ -184,7 +220,11 @@ def test_two_workers_kill_resume_and_only_the_chief_writes(tmp_path):
     assert _files(other_dir) == ["data", "runs"]  # no SavedModel
     assert _files(tmp2) == []  # worker 1's checkpoint scratch is deleted at exit
     assert json.loads((run / "state.json").read_text())["completed"] == [
-        "pretrain_2d", "depth_warmup", "structure", "symmetry"]
+        "pretrain_2d",
+        "depth_warmup",
+        "structure",
+        "symmetry",
+    ]
     for i, name in enumerate(["pretrain_2d", "depth_warmup", "structure", "symmetry"]):
         assert (run / "checkpoints" / f"{i:02d}_{name}" / "checkpoint").is_file()
     assert list((run / "logs" / "train").iterdir())
@@ -202,4 +242,4 @@ def test_two_workers_kill_resume_and_only_the_chief_writes(tmp_path):
     assert [s for stage, s in keys if stage == "structure"] == [3, 6, 9, 12, 15, 16]
     # Entries made up to the checkpoint survive the resume unchanged.
     kept = [v for v in before if v["stage"] != "structure" or v["step"] <= step]
-    assert validation[:len(kept)] == kept
+    assert validation[: len(kept)] == kept

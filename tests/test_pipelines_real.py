@@ -474,8 +474,18 @@ def test_3dhp_ts5_records_say_opencv(tmp_path, distortion):
 def test_3dhp_distortion_model_rule():
     def cam(k, p, model):
         return camera_lib.Camera(
-            id="c", R_w2c=np.eye(3), t_centre_world=np.zeros(3), fx=1, fy=1, cx=0, cy=0,
-            k=k, p=p, width=2, height=2, distortion_model=model,
+            id="c",
+            R_w2c=np.eye(3),
+            t_centre_world=np.zeros(3),
+            fx=1,
+            fy=1,
+            cx=0,
+            cy=0,
+            k=k,
+            p=p,
+            width=2,
+            height=2,
+            distortion_model=model,
         )
 
     rule = mpi_inf_3dhp_to_tfrecord.distortion_model
@@ -539,9 +549,24 @@ def test_3dhp_splits_default_to_the_roots_given(tmp_path, capsys):
     # A training root alone (no --test_dir, no --splits) is a complete job.
     fr.write_3dhp_train_fixture(tmp_path / "train", size=48)
     manifest = mpi_inf_3dhp_to_tfrecord.run(
-        ["--input_dir", str(tmp_path / "train"), "--subjects", "S1", "--sequences", "Seq1",
-         "--cameras", "0", "--stride", "2", "--crop_size", "32", "--num_shards", "1",
-         "--output_dir", str(tmp_path / "out")]
+        [
+            "--input_dir",
+            str(tmp_path / "train"),
+            "--subjects",
+            "S1",
+            "--sequences",
+            "Seq1",
+            "--cameras",
+            "0",
+            "--stride",
+            "2",
+            "--crop_size",
+            "32",
+            "--num_shards",
+            "1",
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
     )
     assert manifest["splits"]["train"]["num_examples"] == 3  # frames 0, 2, 4 of 5
     assert manifest["splits"]["test"]["num_examples"] == 0

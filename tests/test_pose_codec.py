@@ -15,8 +15,9 @@ def _random_scene(rng, batch=5):
     pose = rng.normal(0.0, 300.0, size=(batch, 16, 3))
     pose[..., 2] += rng.uniform(3000.0, 6000.0, size=(batch, 1))
     fx = rng.uniform(400.0, 900.0, size=batch)
-    intr = np.stack([fx, fx * 1.001, rng.uniform(100, 150, batch), rng.uniform(100, 150, batch)],
-                    axis=-1)
+    intr = np.stack(
+        [fx, fx * 1.001, rng.uniform(100, 150, batch), rng.uniform(100, 150, batch)], axis=-1
+    )
     return pose, intr
 
 
@@ -41,7 +42,9 @@ def test_pinhole_round_trip_recovers_mm_exactly():
     np.testing.assert_allclose(dec, pose, rtol=0, atol=1e-8)
     dec_tf = pose_codec.decode_pose_3d_tf(
         pose_codec.encode_pose_3d_tf(tf.constant(pose), tf.constant(intr), S),
-        tf.constant(intr), tf.constant(pose[:, skeleton.ROOT, 2]), S,
+        tf.constant(intr),
+        tf.constant(pose[:, skeleton.ROOT, 2]),
+        S,
     )
     np.testing.assert_allclose(dec_tf.numpy(), pose, rtol=0, atol=1e-8)
 
@@ -55,8 +58,10 @@ def test_numpy_and_tf_agree():
         (pose_codec.denormalise_2d(j2d, S), pose_codec.denormalise_2d_tf(j2d, S)),
         (pose_codec.depth_target(pose, intr, S), pose_codec.depth_target_tf(pose, intr, S)),
         (pose_codec.project_pinhole(pose, intr), pose_codec.project_pinhole_tf(pose, intr)),
-        (pose_codec.encode_pose_3d(pose, intr, S, j2d),
-         pose_codec.encode_pose_3d_tf(pose, intr, S, j2d)),
+        (
+            pose_codec.encode_pose_3d(pose, intr, S, j2d),
+            pose_codec.encode_pose_3d_tf(pose, intr, S, j2d),
+        ),
         (pose_codec.to_root_relative_mm(pose), pose_codec.to_root_relative_mm_tf(pose)),
     ]
     for ref, got in pairs:
@@ -64,8 +69,9 @@ def test_numpy_and_tf_agree():
     # float32 in, float32 out, same values to float32 precision.
     got32 = pose_codec.encode_pose_3d_tf(pose.astype(np.float32), intr.astype(np.float32), S)
     assert got32.dtype == tf.float32
-    np.testing.assert_allclose(got32.numpy(), pose_codec.encode_pose_3d(pose, intr, S),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        got32.numpy(), pose_codec.encode_pose_3d(pose, intr, S), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_units_are_isotropic():

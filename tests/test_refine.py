@@ -17,8 +17,11 @@ def _poses(t=12, j=16, seed=0):
 def test_same_rate_windows_are_make_windows():
     poses = _poses()
     times = np.arange(12) / 25.0
-    np.testing.assert_allclose(refine.resampled_windows(poses, times, 4, 25.0),
-                               tp_net_lib.make_windows(poses, 4, "online"), atol=1e-9)
+    np.testing.assert_allclose(
+        refine.resampled_windows(poses, times, 4, 25.0),
+        tp_net_lib.make_windows(poses, 4, "online"),
+        atol=1e-9,
+    )
 
 
 def test_double_rate_video_takes_every_other_frame():
@@ -67,8 +70,9 @@ def test_refine_online_resamples_with_a_frame_rate_and_warns_without(caplog):
     assert "resampling the poses to 25 fps" in caplog.text
     caplog.clear()
     out = refine.refine_online(poses, _Mean(None), 3, times_s=times, video_fps=50.0)
-    np.testing.assert_allclose(out, tp_net_lib.make_windows(poses, 3, "online").mean(axis=1),
-                               rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(
+        out, tp_net_lib.make_windows(poses, 3, "online").mean(axis=1), rtol=1e-5, atol=1e-3
+    )
     assert "records no training frame rate" in caplog.text
 
 

@@ -226,27 +226,45 @@ def test_predict_sequences_input_equals_the_validation_input(tmp_path):
     # A textured stored crop (not square: 40 x 48) so any geometric mismatch changes pixels.
     pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
     jpeg = cv2.imencode(".jpg", pixels)[1].tobytes()
-    serialized = features.encode_example({
-        "image_jpeg": jpeg, "joints_2d": rng.uniform(5, 35, (16, 2)), "visibility": np.ones(16),
-        "joints_3d": rng.normal(0, 200, (16, 3)) + [0, 0, 4000.0], "has_3d": True,
-        "intrinsics": np.array([70.0, 72.0, 23.0, 19.5]), "distortion": None,
-        "box": np.array([0.0, 0, 48, 40]), "dataset": "h36m", "subject": "S9",
-        "sequence": "Walk 1", "action": "Walk", "camera": "c1", "frame": 7,
-        "orig_size": np.array([100, 100])})
+    serialized = features.encode_example(
+        {
+            "image_jpeg": jpeg,
+            "joints_2d": rng.uniform(5, 35, (16, 2)),
+            "visibility": np.ones(16),
+            "joints_3d": rng.normal(0, 200, (16, 3)) + [0, 0, 4000.0],
+            "has_3d": True,
+            "intrinsics": np.array([70.0, 72.0, 23.0, 19.5]),
+            "distortion": None,
+            "box": np.array([0.0, 0, 48, 40]),
+            "dataset": "h36m",
+            "subject": "S9",
+            "sequence": "Walk 1",
+            "action": "Walk",
+            "camera": "c1",
+            "frame": 7,
+            "orig_size": np.array([100, 100]),
+        }
+    )
     path = tmp_path / "v.tfrecord"
     with tf.io.TFRecordWriter(str(path)) as w:
         w.write(serialized)
     size = 16
     got = predict_sequences._prepare(features.parse_example(tf.constant(serialized)), size)
-    inputs, targets = next(iter(dataset.make_dataset(
-        str(path), input_size=size, heatmap_size=4, batch_size=1, training=False)))
+    inputs, targets = next(
+        iter(
+            dataset.make_dataset(
+                str(path), input_size=size, heatmap_size=4, batch_size=1, training=False
+            )
+        )
+    )
     np.testing.assert_array_equal(got["image"].numpy(), inputs["image"][0].numpy())
     np.testing.assert_array_equal(got["intrinsics"].numpy(), targets["intrinsics"][0].numpy())
     # Hand value: the input covers the central 48 / 1.75 px, so fx scales by 16 * 1.75 / 48 and
     # the stored-crop centre (23.5, 19.5) goes to the input centre (7.5, 7.5).
     s = size * features.PERSON_MARGIN / 48
-    np.testing.assert_allclose(got["intrinsics"].numpy(),
-                               [70 * s, 72 * s, 7.5 + (23.0 - 23.5) * s, 7.5], rtol=1e-5)
+    np.testing.assert_allclose(
+        got["intrinsics"].numpy(), [70 * s, 72 * s, 7.5 + (23.0 - 23.5) * s, 7.5], rtol=1e-5
+    )
 
 
 # ----------------------------------------------------------------------------------------------

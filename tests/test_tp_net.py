@@ -50,7 +50,14 @@ def test_forward_matches_numpy_reference():
 
 
 def test_get_config_returns_every_argument_and_reloads(tmp_path):
-    args = dict(window=6, mode="semi_online", num_joints=5, hidden=7, dropout=0.25, scale_mm=500.0)
+    args = {
+        "window": 6,
+        "mode": "semi_online",
+        "num_joints": 5,
+        "hidden": 7,
+        "dropout": 0.25,
+        "scale_mm": 500.0,
+    }
     model = TPNet(**args)
     config = model.get_config()
     for key, value in args.items():
@@ -87,9 +94,14 @@ def _write_predictions(path, seed, sequences=3, frames=150):
         frame.append(np.arange(frames) * 5)
     order = rng.permutation(sequences * frames)
     cat = lambda xs: np.concatenate(xs)[order]
-    np.savez(path, pred=cat(pred).astype(np.float32), gt=cat(gt).astype(np.float32),
-             sequence=cat(seq).astype(np.int32), frame=cat(frame).astype(np.int64),
-             sequence_names=np.array([f"s{i}" for i in range(sequences)]))
+    np.savez(
+        path,
+        pred=cat(pred).astype(np.float32),
+        gt=cat(gt).astype(np.float32),
+        sequence=cat(seq).astype(np.int32),
+        frame=cat(frame).astype(np.int64),
+        sequence_names=np.array([f"s{i}" for i in range(sequences)]),
+    )
 
 
 def test_sequence_windows_sort_rows_and_stay_inside_sequences(tmp_path):
@@ -112,7 +124,8 @@ def test_temporal_train_denoises_and_saves(tmp_path):
         f"data: {{train: {tmp_path / 'train.npz'}, val: {tmp_path / 'val.npz'}}}\n"
         "model: {window: 6, mode: semi_online, hidden: 64}\n"
         "train: {epochs: 100, batch_size: 64, learning_rate: 2.0e-3}\n"
-        f"run_dir: {tmp_path / 'run'}\n")
+        f"run_dir: {tmp_path / 'run'}\n"
+    )
     result = temporal_train.train(temporal_train.load_config(config, ["train.epochs=30"]))
     assert result["val_mpjpe_tp_net"] < 0.8 * result["val_mpjpe_sap_net"], result
     model = keras.saving.load_model(tmp_path / "run" / "tp_net.keras")
@@ -155,11 +168,25 @@ def test_predict_sequences_groups_sorts_and_decodes(tmp_path, capsys):
         j3d = rng.normal(0, 200, (16, 3)) + [0, 0, 4000.0]
         if has_3d:
             gts[(subject, frame)] = j3d
-        return features.encode_example(dict(
-            image_jpeg=jpeg, joints_2d=np.zeros((16, 2)), visibility=np.ones(16),
-            joints_3d=j3d if has_3d else None, has_3d=has_3d, intrinsics=intr, distortion=None,
-            box=np.array([0.0, 0, 32, 32]), dataset="h36m", subject=subject, sequence="Walk 1",
-            action="Walk", camera="c1", frame=frame, orig_size=np.array([100, 100])))
+        return features.encode_example(
+            {
+                "image_jpeg": jpeg,
+                "joints_2d": np.zeros((16, 2)),
+                "visibility": np.ones(16),
+                "joints_3d": j3d if has_3d else None,
+                "has_3d": has_3d,
+                "intrinsics": intr,
+                "distortion": None,
+                "box": np.array([0.0, 0, 32, 32]),
+                "dataset": "h36m",
+                "subject": subject,
+                "sequence": "Walk 1",
+                "action": "Walk",
+                "camera": "c1",
+                "frame": frame,
+                "orig_size": np.array([100, 100]),
+            }
+        )
 
     with tf.io.TFRecordWriter(str(tmp_path / "a.tfrecord")) as w:
         for rec in (record("S9", 10), record("S1", 5), record("S1", 0, has_3d=False)):
@@ -168,11 +195,13 @@ def test_predict_sequences_groups_sorts_and_decodes(tmp_path, capsys):
         for rec in (record("S1", 3), record("S9", 2)):
             w.write(rec)
     pose_norm = rng.uniform(-0.5, 0.5, (16, 3))
-    out = predict_sequences.predict_records(str(tmp_path / "*.tfrecord"),
-                                            _ConstantPose(pose_norm), batch_size=2)
+    out = predict_sequences.predict_records(
+        str(tmp_path / "*.tfrecord"), _ConstantPose(pose_norm), batch_size=2
+    )
     assert "skipped 1 2D-only records" in capsys.readouterr().err
-    np.testing.assert_array_equal(out["sequence_names"], ["h36m/S1/Walk 1/Walk/c1",
-                                                          "h36m/S9/Walk 1/Walk/c1"])
+    np.testing.assert_array_equal(
+        out["sequence_names"], ["h36m/S1/Walk 1/Walk/c1", "h36m/S9/Walk 1/Walk/c1"]
+    )
     np.testing.assert_array_equal(out["sequence"], [0, 0, 1, 1])
     np.testing.assert_array_equal(out["frame"], [3, 5, 2, 10])
     keys = [("S1", 3), ("S1", 5), ("S9", 2), ("S9", 10)]
@@ -202,8 +231,10 @@ def test_frame_step_gaps_are_warned_per_sequence(caplog):
 def test_temporal_train_missing_val_file_is_named(tmp_path, capsys):
     _write_predictions(tmp_path / "train.npz", seed=1, sequences=1, frames=5)
     config = tmp_path / "temporal.yaml"
-    config.write_text(f"data: {{train: {tmp_path / 'train.npz'}, val: {tmp_path / 'val.npz'}}}\n"
-                      f"run_dir: {tmp_path / 'run'}\n")
+    config.write_text(
+        f"data: {{train: {tmp_path / 'train.npz'}, val: {tmp_path / 'val.npz'}}}\n"
+        f"run_dir: {tmp_path / 'run'}\n"
+    )
     assert temporal_train.main(["--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: config key 'data.val'") and str(tmp_path / "val.npz") in err

@@ -44,8 +44,14 @@ temporal_train.train(temporal_train.load_config(config_path), callbacks=[Probe()
 
 
 def _child(config, log, kill_epoch):
-    return subprocess.run([sys.executable, "-c", _CHILD, str(config), str(log), str(kill_epoch)],
-                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", _CHILD, str(config), str(log), str(kill_epoch)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _config(tmp_path, **train):
@@ -56,7 +62,8 @@ def _config(tmp_path, **train):
         f"data: {{train: {tmp_path / 'train.npz'}, val: ''}}\n"
         "model: {window: 4, hidden: 16, frame_rate: 10.0}\n"
         f"train: {json.dumps(settings)}\n"
-        f"run_dir: {tmp_path / 'run'}\n")
+        f"run_dir: {tmp_path / 'run'}\n"
+    )
     return path
 
 

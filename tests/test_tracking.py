@@ -49,8 +49,16 @@ class OraclePredictor:
         self.pose -= self.pose[skeleton.ROOT]
 
     def __call__(self, jpegs, boxes, focal, root):
-        out = {k: [] for k in ("joints_2d_px", "confidence", "crop_boxes", "joints_3d_mm",
-                               "joints_3d_root_relative_mm")}
+        out = {
+            k: []
+            for k in (
+                "joints_2d_px",
+                "confidence",
+                "crop_boxes",
+                "joints_3d_mm",
+                "joints_3d_root_relative_mm",
+            )
+        }
         for box in boxes:
             crop = _square(box, self.h, self.w)
             inside = []
@@ -117,28 +125,43 @@ def test_infer_tracks_the_walker(video, request, tmp_path):
     frames, while the person walks from 1/6 to 5/6 of the frame width."""
     path, truth, H, W = (*request.getfixturevalue(video), 360, 640)[:4]
     out = tmp_path / "out"
-    result = inference.run(inference.InferConfig(out=str(out), video=str(path), render=False),
-                           predictor=OraclePredictor(truth, H, W))
+    result = inference.run(
+        inference.InferConfig(out=str(out), video=str(path), render=False),
+        predictor=OraclePredictor(truth, H, W),
+    )
     boxes = json.loads((out / "boxes.json").read_text())
     assert list(boxes) == [str(t) for t in range(FRAMES)]
-    ious = [iou(boxes[str(t)], box_from_joints(truth[0]["joints_2d"][t]))
-            if boxes[str(t)] is not None else 0.0 for t in range(FRAMES)]
+    ious = [
+        iou(boxes[str(t)], box_from_joints(truth[0]["joints_2d"][t]))
+        if boxes[str(t)] is not None
+        else 0.0
+        for t in range(FRAMES)
+    ]
     assert np.mean(np.array(ious) >= 0.5) >= 0.9, np.round(ious, 2)
     centres = np.array([0.5 * (b[0] + b[2]) for b in boxes.values() if b is not None])
     assert centres.min() < 0.3 * W and centres.max() > 0.7 * W  # off-centre most of the time
     # The detector ran only to start (and when the pose was lost), not on every frame.
     assert 1 <= result.detector_runs < FRAMES // 2
-    sources = [json.loads((out / "json" / f"frame_{t:06d}.json").read_text())["box_source"]
-               for t in range(FRAMES)]
+    sources = [
+        json.loads((out / "json" / f"frame_{t:06d}.json").read_text())["box_source"]
+        for t in range(FRAMES)
+    ]
     assert sources.count("tracked") > FRAMES // 2
     # boxes.json is what --boxes reads: a re-run with it uses exactly these boxes.
-    again = inference.run(inference.InferConfig(out=str(tmp_path / "again"), video=str(path),
-                                                boxes=str(out / "boxes.json"), render=False,
-                                                batch=1),  # the oracle counts calls as frames
-                          predictor=OraclePredictor(truth, H, W))
+    again = inference.run(
+        inference.InferConfig(
+            out=str(tmp_path / "again"),
+            video=str(path),
+            boxes=str(out / "boxes.json"),
+            render=False,
+            batch=1,
+        ),  # the oracle counts calls as frames
+        predictor=OraclePredictor(truth, H, W),
+    )
     for f in range(FRAMES):
-        np.testing.assert_allclose(again.people[f][0].box or [0] * 4,
-                                   boxes[str(f)] or [0] * 4, atol=1e-6)
+        np.testing.assert_allclose(
+            again.people[f][0].box or [0] * 4, boxes[str(f)] or [0] * 4, atol=1e-6
+        )
 
 
 def test_all_people_one_track_each(tmp_path):
@@ -152,8 +175,12 @@ def test_all_people_one_track_each(tmp_path):
 
         def __call__(self, image):
             self.frame += 1
-            return [Detection(tuple(box_from_joints(p["joints_2d"][min(self.frame, 39)])),
-                              (0, 0, 1, 1), 1.0) for p in truth]
+            return [
+                Detection(
+                    tuple(box_from_joints(p["joints_2d"][min(self.frame, 39)])), (0, 0, 1, 1), 1.0
+                )
+                for p in truth
+            ]
 
     tracker = Tracker(Scripted(), TrackerConfig(redetect_every=1000), all_people=True)
     oracle = OraclePredictor(truth, H, W, noise_px=1.0)
@@ -176,16 +203,20 @@ def test_grow_at_edges_by_hand():
     crop = np.array([0.0, 0.0, 100.0, 100.0])
     box = np.array([20.0, 20.0, 80.0, 80.0])  # side 60, grow 0.25: 15 px in all, 7.5 a side
     inner = np.array([[40.0, 40.0], [60.0, 60.0]])
-    np.testing.assert_allclose(tracking.grow_at_edges(box, inner, crop, 0.05, 0.25),
-                               [12.5, 12.5, 87.5, 87.5])
+    np.testing.assert_allclose(
+        tracking.grow_at_edges(box, inner, crop, 0.05, 0.25), [12.5, 12.5, 87.5, 87.5]
+    )
     top = np.array([[40.0, 3.0], [60.0, 60.0]])  # within 5 px of the top: 15 px more upwards
-    np.testing.assert_allclose(tracking.grow_at_edges(box, top, crop, 0.05, 0.25),
-                               [5.0, -2.5, 95.0, 87.5])  # height 90 -> square, x evenly
+    np.testing.assert_allclose(
+        tracking.grow_at_edges(box, top, crop, 0.05, 0.25), [5.0, -2.5, 95.0, 87.5]
+    )  # height 90 -> square, x evenly
 
 
 def test_tracker_rules():
-    dets = [Detection((0.0, 0.0, 10.0, 10.0), (0, 0, 1, 1), 2.0),
-            Detection((50.0, 0.0, 90.0, 40.0), (0, 0, 1, 1), 1.0)]
+    dets = [
+        Detection((0.0, 0.0, 10.0, 10.0), (0, 0, 1, 1), 2.0),
+        Detection((50.0, 0.0, 90.0, 40.0), (0, 0, 1, 1), 1.0),
+    ]
     tracker = Tracker(lambda image: list(dets))
     (track,) = tracker.step(0, None)
     np.testing.assert_allclose(track.box, [50, 0, 90, 40])  # the largest, not the strongest
@@ -215,16 +246,20 @@ def test_all_people_through_infer(tmp_path):
 
         def __call__(self, image):
             self.frame += 1
-            return [Detection(tuple(box_from_joints(p["joints_2d"][self.frame])), (0, 0, 1, 1),
-                              1.0) for p in truth]
+            return [
+                Detection(tuple(box_from_joints(p["joints_2d"][self.frame])), (0, 0, 1, 1), 1.0)
+                for p in truth
+            ]
 
     out = tmp_path / "out"
     config = inference.InferConfig(out=str(out), video=str(path), all_people=True)
-    result = inference.run(config, predictor=OraclePredictor(truth, H, W),
-                           detector=Scripted())
+    result = inference.run(config, predictor=OraclePredictor(truth, H, W), detector=Scripted())
     assert sorted(result.tracks) == [0, 1]
-    assert sorted((out / "motion_track_0.bvh", out / "motion_track_1.bvh")) == sorted(
-        out.glob("motion_track_*.bvh")) and not (out / "motion.bvh").exists()
+    assert (
+        sorted((out / "motion_track_0.bvh", out / "motion_track_1.bvh"))
+        == sorted(out.glob("motion_track_*.bvh"))
+        and not (out / "motion.bvh").exists()
+    )
     doc = json.loads((out / "json" / "frame_000005.json").read_text())
     assert [p["track"] for p in doc["people"]] == [0, 1]
     boxes = json.loads((out / "boxes.json").read_text())
@@ -232,10 +267,16 @@ def test_all_people_through_infer(tmp_path):
     for p in doc["people"]:
         assert boxes["5"][str(p["track"])] == pytest.approx(p["person_box"], abs=0.01)
     assert len(list((out / "render").glob("frame_*.jpg"))) == frames
-    again = inference.run(dataclasses.replace(config, out=str(tmp_path / "again"),
-                                              boxes=str(out / "boxes.json"), render=False,
-                                              batch=1),
-                          predictor=OraclePredictor(truth, H, W))
+    again = inference.run(
+        dataclasses.replace(
+            config,
+            out=str(tmp_path / "again"),
+            boxes=str(out / "boxes.json"),
+            render=False,
+            batch=1,
+        ),
+        predictor=OraclePredictor(truth, H, W),
+    )
     assert [[p.box_source for p in f] for f in again.people] == [["given"] * 2] * frames
     np.testing.assert_allclose(again.people[5][1].box, boxes["5"]["1"])
 
@@ -252,8 +293,11 @@ def test_all_people_tracks_end_and_start():
     a = Detection((0.0, 0.0, 40.0, 40.0), (0, 0, 1, 1), 1.0)
     b = Detection((100.0, 0.0, 140.0, 40.0), (0, 0, 1, 1), 1.0)
     seen = [[a]] * 3 + [[]] * 10 + [[b]] * 10
-    tracker = Tracker(lambda image: list(seen[frame]),
-                      TrackerConfig(max_lost=2, redetect_every=4), all_people=True)
+    tracker = Tracker(
+        lambda image: list(seen[frame]),
+        TrackerConfig(max_lost=2, redetect_every=4),
+        all_people=True,
+    )
     ids = []
     for frame in range(len(seen)):
         tracks = tracker.step(frame, None)
@@ -267,8 +311,11 @@ def test_all_people_tracks_end_and_start():
     assert ids[13] == [1]  # nobody tracked: the detector runs every frame
     # b walks in at frame 5 while a is tracked (confidently: no re-detection needed).
     seen[:] = [[a]] * 5 + [[a, b]] * 10
-    tracker = Tracker(lambda image: list(seen[frame]),
-                      TrackerConfig(max_lost=2, redetect_every=4), all_people=True)
+    tracker = Tracker(
+        lambda image: list(seen[frame]),
+        TrackerConfig(max_lost=2, redetect_every=4),
+        all_people=True,
+    )
     ids = []
     for frame in range(len(seen)):
         tracks = tracker.step(frame, None)
@@ -281,8 +328,9 @@ def test_all_people_tracks_end_and_start():
     # A detection that mostly lies on a tracked person (a smaller, shifted box: IoU < 0.3)
     # is not a new person.
     seen[:] = [[a], [Detection((10.0, 10.0, 30.0, 30.0), (0, 0, 1, 1), 1.0)]]
-    tracker = Tracker(lambda image: list(seen[frame]), TrackerConfig(redetect_every=1),
-                      all_people=True)
+    tracker = Tracker(
+        lambda image: list(seen[frame]), TrackerConfig(redetect_every=1), all_people=True
+    )
     frame = 0
     tracker.step(0, None)
     frame = 1
@@ -308,7 +356,8 @@ def test_near_pass_finds_a_person_cut_by_the_frame():
         photo = cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), None, fx=2, fy=2)
         inside = (joints - [x0, y0]) * 2
         inside = inside[inside[:, 1] < photo.shape[0]]
-        assert PersonDetector(dataclasses.replace(PersonDetector().config, near_side=0))(
-            photo) == []
+        assert (
+            PersonDetector(dataclasses.replace(PersonDetector().config, near_side=0))(photo) == []
+        )
         (det,) = PersonDetector()(photo)
         assert np.all((inside >= det.box[:2]) & (inside <= det.box[2:])), (t, det.box)

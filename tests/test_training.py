@@ -22,10 +22,17 @@ def tiny_data(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("synthetic")
     # 1 3D training subject, 1 2D-only, 1 validation: enough for mixed batches.
-    synthetic.ensure_synthetic_dataset(out, num_shards=1, num_subjects=3,
-                                       sequences_per_subject=1, frames_per_sequence=12,
-                                       crop_size=48, seed=3, num_2d_subjects=1,
-                                       num_validation_subjects=1)
+    synthetic.ensure_synthetic_dataset(
+        out,
+        num_shards=1,
+        num_subjects=3,
+        sequences_per_subject=1,
+        frames_per_sequence=12,
+        crop_size=48,
+        seed=3,
+        num_2d_subjects=1,
+        num_validation_subjects=1,
+    )
     return out
 
 
@@ -36,18 +43,31 @@ def _reset_policy():
 
 
 def _config(data_dir, run_dir, stages, precision="float32", batch=4, **train):
-    return from_dict({
-        "data": {"train_files": [f"{data_dir}/train-*.tfrecord"],
-                 "val_files": [f"{data_dir}/validation-*.tfrecord"],
-                 "input_size": 32, "heatmap_size": 8, "shuffle_buffer": 16,
-                 "val_examples": 8},
-        "model": {"num_stacks": 1, "num_features": 16, "hourglass_depth": 1,
-                  "depth_blocks": 1},
-        "train": {"batch_size": batch, "run_dir": str(run_dir), "log_every": 1,
-                  "checkpoint_every": 2, "eval_every": 1000, "stages": stages, **train},
-        "runtime": {"precision": precision},
-        "export": {"enabled": False}, "eval": {"enabled": False},
-    })
+    return from_dict(
+        {
+            "data": {
+                "train_files": [f"{data_dir}/train-*.tfrecord"],
+                "val_files": [f"{data_dir}/validation-*.tfrecord"],
+                "input_size": 32,
+                "heatmap_size": 8,
+                "shuffle_buffer": 16,
+                "val_examples": 8,
+            },
+            "model": {"num_stacks": 1, "num_features": 16, "hourglass_depth": 1, "depth_blocks": 1},
+            "train": {
+                "batch_size": batch,
+                "run_dir": str(run_dir),
+                "log_every": 1,
+                "checkpoint_every": 2,
+                "eval_every": 1000,
+                "stages": stages,
+                **train,
+            },
+            "runtime": {"precision": precision},
+            "export": {"enabled": False},
+            "eval": {"enabled": False},
+        }
+    )
 
 
 ALL = ["heatmap", "depth", "geometric", "illegal_angle", "symmetry"]
@@ -62,9 +82,12 @@ def _changed(before, after):
 
 
 def test_two_steps_on_two_replicas_with_mixed_bfloat16(tiny_data, tmp_path, mirrored_strategy):
-    cfg = _config(tiny_data, tmp_path / "run", [
-        {"name": "all", "steps": 2, "learning_rate": 1e-3, "losses": ALL}],
-        precision="mixed_bfloat16")
+    cfg = _config(
+        tiny_data,
+        tmp_path / "run",
+        [{"name": "all", "steps": 2, "learning_rate": 1e-3, "losses": ALL}],
+        precision="mixed_bfloat16",
+    )
     strategy = mirrored_strategy
     log = []
     tr = kp_trainer.Trainer(cfg, strategy=strategy, progress=log.append)
@@ -83,8 +106,16 @@ def test_two_steps_on_two_replicas_with_mixed_bfloat16(tiny_data, tmp_path, mirr
 
 def test_two_replicas_apply_the_same_update_as_one(tiny_data, tmp_path, mirrored_strategy):
     """Losses are divided by the global batch: 2 replicas must not double the step."""
-    stages = [{"name": "d", "steps": 1, "learning_rate": 1e-2, "optimizer": "sgd",
-               "losses": ["depth"], "trainable": ["depth"]}]
+    stages = [
+        {
+            "name": "d",
+            "steps": 1,
+            "learning_rate": 1e-2,
+            "optimizer": "sgd",
+            "losses": ["depth"],
+            "trainable": ["depth"],
+        }
+    ]
     rng = np.random.default_rng(0)
     h = 2  # two identical halves: each replica's BatchNorm statistics equal the full batch's
     half_inputs = {"image": rng.random((h, 32, 32, 3), np.float32)}
@@ -98,8 +129,7 @@ def test_two_replicas_apply_the_same_update_as_one(tiny_data, tmp_path, mirrored
     twice = lambda d: {k: np.concatenate([v, v]) for k, v in d.items()}
     inputs, targets = twice(half_inputs), twice(half_targets)
     updates = []
-    for strategy in (tf.distribute.OneDeviceStrategy("CPU:0"),
-                     mirrored_strategy):
+    for strategy in (tf.distribute.OneDeviceStrategy("CPU:0"), mirrored_strategy):
         keras.utils.set_random_seed(1)
         cfg = _config(tiny_data, tmp_path / f"r{len(updates)}", stages)
         tr = kp_trainer.Trainer(cfg, strategy=strategy, progress=lambda *_: None)
@@ -120,14 +150,30 @@ def test_two_replicas_apply_the_same_update_as_one(tiny_data, tmp_path, mirrored
 
 
 def test_stage_switch_turns_losses_and_parts_on_and_off(tiny_data, tmp_path):
-    cfg = _config(tiny_data, tmp_path / "run", [
-        {"name": "hg", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"],
-         "trainable": ["hourglass"]},
-        {"name": "dep", "steps": 2, "learning_rate": 1e-3, "losses": ["depth"],
-         "trainable": ["depth"], "samples": "3d_only"},
-    ])
-    tr = kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"),
-                            progress=lambda *_: None)
+    cfg = _config(
+        tiny_data,
+        tmp_path / "run",
+        [
+            {
+                "name": "hg",
+                "steps": 2,
+                "learning_rate": 1e-3,
+                "losses": ["heatmap"],
+                "trainable": ["hourglass"],
+            },
+            {
+                "name": "dep",
+                "steps": 2,
+                "learning_rate": 1e-3,
+                "losses": ["depth"],
+                "trainable": ["depth"],
+                "samples": "3d_only",
+            },
+        ],
+    )
+    tr = kp_trainer.Trainer(
+        cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"), progress=lambda *_: None
+    )
     hg0, dep0 = _weights(tr.model.hourglass), _weights(tr.model.depth_regressor)
     r1 = tr.run_stage(0, cfg.train.stages[0])
     hg1, dep1 = _weights(tr.model.hourglass), _weights(tr.model.depth_regressor)
@@ -144,8 +190,10 @@ class _Killed(Exception):
 
 
 def test_killed_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
-    stages = [{"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]},
-              {"name": "b", "steps": 4, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]}]
+    stages = [
+        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]},
+        {"name": "b", "steps": 4, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]},
+    ]
     cfg = _config(tiny_data, tmp_path / "run", stages)
 
     def kill_at_b3(line):
@@ -172,7 +220,8 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
     assert any("resumed from" in line and "at step 2/4" in line for line in log)
     steps_after = [line for line in log if line.startswith("[b 2/2] step")]
     assert steps_after[0].startswith("[b 2/2] step 3/4") and steps_after[-1].startswith(
-        "[b 2/2] step 4/4")
+        "[b 2/2] step 4/4"
+    )
     # The weights right after the restore are those stored in the checkpoint.
     ckpt_values = {k: saved.get_tensor(k) for k in saved.get_variable_to_shape_map()}
     model_keys = [k for k in ckpt_values if k.startswith("model/") and "OPTIMIZER" not in k]
@@ -196,10 +245,14 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
     assert (tmp_path / "run" / "sap_net.keras").exists()
 
 
-def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(tiny_data, tmp_path,
-                                                                      monkeypatch):
-    cfg = _config(tiny_data, tmp_path / "run", [
-        {"name": "s", "steps": 6, "learning_rate": 1e-3, "losses": ["heatmap", "symmetry"]}])
+def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(
+    tiny_data, tmp_path, monkeypatch
+):
+    cfg = _config(
+        tiny_data,
+        tmp_path / "run",
+        [{"name": "s", "steps": 6, "learning_rate": 1e-3, "losses": ["heatmap", "symmetry"]}],
+    )
     real = objective.per_sample_terms
 
     def poisoned(outputs, targets, names, loss_cfg):
@@ -219,8 +272,7 @@ def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(tiny_data, 
         if "step" in line:
             poison_step.assign_add(1)
 
-    tr = kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"),
-                            progress=count)
+    tr = kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"), progress=count)
     with pytest.raises(kp_trainer.TrainingDiverged, match="symmetry"):
         tr.run_stage(0, cfg.train.stages[0])
     latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints" / "00_s"))
@@ -233,12 +285,15 @@ def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(tiny_data, 
 
 
 def test_resume_continues_the_data_stream_and_keeps_one_validation_entry_per_step(
-        tiny_data, tmp_path, monkeypatch):
+    tiny_data, tmp_path, monkeypatch
+):
     """Killed after step 4 of 6 with checkpoints every 2 steps and validation after every step:
     the resume from step 2 must neither replay the stage's first batches nor leave the step-3
     validation entry twice in metrics.json."""
-    stages = [{"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]},
-              {"name": "b", "steps": 6, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]}]
+    stages = [
+        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]},
+        {"name": "b", "steps": 6, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]},
+    ]
     cfg = _config(tiny_data, tmp_path / "run", stages, eval_every=1)
     batches = {"first": [], "resumed": []}
     current = {"run": "first"}
@@ -246,9 +301,11 @@ def test_resume_continues_the_data_stream_and_keeps_one_validation_entry_per_ste
 
     def spy(outputs, targets, names, loss_cfg):
         if "depth" in names:  # stage b
+
             def record(pose_2d):
                 batches[current["run"]].append(pose_2d.numpy().copy())
                 return 0
+
             tf.py_function(record, [targets["pose_2d"]], tf.int32)
         return real(outputs, targets, names, loss_cfg)
 
@@ -283,10 +340,14 @@ def test_resume_continues_the_data_stream_and_keeps_one_validation_entry_per_ste
 
 
 def test_stream_seed_depends_on_stage_and_step_only(tiny_data, tmp_path):
-    cfg = _config(tiny_data, tmp_path / "run", [
-        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}])
-    tr = kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"),
-                            progress=lambda *_: None)
+    cfg = _config(
+        tiny_data,
+        tmp_path / "run",
+        [{"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}],
+    )
+    tr = kp_trainer.Trainer(
+        cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"), progress=lambda *_: None
+    )
     seeds = {(i, s): tr.stream_seed(i, s) for i in range(3) for s in (0, 2, 1000)}
     assert len(set(seeds.values())) == len(seeds)
     assert tr.stream_seed(1, 2) == seeds[(1, 2)]  # reproducible
@@ -294,25 +355,31 @@ def test_stream_seed_depends_on_stage_and_step_only(tiny_data, tmp_path):
 
 
 def test_interrupted_checkpoint_saves_are_removed_at_start(tiny_data, tmp_path):
-    cfg = _config(tiny_data, tmp_path / "run", [
-        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}])
+    cfg = _config(
+        tiny_data,
+        tmp_path / "run",
+        [{"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}],
+    )
     stage_dir = tmp_path / "run" / "checkpoints" / "00_a"
     temp = stage_dir / "ckpt-4_temp"  # what tf.train.Checkpoint leaves when killed mid-save
     temp.mkdir(parents=True)
     (temp / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 64)
     (stage_dir / "ckpt-2.index").write_bytes(b"kept")  # a finished save stays
     log = []
-    kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"),
-                       progress=log.append)
+    kp_trainer.Trainer(cfg, strategy=tf.distribute.OneDeviceStrategy("CPU:0"), progress=log.append)
     assert not temp.exists()
     assert (stage_dir / "ckpt-2.index").read_bytes() == b"kept"
     assert any("interrupted checkpoint save" in line and "ckpt-4_temp" in line for line in log)
 
 
-def test_sync_sets_moving_statistics_to_their_mean_over_replicas(tiny_data, tmp_path,
-                                                                 mirrored_strategy):
-    cfg = _config(tiny_data, tmp_path / "run", [
-        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}])
+def test_sync_sets_moving_statistics_to_their_mean_over_replicas(
+    tiny_data, tmp_path, mirrored_strategy
+):
+    cfg = _config(
+        tiny_data,
+        tmp_path / "run",
+        [{"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]}],
+    )
     tr = kp_trainer.Trainer(cfg, strategy=mirrored_strategy, progress=lambda *_: None)
     stats = [v for v in tr.model.non_trainable_variables if "moving" in v.path]
     assert stats
@@ -335,13 +402,22 @@ def test_wait_for_polls_until_ready_and_times_out_naming_what():
     from keras_pose3d.training import runtime
 
     calls = []
-    runtime.wait_for(lambda: calls.append(1) or len(calls) >= 3, "three calls", 5.0,
-                     progress=lambda *_: None, poll_s=0.01)
+    runtime.wait_for(
+        lambda: calls.append(1) or len(calls) >= 3,
+        "three calls",
+        5.0,
+        progress=lambda *_: None,
+        poll_s=0.01,
+    )
     assert len(calls) == 3
-    with pytest.raises(TimeoutError, match=r"waited 0s \(runtime.collective_timeout_s\) for "
-                                           r"the chief's data"):
-        runtime.wait_for(lambda: False, "the chief's data", 0.05, progress=lambda *_: None,
-                         poll_s=0.01)
+    with pytest.raises(
+        TimeoutError,
+        match=r"waited 0s \(runtime.collective_timeout_s\) for "
+        r"the chief's data",
+    ):
+        runtime.wait_for(
+            lambda: False, "the chief's data", 0.05, progress=lambda *_: None, poll_s=0.01
+        )
 
 
 def test_runtime_config_rejects_negative_timeouts_and_threads():
@@ -358,16 +434,26 @@ def test_build_model_builds_the_configured_residual_count(tiny_data, tmp_path, n
     """`model.num_modules` reaches the network the trainer trains (it once stopped at the config)."""
     from keras_pose3d.models.sap_net import SAPNet
 
-    cfg = _config(tiny_data, tmp_path / "run", [
-        {"name": "a", "steps": 1, "learning_rate": 1e-3, "losses": ["heatmap"]}])
-    cfg = from_dict({**cfg.to_dict(), "model": {**cfg.to_dict()["model"],
-                                                 "num_modules": num_modules}})
+    cfg = _config(
+        tiny_data,
+        tmp_path / "run",
+        [{"name": "a", "steps": 1, "learning_rate": 1e-3, "losses": ["heatmap"]}],
+    )
+    cfg = from_dict(
+        {**cfg.to_dict(), "model": {**cfg.to_dict()["model"], "num_modules": num_modules}}
+    )
     built = kp_trainer.build_model(cfg)
     m = cfg.model
-    reference = SAPNet(num_joints=m.num_joints, num_stacks=m.num_stacks,
-                       num_features=m.num_features, hourglass_depth=m.hourglass_depth,
-                       depth_blocks=m.depth_blocks, num_modules=num_modules,
-                       input_size=cfg.data.input_size, heatmap_size=cfg.data.heatmap_size)
+    reference = SAPNet(
+        num_joints=m.num_joints,
+        num_stacks=m.num_stacks,
+        num_features=m.num_features,
+        hourglass_depth=m.hourglass_depth,
+        depth_blocks=m.depth_blocks,
+        num_modules=num_modules,
+        input_size=cfg.data.input_size,
+        heatmap_size=cfg.data.heatmap_size,
+    )
     reference(tf.zeros((1, 32, 32, 3)))
     count = lambda model: sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     assert count(built) == count(reference)

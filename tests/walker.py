@@ -52,8 +52,14 @@ def walkers(num_frames: int, width: int, height: int, people: int = 1, seed: int
             joints_cam = world @ CAMERA_FLIP.T + np.array([0.0, 0.0, 5000.0])
             cam.append(joints_cam)
             uv.append(synthetic.project(joints_cam, k))
-        out.append({"joints_2d": np.array(uv), "joints_cam": np.array(cam), "intrinsics": k,
-                    "appearance": synthetic.random_appearance(rng)})
+        out.append(
+            {
+                "joints_2d": np.array(uv),
+                "joints_cam": np.array(cam),
+                "intrinsics": k,
+                "appearance": synthetic.random_appearance(rng),
+            }
+        )
     return out
 
 
@@ -61,13 +67,25 @@ def render_frame(people: list[dict], t: int, bg: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 BGR of frame t, the farther person drawn first."""
     image = bg
     for person in sorted(people, key=lambda q: -q["joints_cam"][t, 6, 2]):
-        image = synthetic.render_person(image, person["joints_2d"][t], person["joints_cam"][t],
-                                        person["intrinsics"], person["appearance"])
+        image = synthetic.render_person(
+            image,
+            person["joints_2d"][t],
+            person["joints_cam"][t],
+            person["intrinsics"],
+            person["appearance"],
+        )
     return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
 
 
-def write_video(path: str | pathlib.Path, num_frames: int, width: int = 640, height: int = 360,
-                people: int = 1, fps: float = 25.0, seed: int = 0) -> list[dict]:
+def write_video(
+    path: str | pathlib.Path,
+    num_frames: int,
+    width: int = 640,
+    height: int = 360,
+    people: int = 1,
+    fps: float = 25.0,
+    seed: int = 0,
+) -> list[dict]:
     """Writes an mp4v video; returns `walkers(...)` (the truth)."""
     truth = walkers(num_frames, width, height, people, seed)
     bg = background(width, height)

@@ -349,7 +349,10 @@ def make_dataset(
             logger.warning(message)
 
     records = _read_records(
-        files, shuffle_files=True, seed=seed, input_context=input_context,
+        files,
+        shuffle_files=True,
+        seed=seed,
+        input_context=input_context,
         deterministic=deterministic,
     )
     if cache:
@@ -465,8 +468,9 @@ def window_offsets(window: int, mode: str) -> np.ndarray:
     raise ValueError(f"mode must be 'online' or 'semi_online'. Received: mode={mode!r}")
 
 
-def window_indices(length: int, window: int, mode: str, pad: str = "edge") -> tuple[np.ndarray,
-                                                                                   np.ndarray]:
+def window_indices(
+    length: int, window: int, mode: str, pad: str = "edge"
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices into one sequence of `length` frames.
 
     Returns:
@@ -538,8 +542,11 @@ def make_window_dataset(
     )
     if shuffle_buffer > 0:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    ds = ds.map(lambda w, t: (tf.gather(all_in, w), tf.gather(all_out, t)),
-                num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.map(
+        lambda w, t: (tf.gather(all_in, w), tf.gather(all_out, t)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
     if batch_size:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(AUTOTUNE)
@@ -569,8 +576,10 @@ def sequences_from_records(
     for rec in ds.as_numpy_iterator():
         if not rec[features.KEY_HAS_3D]:
             continue
-        key = tuple(rec[features.META_STRING_FIELDS[f]].decode("utf-8")
-                    for f in ("dataset", "subject", "sequence", "action", "camera"))
+        key = tuple(
+            rec[features.META_STRING_FIELDS[f]].decode("utf-8")
+            for f in ("dataset", "subject", "sequence", "action", "camera")
+        )
         frame = int(rec[features.KEY_FRAME])
         frames = groups.setdefault(key, {})
         if frame in frames:

@@ -35,8 +35,13 @@ import numpy as np
 from keras_pose3d.data import synthetic
 
 H36M_FPS = 50.0
-MPI_INF_3DHP_50_FPS = {("S1", "Seq2"), ("S3", "Seq1"), ("S3", "Seq2"), ("S5", "Seq1"),
-                       ("S5", "Seq2")}
+MPI_INF_3DHP_50_FPS = {
+    ("S1", "Seq2"),
+    ("S3", "Seq1"),
+    ("S3", "Seq2"),
+    ("S5", "Seq1"),
+    ("S5", "Seq2"),
+}
 _TOLERANCE = 1e-6  # in source frames: positions this close to a recorded frame take it
 
 
@@ -52,9 +57,11 @@ def source_frame_rate(dataset: str, subject: str, sequence: str) -> float:
         return float(synthetic.FPS)
     if dataset == "mpi_inf_3dhp" and subject.startswith("S") and subject[1:].isdigit():
         return 50.0 if (subject, sequence) in MPI_INF_3DHP_50_FPS else 25.0
-    raise ValueError(f"the native frame rate of {dataset}/{subject}/{sequence} is not known "
-                     "(known: h36m, synthetic, mpi_inf_3dhp training sequences S1..S8); it is "
-                     "needed to resample its frames to a frame rate")
+    raise ValueError(
+        f"the native frame rate of {dataset}/{subject}/{sequence} is not known "
+        "(known: h36m, synthetic, mpi_inf_3dhp training sequences S1..S8); it is "
+        "needed to resample its frames to a frame rate"
+    )
 
 
 def usual_step(frames: np.ndarray) -> int | None:
@@ -71,8 +78,9 @@ def recorded_rate(frames: np.ndarray, source_rate: float) -> float | None:
     return None if step is None else source_rate / step
 
 
-def resample_positions(frames: np.ndarray, source_rate: float, target_rate: float,
-                       name: str = "sequence") -> list[np.ndarray]:
+def resample_positions(
+    frames: np.ndarray, source_rate: float, target_rate: float, name: str = "sequence"
+) -> list[np.ndarray]:
     """Source-frame positions of the output samples, one array per run of frames.
 
     Args:
@@ -98,7 +106,8 @@ def resample_positions(frames: np.ndarray, source_rate: float, target_rate: floa
             f"{name}: its records are every {step}th frame of {source_rate:g} fps, i.e. "
             f"{source_rate / step:g} fps; they cannot give {target_rate:g} fps (that needs a "
             f"record at least every {period:g} frames: convert with a smaller --stride, or "
-            f"choose a frame rate <= {source_rate / step:g})")
+            f"choose a frame rate <= {source_rate / step:g})"
+        )
     breaks = np.flatnonzero(np.diff(frames) > period + _TOLERANCE) + 1
     runs = np.split(frames, breaks)
     out = []
@@ -125,10 +134,13 @@ def resample(frames: np.ndarray, values: np.ndarray, positions: np.ndarray) -> n
     positions = np.asarray(positions, np.float64)
     if np.any(np.diff(frames) <= 0):
         raise ValueError("frames must be strictly increasing")
-    if len(positions) and (positions[0] < frames[0] - _TOLERANCE
-                           or positions[-1] > frames[-1] + _TOLERANCE):
-        raise ValueError(f"positions {positions[0]}..{positions[-1]} leave the recorded frames "
-                         f"{frames[0]:g}..{frames[-1]:g}")
+    if len(positions) and (
+        positions[0] < frames[0] - _TOLERANCE or positions[-1] > frames[-1] + _TOLERANCE
+    ):
+        raise ValueError(
+            f"positions {positions[0]}..{positions[-1]} leave the recorded frames "
+            f"{frames[0]:g}..{frames[-1]:g}"
+        )
     hi = np.clip(np.searchsorted(frames, positions - _TOLERANCE), 0, len(frames) - 1)  # (K,)
     lo = np.maximum(hi - 1, 0)
     exact = np.abs(frames[hi] - positions) <= _TOLERANCE

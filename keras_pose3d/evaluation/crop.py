@@ -26,8 +26,9 @@ def _margin(margin: float | None) -> float:
     return PERSON_MARGIN
 
 
-def input_px_per_original_px(box: np.ndarray, input_size: int,
-                             margin: float | None = None) -> np.ndarray:
+def input_px_per_original_px(
+    box: np.ndarray, input_size: int, margin: float | None = None
+) -> np.ndarray:
     """(..., 4) boxes -> (...) k, network-input pixels per original pixel.
 
     `margin` (stored crop side / person box side) defaults to `features.PERSON_MARGIN`.
@@ -40,8 +41,9 @@ def input_px_per_original_px(box: np.ndarray, input_size: int,
     return input_size * margin / width
 
 
-def input_to_original(points_px: np.ndarray, box: np.ndarray, input_size: int,
-                      margin: float | None = None) -> np.ndarray:
+def input_to_original(
+    points_px: np.ndarray, box: np.ndarray, input_size: int, margin: float | None = None
+) -> np.ndarray:
     """Input pixels -> original 0-based pixels.
 
     Args:

@@ -27,32 +27,77 @@ from keras_pose3d.evaluation.tables import Table
 
 # The 15 actions in metadata.xml <actionnames> order (= the paper's column order).
 H36M_ACTIONS: tuple[str, ...] = (
-    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases",
-    "Sitting", "SittingDown", "Smoking", "TakingPhoto", "Waiting", "Walking", "WalkingDog",
+    "Directions",
+    "Discussion",
+    "Eating",
+    "Greeting",
+    "Phoning",
+    "Posing",
+    "Purchases",
+    "Sitting",
+    "SittingDown",
+    "Smoking",
+    "TakingPhoto",
+    "Waiting",
+    "Walking",
+    "WalkingDog",
     "WalkingTogether",
 )
 # File-name spellings -> canonical action (datasets.md 3.4: only S1 spells TakingPhoto/WalkingDog).
-_ALIASES = {"Photo": "TakingPhoto", "WalkDog": "WalkingDog", "WalkTogether": "WalkingTogether",
-            "Direction": "Directions", "Discuss": "Discussion", "Eat": "Eating",
-            "Greet": "Greeting", "Phone": "Phoning", "Pose": "Posing", "Purchase": "Purchases",
-            "Sit": "Sitting", "SitDown": "SittingDown", "Smoke": "Smoking", "Wait": "Waiting",
-            "Walk": "Walking", "WalkPair": "WalkingTogether"}
+_ALIASES = {
+    "Photo": "TakingPhoto",
+    "WalkDog": "WalkingDog",
+    "WalkTogether": "WalkingTogether",
+    "Direction": "Directions",
+    "Discuss": "Discussion",
+    "Eat": "Eating",
+    "Greet": "Greeting",
+    "Phone": "Phoning",
+    "Pose": "Posing",
+    "Purchase": "Purchases",
+    "Sit": "Sitting",
+    "SitDown": "SittingDown",
+    "Smoke": "Smoking",
+    "Wait": "Waiting",
+    "Walk": "Walking",
+    "WalkPair": "WalkingTogether",
+}
 
 # Paper numbers (evaluation.md section 5), mm: action -> (SAP-Net, TP-Net).
 PAPER_TABLE1: dict[str, tuple[float, float]] = {
-    "Directions": (46.9, 44.8), "Discussion": (53.8, 50.4), "Eating": (47.0, 44.7),
-    "Greeting": (52.8, 49.0), "Phoning": (56.9, 52.9), "Posing": (45.2, 43.5),
-    "Purchases": (48.2, 45.5), "Sitting": (68.0, 63.1), "SittingDown": (94.0, 87.3),
-    "Smoking": (55.7, 51.7), "TakingPhoto": (63.6, 61.4), "Waiting": (51.6, 48.5),
-    "Walking": (40.3, 37.6), "WalkingDog": (55.4, 52.2), "WalkingTogether": (44.3, 41.9),
+    "Directions": (46.9, 44.8),
+    "Discussion": (53.8, 50.4),
+    "Eating": (47.0, 44.7),
+    "Greeting": (52.8, 49.0),
+    "Phoning": (56.9, 52.9),
+    "Posing": (45.2, 43.5),
+    "Purchases": (48.2, 45.5),
+    "Sitting": (68.0, 63.1),
+    "SittingDown": (94.0, 87.3),
+    "Smoking": (55.7, 51.7),
+    "TakingPhoto": (63.6, 61.4),
+    "Waiting": (51.6, 48.5),
+    "Walking": (40.3, 37.6),
+    "WalkingDog": (55.4, 52.2),
+    "WalkingTogether": (44.3, 41.9),
 }
 PAPER_TABLE1_MEAN = (55.5, 52.1)
 PAPER_TABLE2: dict[str, tuple[float, float]] = {
-    "Directions": (32.8, 28.0), "Discussion": (36.8, 30.7), "Eating": (42.5, 39.1),
-    "Greeting": (38.5, 34.4), "Phoning": (42.4, 37.1), "Posing": (35.4, 28.9),
-    "Purchases": (34.3, 31.2), "Sitting": (53.6, 39.3), "SittingDown": (66.2, 60.6),
-    "Smoking": (46.5, 39.3), "TakingPhoto": (49.0, 44.8), "Waiting": (34.1, 31.1),
-    "Walking": (30.0, 25.3), "WalkingDog": (42.3, 37.8), "WalkingTogether": (39.7, 28.4),
+    "Directions": (32.8, 28.0),
+    "Discussion": (36.8, 30.7),
+    "Eating": (42.5, 39.1),
+    "Greeting": (38.5, 34.4),
+    "Phoning": (42.4, 37.1),
+    "Posing": (35.4, 28.9),
+    "Purchases": (34.3, 31.2),
+    "Sitting": (53.6, 39.3),
+    "SittingDown": (66.2, 60.6),
+    "Smoking": (46.5, 39.3),
+    "TakingPhoto": (49.0, 44.8),
+    "Waiting": (34.1, 31.1),
+    "Walking": (30.0, 25.3),
+    "WalkingDog": (42.3, 37.8),
+    "WalkingTogether": (39.7, 28.4),
 }
 PAPER_TABLE2_MEAN = (42.2, 36.3)
 
@@ -89,8 +134,15 @@ def _excluded(subjects, actions, cameras, rules) -> tuple[np.ndarray, list[dict]
         hit = (subjects == subject) & (actions == action)
         if camera is not None:
             hit &= cameras == camera
-        listed.append({"subject": subject, "action": action, "camera": camera or "all",
-                       "reason": reason, "frames_removed": int(hit.sum())})
+        listed.append(
+            {
+                "subject": subject,
+                "action": action,
+                "camera": camera or "all",
+                "reason": reason,
+                "frames_removed": int(hit.sum()),
+            }
+        )
         mask |= hit
     return mask, listed
 
@@ -121,15 +173,22 @@ def h36m_tables(
     pred = np.asarray(pred_mm, dtype=np.float64)
     gt = np.asarray(gt_mm, dtype=np.float64)
     if pred.shape != gt.shape or pred.shape[1:] != (skeleton.NUM_JOINTS, 3):
-        raise ValueError(f"h36m_tables: pred and gt must be (N, 16, 3) MPII-16 mm. Received: "
-                         f"{pred.shape}, {gt.shape}")
+        raise ValueError(
+            f"h36m_tables: pred and gt must be (N, 16, 3) MPII-16 mm. Received: "
+            f"{pred.shape}, {gt.shape}"
+        )
     acts = np.array([canonical_action(a) for a in actions], dtype=object)
     subs = np.asarray(subjects, dtype=object)
-    cams = (np.asarray(cameras, dtype=object) if cameras is not None
-            else np.full(len(acts), None, dtype=object))
+    cams = (
+        np.asarray(cameras, dtype=object)
+        if cameras is not None
+        else np.full(len(acts), None, dtype=object)
+    )
     if not len(acts) == len(subs) == len(cams) == len(pred):
-        raise ValueError(f"h36m_tables: {len(pred)} poses but {len(acts)} actions, {len(subs)} "
-                         f"subjects, {len(cams)} cameras")
+        raise ValueError(
+            f"h36m_tables: {len(pred)} poses but {len(acts)} actions, {len(subs)} "
+            f"subjects, {len(cams)} cameras"
+        )
     rules = DEFAULT_EXCLUSIONS if exclusions is None else exclusions
     drop, listed = _excluded(subs, acts, cams, rules)
     keep = ~drop
@@ -153,8 +212,12 @@ def h36m_tables(
             metrics.ACTION_MEAN: g.action_mean,
             metrics.FRAME_MEAN: g.frame_mean,
         }
-    return {"protocols": protocols, "exclusions": listed, "n_frames": int(keep.sum()),
-            "subjects": sorted(set(subs[keep]))}
+    return {
+        "protocols": protocols,
+        "exclusions": listed,
+        "n_frames": int(keep.sum()),
+        "subjects": sorted(set(subs[keep])),
+    }
 
 
 def h36m_markdown_tables(result: dict) -> list[Table]:
@@ -165,41 +228,73 @@ def h36m_markdown_tables(result: dict) -> list[Table]:
 
     def ours(name):
         p = protos[name]
-        return ([f"ours: {name}"] + [p["per_action"][a] for a in actions]
-                + [p[metrics.ACTION_MEAN], p[metrics.FRAME_MEAN]])
+        return (
+            [f"ours: {name}"]
+            + [p["per_action"][a] for a in actions]
+            + [p[metrics.ACTION_MEAN], p[metrics.FRAME_MEAN]]
+        )
 
     def paper(label, table, mean, col):
-        return ([label] + [table[a][col] for a in actions] + [mean[col], None])
+        return [label] + [table[a][col] for a in actions] + [mean[col], None]
 
-    excl = "; ".join(f"{e['subject']} {e['action']} camera {e['camera']}: {e['reason']} "
-                     f"({e['frames_removed']} frames removed here)" for e in result["exclusions"])
+    excl = "; ".join(
+        f"{e['subject']} {e['action']} camera {e['camera']}: {e['reason']} "
+        f"({e['frames_removed']} frames removed here)"
+        for e in result["exclusions"]
+    )
     notes = [
-        (f"{result['n_frames']} frames of {', '.join(result['subjects'])}. "
-        f"{metrics.ACTION_MEAN} = mean of the per-action means (the paper's convention); "
-        f"{metrics.FRAME_MEAN} = mean over frames."),
-        ("17-joint rows: MPII-16 -> H36M-17 with spine := mean(pelvis, thorax), pelvis-relative, "
-        "root counted. Paper rows: Dabral et al. 2018, measured with the bone-scaled convention."),
-        (f"Exclusions: {excl or 'none'}. Upstream (pipelines/h36m_to_tfrecord.py) also skips "
-        "S9 SittingDown 1, Waiting 1, Greeting (3D shifted ~200 mm)."),
+        (
+            f"{result['n_frames']} frames of {', '.join(result['subjects'])}. "
+            f"{metrics.ACTION_MEAN} = mean of the per-action means (the paper's convention); "
+            f"{metrics.FRAME_MEAN} = mean over frames."
+        ),
+        (
+            "17-joint rows: MPII-16 -> H36M-17 with spine := mean(pelvis, thorax), pelvis-relative, "
+            "root counted. Paper rows: Dabral et al. 2018, measured with the bone-scaled convention."
+        ),
+        (
+            f"Exclusions: {excl or 'none'}. Upstream (pipelines/h36m_to_tfrecord.py) also skips "
+            "S9 SittingDown 1, Waiting 1, Greeting (3D shifted ~200 mm)."
+        ),
     ]
-    t1 = Table("Table 1: H36M MPJPE (Protocol 1), mm", cols, [
-        ours(P1_17), ours(P1_16), ours(BONE_16),
-        paper("paper SAP-Net", PAPER_TABLE1, PAPER_TABLE1_MEAN, 0),
-        paper("paper TP-Net", PAPER_TABLE1, PAPER_TABLE1_MEAN, 1),
-    ], notes)
-    t2 = Table("Table 2: H36M PA-MPJPE (Protocol 2), mm", cols, [
-        ours(P2_17),
-        paper("paper SAP-Net", PAPER_TABLE2, PAPER_TABLE2_MEAN, 0),
-        paper("paper TP-Net", PAPER_TABLE2, PAPER_TABLE2_MEAN, 1),
-    ], notes[:1] + ["Procrustes with scale, reflection excluded."])
+    t1 = Table(
+        "Table 1: H36M MPJPE (Protocol 1), mm",
+        cols,
+        [
+            ours(P1_17),
+            ours(P1_16),
+            ours(BONE_16),
+            paper("paper SAP-Net", PAPER_TABLE1, PAPER_TABLE1_MEAN, 0),
+            paper("paper TP-Net", PAPER_TABLE1, PAPER_TABLE1_MEAN, 1),
+        ],
+        notes,
+    )
+    t2 = Table(
+        "Table 2: H36M PA-MPJPE (Protocol 2), mm",
+        cols,
+        [
+            ours(P2_17),
+            paper("paper SAP-Net", PAPER_TABLE2, PAPER_TABLE2_MEAN, 0),
+            paper("paper TP-Net", PAPER_TABLE2, PAPER_TABLE2_MEAN, 1),
+        ],
+        notes[:1] + ["Procrustes with scale, reflection excluded."],
+    )
     return [t1, t2]
 
 
 def tables_from_records(arrays: dict, meta: list[dict]) -> tuple[dict, list[Table]]:
     """Tables 1, 2 and 6 from "pred_mm" / "gt_mm" (N, 16, 3) and `read_record_meta` entries."""
-    res = h36m_tables(arrays["pred_mm"], arrays["gt_mm"], [m["action"] for m in meta],
-                      [m["subject"] for m in meta], [m["camera"] for m in meta])
-    struct = structural.structural_validity(arrays["pred_mm"],
-                                            labels(meta, "subject", "sequence", "camera"))
-    return ({"h36m": res, "structural": struct},
-            h36m_markdown_tables(res) + structural.structural_markdown_tables(struct))
+    res = h36m_tables(
+        arrays["pred_mm"],
+        arrays["gt_mm"],
+        [m["action"] for m in meta],
+        [m["subject"] for m in meta],
+        [m["camera"] for m in meta],
+    )
+    struct = structural.structural_validity(
+        arrays["pred_mm"], labels(meta, "subject", "sequence", "camera")
+    )
+    return (
+        {"h36m": res, "structural": struct},
+        h36m_markdown_tables(res) + structural.structural_markdown_tables(struct),
+    )

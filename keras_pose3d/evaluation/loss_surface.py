@@ -33,8 +33,9 @@ import numpy as np
 from keras_pose3d import skeleton
 
 L_ELBOW = skeleton.J["l_elbow"]
-REALDATA_MOTION = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "realdata" \
-    / "h36m_motion"
+REALDATA_MOTION = (
+    pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "h36m_motion"
+)
 # Body frame (x right, y forward, z up) -> camera frame (x right, y down, z forward) for a
 # person facing the camera: body right -> image left, forward -> towards the camera, up -> -y.
 BODY_TO_CAMERA = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, -1.0, 0.0]])
@@ -74,8 +75,13 @@ def _grid_poses(pose: np.ndarray, xs: np.ndarray, zs: np.ndarray) -> np.ndarray:
     return poses  # (Z*X, 16, 3)
 
 
-def loss_surfaces(pose: np.ndarray, half_range: float = 0.35, n: int = 81,
-                  lambda_s: float = 1.0, lambda_a: float = 1.0) -> dict[str, np.ndarray]:
+def loss_surfaces(
+    pose: np.ndarray,
+    half_range: float = 0.35,
+    n: int = 81,
+    lambda_s: float = 1.0,
+    lambda_a: float = 1.0,
+) -> dict[str, np.ndarray]:
     """The four surfaces of Fig. 4 over an n x n grid around the true left elbow.
 
     Args:
@@ -101,7 +107,9 @@ def loss_surfaces(pose: np.ndarray, half_range: float = 0.35, n: int = 81,
     l3d = tf.reduce_sum(tf.square(g - gt), axis=[1, 2])
     shape = (n, n)
     return {
-        "x": xs, "z": zs, "sym": lsym.numpy().reshape(shape),
+        "x": xs,
+        "z": zs,
+        "sym": lsym.numpy().reshape(shape),
         "2d": l2d.numpy().reshape(shape),
         "2d+sym": (l2d + lambda_s * lsym).numpy().reshape(shape),
         "2d+sym+angle": (l2d + lambda_s * lsym + lambda_a * lang).numpy().reshape(shape),
@@ -121,8 +129,9 @@ def mirror_solution(pose: np.ndarray) -> np.ndarray:
     return e
 
 
-def real_pose(motion_dir: pathlib.Path = REALDATA_MOTION, half_range: float = 0.35
-              ) -> np.ndarray | None:
+def real_pose(
+    motion_dir: pathlib.Path = REALDATA_MOTION, half_range: float = 0.35
+) -> np.ndarray | None:
     """A real H36M frame (metres, camera frame, facing the camera), or None when absent.
 
     Among every 10th frame of S9 Directions_1 with a legal left elbow, the one where the largest
@@ -168,8 +177,10 @@ def summary(surfaces: dict, pose: np.ndarray) -> dict:
     moved = pose.copy()
     moved[L_ELBOW] = point
     col = [limb[0] for limb in skeleton.ANGLE_LIMBS].index("l_elbow")
-    out = {"valley_elbow": point.tolist(), "valley_illegal": bool(
-        metrics.illegal_angle_mask(moved[None])[0, col])}
+    out = {
+        "valley_elbow": point.tolist(),
+        "valley_illegal": bool(metrics.illegal_angle_mask(moved[None])[0, col]),
+    }
     for key in ("sym", "2d", "2d+sym", "2d+sym+angle", "3d"):
         out[key] = {"truth": float(surfaces[key][gz, gx]), "valley": float(surfaces[key][iz, ix])}
     return out
@@ -183,8 +194,12 @@ def plot(surfaces: dict, pose: np.ndarray, out: str, title: str) -> None:
 
     mirror = second_valley(surfaces, pose)
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
-    names = [("2d", "(a) 2D location"), ("2d+sym", "(b) 2D + symmetry"),
-             ("2d+sym+angle", "(c) 2D + symmetry + illegal angle"), ("3d", "(d) 3D loss")]
+    names = [
+        ("2d", "(a) 2D location"),
+        ("2d+sym", "(b) 2D + symmetry"),
+        ("2d+sym+angle", "(c) 2D + symmetry + illegal angle"),
+        ("3d", "(d) 3D loss"),
+    ]
     for ax, (key, label) in zip(axes, names):
         cs = ax.contourf(surfaces["x"], surfaces["z"], surfaces[key], levels=30, cmap="viridis")
         fig.colorbar(cs, ax=ax, shrink=0.85)
@@ -218,8 +233,12 @@ def main(argv: list[str] | None = None) -> dict:
         pose = synthetic_pose()
     surfaces = loss_surfaces(pose, n=args.grid, lambda_s=args.lambda_s, lambda_a=args.lambda_a)
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    plot(surfaces, pose, args.out,
-         f"Fig. 4 analogue: {source}, λ_s={args.lambda_s}, λ_a={args.lambda_a}")
+    plot(
+        surfaces,
+        pose,
+        args.out,
+        f"Fig. 4 analogue: {source}, λ_s={args.lambda_s}, λ_a={args.lambda_a}",
+    )
     info = summary(surfaces, pose)
     print(f"wrote {args.out} ({source}); second valley illegal: {info['valley_illegal']}")
     for key in ("sym", "2d", "2d+sym", "2d+sym+angle", "3d"):

@@ -42,8 +42,11 @@ class Row:
         return float(np.mean(self.bone_std))
 
     def to_dict(self) -> dict:
-        return dict(dataclasses.asdict(self), lr_diff_mean=self.lr_diff_mean,
-                    bone_std_mean=self.bone_std_mean)
+        return dict(
+            dataclasses.asdict(self),
+            lr_diff_mean=self.lr_diff_mean,
+            bone_std_mean=self.bone_std_mean,
+        )
 
 
 def pose_row(name: str, pred: np.ndarray, gt: np.ndarray, sequence: np.ndarray) -> Row:
@@ -58,8 +61,10 @@ def pose_row(name: str, pred: np.ndarray, gt: np.ndarray, sequence: np.ndarray) 
     gt = np.asarray(gt, np.float64)
     sequence = np.asarray(sequence)
     if pred.shape != gt.shape or pred.ndim != 3 or len(sequence) != len(pred):
-        raise ValueError(f"pose_row({name!r}): pred {pred.shape}, gt {gt.shape} and sequence "
-                         f"{sequence.shape} must be (M, J, 3), (M, J, 3) and (M,)")
+        raise ValueError(
+            f"pose_row({name!r}): pred {pred.shape}, gt {gt.shape} and sequence "
+            f"{sequence.shape} must be (M, J, 3), (M, J, 3) and (M,)"
+        )
     stds = [metrics.limb_bone_length_std(pred[sequence == s]) for s in np.unique(sequence)]
     return Row(
         name=name,
@@ -74,12 +79,15 @@ def pose_row(name: str, pred: np.ndarray, gt: np.ndarray, sequence: np.ndarray) 
 def format_table(rows: list[Row]) -> str:
     """A Markdown table of `rows` (mm, except % illegal)."""
     pairs = "/".join(skeleton.SYMMETRY_BONE_NAMES)
-    head = (f"| model | MPJPE | PA-MPJPE | % illegal | L/R diff ({pairs}) | mean | "
-            f"bone-length std ({pairs}) | mean |")
+    head = (
+        f"| model | MPJPE | PA-MPJPE | % illegal | L/R diff ({pairs}) | mean | "
+        f"bone-length std ({pairs}) | mean |"
+    )
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         lines.append(
             f"| {r.name} | {r.mpjpe:.1f} | {r.pa_mpjpe:.1f} | {r.illegal_pct:.1f} | "
             f"{' / '.join(f'{v:.0f}' for v in r.lr_diff)} | {r.lr_diff_mean:.1f} | "
-            f"{' / '.join(f'{v:.1f}' for v in r.bone_std)} | {r.bone_std_mean:.1f} |")
+            f"{' / '.join(f'{v:.1f}' for v in r.bone_std)} | {r.bone_std_mean:.1f} |"
+        )
     return "\n".join(lines)

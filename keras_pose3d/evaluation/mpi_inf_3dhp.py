@@ -37,8 +37,13 @@ from keras_pose3d.evaluation.tables import Table
 # The `read_record_meta` field holding univ_annot3 (present only in records that carry it).
 UNIV_FIELD = "joints_3d_univ"
 ACTIVITIES: dict[int, str] = {
-    1: "Standing/Walking", 2: "Exercising", 3: "Sitting", 4: "Reaching/Crouching",
-    5: "On the floor", 6: "Sports", 7: "Miscellaneous",
+    1: "Standing/Walking",
+    2: "Exercising",
+    3: "Sitting",
+    4: "Reaching/Crouching",
+    5: "On the floor",
+    6: "Sports",
+    7: "Miscellaneous",
 }
 SCENES: dict[str, tuple[str, ...]] = {
     "green screen (TS1-2)": ("TS1", "TS2"),
@@ -53,8 +58,9 @@ def mpii_to_mpi3dhp17(pose: np.ndarray) -> np.ndarray:
     """(..., 16, 3) MPII-16 -> (..., 17, 3) 3DHP-17; spine := mean(pelvis, thorax)."""
     pose = np.asarray(pose, dtype=np.float64)
     out = pose[..., list(skeleton.MPI3DHP17_FROM_MPII), :].copy()
-    out[..., SPINE_3DHP17, :] = 0.5 * (pose[..., skeleton.ROOT, :]
-                                       + pose[..., skeleton.J["thorax"], :])
+    out[..., SPINE_3DHP17, :] = 0.5 * (
+        pose[..., skeleton.ROOT, :] + pose[..., skeleton.J["thorax"], :]
+    )
     return out
 
 
@@ -64,8 +70,10 @@ def _as_3dhp17(pose: np.ndarray, name: str) -> np.ndarray:
         return pose
     if pose.ndim == 3 and pose.shape[1:] == (16, 3):
         return mpii_to_mpi3dhp17(pose)
-    raise ValueError(f"mpi3dhp_tables: {name} must be (N, 17, 3) 3DHP-17 or (N, 16, 3) MPII-16 "
-                     f"mm. Received: {pose.shape}")
+    raise ValueError(
+        f"mpi3dhp_tables: {name} must be (N, 17, 3) 3DHP-17 or (N, 16, 3) MPII-16 "
+        f"mm. Received: {pose.shape}"
+    )
 
 
 def _activity_name(a) -> str:
@@ -103,8 +111,10 @@ def mpi3dhp_tables(
     acts = np.array([_activity_name(a) for a in activities], dtype=object)
     seqs = np.asarray(sequences, dtype=object)
     if not len(valid) == len(acts) == len(seqs) == len(pred):
-        raise ValueError(f"mpi3dhp_tables: {len(pred)} poses, {len(valid)} valid flags, "
-                         f"{len(acts)} activities, {len(seqs)} sequences")
+        raise ValueError(
+            f"mpi3dhp_tables: {len(pred)} poses, {len(valid)} valid flags, "
+            f"{len(acts)} activities, {len(seqs)} sequences"
+        )
     if not valid.any():
         raise ValueError("mpi3dhp_tables: no valid frames")
     pred = metrics.root_align(pred[valid], skeleton.MPI3DHP17_ROOT)
@@ -116,14 +126,18 @@ def mpi3dhp_tables(
     err = metrics.mpjpe(pred, gt)
 
     def row(mask):
-        return {metrics.PCK3D_NAME: float(pck14[mask].mean()),
-                "PCK (17 joints)": float(pck17[mask].mean()),
-                metrics.AUC3D_NAME: float(auc[mask].mean()),
-                "MPJPE": float(err[mask].mean()), "frames": int(mask.sum())}
+        return {
+            metrics.PCK3D_NAME: float(pck14[mask].mean()),
+            "PCK (17 joints)": float(pck17[mask].mean()),
+            metrics.AUC3D_NAME: float(auc[mask].mean()),
+            "MPJPE": float(err[mask].mean()),
+            "frames": int(mask.sum()),
+        }
 
     rows = {}
-    for name in [ACTIVITIES[k] for k in sorted(ACTIVITIES)] + sorted(set(acts) - set(
-            ACTIVITIES.values())):
+    for name in [ACTIVITIES[k] for k in sorted(ACTIVITIES)] + sorted(
+        set(acts) - set(ACTIVITIES.values())
+    ):
         if (acts == name).any():
             rows[name] = row(acts == name)
     for ts in sorted(set(seqs)):
@@ -137,16 +151,48 @@ def mpi3dhp_tables(
 
 
 def mpi3dhp_markdown_tables(result: dict) -> list[Table]:
-    cols = ["subset", f"{metrics.PCK3D_NAME} (14 joints)", "PCK (17 joints)",
-            f"{metrics.AUC3D_NAME} (14 joints)", "MPJPE (17 joints, mm)", "frames"]
-    rows = [[k, v[metrics.PCK3D_NAME], v["PCK (17 joints)"], v[metrics.AUC3D_NAME], v["MPJPE"],
-             v["frames"]] for k, v in result["rows"].items()]
-    rows.append(["paper (Table 5)", PAPER_TABLE5[metrics.PCK3D_NAME], None,
-                 PAPER_TABLE5[metrics.AUC3D_NAME], PAPER_TABLE5["MPJPE"], 2929])
-    return [Table("Table 5: MPI-INF-3DHP (valid frames, univ_annot3 ground truth)", cols, rows, [
-        (f"{result['n_valid']} valid frames; {result['n_invalid_dropped']} frames with "
-        "valid_frame = 0 dropped. Pelvis-relative; global scale known (paper Sect. 5)."),
-    ])]
+    cols = [
+        "subset",
+        f"{metrics.PCK3D_NAME} (14 joints)",
+        "PCK (17 joints)",
+        f"{metrics.AUC3D_NAME} (14 joints)",
+        "MPJPE (17 joints, mm)",
+        "frames",
+    ]
+    rows = [
+        [
+            k,
+            v[metrics.PCK3D_NAME],
+            v["PCK (17 joints)"],
+            v[metrics.AUC3D_NAME],
+            v["MPJPE"],
+            v["frames"],
+        ]
+        for k, v in result["rows"].items()
+    ]
+    rows.append(
+        [
+            "paper (Table 5)",
+            PAPER_TABLE5[metrics.PCK3D_NAME],
+            None,
+            PAPER_TABLE5[metrics.AUC3D_NAME],
+            PAPER_TABLE5["MPJPE"],
+            2929,
+        ]
+    )
+    return [
+        Table(
+            "Table 5: MPI-INF-3DHP (valid frames, univ_annot3 ground truth)",
+            cols,
+            rows,
+            [
+                (
+                    f"{result['n_valid']} valid frames; {result['n_invalid_dropped']} frames with "
+                    "valid_frame = 0 dropped. Pelvis-relative; global scale known (paper Sect. 5)."
+                ),
+            ],
+        )
+    ]
 
 
 def _as_mpii16(pose: np.ndarray) -> np.ndarray:
@@ -166,13 +212,15 @@ def univ_scale(annot3_mm: np.ndarray, univ_mm: np.ndarray) -> np.ndarray:
     a = skeleton.bone_lengths(_as_mpii16(annot3_mm), skeleton.BONES).sum(axis=-1)
     u = skeleton.bone_lengths(_as_mpii16(univ_mm), skeleton.BONES).sum(axis=-1)
     if np.any(a <= 0):
-        raise ValueError(f"univ_scale: annot3 poses of zero size at rows "
-                         f"{np.flatnonzero(a <= 0)[:5].tolist()}")
+        raise ValueError(
+            f"univ_scale: annot3 poses of zero size at rows {np.flatnonzero(a <= 0)[:5].tolist()}"
+        )
     return u / a
 
 
-def scale_to_univ(pred_mm: np.ndarray, annot3_mm: np.ndarray, univ_mm: np.ndarray,
-                  root: int = skeleton.ROOT) -> tuple[np.ndarray, np.ndarray]:
+def scale_to_univ(
+    pred_mm: np.ndarray, annot3_mm: np.ndarray, univ_mm: np.ndarray, root: int = skeleton.ROOT
+) -> tuple[np.ndarray, np.ndarray]:
     """Root-relative predictions decoded at the annot3 size, rescaled to the univ_annot3 size.
 
     Args:
@@ -187,8 +235,9 @@ def scale_to_univ(pred_mm: np.ndarray, annot3_mm: np.ndarray, univ_mm: np.ndarra
     return s[:, None, None] * metrics.root_align(pred_mm, root), s
 
 
-def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot3"
-                        ) -> tuple[dict, list[Table]]:
+def tables_from_records(
+    arrays: dict, meta: list[dict], pose_scale: str = "annot3"
+) -> tuple[dict, list[Table]]:
     """Table 5 (and Table 6) from predictions over validation records.
 
     Args:
@@ -214,18 +263,23 @@ def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot
         gt_note = "ground truth: univ_annot3 (records' joints_3d_univ)"
         if pose_scale == "annot3" and meta:
             pred, s = scale_to_univ(pred, np.asarray(arrays["gt_mm"]), gt)
-            scale_note = (f"predictions rescaled from the annot3 to the univ_annot3 size per frame "
-                          f"(bone-sum ratio s: {s.min():.3f}..{s.max():.3f}, mean {s.mean():.3f})")
+            scale_note = (
+                f"predictions rescaled from the annot3 to the univ_annot3 size per frame "
+                f"(bone-sum ratio s: {s.min():.3f}..{s.max():.3f}, mean {s.mean():.3f})"
+            )
     elif not any(has_univ):
         gt = arrays["gt_mm"]
-        gt_note = ("WARNING: the records carry no joints_3d_univ; annot3 (joints_3d) was used. "
-                   "These numbers are NOT comparable with published 3DHP results.")
+        gt_note = (
+            "WARNING: the records carry no joints_3d_univ; annot3 (joints_3d) was used. "
+            "These numbers are NOT comparable with published 3DHP results."
+        )
     else:
-        raise ValueError(f"{sum(has_univ)} of {len(meta)} records carry {UNIV_FIELD!r}; "
-                         "mixed ground truths cannot be evaluated together")
+        raise ValueError(
+            f"{sum(has_univ)} of {len(meta)} records carry {UNIV_FIELD!r}; "
+            "mixed ground truths cannot be evaluated together"
+        )
     sequences = [m["sequence"] for m in meta]
-    res = mpi3dhp_tables(pred, gt, np.ones(len(meta), bool), [m["action"] for m in meta],
-                         sequences)
+    res = mpi3dhp_tables(pred, gt, np.ones(len(meta), bool), [m["action"] for m in meta], sequences)
     res["ground_truth"] = gt_note
     if scale_note:
         res["scale"] = scale_note
@@ -234,5 +288,7 @@ def tables_from_records(arrays: dict, meta: list[dict], pose_scale: str = "annot
     tables[0].notes.append(gt_note)
     if scale_note:
         tables[0].notes.append(scale_note)
-    return ({"mpi_inf_3dhp": res, "structural": struct},
-            tables + structural.structural_markdown_tables(struct))
+    return (
+        {"mpi_inf_3dhp": res, "structural": struct},
+        tables + structural.structural_markdown_tables(struct),
+    )

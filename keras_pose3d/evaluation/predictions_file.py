@@ -81,16 +81,19 @@ def _read_array(path: pathlib.Path, key: str) -> np.ndarray:
         except NotImplementedError:  # MATLAB v7.3 is HDF5; h5py shows MATLAB's axes reversed
             return read_h5_array(path, key, "MATLAB v7.3 (HDF5)").transpose()
         if key not in mat:
-            raise ValueError(f"{path}: key {key!r} missing; keys: "
-                             f"{sorted(k for k in mat if not k.startswith('__'))}")
+            raise ValueError(
+                f"{path}: key {key!r} missing; keys: "
+                f"{sorted(k for k in mat if not k.startswith('__'))}"
+            )
         return np.asarray(mat[key])
     if suffix in (".h5", ".hdf5"):
         return read_h5_array(path, key, "HDF5")
     raise ValueError(f"{path}: MPII predictions must be a .mat or .h5 file")
 
 
-def load_mpii_predictions(path: str | pathlib.Path, num_rows: int,
-                          key: str = MPII_KEY) -> tuple[np.ndarray, str]:
+def load_mpii_predictions(
+    path: str | pathlib.Path, num_rows: int, key: str = MPII_KEY
+) -> tuple[np.ndarray, str]:
     """A published MPII predictions file -> ((num_rows, 16, 2) float64, layout name).
 
     Args:
@@ -106,35 +109,48 @@ def load_mpii_predictions(path: str | pathlib.Path, num_rows: int,
     if not path.is_file():
         raise FileNotFoundError(f"predictions file {path} not found")
     arr = _read_array(path, key)
-    found = [name for name, (shape, _) in _MPII_LAYOUTS.items()
-             if arr.shape == shape(num_rows)]
+    found = [name for name, (shape, _) in _MPII_LAYOUTS.items() if arr.shape == shape(num_rows)]
     if len(found) != 1:
         what = "is ambiguous between" if found else "matches none of"
-        raise ValueError(f"{path}: key {key!r} has shape {arr.shape}, which {what} the layouts "
-                         f"{', '.join(f'{n} = {s(num_rows)}' for n, (s, _) in _MPII_LAYOUTS.items())}"
-                         f" for the ground truth's {num_rows} persons")
+        raise ValueError(
+            f"{path}: key {key!r} has shape {arr.shape}, which {what} the layouts "
+            f"{', '.join(f'{n} = {s(num_rows)}' for n, (s, _) in _MPII_LAYOUTS.items())}"
+            f" for the ground truth's {num_rows} persons"
+        )
     pred = np.transpose(arr, _MPII_LAYOUTS[found[0]][1]).astype(np.float64)
     if not np.all(np.isfinite(pred)):
         bad = np.argwhere(~np.isfinite(pred))[:3].tolist()
-        raise ValueError(f"{path}: key {key!r} holds non-finite values at (row, joint, xy) "
-                         f"{bad}")
+        raise ValueError(f"{path}: key {key!r} holds non-finite values at (row, joint, xy) {bad}")
     return pred, found[0]
 
 
-def save_pose_predictions(path: str | pathlib.Path, record_ids: Sequence[str],
-                          poses_mm: np.ndarray, pose_scale: str = "annot3") -> pathlib.Path:
+def save_pose_predictions(
+    path: str | pathlib.Path,
+    record_ids: Sequence[str],
+    poses_mm: np.ndarray,
+    pose_scale: str = "annot3",
+) -> pathlib.Path:
     """Writes the 3D `.npz` of the module docstring."""
     poses = np.asarray(poses_mm, dtype=np.float64)
-    if poses.ndim != 3 or poses.shape[1:] != (skeleton.NUM_JOINTS, 3) or \
-            len(poses) != len(record_ids):
-        raise ValueError(f"save_pose_predictions: need (N, 16, 3) poses for N ids. Received: "
-                         f"{poses.shape} for {len(record_ids)} ids")
+    if (
+        poses.ndim != 3
+        or poses.shape[1:] != (skeleton.NUM_JOINTS, 3)
+        or len(poses) != len(record_ids)
+    ):
+        raise ValueError(
+            f"save_pose_predictions: need (N, 16, 3) poses for N ids. Received: "
+            f"{poses.shape} for {len(record_ids)} ids"
+        )
     if pose_scale not in POSE_SCALES:
         raise ValueError(f"pose_scale must be one of {POSE_SCALES}. Received: {pose_scale!r}")
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, record_id=np.asarray(list(record_ids), dtype=str), pose_3d_mm=poses,
-             pose_scale=np.asarray(pose_scale))
+    np.savez(
+        path,
+        record_id=np.asarray(list(record_ids), dtype=str),
+        pose_3d_mm=poses,
+        pose_scale=np.asarray(pose_scale),
+    )
     return path
 
 
@@ -150,14 +166,18 @@ def load_pose_predictions(path: str | pathlib.Path) -> tuple[list[str], np.ndarr
     with archive as z:
         for key in ("record_id", "pose_3d_mm"):
             if key not in z.files:
-                raise ValueError(f"{path}: key {key!r} missing; keys: {sorted(z.files)}; "
-                                 "expected record_id (N,) and pose_3d_mm (N, 16, 3)")
+                raise ValueError(
+                    f"{path}: key {key!r} missing; keys: {sorted(z.files)}; "
+                    "expected record_id (N,) and pose_3d_mm (N, 16, 3)"
+                )
         ids = [str(v) for v in z["record_id"].reshape(-1)]
         poses = np.asarray(z["pose_3d_mm"], dtype=np.float64)
         scale = str(z["pose_scale"]) if "pose_scale" in z.files else "annot3"
     if poses.shape != (len(ids), skeleton.NUM_JOINTS, 3):
-        raise ValueError(f"{path}: key 'pose_3d_mm' has shape {poses.shape}; expected "
-                         f"({len(ids)}, 16, 3) for its {len(ids)} record ids")
+        raise ValueError(
+            f"{path}: key 'pose_3d_mm' has shape {poses.shape}; expected "
+            f"({len(ids)}, 16, 3) for its {len(ids)} record ids"
+        )
     if not np.all(np.isfinite(poses)):
         raise ValueError(f"{path}: key 'pose_3d_mm' holds non-finite values")
     if scale not in POSE_SCALES:
@@ -165,8 +185,9 @@ def load_pose_predictions(path: str | pathlib.Path) -> tuple[list[str], np.ndarr
     return ids, poses, scale
 
 
-def match_records(ids: Sequence[str], poses: np.ndarray, record_ids: Sequence[str],
-                  source: str) -> np.ndarray:
+def match_records(
+    ids: Sequence[str], poses: np.ndarray, record_ids: Sequence[str], source: str
+) -> np.ndarray:
     """Poses reordered to `record_ids`; every record needs exactly one pose and vice versa.
 
     Raises:
@@ -185,7 +206,9 @@ def match_records(ids: Sequence[str], poses: np.ndarray, record_ids: Sequence[st
     missing = [r for r in record_ids if r not in index]
     extra = sorted(set(ids) - set(record_ids))
     if missing or extra:
-        raise ValueError(f"{source}: {len(missing)} records have no prediction (e.g. "
-                         f"{missing[:3]}) and {len(extra)} predictions match no record (e.g. "
-                         f"{extra[:3]})")
+        raise ValueError(
+            f"{source}: {len(missing)} records have no prediction (e.g. "
+            f"{missing[:3]}) and {len(extra)} predictions match no record (e.g. "
+            f"{extra[:3]})"
+        )
     return np.asarray(poses)[[index[r] for r in record_ids]]

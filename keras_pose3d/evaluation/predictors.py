@@ -22,8 +22,10 @@ def keras_predictor(model) -> Predictor:
 
     def predict(images, intrinsics, root_depth):
         out = model(images, training=False)
-        return {"pose_norm": np.asarray(out["pose_3d"], np.float64),
-                "pose_2d": np.asarray(out["pose_2d"], np.float64)}
+        return {
+            "pose_norm": np.asarray(out["pose_3d"], np.float64),
+            "pose_2d": np.asarray(out["pose_2d"], np.float64),
+        }
 
     return predict
 
@@ -39,27 +41,40 @@ def saved_model_predictor(path: str) -> tuple[Predictor, str]:
 
         def predict(images, intrinsics, root_depth):
             out = fn(images=tf.constant(images, tf.float32))
-            return {"pose_norm": out["pose_3d"].numpy().astype(np.float64),
-                    "pose_2d": out["pose_2d"].numpy().astype(np.float64)}
+            return {
+                "pose_norm": out["pose_3d"].numpy().astype(np.float64),
+                "pose_2d": out["pose_2d"].numpy().astype(np.float64),
+            }
 
         return predict, "predict_raw"
     if "predict_image" in sigs:
         fn = sigs["predict_image"]
 
         def predict(images, intrinsics, root_depth):
-            out = fn(images=tf.constant(images, tf.float32),
-                     focal_length=tf.constant(intrinsics[:, 0], tf.float32),
-                     root_depth_mm=tf.constant(root_depth, tf.float32))
-            return {"pose_mm": out["joints_3d_mm"].numpy().astype(np.float64),
-                    "pose_2d_px": out["joints_2d_px"].numpy().astype(np.float64)}
+            out = fn(
+                images=tf.constant(images, tf.float32),
+                focal_length=tf.constant(intrinsics[:, 0], tf.float32),
+                root_depth_mm=tf.constant(root_depth, tf.float32),
+            )
+            return {
+                "pose_mm": out["joints_3d_mm"].numpy().astype(np.float64),
+                "pose_2d_px": out["joints_2d_px"].numpy().astype(np.float64),
+            }
 
         return predict, "predict_image"
-    raise ValueError(f"SavedModel {path} has neither 'predict_raw' nor 'predict_image'; "
-                     f"signatures: {sorted(sigs)}")
+    raise ValueError(
+        f"SavedModel {path} has neither 'predict_raw' nor 'predict_image'; "
+        f"signatures: {sorted(sigs)}"
+    )
 
 
-def run_predictions(predict: Predictor, files: Sequence[str], input_size: int,
-                    heatmap_size: int, batch_size: int = 32) -> dict[str, np.ndarray]:
+def run_predictions(
+    predict: Predictor,
+    files: Sequence[str],
+    input_size: int,
+    heatmap_size: int,
+    batch_size: int = 32,
+) -> dict[str, np.ndarray]:
     """Predictions and ground truth over validation records.
 
     Returns:
@@ -69,10 +84,10 @@ def run_predictions(predict: Predictor, files: Sequence[str], input_size: int,
     from keras_pose3d.data import pose_codec
     from keras_pose3d.data.dataset import make_validation_dataset
 
-    ds = make_validation_dataset(list(files), input_size=input_size, heatmap_size=heatmap_size,
-                                 batch_size=batch_size)
-    parts: dict[str, list] = {k: [] for k in ("pred_mm", "gt_mm", "pred_px", "gt_px",
-                                              "visibility")}
+    ds = make_validation_dataset(
+        list(files), input_size=input_size, heatmap_size=heatmap_size, batch_size=batch_size
+    )
+    parts: dict[str, list] = {k: [] for k in ("pred_mm", "gt_mm", "pred_px", "gt_px", "visibility")}
     for inputs, targets in ds.as_numpy_iterator():
         intr = targets["intrinsics"].astype(np.float64)
         root = targets["root_depth"].astype(np.float64)

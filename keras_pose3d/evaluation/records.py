@@ -73,8 +73,10 @@ def read_checked_meta(files: Sequence[str], dataset: str) -> list[dict]:
         part = read_record_meta([path])
         found = sorted({m["dataset"] for m in part} - {dataset})
         if found:
-            raise ValueError(f"records {path} hold meta/dataset {found[0]!r}, --dataset "
-                             f"{dataset} expects {dataset!r}")
+            raise ValueError(
+                f"records {path} hold meta/dataset {found[0]!r}, --dataset "
+                f"{dataset} expects {dataset!r}"
+            )
         meta += part
     return meta
 

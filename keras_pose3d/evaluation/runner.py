@@ -33,20 +33,24 @@ TABLES_3D: dict[str, Callable[..., tuple[dict, list[Table]]]] = {
 }
 
 
-def check_mpii_inputs(mpii_gt: str | None, mpii_valid_h5: str | None,
-                      need_valid_h5: bool = True) -> None:
+def check_mpii_inputs(
+    mpii_gt: str | None, mpii_valid_h5: str | None, need_valid_h5: bool = True
+) -> None:
     """Fails before any long pass when the MPII ground-truth files are not given or absent."""
     if not mpii_gt or (need_valid_h5 and not mpii_valid_h5):
-        raise ValueError("--dataset mpii needs --mpii-gt (mpii_val_gt_tompson_format.mat: head "
-                         "boxes are not in the records)"
-                         + (" and --mpii-valid-h5 (row order)" if need_valid_h5 else ""))
+        raise ValueError(
+            "--dataset mpii needs --mpii-gt (mpii_val_gt_tompson_format.mat: head "
+            "boxes are not in the records)"
+            + (" and --mpii-valid-h5 (row order)" if need_valid_h5 else "")
+        )
     for flag, path in (("--mpii-gt", mpii_gt), ("--mpii-valid-h5", mpii_valid_h5)):
         if path and not pathlib.Path(path).is_file():
             raise FileNotFoundError(f"{flag} {path} not found")
 
 
-def _report(tables: list[Table], results: dict, out: pathlib.Path, dataset: str, header: str,
-            verbose: bool) -> dict:
+def _report(
+    tables: list[Table], results: dict, out: pathlib.Path, dataset: str, header: str, verbose: bool
+) -> dict:
     paths = write_report(tables, results, out, dataset, header)
     if verbose:
         print(header + "\n")
@@ -55,10 +59,18 @@ def _report(tables: list[Table], results: dict, out: pathlib.Path, dataset: str,
     return paths
 
 
-def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None = None,
-                 out_dir: str | None = None, *, saved_model: str | None = None,
-                 batch_size: int = 32, mpii_gt: str | None = None,
-                 mpii_valid_h5: str | None = None, verbose: bool = True) -> dict:
+def evaluate_run(
+    run_dir: str,
+    dataset: str,
+    records: str | Sequence[str] | None = None,
+    out_dir: str | None = None,
+    *,
+    saved_model: str | None = None,
+    batch_size: int = 32,
+    mpii_gt: str | None = None,
+    mpii_valid_h5: str | None = None,
+    verbose: bool = True,
+) -> dict:
     """Evaluates a run directory (or SavedModel) and writes the tables.
 
     Args:
@@ -85,8 +97,9 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
     run = pathlib.Path(run_dir)
     cfg_path = run / "config.yaml"
     if not cfg_path.exists():
-        raise FileNotFoundError(f"{cfg_path} not found (run directory contract: config.yaml + "
-                                "sap_net.keras)")
+        raise FileNotFoundError(
+            f"{cfg_path} not found (run directory contract: config.yaml + sap_net.keras)"
+        )
     cfg = load_config(cfg_path)
     patterns = records if records is not None else list(cfg.data.val_patterns())
     if not patterns:
@@ -106,8 +119,7 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
             raise FileNotFoundError(f"{model_path} not found")
         predict = keras_predictor(keras.saving.load_model(model_path, compile=False))
         model_desc = str(model_path)
-    arrays = run_predictions(predict, files, cfg.data.input_size, cfg.data.heatmap_size,
-                             batch_size)
+    arrays = run_predictions(predict, files, cfg.data.input_size, cfg.data.heatmap_size, batch_size)
     arrays["input_size"] = cfg.data.input_size
     if len(meta) != len(arrays["pred_mm"]):
         raise RuntimeError(f"{len(meta)} records read but {len(arrays['pred_mm'])} predicted")
@@ -116,20 +128,32 @@ def evaluate_run(run_dir: str, dataset: str, records: str | Sequence[str] | None
         results, tables = mpii.tables_from_records(arrays, meta, mpii_gt, mpii_valid_h5)
     else:
         results, tables = TABLES_3D[dataset](arrays, meta)
-    header = (f"# Evaluation: {dataset}\n\nModel: {model_desc}. Records: {len(files)} files, "
-              f"{len(meta)} examples. 3D decoded with crop intrinsics and ground-truth root depth.")
-    paths = _report(tables, {"dataset": dataset, "model": model_desc, **results}, out, dataset,
-                    header, verbose)
+    header = (
+        f"# Evaluation: {dataset}\n\nModel: {model_desc}. Records: {len(files)} files, "
+        f"{len(meta)} examples. 3D decoded with crop intrinsics and ground-truth root depth."
+    )
+    paths = _report(
+        tables, {"dataset": dataset, "model": model_desc, **results}, out, dataset, header, verbose
+    )
     if dataset != "mpii":
-        paths["predictions"] = str(predictions_file.save_pose_predictions(
-            out / f"{dataset}_predictions.npz", [record_id(m) for m in meta], arrays["pred_mm"]))
+        paths["predictions"] = str(
+            predictions_file.save_pose_predictions(
+                out / f"{dataset}_predictions.npz", [record_id(m) for m in meta], arrays["pred_mm"]
+            )
+        )
     return {"results": results, "files": paths, "model": model_desc}
 
 
-def evaluate_predictions(dataset: str, predictions: str, out_dir: str | None = None, *,
-                         records: str | Sequence[str] | None = None,
-                         mpii_gt: str | None = None, key: str = predictions_file.MPII_KEY,
-                         verbose: bool = True) -> dict:
+def evaluate_predictions(
+    dataset: str,
+    predictions: str,
+    out_dir: str | None = None,
+    *,
+    records: str | Sequence[str] | None = None,
+    mpii_gt: str | None = None,
+    key: str = predictions_file.MPII_KEY,
+    verbose: bool = True,
+) -> dict:
     """Scores a stored predictions file (no model) and writes the tables.
 
     Args:
@@ -156,33 +180,49 @@ def evaluate_predictions(dataset: str, predictions: str, out_dir: str | None = N
         res = mpii.score(pred, gt)
         res.update(predictions=str(path), key=key, layout=layout)
         tables = mpii.mpii_markdown_tables(res, label=path.name)
-        header = (f"# Evaluation: mpii\n\nPredictions: {path} (key {key!r}, stored {layout}), "
-                  f"ground truth: {mpii_gt}.")
+        header = (
+            f"# Evaluation: mpii\n\nPredictions: {path} (key {key!r}, stored {layout}), "
+            f"ground truth: {mpii_gt}."
+        )
         results = {"mpii": res}
     else:
         if not records:
-            raise ValueError(f"--dataset {dataset} --predictions needs --records (the ground "
-                             "truth is in the validation records)")
+            raise ValueError(
+                f"--dataset {dataset} --predictions needs --records (the ground "
+                "truth is in the validation records)"
+            )
         from keras_pose3d.data.dataset import list_files
 
         ids, poses, pose_scale = predictions_file.load_pose_predictions(path)
         if pose_scale != "annot3" and dataset != "mpi_inf_3dhp":
-            raise ValueError(f"{path}: pose_scale {pose_scale!r} is the 3DHP univ_annot3 size; "
-                             f"--dataset {dataset} has only one ground truth (pose_scale "
-                             "'annot3', the records' joints_3d)")
+            raise ValueError(
+                f"{path}: pose_scale {pose_scale!r} is the 3DHP univ_annot3 size; "
+                f"--dataset {dataset} has only one ground truth (pose_scale "
+                "'annot3', the records' joints_3d)"
+            )
         files = list_files(records)
         meta = read_checked_meta(files, dataset)
         if not all(m["has_3d"] for m in meta):
-            raise ValueError(f"{sum(not m['has_3d'] for m in meta)} of {len(meta)} records in "
-                             f"{records} have no 3D ground truth (has_3d = 0)")
+            raise ValueError(
+                f"{sum(not m['has_3d'] for m in meta)} of {len(meta)} records in "
+                f"{records} have no 3D ground truth (has_3d = 0)"
+            )
         pred = predictions_file.match_records(ids, poses, [record_id(m) for m in meta], str(path))
         arrays = {"pred_mm": pred, "gt_mm": np.stack([m["joints_3d"] for m in meta])}
         if dataset == "mpi_inf_3dhp":
             results, tables = mpi_inf_3dhp.tables_from_records(arrays, meta, pose_scale)
         else:
             results, tables = TABLES_3D[dataset](arrays, meta)
-        header = (f"# Evaluation: {dataset}\n\nPredictions: {path} ({len(ids)} poses, "
-                  f"pose_scale {pose_scale}). Records: {len(files)} files, {len(meta)} examples.")
-    paths = _report(tables, {"dataset": dataset, "predictions": str(path), **results}, out,
-                    dataset, header, verbose)
+        header = (
+            f"# Evaluation: {dataset}\n\nPredictions: {path} ({len(ids)} poses, "
+            f"pose_scale {pose_scale}). Records: {len(files)} files, {len(meta)} examples."
+        )
+    paths = _report(
+        tables,
+        {"dataset": dataset, "predictions": str(path), **results},
+        out,
+        dataset,
+        header,
+        verbose,
+    )
     return {"results": results, "files": paths}

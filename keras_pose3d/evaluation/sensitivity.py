@@ -26,8 +26,9 @@ import numpy as np
 from keras_pose3d import skeleton
 from keras_pose3d.cli import exits_cleanly
 
-REALDATA_MOTION = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "realdata" \
-    / "h36m_motion"
+REALDATA_MOTION = (
+    pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "h36m_motion"
+)
 
 
 def sample_windows(window: int, mode: str, count: int = 256, seed: int = 0) -> np.ndarray:
@@ -52,7 +53,7 @@ def sample_windows(window: int, mode: str, count: int = 256, seed: int = 0) -> n
         seq = seqs[rng.integers(len(seqs))]
         windows = make_windows(seq, window, mode)
         w = windows[rng.integers(len(windows))]
-        out.append(w - w[:, skeleton.ROOT:skeleton.ROOT + 1])
+        out.append(w - w[:, skeleton.ROOT : skeleton.ROOT + 1])
     return np.stack(out).astype(np.float32)
 
 
@@ -62,7 +63,7 @@ def sensitivity(model, windows: np.ndarray, batch: int = 64) -> np.ndarray:
 
     total = None
     for i in range(0, len(windows), batch):
-        x = tf.constant(windows[i:i + batch])
+        x = tf.constant(windows[i : i + batch])
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = tf.reshape(model(x, training=False), [tf.shape(x)[0], -1])  # (B, J*3)
@@ -106,8 +107,9 @@ def plot(sens: np.ndarray, offsets: np.ndarray, out: str, title: str) -> None:
     plt.close(fig)
 
 
-def run(tp_net_path: str | pathlib.Path, out: str | pathlib.Path = "fig5.png",
-        samples: int = 256) -> dict:
+def run(
+    tp_net_path: str | pathlib.Path, out: str | pathlib.Path = "fig5.png", samples: int = 256
+) -> dict:
     """Sensitivity maps of a saved TPNet, plotted to `out`; returns sensitivity and offsets."""
     import keras
 
@@ -121,8 +123,12 @@ def run(tp_net_path: str | pathlib.Path, out: str | pathlib.Path = "fig5.png",
     sens = sensitivity(model, windows)
     offsets = window_offsets(model.window, model.mode)
     pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
-    plot(sens, offsets, out, f"Fig. 5 analogue: TP-Net {model.mode} N={model.window}, "
-         f"{len(windows)} windows")
+    plot(
+        sens,
+        offsets,
+        out,
+        f"Fig. 5 analogue: TP-Net {model.mode} N={model.window}, {len(windows)} windows",
+    )
     per_offset = sens.sum(axis=(0, 2))
     print(f"wrote {out}; total sensitivity per frame offset:")
     print("  " + "  ".join(f"{o}:{v:.2f}" for o, v in zip(offsets, per_offset)))

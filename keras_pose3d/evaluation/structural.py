@@ -18,10 +18,18 @@ from keras_pose3d import metrics, skeleton
 from keras_pose3d.evaluation.tables import Table
 
 # Paper Table 6 (3DHP, model trained on H36M), mm: bone -> (Zhou, SAP-Net, TP-Net).
-PAPER_SYMMETRY = {"upper_arm": (37.8, 25.8, 23.9), "forearm": (50.7, 32.1, 33.9),
-                  "thigh": (43.4, 27.8, 24.8), "shin": (47.8, 38.2, 29.2)}
-PAPER_BONE_STD = {"upper_arm": (49.6, 39.8), "forearm": (66.0, 48.3), "thigh": (61.3, 48.8),
-                  "shin": (68.8, 48.3)}
+PAPER_SYMMETRY = {
+    "upper_arm": (37.8, 25.8, 23.9),
+    "forearm": (50.7, 32.1, 33.9),
+    "thigh": (43.4, 27.8, 24.8),
+    "shin": (47.8, 38.2, 29.2),
+}
+PAPER_BONE_STD = {
+    "upper_arm": (49.6, 39.8),
+    "forearm": (66.0, 48.3),
+    "thigh": (61.3, 48.8),
+    "shin": (68.8, 48.3),
+}
 PAPER_ILLEGAL_PCT = {"SAP-Net": 0.8, "Zhou et al.": 1.4}
 
 
@@ -52,8 +60,9 @@ def structural_validity(poses_mm: np.ndarray, sequences: Sequence[str]) -> dict:
         "symmetry_mm": dict(zip(names, sym.tolist())),
         "bone_std_mm": dict(zip(names, std.tolist())),
         "illegal_pct": metrics.illegal_angle_rate(poses),
-        "illegal_pct_per_limb": dict(zip([limb[0] for limb in skeleton.ANGLE_LIMBS],
-                                         per_limb.tolist())),
+        "illegal_pct_per_limb": dict(
+            zip([limb[0] for limb in skeleton.ANGLE_LIMBS], per_limb.tolist())
+        ),
         "n_frames": len(poses),
         "n_sequences": len(labels),
     }
@@ -61,16 +70,24 @@ def structural_validity(poses_mm: np.ndarray, sequences: Sequence[str]) -> dict:
 
 def structural_markdown_tables(result: dict) -> list[Table]:
     names = skeleton.SYMMETRY_BONE_NAMES
-    rows = [[f"symmetry |L-R|: {n}", result["symmetry_mm"][n], *PAPER_SYMMETRY[n]]
-            for n in names]
-    rows += [[f"bone length std: {n}", result["bone_std_mm"][n], None, *PAPER_BONE_STD[n]]
-             for n in names]
+    rows = [[f"symmetry |L-R|: {n}", result["symmetry_mm"][n], *PAPER_SYMMETRY[n]] for n in names]
+    rows += [
+        [f"bone length std: {n}", result["bone_std_mm"][n], None, *PAPER_BONE_STD[n]] for n in names
+    ]
     rows.append(["% illegal elbows/knees (Eq. 1 test)", result["illegal_pct"], 1.4, 0.8, None])
-    return [Table("Table 6: structural validity", ["measure", "ours", "paper Zhou et al.",
-                                                  "paper SAP-Net", "paper TP-Net"], rows, [
-        (f"{result['n_frames']} frames in {result['n_sequences']} sequences; mm except the "
-        "last row. Paper: 3DHP, model trained on H36M; its illegal-angle figure uses another "
-        "joint-angle prior ([1] in the paper)."),
-        "Per limb % illegal: " + ", ".join(f"{k} {v:.1f}" for k, v in
-                                           result["illegal_pct_per_limb"].items()),
-    ])]
+    return [
+        Table(
+            "Table 6: structural validity",
+            ["measure", "ours", "paper Zhou et al.", "paper SAP-Net", "paper TP-Net"],
+            rows,
+            [
+                (
+                    f"{result['n_frames']} frames in {result['n_sequences']} sequences; mm except the "
+                    "last row. Paper: 3DHP, model trained on H36M; its illegal-angle figure uses another "
+                    "joint-angle prior ([1] in the paper)."
+                ),
+                "Per limb % illegal: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in result["illegal_pct_per_limb"].items()),
+            ],
+        )
+    ]

@@ -22,12 +22,25 @@ def tables_from_records(arrays: dict, meta: list[dict]) -> tuple[dict, list[Tabl
     p2 = metrics.grouped_means(metrics.pa_mpjpe(pred, gt), seqs)
     struct = structural.structural_validity(pred, labels(meta, "subject", "sequence", "camera"))
     rows = [[s, p1.per_group[s], p2.per_group[s], p1.counts[s]] for s in p1.per_group]
-    rows.append([metrics.ACTION_MEAN + " (over sequences)", p1.action_mean, p2.action_mean,
-                 len(pred)])
+    rows.append(
+        [metrics.ACTION_MEAN + " (over sequences)", p1.action_mean, p2.action_mean, len(pred)]
+    )
     rows.append([metrics.FRAME_MEAN, p1.frame_mean, p2.frame_mean, len(pred)])
-    table = Table("Synthetic validation: MPJPE and PA-MPJPE per sequence, mm",
-                  ["sequence", f"{metrics.PROTOCOL_1} (16 MPII joints)", metrics.PROTOCOL_2,
-                   "frames"], rows, ["Procedural data: no published reference numbers."])
-    return ({"synthetic": {"protocol_1": p1.as_dict(), "protocol_2": p2.as_dict(),
-                           "n_frames": len(pred), "frames": dict(p1.counts)},
-             "structural": struct}, [table] + structural.structural_markdown_tables(struct))
+    table = Table(
+        "Synthetic validation: MPJPE and PA-MPJPE per sequence, mm",
+        ["sequence", f"{metrics.PROTOCOL_1} (16 MPII joints)", metrics.PROTOCOL_2, "frames"],
+        rows,
+        ["Procedural data: no published reference numbers."],
+    )
+    return (
+        {
+            "synthetic": {
+                "protocol_1": p1.as_dict(),
+                "protocol_2": p2.as_dict(),
+                "n_frames": len(pred),
+                "frames": dict(p1.counts),
+            },
+            "structural": struct,
+        },
+        [table] + structural.structural_markdown_tables(struct),
+    )

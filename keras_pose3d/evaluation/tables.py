@@ -104,8 +104,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_report(tables: Sequence[Table], results: dict, out_dir: str | pathlib.Path,
-                 stem: str, header: str = "") -> dict[str, str]:
+def write_report(
+    tables: Sequence[Table], results: dict, out_dir: str | pathlib.Path, stem: str, header: str = ""
+) -> dict[str, str]:
     """Writes `<stem>.md` (all tables), `<stem>_<slug>.csv` (each table), `<stem>.json`.
 
     Returns:

@@ -220,8 +220,15 @@ class StackedHourglass(keras.layers.Layer):
                 self.remap_heatmaps.append(
                     keras.layers.Conv2D(f, 1, dtype=policy, name=f"stack{i}_remap_heatmaps")
                 )
-        for name in ("hourglasses", "stack_res", "stack_lin", "stack_bn", "heads",
-                     "remap_features", "remap_heatmaps"):
+        for name in (
+            "hourglasses",
+            "stack_res",
+            "stack_lin",
+            "stack_bn",
+            "heads",
+            "remap_features",
+            "remap_heatmaps",
+        ):
             track_listed_layers(self, name, getattr(self, name))
 
     def build(self, input_shape):

@@ -38,7 +38,9 @@ _NP_DTYPES = {"string": object, "float32": np.float32}
 def check_inputs(signature_name: str, inputs: Mapping) -> dict[str, np.ndarray]:
     """Inputs as NumPy arrays of the signature's dtypes; raises naming a missing/extra input."""
     if signature_name not in SIGNATURES:
-        raise KeyError(f"unknown signature {signature_name!r}; expected one of {sorted(SIGNATURES)}")
+        raise KeyError(
+            f"unknown signature {signature_name!r}; expected one of {sorted(SIGNATURES)}"
+        )
     spec, _ = SIGNATURES[signature_name]
     missing, extra = sorted(set(spec) - set(inputs)), sorted(set(inputs) - set(spec))
     if missing or extra:
@@ -79,8 +81,10 @@ def rest_request_body(signature_name: str, inputs: Mapping, row_format: bool = F
     """
     arrays = check_inputs(signature_name, inputs)
     if not row_format:
-        return {"signature_name": signature_name,
-                "inputs": {k: _json_value(v) for k, v in arrays.items()}}
+        return {
+            "signature_name": signature_name,
+            "inputs": {k: _json_value(v) for k, v in arrays.items()},
+        }
     batch = {len(v) for v in arrays.values()}
     if len(batch) != 1:
         raise ValueError(f"all inputs need the same batch size. Received: {batch}")
@@ -127,11 +131,13 @@ class RestClient:
         version = f"/versions/{self.version}" if self.version is not None else ""
         return f"{self.url}/v1/models/{self.model}{version}:predict"
 
-    def predict(self, signature_name: str, inputs: Mapping,
-                row_format: bool = False) -> dict[str, np.ndarray]:
+    def predict(
+        self, signature_name: str, inputs: Mapping, row_format: bool = False
+    ) -> dict[str, np.ndarray]:
         body = json.dumps(rest_request_body(signature_name, inputs, row_format)).encode()
-        request = urllib.request.Request(self.predict_url, data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.predict_url, data=body, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return parse_rest_response(json.loads(response.read()))
@@ -168,8 +174,7 @@ def _serving_apis():
     return predict_pb2, prediction_service_pb2_grpc
 
 
-def grpc_request(model: str, signature_name: str, inputs: Mapping,
-                 version: int | None = None):
+def grpc_request(model: str, signature_name: str, inputs: Mapping, version: int | None = None):
     """A `tensorflow.serving.PredictRequest` for `model` / `signature_name`."""
     predict_pb2, _ = _serving_apis()
     request = predict_pb2.PredictRequest()
@@ -185,15 +190,18 @@ def grpc_request(model: str, signature_name: str, inputs: Mapping,
 class GrpcClient:
     """TF-Serving gRPC client for one model (target e.g. "localhost:8500")."""
 
-    def __init__(self, target: str, model: str, version: int | None = None,
-                 timeout_s: float = 30.0):
+    def __init__(
+        self, target: str, model: str, version: int | None = None, timeout_s: float = 30.0
+    ):
         import grpc
 
         _, service = _serving_apis()
         self.model, self.version, self.timeout_s = model, version, timeout_s
         # JPEG batches exceed gRPC's 4 MB default message size quickly.
-        options = [("grpc.max_send_message_length", 64 << 20),
-                   ("grpc.max_receive_message_length", 64 << 20)]
+        options = [
+            ("grpc.max_send_message_length", 64 << 20),
+            ("grpc.max_receive_message_length", 64 << 20),
+        ]
         self.channel = grpc.insecure_channel(target, options=options)
         self.stub = service.PredictionServiceStub(self.channel)
 

@@ -20,14 +20,19 @@ from keras_pose3d import atomic_files
 OPSET = 17
 
 
-def _convert(fn: tf.types.experimental.GenericFunction, spec: list[tf.TensorSpec],
-             path: str | pathlib.Path) -> pathlib.Path:
+def _convert(
+    fn: tf.types.experimental.GenericFunction, spec: list[tf.TensorSpec], path: str | pathlib.Path
+) -> pathlib.Path:
     import tf2onnx  # imported here: it is slow to import and only export needs it
 
     # Temporary file + rename: a killed export never leaves a truncated .onnx under the name.
     return atomic_files.write_with(
-        path, lambda tmp: tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET,
-                                                        output_path=str(tmp)), suffix=".onnx")
+        path,
+        lambda tmp: tf2onnx.convert.from_function(
+            fn, input_signature=spec, opset=OPSET, output_path=str(tmp)
+        ),
+        suffix=".onnx",
+    )
 
 
 def export_sap_net_onnx(sap_net: keras.Model, path: str | pathlib.Path) -> pathlib.Path:

@@ -46,7 +46,11 @@ NUM_JOINTS = skeleton.NUM_JOINTS
 # name -> (inputs {name: (dtype, shape)}, outputs (names)). -1 is a free dimension; S and N are
 # filled in by `signature_table`.
 _POSE_OUTPUTS = (
-    "joints_3d_mm", "joints_3d_root_relative_mm", "joints_2d_px", "confidence", "crop_boxes",
+    "joints_3d_mm",
+    "joints_3d_root_relative_mm",
+    "joints_2d_px",
+    "confidence",
+    "crop_boxes",
 )
 SIGNATURES = {
     "serving_default": ({"images": ("string", (-1,))}, _POSE_OUTPUTS),
@@ -79,7 +83,11 @@ SIGNATURES = {
     ),
 }
 SAP_NET_SIGNATURES = (
-    "serving_default", "predict_jpeg", "predict_jpeg_boxes", "predict_image", "predict_raw",
+    "serving_default",
+    "predict_jpeg",
+    "predict_jpeg_boxes",
+    "predict_image",
+    "predict_raw",
 )
 TP_NET_SIGNATURES = ("serving_default", "refine")
 PIPELINE_SIGNATURES = SAP_NET_SIGNATURES + ("predict_jpeg_online",)
@@ -89,8 +97,10 @@ def signature_table(name: str, input_size: int, window: int | None = None) -> di
     """Concrete input specs of signature `name`: {input: (dtype, shape)} with S and N filled in."""
     inputs, _ = SIGNATURES[name]
     sizes = {"S": input_size, "N": window, "N-1": None if window is None else window - 1}
-    return {k: (dt, tuple(sizes.get(d, d) if isinstance(d, str) else d for d in shape))
-            for k, (dt, shape) in inputs.items()}
+    return {
+        k: (dt, tuple(sizes.get(d, d) if isinstance(d, str) else d for d in shape))
+        for k, (dt, shape) in inputs.items()
+    }
 
 
 def default_focal(height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
@@ -109,8 +119,11 @@ def decode_jpeg(data: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
     """
     check = tf.debugging.Assert(
         tf.image.is_jpeg(data),
-        ["input `images` element", index,
-         "is not JPEG data (expected the JPEG SOI marker FF D8 FF at its start)"],
+        [
+            "input `images` element",
+            index,
+            "is not JPEG data (expected the JPEG SOI marker FF D8 FF at its start)",
+        ],
     )
     with tf.control_dependencies([check]):
         image = tf.io.decode_jpeg(data, channels=3)
@@ -139,10 +152,17 @@ def crop_resize(image: tf.Tensor, box: tf.Tensor, input_size: int) -> tf.Tensor:
     # normalised the way crop_and_resize wants them (0 = first pixel centre, 1 = last).
     y_first, x_first = box[1] + 0.5 * step, box[0] + 0.5 * step
     y_last, x_last = y_first + (input_size - 1) * step, x_first + (input_size - 1) * step
-    norm = tf.stack([y_first / tf.maximum(shape[0] - 1, 1.0), x_first / tf.maximum(shape[1] - 1, 1.0),
-                     y_last / tf.maximum(shape[0] - 1, 1.0), x_last / tf.maximum(shape[1] - 1, 1.0)])
-    crop = tf.image.crop_and_resize(image[None], norm[None], [0], [input_size, input_size],
-                                    extrapolation_value=0.0)
+    norm = tf.stack(
+        [
+            y_first / tf.maximum(shape[0] - 1, 1.0),
+            x_first / tf.maximum(shape[1] - 1, 1.0),
+            y_last / tf.maximum(shape[0] - 1, 1.0),
+            x_last / tf.maximum(shape[1] - 1, 1.0),
+        ]
+    )
+    crop = tf.image.crop_and_resize(
+        image[None], norm[None], [0], [input_size, input_size], extrapolation_value=0.0
+    )
     return crop[0] / 255.0
 
 
@@ -151,6 +171,7 @@ def preprocess_jpegs(images: tf.Tensor, boxes: tf.Tensor, input_size: int):
 
     One `map_fn` step per image: the images may differ in size.
     """
+
     def one(args):
         index, data, box = args
         image = decode_jpeg(data, index)
@@ -159,8 +180,11 @@ def preprocess_jpegs(images: tf.Tensor, boxes: tf.Tensor, input_size: int):
         return crop_resize(image, square, input_size), square, size
 
     index = tf.range(tf.shape(images)[0])
-    spec = (tf.TensorSpec((input_size, input_size, 3), tf.float32),
-            tf.TensorSpec((4,), tf.float32), tf.TensorSpec((2,), tf.float32))
+    spec = (
+        tf.TensorSpec((input_size, input_size, 3), tf.float32),
+        tf.TensorSpec((4,), tf.float32),
+        tf.TensorSpec((2,), tf.float32),
+    )
     return tf.map_fn(one, (index, images, tf.cast(boxes, tf.float32)), fn_output_signature=spec)
 
 
@@ -178,8 +202,14 @@ def crop_intrinsics(focal: tf.Tensor, sizes: tf.Tensor, boxes: tf.Tensor, input_
     return tf.stack([focal * scale, focal * scale, cx, cy], axis=-1)
 
 
-def decode_outputs(outputs: dict, boxes: tf.Tensor, sizes: tf.Tensor, focal: tf.Tensor,
-                   root_depth: tf.Tensor, input_size: int) -> dict:
+def decode_outputs(
+    outputs: dict,
+    boxes: tf.Tensor,
+    sizes: tf.Tensor,
+    focal: tf.Tensor,
+    root_depth: tf.Tensor,
+    input_size: int,
+) -> dict:
     """SAP-Net outputs + crop geometry -> the serving outputs (module docstring)."""
     focal = tf.where(focal > 0, focal, default_focal(sizes[:, 0], sizes[:, 1]))
     root_depth = tf.where(root_depth > 0, root_depth, DEFAULT_ROOT_DEPTH_MM)
@@ -242,21 +272,28 @@ class TPNetServing(tf.Module):
         self.num_joints = int(tp_net.num_joints)
         # A client cannot tell online from semi-online windows by the signature (same shape).
         self.tp_mode = tf.Variable(str(tp_net.mode), trainable=False, name="tp_mode")
-        self.tp_window = tf.Variable(self.window, dtype=tf.int32, trainable=False,
-                                     name="tp_window")
+        self.tp_window = tf.Variable(self.window, dtype=tf.int32, trainable=False, name="tp_window")
         # float64: a rate such as 29.97 comes back exactly; 0 = unknown (TPNet.frame_rate None).
         rate = getattr(tp_net, "frame_rate", None)
-        self.tp_frame_rate = tf.Variable(0.0 if rate is None else float(rate), dtype=tf.float64,
-                                         trainable=False, name="tp_frame_rate")
+        self.tp_frame_rate = tf.Variable(
+            0.0 if rate is None else float(rate),
+            dtype=tf.float64,
+            trainable=False,
+            name="tp_frame_rate",
+        )
         spec = tf.TensorSpec((None, self.window, self.num_joints, 3), tf.float32, name="poses")
         self.refine = tf.function(self._refine, input_signature=[spec])
 
     def check_window(self, poses: tf.Tensor) -> tf.Tensor:
         """Run-time check of the window length with a message naming `poses` and N."""
         check = tf.debugging.assert_equal(
-            tf.shape(poses)[1], self.window,
-            message=(f"input `poses` must be a window of N={self.window} poses, shape "
-                     f"(B, {self.window}, {self.num_joints}, 3)"))
+            tf.shape(poses)[1],
+            self.window,
+            message=(
+                f"input `poses` must be a window of N={self.window} poses, shape "
+                f"(B, {self.window}, {self.num_joints}, 3)"
+            ),
+        )
         with tf.control_dependencies([check]):
             return tf.ensure_shape(poses, (None, self.window, self.num_joints, 3))
 
@@ -283,11 +320,16 @@ def read_metadata(loaded, path: str = "the SavedModel") -> dict:
     # The pipeline keeps its TP-Net's metadata on the nested TPNetServing.
     source = getattr(loaded, "tp_serving", loaded)
     if not (hasattr(source, "tp_mode") and hasattr(source, "tp_window")):
-        raise ValueError(f"{path} has no TP-Net metadata (tp_mode, tp_window); re-export it with "
-                         "python -m keras_pose3d.export")
+        raise ValueError(
+            f"{path} has no TP-Net metadata (tp_mode, tp_window); re-export it with "
+            "python -m keras_pose3d.export"
+        )
     rate = float(source.tp_frame_rate.numpy()) if hasattr(source, "tp_frame_rate") else 0.0
-    return {"mode": source.tp_mode.numpy().decode("utf-8"), "window": int(source.tp_window.numpy()),
-            "frame_rate": rate if rate > 0 else None}
+    return {
+        "mode": source.tp_mode.numpy().decode("utf-8"),
+        "window": int(source.tp_window.numpy()),
+        "frame_rate": rate if rate > 0 else None,
+    }
 
 
 class SAPNetServing(tf.Module):
@@ -310,10 +352,16 @@ class SAPNetServing(tf.Module):
         self.predict_jpeg = tf.function(self._predict_jpeg, input_signature=[jpeg])
         self.predict_jpeg_boxes = tf.function(
             self._predict_jpeg_boxes,
-            input_signature=[jpeg, tf.TensorSpec((None, 4), tf.float32, name="boxes"),
-                             vec("focal_length"), vec("root_depth_mm")])
+            input_signature=[
+                jpeg,
+                tf.TensorSpec((None, 4), tf.float32, name="boxes"),
+                vec("focal_length"),
+                vec("root_depth_mm"),
+            ],
+        )
         self.predict_image = tf.function(
-            self._predict_image, input_signature=[image, vec("focal_length"), vec("root_depth_mm")])
+            self._predict_image, input_signature=[image, vec("focal_length"), vec("root_depth_mm")]
+        )
         self.predict_raw = tf.function(self._predict_raw, input_signature=[image])
         # One traced copy of the network that every signature calls (a smaller, faster save).
         self.network = tf.function(self._network, input_signature=[image])
@@ -321,12 +369,15 @@ class SAPNetServing(tf.Module):
             if tp_net.mode != "online":
                 raise ValueError(
                     "the composed pipeline refines each frame from the frames before it, so it "
-                    f"needs an online TP-Net. Received: mode={tp_net.mode!r}")
+                    f"needs an online TP-Net. Received: mode={tp_net.mode!r}"
+                )
             self.tp_serving = TPNetServing(tp_net)
-            history = tf.TensorSpec((None, tp_net.window - 1, tp_net.num_joints, 3), tf.float32,
-                                    name="history")
-            self.predict_jpeg_online = tf.function(self._predict_jpeg_online,
-                                                   input_signature=[jpeg, history])
+            history = tf.TensorSpec(
+                (None, tp_net.window - 1, tp_net.num_joints, 3), tf.float32, name="history"
+            )
+            self.predict_jpeg_online = tf.function(
+                self._predict_jpeg_online, input_signature=[jpeg, history]
+            )
 
     def _network(self, crops):
         out = self.sap_net(crops, training=False)

@@ -33,14 +33,20 @@ def per_sample_terms(outputs: dict, targets: dict, names, cfg: LossConfig) -> di
     terms = {}
     if "heatmap" in names:
         terms["heatmap"] = (
-            losses.heatmap_loss(outputs["heatmaps"], targets["heatmaps"], visibility), ones)
+            losses.heatmap_loss(outputs["heatmaps"], targets["heatmaps"], visibility),
+            ones,
+        )
     if "depth" in names:
-        terms["depth"] = (
-            losses.depth_loss(outputs["depth"], targets["depth"], visibility), has_3d)
+        terms["depth"] = (losses.depth_loss(outputs["depth"], targets["depth"], visibility), has_3d)
     if any(n in names for n in WEAK_TERMS):
         # Eq. 3: ground-truth 2D with the predicted depth.
-        pose = tf.concat([tf.cast(targets["pose_2d"], tf.float32),
-                          tf.cast(outputs["depth"], tf.float32)[..., None]], axis=-1)  # (B,J,3)
+        pose = tf.concat(
+            [
+                tf.cast(targets["pose_2d"], tf.float32),
+                tf.cast(outputs["depth"], tf.float32)[..., None],
+            ],
+            axis=-1,
+        )  # (B,J,3)
         if "geometric" in names:
             terms["geometric"] = (losses.geometric_loss(pose, visibility), weak_mask)
         if "illegal_angle" in names:

@@ -24,8 +24,9 @@ def ensure_data(cfg: Config, progress=print) -> None:
     t0 = time.time()
     made = synthetic.ensure_synthetic_dataset(cfg.data.data_dir, **params)
     if made:
-        progress(f"generated the synthetic dataset in {cfg.data.data_dir} "
-                 f"({time.time() - t0:.0f}s)")
+        progress(
+            f"generated the synthetic dataset in {cfg.data.data_dir} ({time.time() - t0:.0f}s)"
+        )
 
 
 def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) -> int:
@@ -45,33 +46,41 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
         # wait for its manifest (data.data_dir must be shared by the workers).
         from pipelines import common
 
-        runtime.wait_for(lambda: common.manifest_is_complete(cfg.data.data_dir),
-                         f"the chief to generate the synthetic dataset in {cfg.data.data_dir} "
-                         f"(data.data_dir must be storage every worker reads)",
-                         cfg.runtime.collective_timeout_s, progress)
+        runtime.wait_for(
+            lambda: common.manifest_is_complete(cfg.data.data_dir),
+            f"the chief to generate the synthetic dataset in {cfg.data.data_dir} "
+            f"(data.data_dir must be storage every worker reads)",
+            cfg.runtime.collective_timeout_s,
+            progress,
+        )
     from keras_pose3d.data.dataset import list_files
 
     # Fail before building a model (minutes on a GPU host) when a record glob matches nothing.
     list_files(list(cfg.data.train_patterns()))
     list_files(list(cfg.data.val_patterns()))
     trainer = Trainer(cfg, strategy=strategy, run_dir=run_dir, progress=progress)
-    progress(f"run directory: {trainer.run_dir} | {trainer.num_replicas} replica(s), "
-             f"precision {cfg.runtime.precision}, xla {cfg.runtime.xla}")
+    progress(
+        f"run directory: {trainer.run_dir} | {trainer.num_replicas} replica(s), "
+        f"precision {cfg.runtime.precision}, xla {cfg.runtime.xla}"
+    )
     try:
         metrics = fit_with_snapshots(trainer, cfg.temporal.enabled)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    progress(f"validation MPJPE: untrained {metrics.get('untrained_mpjpe_mm', float('nan')):.1f}"
-             f" mm -> trained {metrics['final_mpjpe_mm']:.1f} mm")
+    progress(
+        f"validation MPJPE: untrained {metrics.get('untrained_mpjpe_mm', float('nan')):.1f}"
+        f" mm -> trained {metrics['final_mpjpe_mm']:.1f} mm"
+    )
     if not trainer.chief:
         return 0
     if cfg.eval.enabled:
         from keras_pose3d import evaluate
 
         out = pathlib.Path(trainer.run_dir) / "eval"
-        evaluate.evaluate_run(trainer.run_dir, cfg.eval.dataset,
-                              records=list(cfg.data.val_patterns()), out_dir=out)
+        evaluate.evaluate_run(
+            trainer.run_dir, cfg.eval.dataset, records=list(cfg.data.val_patterns()), out_dir=out
+        )
         progress(f"evaluation tables in {out}")
     tp_net_path = None
     if cfg.temporal.enabled:
@@ -79,23 +88,26 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
     if cfg.export.enabled:
         from keras_pose3d import export
 
-        paths = export.export_run(trainer.run_dir, cfg.export.saved_models_dir,
-                                  onnx=cfg.export.onnx, tp_net=tp_net_path)
+        paths = export.export_run(
+            trainer.run_dir, cfg.export.saved_models_dir, onnx=cfg.export.onnx, tp_net=tp_net_path
+        )
         progress(f"exported: {paths}")
         if "pipeline" in paths:
             smoke_test_pipeline(paths["pipeline"], list(cfg.data.val_patterns()), progress)
     table = pathlib.Path(trainer.run_dir) / "main_job_table.md"
     if table.exists():
-        progress("\nvalidation subject, stage by stage (mm; " + str(table) + "):\n"
-                 + table.read_text())
+        progress(
+            "\nvalidation subject, stage by stage (mm; " + str(table) + "):\n" + table.read_text()
+        )
     return 0
 
 
 # ----------------------------------------------------------------------------------------------
 # The whole method after SAP-Net's stages: predictions, TP-Net, the stage-by-stage table.
 # ----------------------------------------------------------------------------------------------
-def predict_sequences(model, patterns: list[str], out_path: pathlib.Path,
-                      frame_rate: float) -> dict:
+def predict_sequences(
+    model, patterns: list[str], out_path: pathlib.Path, frame_rate: float
+) -> dict:
     """SAP-Net's root-relative mm predictions over the 3D records, by sequence and frame, at
     `frame_rate`, saved as the npz `temporal_train` reads (`pipelines.predict_sequences`)."""
     import numpy as np
@@ -115,8 +127,10 @@ class _GraphModel:
         import tensorflow as tf
 
         self.input_size = s = int(model.input_size)
-        self._call = tf.function(lambda images: model(images, training=False),
-                                 input_signature=[tf.TensorSpec((None, s, s, 3), tf.float32)])
+        self._call = tf.function(
+            lambda images: model(images, training=False),
+            input_signature=[tf.TensorSpec((None, s, s, 3), tf.float32)],
+        )
 
     def __call__(self, images, training=False):
         return self._call(images)
@@ -170,8 +184,10 @@ def _stage_model(cfg: Config, weights: pathlib.Path):
     from keras_pose3d.training.trainer import build_model
 
     if not weights.is_file():
-        raise FileNotFoundError(f"model snapshot {weights} not found (written by "
-                                f"fit_with_snapshots when temporal.enabled)")
+        raise FileNotFoundError(
+            f"model snapshot {weights} not found (written by "
+            f"fit_with_snapshots when temporal.enabled)"
+        )
     model = build_model(cfg)
     model.load_weights(weights)
     return model
@@ -197,34 +213,56 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
     val_patterns = list(cfg.data.val_patterns())
     rows = []
     rate = cfg.temporal.frame_rate
-    untrained = predict_sequences(_stage_model(cfg, snapshot_path(run_dir, None)), val_patterns,
-                                  run_dir / "predictions" / "val_untrained.npz", rate)
-    rows.append(main_job.pose_row("untrained", untrained["pred"], untrained["gt"],
-                                  untrained["sequence"]))
+    untrained = predict_sequences(
+        _stage_model(cfg, snapshot_path(run_dir, None)),
+        val_patterns,
+        run_dir / "predictions" / "val_untrained.npz",
+        rate,
+    )
+    rows.append(
+        main_job.pose_row("untrained", untrained["pred"], untrained["gt"], untrained["sequence"])
+    )
     final = None
     for index, stage in enumerate(cfg.train.stages):
         model = _stage_model(cfg, snapshot_path(run_dir, index, stage.name))
         last = index == len(cfg.train.stages) - 1
         name = "val" if last else f"val_{stage.name}"
-        arrays = predict_sequences(model, val_patterns, run_dir / "predictions" / f"{name}.npz",
-                                   rate)
-        rows.append(main_job.pose_row(f"after {stage.name}", arrays["pred"], arrays["gt"],
-                                      arrays["sequence"]))
+        arrays = predict_sequences(
+            model, val_patterns, run_dir / "predictions" / f"{name}.npz", rate
+        )
+        rows.append(
+            main_job.pose_row(
+                f"after {stage.name}", arrays["pred"], arrays["gt"], arrays["sequence"]
+            )
+        )
         if last:
             final = model
-    predict_sequences(final, list(cfg.data.train_patterns()),
-                      run_dir / "predictions" / "train.npz", rate)
-    progress(f"SAP-Net predictions over the training and validation sequences "
-             f"({time.time() - t0:.0f}s)")
+    predict_sequences(
+        final, list(cfg.data.train_patterns()), run_dir / "predictions" / "train.npz", rate
+    )
+    progress(
+        f"SAP-Net predictions over the training and validation sequences ({time.time() - t0:.0f}s)"
+    )
 
     t = cfg.temporal
     tp_cfg = temporal_train.TemporalConfig(
-        data=temporal_train.TemporalData(train=str(run_dir / "predictions" / "train.npz"),
-                                         val=str(run_dir / "predictions" / "val.npz")),
-        model=temporal_train.TemporalModel(window=t.window, mode=t.mode, hidden=t.hidden,
-                                           dropout=t.dropout, frame_rate=t.frame_rate),
-        train=temporal_train.TemporalTrain(epochs=t.epochs, batch_size=t.batch_size,
-                                           learning_rate=t.learning_rate, seed=cfg.train.seed),
+        data=temporal_train.TemporalData(
+            train=str(run_dir / "predictions" / "train.npz"),
+            val=str(run_dir / "predictions" / "val.npz"),
+        ),
+        model=temporal_train.TemporalModel(
+            window=t.window,
+            mode=t.mode,
+            hidden=t.hidden,
+            dropout=t.dropout,
+            frame_rate=t.frame_rate,
+        ),
+        train=temporal_train.TemporalTrain(
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            learning_rate=t.learning_rate,
+            seed=cfg.train.seed,
+        ),
         run_dir=str(run_dir / "temporal"),
     )
     t1 = time.time()
@@ -243,13 +281,11 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
     rows.append(main_job.pose_row("after TP-Net", refined, gt, val["sequence"][order]))
 
     (run_dir / "main_job_table.md").write_text(main_job.format_table(rows) + "\n")
-    (run_dir / "main_job_table.json").write_text(
-        json.dumps([r.to_dict() for r in rows], indent=2))
+    (run_dir / "main_job_table.json").write_text(json.dumps([r.to_dict() for r in rows], indent=2))
     return tp_path
 
 
-def smoke_test_pipeline(saved_model: pathlib.Path, val_patterns: list[str], progress=print
-                        ) -> None:
+def smoke_test_pipeline(saved_model: pathlib.Path, val_patterns: list[str], progress=print) -> None:
     """One request through the exported pipeline's JPEG signature (`predict_jpeg_online`): the
     first validation frame's stored JPEG, an empty history (zeros); raises on non-finite or
     misshapen outputs."""
@@ -265,12 +301,15 @@ def smoke_test_pipeline(saved_model: pathlib.Path, val_patterns: list[str], prog
     fn = loaded.signatures["predict_jpeg_online"]
     window = int(fn.structured_input_signature[1]["history"].shape[1]) + 1
     t0 = time.time()
-    out = fn(images=tf.reshape(jpeg, [1]),
-             history=tf.zeros([1, window - 1, 16, 3], tf.float32))
+    out = fn(images=tf.reshape(jpeg, [1]), history=tf.zeros([1, window - 1, 16, 3], tf.float32))
     ms = 1000 * (time.time() - t0)
     refined = out["joints_3d_refined_mm"].numpy()
     if refined.shape != (1, 16, 3) or not all(np.isfinite(v.numpy()).all() for v in out.values()):
-        raise RuntimeError(f"pipeline smoke test: bad outputs from {saved_model}: "
-                           f"{ {k: v.shape for k, v in out.items()} }")
-    progress(f"pipeline smoke test: one JPEG through {saved_model} predict_jpeg_online in "
-             f"{ms:.0f} ms, outputs {sorted(out)} finite")
+        raise RuntimeError(
+            f"pipeline smoke test: bad outputs from {saved_model}: "
+            f"{ {k: v.shape for k, v in out.items()} }"
+        )
+    progress(
+        f"pipeline smoke test: one JPEG through {saved_model} predict_jpeg_online in "
+        f"{ms:.0f} ms, outputs {sorted(out)} finite"
+    )

@@ -41,7 +41,8 @@ def configure_threads(cfg: RuntimeConfig) -> None:
     except RuntimeError as e:  # TF already initialised: a caller broke the start-up order
         raise RuntimeError(
             "runtime.intra_op_threads / inter_op_threads must be set before TensorFlow "
-            f"initialises; call keras_pose3d.training.runtime.start first ({e})") from None
+            f"initialises; call keras_pose3d.training.runtime.start first ({e})"
+        ) from None
 
 
 def make_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
@@ -64,7 +65,8 @@ def make_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
         if "TF_CONFIG" not in os.environ:
             log.warning("runtime.strategy=multi_worker without TF_CONFIG: running as one worker")
         options = tf.distribute.experimental.CommunicationOptions(
-            timeout_seconds=cfg.collective_timeout_s or None)
+            timeout_seconds=cfg.collective_timeout_s or None
+        )
         try:
             return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         except RuntimeError as e:
@@ -73,7 +75,8 @@ def make_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
             raise RuntimeError(
                 "runtime.strategy=multi_worker: TensorFlow was initialised before the strategy "
                 "was created; create it first (keras_pose3d.training.runtime.start) "
-                f"({e})") from None
+                f"({e})"
+            ) from None
     raise ValueError(f"runtime.strategy: unknown strategy {cfg.strategy!r}")
 
 
@@ -88,8 +91,9 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0
-                                             and "chief" not in resolver.cluster_spec().jobs)
+    return task_type in (None, "chief") or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+    )
 
 
 def worker_description() -> str:
@@ -101,14 +105,17 @@ def worker_description() -> str:
     return f"worker {task.get('type')}:{task.get('index')}"
 
 
-def wait_for(ready: Callable[[], bool], what: str, timeout_s: float, progress=print,
-             poll_s: float = 0.5) -> None:
+def wait_for(
+    ready: Callable[[], bool], what: str, timeout_s: float, progress=print, poll_s: float = 0.5
+) -> None:
     """Poll `ready` until it is true; raise TimeoutError naming `what` after `timeout_s`
     (0: wait forever)."""
     t0 = time.monotonic()
     progress(f"{worker_description()}: waiting for {what}")
     while not ready():
         if timeout_s and time.monotonic() - t0 > timeout_s:
-            raise TimeoutError(f"{worker_description()}: waited {timeout_s:.0f}s "
-                               f"(runtime.collective_timeout_s) for {what}")
+            raise TimeoutError(
+                f"{worker_description()}: waited {timeout_s:.0f}s "
+                f"(runtime.collective_timeout_s) for {what}"
+            )
         time.sleep(poll_s)

@@ -112,8 +112,13 @@ def _set_trainable(model: SAPNet, stage: StageConfig) -> None:
 class Trainer:
     """Runs the stages of `cfg.train.stages` in order on `strategy`."""
 
-    def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None,
-                 run_dir: str | pathlib.Path | None = None, progress=print):
+    def __init__(
+        self,
+        cfg: Config,
+        strategy: tf.distribute.Strategy | None = None,
+        run_dir: str | pathlib.Path | None = None,
+        progress=print,
+    ):
         self.cfg = cfg
         self.run_dir = pathlib.Path(run_dir or cfg.train.run_dir)
         self.progress = progress
@@ -160,8 +165,11 @@ class Trainer:
     def _writer(self, name: str):
         if name not in self._writers:
             # Summaries hold already-reduced values: only the chief needs to write them.
-            self._writers[name] = (tf.summary.create_file_writer(str(self.run_dir / "logs" / name))
-                                   if self.chief else tf.summary.create_noop_writer())
+            self._writers[name] = (
+                tf.summary.create_file_writer(str(self.run_dir / "logs" / name))
+                if self.chief
+                else tf.summary.create_noop_writer()
+            )
         return self._writers[name]
 
     def _remove_interrupted_saves(self) -> None:
@@ -195,8 +203,10 @@ class Trainer:
         each worker reads its own shard of the input, but only the chief's checkpoint is kept.
         A seed drawn from (train.seed, stage, step) gives a fresh, reproducible order instead.
         """
-        return int(np.random.SeedSequence([self.cfg.train.seed, index, start_step])
-                   .generate_state(1)[0] >> 1)
+        return int(
+            np.random.SeedSequence([self.cfg.train.seed, index, start_step]).generate_state(1)[0]
+            >> 1
+        )
 
     def _train_dataset(self, stage: StageConfig, index: int = 0, start_step: int = 0):
         d = self.cfg.data
@@ -252,8 +262,11 @@ class Trainer:
             if not has_3d.any():
                 continue
             pred_mm = pose_codec.decode_pose_3d(
-                outputs["pose_3d"].numpy(), targets["intrinsics"].numpy(),
-                targets["root_depth"].numpy(), self.cfg.data.input_size)
+                outputs["pose_3d"].numpy(),
+                targets["intrinsics"].numpy(),
+                targets["root_depth"].numpy(),
+                self.cfg.data.input_size,
+            )
             gt_mm = targets["joints_3d"].numpy()
             errors.append(kp_metrics.mpjpe(pred_mm[has_3d], gt_mm[has_3d], root=skeleton.ROOT))
         if not errors:
@@ -292,8 +305,11 @@ class Trainer:
             inputs, targets = next(iterator)
             loss, sums, counts = self.strategy.run(replica_step, args=(inputs, targets))
             reduce = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-            return (reduce(loss), {k: reduce(v) for k, v in sums.items()},
-                    {k: reduce(v) for k, v in counts.items()})
+            return (
+                reduce(loss),
+                {k: reduce(v) for k, v in sums.items()},
+                {k: reduce(v) for k, v in counts.items()},
+            )
 
         return train_step
 
@@ -308,8 +324,11 @@ class Trainer:
         equals averaging after every step. A collective: every worker calls it at the same
         steps.
         """
-        variables = [v for v in self.model.non_trainable_variables
-                     if np.issubdtype(np.dtype(v.dtype), np.floating)]
+        variables = [
+            v
+            for v in self.model.non_trainable_variables
+            if np.issubdtype(np.dtype(v.dtype), np.floating)
+        ]
 
         def replica_sync():
             ctx = tf.distribute.get_replica_context()
@@ -343,8 +362,9 @@ class Trainer:
             # A checkpoint at the stage's last step was followed by its final validation,
             # which the resume makes again.
             self._drop_validation_after(stage.name, min(int(step.numpy()), stage.steps - 1))
-            self.progress(f"[{stage.name}] resumed from {latest} at step "
-                          f"{int(step.numpy())}/{stage.steps}")
+            self.progress(
+                f"[{stage.name}] resumed from {latest} at step {int(step.numpy())}/{stage.steps}"
+            )
         elif self._trained_here != index - 1:
             # Not after a stage trained in this process, whose weights are already in memory
             # (and whose last checkpoint another worker's chief may still be writing).
@@ -360,14 +380,16 @@ class Trainer:
         while int(step.numpy()) < stage.steps:
             loss, sums, counts = train_step(iterator)
             loss = float(loss.numpy())
-            term_means = {k: float(sums[k].numpy()) / max(float(counts[k].numpy()), 1.0)
-                          for k in sums}
+            term_means = {
+                k: float(sums[k].numpy()) / max(float(counts[k].numpy()), 1.0) for k in sums
+            }
             bad = [k for k, v in term_means.items() if not math.isfinite(v)]
             if bad or not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"stage '{stage.name}' step {int(step.numpy()) + 1}: loss term(s) "
                     f"{bad or ['total']} became non-finite ({term_means}); stopped without "
-                    f"saving, the last good checkpoint in {stage_dir} is kept")
+                    f"saving, the last good checkpoint in {stage_dir} is kept"
+                )
             step.assign_add(1)
             s = int(step.numpy())
             for k, v in term_means.items():
@@ -377,9 +399,11 @@ class Trainer:
                 rate = (s - step_log) * cfg.train.batch_size / max(now - t_log, 1e-9)
                 eta = (stage.steps - s) * cfg.train.batch_size / max(rate, 1e-9)
                 terms = " ".join(f"{k}={v:.4g}" for k, v in losses_avg.items())
-                self.progress(f"[{stage.name} {index + 1}/{len(cfg.train.stages)}] step "
-                              f"{s}/{stage.steps} loss={loss:.4g} {terms} | "
-                              f"{rate:.1f} img/s, eta {eta:.0f}s")
+                self.progress(
+                    f"[{stage.name} {index + 1}/{len(cfg.train.stages)}] step "
+                    f"{s}/{stage.steps} loss={loss:.4g} {terms} | "
+                    f"{rate:.1f} img/s, eta {eta:.0f}s"
+                )
                 t_log, step_log = now, s
                 with writer.as_default(step=self._global_step(index, s)):
                     tf.summary.scalar("loss/total", loss)
@@ -411,15 +435,19 @@ class Trainer:
             if latest:
                 # Only the weights carry over; each stage starts a fresh optimizer.
                 tf.train.Checkpoint(model=self.model).restore(latest).expect_partial()
-                self.progress(f"weights from the end of stage "
-                              f"'{self.cfg.train.stages[prev].name}' ({latest})")
+                self.progress(
+                    f"weights from the end of stage '{self.cfg.train.stages[prev].name}' ({latest})"
+                )
                 return
 
     def _drop_validation_after(self, stage_name: str, step: int) -> None:
         """Forget validation entries of `stage_name` made after `step`: they measured weights
         that a resume from the step-`step` checkpoint throws away, and are made again."""
-        kept = [v for v in self.metrics["validation"]
-                if not (v["stage"] == stage_name and v["step"] > step)]
+        kept = [
+            v
+            for v in self.metrics["validation"]
+            if not (v["stage"] == stage_name and v["step"] > step)
+        ]
         if len(kept) != len(self.metrics["validation"]):
             self.metrics["validation"] = kept
             self._save_json(self._metrics_path, self.metrics)
@@ -431,8 +459,13 @@ class Trainer:
         value = self.validate()
         self.progress(f"[{stage_name}] validation MPJPE (Protocol 1, 16 joints): {value:.1f} mm")
         self.metrics["validation"].append(
-            {"stage": stage_name, "step": step, "global_step": self._global_step(index, step),
-             "mpjpe_mm": value})
+            {
+                "stage": stage_name,
+                "step": step,
+                "global_step": self._global_step(index, step),
+                "mpjpe_mm": value,
+            }
+        )
         self._save_json(self._metrics_path, self.metrics)
         with self._writer("validation").as_default(step=self._global_step(index, step)):
             tf.summary.scalar("mpjpe_mm", value)
@@ -452,8 +485,9 @@ class Trainer:
         done = self.completed_stages()
         if self.chief and "untrained_mpjpe_mm" not in self.metrics and not done:
             self.metrics["untrained_mpjpe_mm"] = self.validate()
-            self.progress(f"untrained model: validation MPJPE "
-                          f"{self.metrics['untrained_mpjpe_mm']:.1f} mm")
+            self.progress(
+                f"untrained model: validation MPJPE {self.metrics['untrained_mpjpe_mm']:.1f} mm"
+            )
         for index, stage in enumerate(self.cfg.train.stages):
             if stage.name in done:
                 self.progress(f"[{stage.name}] already completed, skipped")
@@ -462,8 +496,10 @@ class Trainer:
             done = done + [stage.name]
             self._save_json(self._state_path, {"completed": done})
             self.metrics["stages"][stage.name] = {
-                "steps": result.steps, "final_losses": result.final_losses,
-                "seconds": round(result.seconds, 1)}
+                "steps": result.steps,
+                "final_losses": result.final_losses,
+                "seconds": round(result.seconds, 1),
+            }
             self._save_json(self._metrics_path, self.metrics)
         # The final weights are those of the last stage's last checkpoint: in memory when this
         # process trained it, else (a resume that found every stage completed) restored.
@@ -473,8 +509,9 @@ class Trainer:
         self._save_json(self._metrics_path, self.metrics)
         self.save_final_model()
         # Every worker prints it: under a multi-worker strategy they must all agree.
-        self.progress(f"final weights ({runtime.worker_description()}): sha256 "
-                      f"{weights_digest(self.model)}")
+        self.progress(
+            f"final weights ({runtime.worker_description()}): sha256 {weights_digest(self.model)}"
+        )
         return self.metrics
 
     def save_final_model(self) -> pathlib.Path:

@@ -70,9 +70,7 @@ class SequenceItem:
         )
 
     def d2_path(self, root: str) -> str:
-        return files.join(
-            root, self.subject, POSE_DIR, D2_DIR, f"{self.prefix}.{self.camera}.cdf"
-        )
+        return files.join(root, self.subject, POSE_DIR, D2_DIR, f"{self.prefix}.{self.camera}.cdf")
 
     def video_path(self, root: str) -> str:
         return files.join(root, self.subject, VIDEO_DIR, f"{self.prefix}.{self.camera}.mp4")
