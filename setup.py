@@ -41,7 +41,8 @@ setup(
         # The gRPC client's protos: tensorflow-serving-api declares a dependency on the full
         # `tensorflow` wheel, which would replace tensorflow-cpu, so install it with
         # `pip install --no-deps tensorflow-serving-api==2.19.0` (its protos work on TF 2.21).
-        "dev": ["pytest", "pytest-timeout", "hdf5storage", "ruff"],
+        # ruff pinned: its default rule set changes between releases, and CI runs `ruff check`.
+        "dev": ["pytest", "pytest-timeout", "hdf5storage", "ruff==0.17.6"],
     },
     entry_points={
         "console_scripts": [
