@@ -8,7 +8,6 @@ from keras_pose3d.layers.loss_layers import (
     GeometricLoss,
     HeatmapLoss,
     IllegalAngleLoss,
-    StructureAwareLoss,
     SymmetryLoss,
 )
 from keras_pose3d.layers.residual import Residual
@@ -23,7 +22,6 @@ __all__ = [
     "IllegalAngleLoss",
     "Residual",
     "StackedHourglass",
-    "StructureAwareLoss",
     "SymmetryLoss",
     "heatmap_to_normalised",
 ]

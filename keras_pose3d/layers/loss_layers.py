@@ -1,8 +1,9 @@
 """Keras layers around the pure loss functions of `keras_pose3d.losses`.
 
 The formulas live once, in `keras_pose3d.losses`; these layers only weight them, return the
-per-sample values (B,) and optionally `add_loss` their batch mean, so a functional graph (or
-the Fig. 4 loss-surface analysis) uses exactly what the trainer uses. All compute in float32.
+per-sample values (B,) and optionally `add_loss` their batch mean. The trainer's objective
+(`keras_pose3d.training.objective`) builds one layer per term with the config's weight (Eq. 3's
+λ_g, λ_a, λ_s included), so these layers are what trains. All compute in float32.
 
 Under a distribution strategy the trainer should use the returned per-sample values and
 divide by the *global* batch size itself; `add_as_loss` uses the local batch mean and is meant
@@ -116,72 +117,3 @@ class SymmetryLoss(_PerSampleLoss):
 
     def call(self, pose_3d, visibility=None):
         return self._finish(losses.symmetry_loss(pose_3d, visibility))
-
-
-@keras.saving.register_keras_serializable(package="keras_pose3d")
-class StructureAwareLoss(keras.layers.Layer):
-    """Eq. 3: L_SA = lambda_a L_a + lambda_s L_s + lambda_g L_g on one pose.
-
-    The paper's stage 3 uses lambda_a = lambda_g = 0.03 and lambda_s = 0 (symmetry switched on
-    with 0.05 in stage 4). The caller builds the pose from ground-truth x, y and predicted
-    depth, and decides which samples it applies to (2D-only or all).
-
-    Args:
-        lambda_a: float, illegal-angle weight.
-        lambda_s: float, symmetry weight.
-        lambda_g: float, geometric weight.
-        add_as_loss: bool, also `add_loss` the batch mean of "total".
-        elbow_plane: "collar" (the paper's, default) or "torso", for L_a.
-        **kwargs: passed to `keras.layers.Layer` (dtype is forced to float32).
-
-    Call: pose_3d (B, J, 3), visibility (B, J) or None -> dict of (B,) float32:
-        "illegal_angle", "symmetry", "geometric" (unweighted) and "total" (weighted sum).
-    """
-
-    def __init__(
-        self,
-        lambda_a: float = 0.03,
-        lambda_s: float = 0.05,
-        lambda_g: float = 0.03,
-        add_as_loss: bool = False,
-        elbow_plane: str = "collar",
-        **kwargs,
-    ):
-        kwargs["dtype"] = "float32"
-        super().__init__(**kwargs)
-        losses.angle_limbs(elbow_plane)  # validates
-        self.elbow_plane = elbow_plane
-        self.lambda_a = float(lambda_a)
-        self.lambda_s = float(lambda_s)
-        self.lambda_g = float(lambda_g)
-        self.add_as_loss = bool(add_as_loss)
-
-    def call(self, pose_3d, visibility=None):
-        terms = {
-            "illegal_angle": losses.illegal_angle_loss(
-                pose_3d, visibility, elbow_plane=self.elbow_plane
-            ),
-            "symmetry": losses.symmetry_loss(pose_3d, visibility),
-            "geometric": losses.geometric_loss(pose_3d, visibility),
-        }
-        terms["total"] = (
-            self.lambda_a * terms["illegal_angle"]
-            + self.lambda_s * terms["symmetry"]
-            + self.lambda_g * terms["geometric"]
-        )
-        if self.add_as_loss:
-            self.add_loss(tf.reduce_mean(terms["total"]))
-        return terms
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "lambda_a": self.lambda_a,
-                "lambda_s": self.lambda_s,
-                "lambda_g": self.lambda_g,
-                "add_as_loss": self.add_as_loss,
-                "elbow_plane": self.elbow_plane,
-            }
-        )
-        return config

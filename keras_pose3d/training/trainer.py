@@ -287,7 +287,7 @@ class Trainer:
             with tf.GradientTape() as tape:
                 outputs = model(images, training=True)
                 terms = objective.per_sample_terms(outputs, targets, names, cfg.loss)
-                loss, sums, counts = objective.total_loss(terms, cfg.loss, global_batch)
+                loss, sums, counts = objective.total_loss(terms, global_batch)
                 scaled = optimizer.scale_loss(loss) if scale_loss else loss
             grads = tape.gradient(scaled, train_vars)
             return loss, sums, counts, grads
