@@ -29,7 +29,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose3d.config import from_dict, load_config
-from keras_pose3d.models import SAPNet
 from keras_pose3d.models.complexity import forward_flops, trainable_parameters
 from keras_pose3d.training import trainer as kp_trainer
 
@@ -63,22 +62,6 @@ def make_config(name: str, batch_size: int | None, precision: str, xla: bool):
             "runtime": {"precision": precision, "xla": xla},
         }
     )
-
-
-def build_model(cfg) -> SAPNet:
-    m = cfg.model
-    model = SAPNet(
-        num_joints=m.num_joints,
-        num_stacks=m.num_stacks,
-        num_features=m.num_features,
-        hourglass_depth=m.hourglass_depth,
-        depth_blocks=m.depth_blocks,
-        num_modules=m.num_modules,
-        input_size=cfg.data.input_size,
-        heatmap_size=cfg.data.heatmap_size,
-    )
-    model(tf.zeros((1, cfg.data.input_size, cfg.data.input_size, 3)), training=False)
-    return model
 
 
 def constant_batch(cfg, seed: int = 0):
@@ -145,7 +128,7 @@ def main() -> None:
     )
     for name in args.configs.split(","):
         cfg = make_config(name, args.batch, "float32", False)
-        model = build_model(cfg)
+        model = kp_trainer.build_model(cfg)
         params = trainable_parameters(model)
         gflops = forward_flops(model, cfg.data.input_size) / 1e9
         del model
