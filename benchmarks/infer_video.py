@@ -33,25 +33,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SIZES = {
-    "paper": {
-        "num_stacks": 2,
-        "num_features": 256,
-        "hourglass_depth": 4,
-        "depth_blocks": 4,
-        "input_size": 256,
-        "heatmap_size": 64,
-    },
-    "quickstart": {
-        "num_stacks": 2,
-        "num_features": 64,
-        "hourglass_depth": 2,
-        "depth_blocks": 2,
-        "input_size": 64,
-        "heatmap_size": 16,
-    },
-}
-
+# One table of benchmark model sizes (paper size = Zhou's net, num_modules 2): serving.py's.
+from serving import SIZES
 
 # A fresh parent per run, so RUSAGE_CHILDREN's peak is that one infer process's own.
 MEASURE = (

@@ -12,9 +12,8 @@ import tensorflow as tf
 from keras_pose3d import bvh, export, infer, skeleton
 from keras_pose3d.models import loading
 from keras_pose3d.models import tp_net as tp_net_lib
-from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
-from tests.test_export import exported  # noqa: F401  (session fixture)
+from tests.test_export import exported, tiny_sap_net  # noqa: F401  (session fixture)
 
 FRAMES = 6
 
@@ -22,16 +21,7 @@ FRAMES = 6
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    sap = SAPNet(
-        num_stacks=1,
-        num_features=32,
-        hourglass_depth=2,
-        depth_blocks=2,
-        input_size=64,
-        heatmap_size=16,
-    )
-    sap(np.zeros((1, 64, 64, 3), np.float32))
-    sap.save(run / loading.SAP_NET_FILE)
+    tiny_sap_net().save(run / loading.SAP_NET_FILE)
     tp = TPNet(window=3, hidden=16)
     tp(np.zeros((1, 3, 16, 3), np.float32))
     tp.save(run / loading.TP_NET_FILE)
