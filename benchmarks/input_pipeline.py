@@ -7,7 +7,7 @@ Prints, from one run:
 * frames/s of `pipelines/synthetic_to_tfrecord` on the DirectRunner with
   `--direct_num_workers 1` and `2` (`--direct_running_mode multi_processing`), wall clock
   including pipeline start-up (what a user waits for);
-* examples/s of the full training pipeline (`make_dataset(training=True)`: parse, JPEG decode,
+* examples/s of the full training pipeline (`make_dataset(split="train")`: parse, JPEG decode,
   2D/3D split, augmentation, heatmaps, batching) next to the bare JPEG-decode rate of the same
   records (read + parse + decode, same parallelism), and their ratio: how much of the CPU
   budget the augmentation and targets cost on top of decoding.
@@ -26,6 +26,7 @@ import time
 
 import tensorflow as tf
 
+from keras_pose3d.config import DataConfig
 from keras_pose3d.data import dataset, features
 from pipelines import synthetic_to_tfrecord
 
@@ -100,14 +101,13 @@ def main(argv: list[str] | None = None) -> None:
             out = os.path.join(workdir, f"beam_{workers}")
             beam[workers] = run_beam(out, args, workers)
         files = sorted(glob.glob(os.path.join(workdir, "beam_1", "train-*.tfrecord")))
-        train = dataset.make_dataset(
-            files,
+        data = DataConfig(
+            train_files=tuple(files),
             input_size=args.input_size,
             heatmap_size=args.heatmap_size,
-            batch_size=args.batch_size,
-            training=True,
             shuffle_buffer=256,
         )
+        train = dataset.make_dataset(data, split="train", batch_size=args.batch_size)
         full = rate(train, args.batch_size, args.seconds)
         bare = rate(bare_decode_dataset(files, args.batch_size), args.batch_size, args.seconds)
 

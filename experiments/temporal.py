@@ -51,6 +51,7 @@ from scipy.signal import lfilter
 
 from experiments import common, filters
 from keras_pose3d import metrics, skeleton
+from keras_pose3d.data.windows import target_index, window_indices, window_offsets
 
 FRAME_MS = 1000.0 / common.FPS
 
@@ -365,22 +366,16 @@ def classic_refiners(noisy_tune: list[np.ndarray], gt_tune: list[np.ndarray]) ->
 # ----------------------------------------------------------------------------------------------
 def _window_index(lengths: list[int], window: int, mode: str) -> np.ndarray:
     """(sum T, N) indices into the concatenated sequences, padded like `make_windows`."""
-    from keras_pose3d.models.tp_net import make_windows
-
     out, start = [], 0
     for t in lengths:
-        idx = np.arange(start, start + t).reshape(t, 1, 1)
-        out.append(make_windows(idx, window, mode)[..., 0, 0])  # (T, N)
+        out.append(start + window_indices(t, window, mode))  # (T, N)
         start += t
     return np.concatenate(out)
 
 
 def window_latency(window: int, mode: str) -> int:
     """Future frames a TP-Net window needs: 0 online, N - N // 2 - 1 semi-online (1, 4, 9 for
-    N = 4, 10, 20), the largest offset of `data.dataset.window_offsets`."""
-    # Imported here: it pulls in TensorFlow, which only the TP-Net part needs.
-    from keras_pose3d.data.dataset import window_offsets
-
+    N = 4, 10, 20), the largest offset of `data.windows.window_offsets`."""
     return int(window_offsets(window, mode).max())
 
 
@@ -419,7 +414,7 @@ def train_tp_net(
     import keras
     import tensorflow as tf
 
-    from keras_pose3d.models.tp_net import TPNet, target_index
+    from keras_pose3d.models.tp_net import TPNet
 
     t_start = time.time()
     keras.utils.set_random_seed(cfg.seed)

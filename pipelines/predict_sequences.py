@@ -62,7 +62,7 @@ import tensorflow as tf
 
 from keras_pose3d import atomic_files, skeleton
 from keras_pose3d.cli import exits_cleanly
-from keras_pose3d.data import augment, features, frame_rates, pose_codec
+from keras_pose3d.data import dataset, features, frame_rates, pose_codec
 
 _LOG = logging.getLogger(__name__)
 META = ("dataset", "subject", "sequence", "action", "camera")
@@ -133,14 +133,7 @@ def _prepare(record: dict, input_size: int) -> dict:
     frame.
     """
     # The evaluation crop of training/validation: same person scale, same intrinsics.
-    out = augment.crop_and_augment(
-        record["image"],
-        record["joints_2d"],
-        record["visibility"],
-        record["joints_3d"],
-        record["intrinsics"],
-        input_size=input_size,
-    )
+    out = dataset.crop_record(record, input_size)
     image, intrinsics = out["image"], out["intrinsics"]
     key = tf.strings.join([record[m] for m in META], separator="/")
     return {

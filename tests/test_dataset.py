@@ -1,4 +1,4 @@
-"""dataset: half/half batches, targets against NumPy, validation order, replicas, windows."""
+"""dataset: half/half batches, targets against NumPy, validation order, replicas."""
 
 import logging
 
@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from keras_pose3d import skeleton
-from keras_pose3d.data import dataset, features, heatmaps, pose_codec
+from keras_pose3d.config import DataConfig
+from keras_pose3d.data import dataset, features, pose_codec
 
 STORED, S, H = 56, 32, 8  # stored crop 56 px -> person region 32 px -> input 32 px (s = 1)
 INTR = np.array([60.0, 60.0, 27.5, 27.5], np.float32)  # stored-crop intrinsics (fx = fy)
@@ -59,18 +60,18 @@ def mixed_files(tmp_path_factory):
     return [_write(tmp / "a.tfrecord", recs[:5]), _write(tmp / "b.tfrecord", recs[5:])], recs
 
 
+def _data(files):
+    """A DataConfig reading `files` for both splits at the test's sizes."""
+    files = (files,) if isinstance(files, str) else tuple(files)
+    return DataConfig(
+        train_files=files, val_files=files, input_size=S, heatmap_size=H, shuffle_buffer=8
+    )
+
+
 def _train(files, **kw):
-    args = {
-        "input_size": S,
-        "heatmap_size": H,
-        "batch_size": 4,
-        "training": True,
-        "shuffle_buffer": 8,
-        "seed": 1,
-        "deterministic": True,
-    }
+    args = {"split": "train", "batch_size": 4, "seed": 1, "deterministic": True}
     args.update(kw)
-    return dataset.make_dataset(files, **args)
+    return dataset.make_dataset(_data(files), **args)
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +96,18 @@ def test_every_batch_is_half_2d_half_3d(train_batches):
 
 def test_augmented_targets_are_mutually_consistent(train_batches):
     scaled = 0
+    yy, xx = np.mgrid[0:H, 0:H]
     for _, t in train_batches:
         px = pose_codec.denormalise_2d(t["pose_2d"], S)
-        coords, _ = heatmaps.decode_heatmaps(t["heatmaps"])
-        hm_px = heatmaps.heatmap_to_input_px(coords, S, H).numpy()
-        vis = t["visibility"] > 0
-        assert np.abs(hm_px - px)[vis].max() <= 0.25 * S / H + 1e-3
-        assert np.all(t["heatmaps"].reshape(6, -1, 16).max(1)[~vis] == 0)
+        # NumPy heatmaps of the augmented 2D targets: Gaussians at (px + 0.5) * H / S - 0.5,
+        # zero for invisible joints and joints off the grid.
+        q = (px + 0.5) * H / S - 0.5  # (B, J, 2)
+        on = np.all((q >= -0.5) & (q <= H - 0.5), axis=-1) & (t["visibility"] > 0)  # (B, J)
+        dx2 = (xx[None, :, :, None] - q[:, None, None, :, 0]) ** 2  # (B, H, H, J)
+        dy2 = (yy[None, :, :, None] - q[:, None, None, :, 1]) ** 2
+        ref = np.exp(-(dx2 + dy2) / 2.0) * on[:, None, None, :]
+        np.testing.assert_allclose(t["heatmaps"], ref, atol=1e-4)
+        assert on.sum() > 0.5 * on.size  # most joints are on the grid (the test is not empty)
         np.testing.assert_allclose(
             t["depth"], pose_codec.depth_target(t["joints_3d"], t["intrinsics"], S), atol=1e-5
         )
@@ -114,9 +120,7 @@ def test_augmented_targets_are_mutually_consistent(train_batches):
 
 def test_validation_targets_equal_numpy(mixed_files):
     files, recs = mixed_files
-    ds = dataset.make_dataset(
-        files, input_size=S, heatmap_size=H, batch_size=4, training=False, heatmap_sigma=1.0
-    )
+    ds = dataset.make_dataset(_data(files), split="validation", batch_size=4)
     batches = list(ds)
     assert [len(b[1]["has_3d"]) for b in batches] == [4, 4, 2]  # drop_remainder=False
     inputs = np.concatenate([b[0]["image"].numpy() for b in batches])
@@ -184,53 +188,21 @@ def test_single_kind_stages_read_only_that_kind(mixed_files, tmp_path):
         _train(only_2d, samples="3d_only")
     with pytest.raises(ValueError, match="samples must be"):
         _train(files, samples="3d")
+    with pytest.raises(ValueError, match="split must be"):
+        _train(files, split="test")
 
 
 def test_each_replica_batch_is_half_and_half(mixed_files, mirrored_strategy):
     files, _ = mixed_files
     strategy = mirrored_strategy
-    dist = dataset.distributed_dataset(
-        strategy, lambda ctx: _train(files, batch_size=4, input_context=ctx)
+    dist = strategy.distribute_datasets_from_function(
+        lambda ctx: _train(files, batch_size=4, input_context=ctx)
     )
     _, targets = next(iter(dist))
     per_replica = strategy.experimental_local_results(targets["has_3d"])
     assert len(per_replica) == 2
     for has_3d in per_replica:
         np.testing.assert_array_equal(has_3d.numpy(), [0, 1])
-
-
-def test_window_padding_and_modes():
-    seq_a = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
-    seq_b = 100 + np.arange(3, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
-    frames = lambda w: w[:, 0, 0].tolist()
-    online = list(dataset.make_window_dataset([seq_a, seq_b], window=3, mode="online"))
-    assert [frames(w.numpy()) for w, _ in online] == [
-        [0, 0, 0],
-        [0, 0, 1],
-        [0, 1, 2],
-        [1, 2, 3],
-        [2, 3, 4],  # first pose repeated at start
-        [100, 100, 100],
-        [100, 100, 101],
-        [100, 101, 102],  # never crosses sequences
-    ]
-    assert [t.numpy()[0, 0] for _, t in online] == [0, 1, 2, 3, 4, 100, 101, 102]
-    semi = list(dataset.make_window_dataset([seq_a], window=4, mode="semi_online"))
-    assert [frames(w.numpy()) for w, _ in semi] == [
-        [0, 0, 0, 1],
-        [0, 0, 1, 2],
-        [0, 1, 2, 3],
-        [1, 2, 3, 4],
-        [2, 3, 4, 4],
-    ]
-    valid = list(dataset.make_window_dataset([seq_a], window=3, pad="valid"))
-    assert [t.numpy()[0, 0] for _, t in valid] == [2, 3, 4]
-    # Separate targets (e.g. ground truth for predicted inputs), batched.
-    batch = next(iter(dataset.make_window_dataset([seq_a], [seq_a * 10], window=2, batch_size=5)))
-    np.testing.assert_array_equal(batch[1].numpy()[:, 0, 0], [0, 10, 20, 30, 40])
-    assert batch[0].shape == (5, 2, 2, 3)
-    with pytest.raises(ValueError, match="mode"):
-        dataset.window_offsets(3, "offline")
 
 
 def test_sequences_from_records_orders_frames(tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_pose3d import metrics, skeleton
+from keras_pose3d.data.readers.mpi_inf_3dhp import TEST_ACTIVITIES
 from keras_pose3d.evaluation import h36m, mpi_inf_3dhp, mpii, structural
 from keras_pose3d.evaluation.tables import Table, to_csv, to_markdown, write_report
 
@@ -151,7 +152,7 @@ def test_3dhp_record_path_uses_univ_not_annot3():
     keep = valid == 1
     meta = [
         {
-            "action": mpi_inf_3dhp.ACTIVITIES[a],
+            "action": TEST_ACTIVITIES[a],
             "sequence": s,
             "subject": s,
             "camera": s,

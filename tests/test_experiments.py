@@ -160,7 +160,7 @@ def test_split_validation_holds_out_every_nth_stream():
 
 
 def test_window_latency_counts_the_future_frames_tp_net_reads():
-    from keras_pose3d.models.tp_net import make_windows
+    from keras_pose3d.data.windows import make_windows
 
     assert [temporal.window_latency(n, "semi_online") for n in (4, 10, 20)] == [1, 4, 9]
     assert [temporal.window_latency(n, "online") for n in (4, 10, 20)] == [0, 0, 0]
@@ -172,6 +172,19 @@ def test_window_latency_counts_the_future_frames_tp_net_reads():
             ids = make_windows(frames, n, mode)[..., 0, 0]  # (T, N) frame ids
             future = int((ids.max(axis=1) - np.arange(60))[25:35].max())
             assert temporal.window_latency(n, mode) == future, (mode, n)
+
+
+def test_window_index_never_crosses_sequences():
+    # Sequences of 5 and 3 frames, concatenated: rows index the flat array, each padded at its
+    # own ends.
+    np.testing.assert_array_equal(
+        temporal._window_index([5, 3], 3, "online"),
+        [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4], [5, 5, 5], [5, 5, 6], [5, 6, 7]],
+    )
+    np.testing.assert_array_equal(
+        temporal._window_index([2, 2], 4, "semi_online"),
+        [[0, 0, 0, 1], [0, 0, 1, 1], [2, 2, 2, 3], [2, 2, 3, 3]],
+    )
 
 
 def test_classic_refiners_return_function_and_latency():

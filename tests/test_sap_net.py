@@ -253,7 +253,14 @@ def test_predict_sequences_input_equals_the_validation_input(tmp_path):
     inputs, targets = next(
         iter(
             dataset.make_dataset(
-                str(path), input_size=size, heatmap_size=4, batch_size=1, training=False
+                kc.DataConfig(
+                    train_files=(str(path),),
+                    val_files=(str(path),),
+                    input_size=size,
+                    heatmap_size=4,
+                ),
+                split="validation",
+                batch_size=1,
             )
         )
     )

@@ -1,4 +1,4 @@
-"""TP-Net: window layout, padding, the forward pass against NumPy, config, training."""
+"""TP-Net: the forward pass against NumPy, config, training (windows: test_windows)."""
 
 import logging
 
@@ -10,30 +10,15 @@ import tensorflow as tf
 
 from keras_pose3d import temporal_train
 from keras_pose3d.data import features
-from keras_pose3d.models import tp_net
 from keras_pose3d.models.tp_net import TPNet
 from pipelines import predict_sequences
 
 
-def test_window_offsets_online_and_semi_online():
-    np.testing.assert_array_equal(tp_net.window_offsets(4, "online"), [-3, -2, -1, 0])
-    np.testing.assert_array_equal(tp_net.window_offsets(4, "semi_online"), [-2, -1, 0, 1])
-    np.testing.assert_array_equal(tp_net.window_offsets(5, "semi_online"), [-2, -1, 0, 1, 2])
-    assert tp_net.target_index(20, "online") == 19
-    assert tp_net.target_index(20, "semi_online") == 10
+def test_tp_net_rejects_a_bad_window_or_mode():
     with pytest.raises(ValueError, match="window"):
-        tp_net.window_offsets(0, "online")
+        TPNet(window=0)
     with pytest.raises(ValueError, match="mode"):
-        tp_net.window_offsets(4, "offline")
-
-
-def test_make_windows_pads_by_repeating_first_and_last_pose():
-    seq = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((5, 2, 3), np.float32)
-    online = tp_net.make_windows(seq, 3, "online")[..., 0, 0]  # frame ids
-    np.testing.assert_array_equal(online, [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]])
-    semi = tp_net.make_windows(seq, 4, "semi_online")[..., 0, 0]
-    np.testing.assert_array_equal(semi[0], [0, 0, 0, 1])
-    np.testing.assert_array_equal(semi[4], [2, 3, 4, 4])
+        TPNet(window=4, mode="offline")
 
 
 def test_forward_matches_numpy_reference():

@@ -1,13 +1,14 @@
-"""tf.data input pipelines: read shards, parse, augment, build targets, mix 2D/3D, windows.
+"""tf.data input pipelines: read shards, parse, augment, build targets, mix 2D/3D.
 
 Training batches follow the paper (Sect. 5: "both 2D samples ... and 3D samples ... were
 consumed in equal proportion in each iteration"): the record stream is split by `has_3d` into
 two streams, each shuffled, augmented and batched with B/2, and the two half-batches are
 concatenated, so **every** batch holds exactly B/2 2D-only samples (first) and B/2 3D samples
 (second). Both streams read every shard and keep their kind by a one-key parse before JPEG
-decoding, so the split costs a second pass of record reading, not of decoding. Under `tf.distribute` each replica builds its own pipeline with its per-replica batch
-(`distributed_dataset`), so each replica's batch is half/half too; the per-replica batch must be
-even. When one kind is absent from the files (probed on the first `probe_records` records,
+decoding, so the split costs a second pass of record reading, not of decoding. Under
+`tf.distribute` each replica builds its own pipeline with its per-replica batch (pass the
+`input_context` of `strategy.distribute_datasets_from_function`, as the trainer does), so each
+replica's batch is half/half too; the per-replica batch must be even. When one kind is absent from the files (probed on the first `probe_records` records,
 interleaved over all files) the pipeline falls back to the other kind with a logged warning
 (`on_missing_kind="warn"`) or raises (`"error"`).
 
@@ -19,25 +20,24 @@ network-input px, root_depth (B,) mm.
 Augmentation randomness is stateless, seeded by (seed, stream, element index), so a pipeline
 built with the same seed and `deterministic=True` yields the same batches.
 
-Temporal windows (`make_window_dataset`) feed TP-Net: for frame t of a sequence of T poses the
-window is N poses at frames t + offsets, with offsets -N+1..0 (online: the current frame and
-the N-1 before it) or -N//2..N-N//2-1 (semi-online: N//2 frames before, the current frame, and
-the rest after; 10 / 1 / 9 for N = 20). With pad="edge" an offset before the first frame
-repeats the first pose and one past the last frame repeats the last pose, so every frame gets a
-window; pad="valid" keeps only frames whose window lies inside the sequence.
+What to read and how (files, sizes, heatmap sigma, mixing, augmentation, shuffle buffer) comes
+from `config.DataConfig`; `make_dataset` takes only the per-call choices (split, batch, seed,
+samples, replica context) besides it. TP-Net's pose windows are built in NumPy
+(`data.windows`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import skeleton
+from keras_pose3d.config import DataConfig
 from keras_pose3d.data import augment as aug
 from keras_pose3d.data import features, heatmaps, pose_codec
 
@@ -168,6 +168,34 @@ def count_kinds(files: list[str], probe_records: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------
 # One record -> (inputs, targets).
 # ----------------------------------------------------------------------------------------------
+def crop_record(
+    record: dict[str, tf.Tensor],
+    input_size: int,
+    *,
+    scale: tf.Tensor | float = 1.0,
+    rotation_deg: tf.Tensor | float = 0.0,
+    flip: tf.Tensor | bool = False,
+) -> dict[str, tf.Tensor]:
+    """The network-input crop of a parsed record (`augment.crop_and_augment` on its fields).
+
+    The defaults (scale 1, no rotation or flip) are the evaluation crop: the validation
+    dataset's and `pipelines/predict_sequences.py`'s, which must see the same input and
+    intrinsics. Returns crop_and_augment's dict (image, joints_2d, visibility, joints_3d,
+    intrinsics at network-input size).
+    """
+    return aug.crop_and_augment(
+        record["image"],
+        record["joints_2d"],
+        record["visibility"],
+        record["joints_3d"],
+        record["intrinsics"],
+        input_size=input_size,
+        scale=scale,
+        rotation_deg=rotation_deg,
+        flip=flip,
+    )
+
+
 def build_example(
     record: dict[str, tf.Tensor],
     *,
@@ -201,13 +229,9 @@ def build_example(
             rotation_prob=augment.rotation_prob,
             flip_prob=augment.flip_prob if augment.flip else 0.0,
         )
-    out = aug.crop_and_augment(
-        record["image"],
-        record["joints_2d"],
-        record["visibility"],
-        record["joints_3d"],
-        record["intrinsics"],
-        input_size=input_size,
+    out = crop_record(
+        record,
+        input_size,
         scale=geo["scale"],
         rotation_deg=geo["rotation_deg"],
         flip=geo["flip"],
@@ -243,6 +267,16 @@ def _concat_halves(first, second):
     return tf.nest.map_structure(lambda a, b: tf.concat([a, b], axis=0), first, second)
 
 
+def _per_replica_batch(batch_size: int, input_context: tf.distribute.InputContext | None) -> int:
+    """This replica's share of the GLOBAL `batch_size`; raises unless it is positive."""
+    batch = batch_size
+    if input_context is not None:
+        batch = input_context.get_per_replica_batch_size(batch_size)
+    if batch <= 0:
+        raise ValueError(f"batch_size must be positive. Received: batch_size={batch_size}")
+    return batch
+
+
 def _options(deterministic: bool) -> tf.data.Options:
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -252,67 +286,66 @@ def _options(deterministic: bool) -> tf.data.Options:
 # ----------------------------------------------------------------------------------------------
 # Training and validation datasets.
 # ----------------------------------------------------------------------------------------------
+SPLITS = ("train", "validation")
+
+
 def make_dataset(
-    file_patterns: str | Sequence[str],
+    data: DataConfig,
     *,
-    input_size: int,
-    heatmap_size: int,
+    split: str,
     batch_size: int,
-    training: bool,
-    mix_2d_3d: bool = True,
     samples: str = "mixed",
-    augment: Any = None,
-    heatmap_sigma: float = 1.0,
-    shuffle_buffer: int = 2048,
     seed: int = 0,
-    cache: bool = False,
+    input_context: tf.distribute.InputContext | None = None,
     deterministic: bool = True,
+    cache: bool = False,
     on_missing_kind: str = "warn",
     probe_records: int = 1000,
-    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
-    """The batched (inputs, targets) dataset (module docstring).
+    """The batched (inputs, targets) dataset of one split (module docstring).
+
+    Files, input_size S, heatmap_size h, heatmap_sigma, mix_2d_3d (exactly half 2D-only and
+    half 3D samples in every batch), augment and shuffle_buffer (records per stream, 0 disables
+    shuffling) come from `data`.
 
     Args:
-        file_patterns: TFRecord glob pattern(s).
-        input_size: S; heatmap_size: h.
+        data: the run's `config.DataConfig`.
+        split: "train": `data.train_patterns()`, shuffled, augmented, repeated forever,
+            drop_remainder. "validation": `data.val_patterns()` through
+            `make_validation_dataset` (the arguments below other than batch_size and
+            input_context do not apply).
         batch_size: GLOBAL batch; with `input_context` each replica gets its share.
-        training: True: shuffled, augmented, repeated forever, drop_remainder. False: the
-            validation dataset (`make_validation_dataset`).
-        mix_2d_3d: exactly half 2D-only and half 3D samples in every batch.
         samples: "mixed" (every record), "3d_only" or "2d_only" (a stage that reads one kind,
             e.g. the paper's depth warm start on 3D samples only); a single kind turns off
             mixing.
-        augment: `AugmentParams`, a dict, `config.AugmentConfig`, or None for the defaults.
-        heatmap_sigma: Gaussian sigma (heatmap px).
-        shuffle_buffer: records per stream in the shuffle buffer (0 disables shuffling).
         seed: seeds file order, shuffling and augmentation.
-        cache: cache the serialised records in memory after the first pass (small datasets).
+        input_context: from `strategy.distribute_datasets_from_function` (module docstring).
         deterministic: fixed element order, so a rerun with the same seed trains on the same
             batches (the default); False lets parallel stages hand out elements as they
             finish (a little faster, order varies from run to run).
+        cache: cache the serialised records in memory after the first pass (small datasets).
         on_missing_kind: "warn" (fall back to the present kind) or "error", when mixing finds
             only one kind of record.
         probe_records: records always read to detect the kinds present (`count_kinds`).
-        input_context: from `tf.distribute` (`distributed_dataset`).
     """
-    if not training:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
+    if split == "validation":
         return make_validation_dataset(
-            file_patterns,
-            input_size=input_size,
-            heatmap_size=heatmap_size,
+            list(data.val_patterns()),
+            input_size=data.input_size,
+            heatmap_size=data.heatmap_size,
             batch_size=batch_size,
-            heatmap_sigma=heatmap_sigma,
+            heatmap_sigma=data.heatmap_sigma,
             input_context=input_context,
         )
+    file_patterns = list(data.train_patterns())
+    input_size, heatmap_size, heatmap_sigma = data.input_size, data.heatmap_size, data.heatmap_sigma
+    shuffle_buffer = data.shuffle_buffer
     if on_missing_kind not in ("warn", "error"):
         raise ValueError(f"on_missing_kind must be 'warn' or 'error'. Received: {on_missing_kind}")
-    params = AugmentParams.coerce(augment)
-    batch = batch_size
-    if input_context is not None:
-        batch = input_context.get_per_replica_batch_size(batch_size)
-    if batch <= 0:
-        raise ValueError(f"batch_size must be positive. Received: batch_size={batch_size}")
+    params = AugmentParams.coerce(data.augment)
+    batch = _per_replica_batch(batch_size, input_context)
     files = list_files(file_patterns)
 
     if samples not in ("mixed", "3d_only", "2d_only"):
@@ -329,7 +362,7 @@ def make_dataset(
                 f"samples={samples!r}: the first {n2d + n3d} records of {file_patterns} hold "
                 f"no {'3D' if kinds[0] else '2D-only'} samples"
             )
-    elif mix_2d_3d:
+    elif data.mix_2d_3d:
         if batch % 2:
             raise ValueError(
                 f"mix_2d_3d needs an even per-replica batch (half 2D, half 3D). Received: "
@@ -413,11 +446,7 @@ def make_validation_dataset(
 
     Files are read in sorted order, each file front to back.
     """
-    batch = batch_size
-    if input_context is not None:
-        batch = input_context.get_per_replica_batch_size(batch_size)
-    if batch <= 0:
-        raise ValueError(f"batch_size must be positive. Received: batch_size={batch_size}")
+    batch = _per_replica_batch(batch_size, input_context)
     files = list_files(file_patterns)
     ds = tf.data.TFRecordDataset(files)  # sequential: file order, record order
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -437,125 +466,13 @@ def make_validation_dataset(
     return ds.with_options(_options(True))
 
 
-def distributed_dataset(
-    strategy: tf.distribute.Strategy,
-    make_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset],
-) -> tf.distribute.DistributedDataset:
-    """Per-replica pipelines: `make_fn(input_context)` builds one replica's dataset.
-
-    Pass `input_context` on to `make_dataset`, which batches with
-    `input_context.get_per_replica_batch_size(global_batch)`, so each replica's batch is itself
-    half 2D / half 3D. Example:
-
-        dist = distributed_dataset(strategy, lambda ctx: make_dataset(
-            files, input_size=256, heatmap_size=64, batch_size=12, training=True,
-            input_context=ctx))
-    """
-    return strategy.distribute_datasets_from_function(make_fn)
-
-
 # ----------------------------------------------------------------------------------------------
-# Temporal windows for TP-Net.
+# Per-sequence poses.
 # ----------------------------------------------------------------------------------------------
-def window_offsets(window: int, mode: str) -> np.ndarray:
-    """Frame offsets of a window relative to its target frame (module docstring)."""
-    if window <= 0:
-        raise ValueError(f"window must be positive. Received: window={window}")
-    if mode == "online":
-        return np.arange(-window + 1, 1)
-    if mode == "semi_online":
-        return np.arange(-(window // 2), window - window // 2)
-    raise ValueError(f"mode must be 'online' or 'semi_online'. Received: mode={mode!r}")
-
-
-def window_indices(
-    length: int, window: int, mode: str, pad: str = "edge"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices into one sequence of `length` frames.
-
-    Returns:
-        (windows (T', N) int, targets (T',) int): window k gathers frames windows[k] and
-        predicts frame targets[k]. T' = length with pad="edge"; fewer with pad="valid".
-    """
-    offsets = window_offsets(window, mode)
-    t = np.arange(length)
-    idx = t[:, None] + offsets[None, :]  # (T, N)
-    if pad == "edge":
-        return np.clip(idx, 0, length - 1), t
-    if pad == "valid":
-        keep = np.all((idx >= 0) & (idx < length), axis=1)
-        return idx[keep], t[keep]
-    raise ValueError(f"pad must be 'edge' or 'valid'. Received: pad={pad!r}")
-
-
-def _as_list(sequences) -> list[np.ndarray]:
-    if isinstance(sequences, Mapping):
-        return [np.asarray(sequences[k], np.float32) for k in sorted(sequences)]
-    return [np.asarray(s, np.float32) for s in sequences]
-
-
-def make_window_dataset(
-    sequences: Sequence[np.ndarray] | Mapping[Any, np.ndarray],
-    targets: Sequence[np.ndarray] | Mapping[Any, np.ndarray] | None = None,
-    *,
-    window: int = 20,
-    mode: str = "online",
-    pad: str = "edge",
-    batch_size: int | None = None,
-    shuffle_buffer: int = 0,
-    seed: int = 0,
-    drop_remainder: bool = False,
-) -> tf.data.Dataset:
-    """(window (N, J, 3), target (J, 3)) pairs for TP-Net, never crossing sequence boundaries.
-
-    Args:
-        sequences: input poses per sequence, each (T_i, J, 3) (e.g. SAP-Net predictions); a
-            mapping is read in sorted key order.
-        targets: ground-truth poses with the same structure and shapes; default `sequences`.
-        window: N; mode: "online" | "semi_online"; pad: "edge" | "valid" (module docstring).
-        batch_size: batch the pairs when given.
-        shuffle_buffer: shuffle the pairs when > 0 (seeded).
-        drop_remainder: for batching.
-    """
-    inputs = _as_list(sequences)
-    outs = inputs if targets is None else _as_list(targets)
-    if len(outs) != len(inputs):
-        raise ValueError(f"targets has {len(outs)} sequences; sequences has {len(inputs)}")
-    win_idx, tgt_idx = [], []
-    start = 0
-    for i, (seq, tgt) in enumerate(zip(inputs, outs)):
-        if seq.ndim != 3 or seq.shape[-1] != 3 or seq.shape != tgt.shape:
-            raise ValueError(
-                f"sequence {i}: expected inputs and targets of one shape (T, J, 3); got "
-                f"{seq.shape} and {tgt.shape}"
-            )
-        w, t = window_indices(len(seq), window, mode, pad)
-        win_idx.append(w + start)
-        tgt_idx.append(t + start)
-        start += len(seq)
-    if start == 0:
-        raise ValueError("make_window_dataset: no frames in `sequences`")
-    all_in = tf.constant(np.concatenate(inputs, axis=0))  # (sum T, J, 3)
-    all_out = tf.constant(np.concatenate(outs, axis=0))
-    ds = tf.data.Dataset.from_tensor_slices(
-        (np.concatenate(win_idx).astype(np.int32), np.concatenate(tgt_idx).astype(np.int32))
-    )
-    if shuffle_buffer > 0:
-        ds = ds.shuffle(shuffle_buffer, seed=seed)
-    ds = ds.map(
-        lambda w, t: (tf.gather(all_in, w), tf.gather(all_out, t)),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
-    )
-    if batch_size:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(AUTOTUNE)
-
-
 def sequences_from_records(
     file_patterns: str | Sequence[str], field: str = "joints_3d"
 ) -> dict[tuple[str, str, str, str, str], np.ndarray]:
-    """Per-sequence pose arrays from 3D records, ordered by frame (for `make_window_dataset`).
+    """Per-sequence pose arrays from 3D records, ordered by frame (e.g. for `data.windows`).
 
     Returns:
         {(dataset, subject, sequence, action, camera): (T, J, 3 or 2) float32}; records with

@@ -1,4 +1,4 @@
-"""Gaussian heatmap targets (encode) and argmax + quarter-pixel refinement (decode).
+"""Gaussian heatmap targets and the network-input <-> heatmap pixel map.
 
 Coordinates are pixel coordinates of the grid they live on, 0-based with pixel centres at
 integers, x along the width. Network-input pixels (side S) and heatmap pixels (side h) are
@@ -10,9 +10,7 @@ Encode: channel j is exp(-((x - x_j)^2 + (y - y_j)^2) / (2 sigma^2)) centred at 
 joint position (peak 1 at the joint itself), zero for joints with visibility 0 or outside the
 grid (their weight, `heatmap_weights`, is 0 too).
 
-Decode (Newell et al.): integer argmax per channel, then a quarter-pixel step along x and y
-toward the higher of the two neighbours (no step at the border or on a tie). For a Gaussian
-target the error is at most 0.25 px. Confidence is the maximum value of the channel.
+Decoding heatmaps back to joints is the model's (`layers/heatmap_decode.py`, same pixel map).
 
 Shapes: J joints, h x w heatmap grid, `...` any batch shape.
 """
@@ -79,43 +77,3 @@ def encode_heatmaps(
     dy2 = tf.square(grid[:, None, None] - y)  # (..., h, 1, J): varies along height
     heat = tf.exp(-(dx2 + dy2) / (2.0 * sigma * sigma))  # (..., h, h, J)
     return heat * weights[..., None, None, :]
-
-
-def decode_heatmaps(heatmaps: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Argmax with Newell's quarter-pixel refinement toward the higher neighbour.
-
-    Args:
-        heatmaps: (..., h, w, J).
-
-    Returns:
-        coords (..., J, 2) x, y in heatmap pixels; confidence (..., J) the channel maximum.
-    """
-    heat = tf.convert_to_tensor(heatmaps)
-    heat = tf.cast(heat, tf.float32)
-    shape = tf.shape(heat)
-    h, w, j = shape[-3], shape[-2], shape[-1]
-    batch_shape = shape[:-3]
-    flat = tf.reshape(heat, tf.concat([[-1], [h * w, j]], axis=0))  # (N, h*w, J)
-    idx = tf.argmax(flat, axis=1, output_type=tf.int32)  # (N, J)
-    conf = tf.reduce_max(flat, axis=1)  # (N, J)
-    iy = idx // w
-    ix = idx % w
-
-    # Values at the four neighbours (clamped indices; masked at the border below).
-    def value_at(yy, xx):
-        lin = tf.clip_by_value(yy, 0, h - 1) * w + tf.clip_by_value(xx, 0, w - 1)  # (N, J)
-        per_joint = tf.transpose(flat, [0, 2, 1])  # (N, J, h*w)
-        return tf.gather(per_joint, lin, batch_dims=2)  # (N, J)
-
-    right, left = value_at(iy, ix + 1), value_at(iy, ix - 1)
-    down, up = value_at(iy + 1, ix), value_at(iy - 1, ix)
-    interior_x = tf.cast((ix > 0) & (ix < w - 1), tf.float32)
-    interior_y = tf.cast((iy > 0) & (iy < h - 1), tf.float32)
-    step_x = 0.25 * tf.sign(right - left) * interior_x
-    step_y = 0.25 * tf.sign(down - up) * interior_y
-    coords = tf.stack(
-        [tf.cast(ix, tf.float32) + step_x, tf.cast(iy, tf.float32) + step_y], axis=-1
-    )  # (N, J, 2)
-    coords = tf.reshape(coords, tf.concat([batch_shape, [j, 2]], axis=0))
-    conf = tf.reshape(conf, tf.concat([batch_shape, [j]], axis=0))
-    return coords, conf

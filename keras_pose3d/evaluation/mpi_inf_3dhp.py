@@ -31,20 +31,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_pose3d import metrics, skeleton
+from keras_pose3d.data.readers.mpi_inf_3dhp import TEST_ACTIVITIES
 from keras_pose3d.evaluation import structural
 from keras_pose3d.evaluation.tables import Table
 
 # The `read_record_meta` field holding univ_annot3 (present only in records that carry it).
 UNIV_FIELD = "joints_3d_univ"
-ACTIVITIES: dict[int, str] = {
-    1: "Standing/Walking",
-    2: "Exercising",
-    3: "Sitting",
-    4: "Reaching/Crouching",
-    5: "On the floor",
-    6: "Sports",
-    7: "Miscellaneous",
-}
 SCENES: dict[str, tuple[str, ...]] = {
     "green screen (TS1-2)": ("TS1", "TS2"),
     "studio, no green screen (TS3-4)": ("TS3", "TS4"),
@@ -78,7 +70,7 @@ def _as_3dhp17(pose: np.ndarray, name: str) -> np.ndarray:
 
 def _activity_name(a) -> str:
     if isinstance(a, (int, np.integer)):
-        return ACTIVITIES.get(int(a), f"activity {int(a)}")
+        return TEST_ACTIVITIES.get(int(a), f"activity {int(a)}")
     return str(a)
 
 
@@ -135,8 +127,8 @@ def mpi3dhp_tables(
         }
 
     rows = {}
-    for name in [ACTIVITIES[k] for k in sorted(ACTIVITIES)] + sorted(
-        set(acts) - set(ACTIVITIES.values())
+    for name in [TEST_ACTIVITIES[k] for k in sorted(TEST_ACTIVITIES)] + sorted(
+        set(acts) - set(TEST_ACTIVITIES.values())
     ):
         if (acts == name).any():
             rows[name] = row(acts == name)

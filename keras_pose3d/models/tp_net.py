@@ -7,11 +7,12 @@ fully connected layers of 4096 ReLU units to one refined pose. Two window layout
   sensitivity analysis (its Fig. 5) runs over t = 0 .. -19, so the target frame is part of the
   window and the output has no lag.
 * ``semi_online`` (Bi-TP-Net): the N//2 poses before t, t itself and the N - N//2 - 1 after it
-  (10 / 1 / 9 for N = 20); the output lags N - N//2 - 1 frames. The offsets are the input
-  pipeline's (`data.dataset.window_offsets`), so windows built here and there agree.
+  (10 / 1 / 9 for N = 20); the output lags N - N//2 - 1 frames.
 
 At the ends of a sequence the missing frames are padded by repeating the first (before the
-start) or the last (after the end) pose, so every frame gets an output; `make_windows` does it.
+start) or the last (after the end) pose, so every frame gets an output. The window maths
+(`window_offsets`, `target_index`, `make_windows`) lives in `data.windows`; the names are
+imported here too for the callers that still reach them through this module.
 
 Frame rate: a window of N poses covers N / frame_rate seconds, so a TP-Net is only valid on poses
 at the rate it was trained at (10 fps in the paper: H36M's every 5th frame). The model records it
@@ -28,57 +29,11 @@ import keras
 import numpy as np
 
 from keras_pose3d import skeleton
-from keras_pose3d.data import dataset
-
-MODES = ("online", "semi_online")
-
-
-def window_offsets(window: int, mode: str) -> np.ndarray:
-    """Frame offsets of a window relative to its target frame t.
-
-    Args:
-        window: N, the number of poses in a window.
-        mode: "online" or "semi_online".
-
-    Returns:
-        (N,) int offsets in time order: online -N+1..0, semi-online -N//2..N-N//2-1.
-    """
-    _check_window(window, mode)
-    return dataset.window_offsets(window, mode)
-
-
-def target_index(window: int, mode: str) -> int:
-    """Position of the target frame t inside a window (N-1 online, N//2 semi-online)."""
-    return int(np.flatnonzero(window_offsets(window, mode) == 0)[0])
-
-
-def make_windows(sequence: np.ndarray, window: int, mode: str) -> np.ndarray:
-    """All windows of a sequence, one per frame, padded at the ends by repetition.
-
-    Args:
-        sequence: (T, J, 3) poses of one sequence in time order.
-        window: N.
-        mode: "online" or "semi_online".
-
-    Returns:
-        (T, N, J, 3): windows[t] holds the poses at frames t + window_offsets(N, mode), with
-        indices before 0 clamped to 0 (the first pose repeated) and after T-1 to T-1.
-    """
-    sequence = np.asarray(sequence)
-    if sequence.ndim != 3 or sequence.shape[0] == 0:
-        raise ValueError(
-            f"sequence must be (T, J, 3) with T >= 1. Received: shape={sequence.shape}"
-        )
-    idx = np.arange(sequence.shape[0])[:, None] + window_offsets(window, mode)[None, :]  # (T, N)
-    idx = np.clip(idx, 0, sequence.shape[0] - 1)
-    return sequence[idx]
-
-
-def _check_window(window: int, mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
-    if int(window) < 1:
-        raise ValueError(f"window must be >= 1. Received: window={window}")
+from keras_pose3d.data.windows import (  # noqa: F401 (for callers, module docstring)
+    make_windows,
+    target_index,
+    window_offsets,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_pose3d")
@@ -116,7 +71,7 @@ class TPNet(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_window(window, mode)
+        window_offsets(window, mode)  # raises on a bad window or mode
         if hidden < 1 or num_joints < 1:
             raise ValueError(
                 f"hidden and num_joints must be >= 1. Received: hidden={hidden}, "

@@ -216,16 +216,10 @@ class Trainer:
         def dataset_fn(ctx: tf.distribute.InputContext):
             # make_dataset takes the GLOBAL batch and splits it with the input context.
             ds = kp_dataset.make_dataset(
-                list(d.train_patterns()),
-                input_size=d.input_size,
-                heatmap_size=d.heatmap_size,
-                heatmap_sigma=d.heatmap_sigma,
+                d,
+                split="train",
                 batch_size=global_batch,
-                training=True,
-                mix_2d_3d=d.mix_2d_3d and stage.samples == "mixed",
                 samples=stage.samples,
-                augment=d.augment,
-                shuffle_buffer=d.shuffle_buffer,
                 seed=seed,
                 input_context=ctx,
             )
@@ -236,12 +230,7 @@ class Trainer:
     def _val_dataset(self):
         d = self.cfg.data
         ds = kp_dataset.make_dataset(
-            list(d.val_patterns()),
-            input_size=d.input_size,
-            heatmap_size=d.heatmap_size,
-            heatmap_sigma=d.heatmap_sigma,
-            batch_size=max(2, self.cfg.train.batch_size),
-            training=False,
+            d, split="validation", batch_size=max(2, self.cfg.train.batch_size)
         )
         return ds.take(math.ceil(d.val_examples / max(2, self.cfg.train.batch_size)))
 

@@ -21,7 +21,16 @@ import os
 import numpy as np
 
 from keras_pose3d import skeleton
-from keras_pose3d.data.readers import files
+
+
+def _files():
+    """The gfile helpers (`readers.files`), imported on first use: they pull in TensorFlow,
+    while the tables below (TEST_ACTIVITIES, ...) are read by TF-free code such as
+    `evaluation.mpi_inf_3dhp`."""
+    from keras_pose3d.data.readers import files
+
+    return files
+
 
 TRAIN_SUBJECTS: tuple[str, ...] = tuple(f"S{i}" for i in range(1, 9))
 TRAIN_SEQUENCES: tuple[str, ...] = ("Seq1", "Seq2")
@@ -92,12 +101,12 @@ MPII_FROM_28: tuple[int, ...] = tuple(
 
 
 def video_path(root: str, subject: str, seq: str, camera: int) -> str:
-    return files.join(root, subject, seq, IMAGE_DIR, f"video_{camera}.avi")
+    return _files().join(root, subject, seq, IMAGE_DIR, f"video_{camera}.avi")
 
 
 def test_image_path(root: str, seq: str, frame: int) -> str:
     """Image of 0-based `frame`: the files are 1-based (`img_000001.jpg` is frame 0)."""
-    return files.join(root, seq, IMAGE_DIR, f"img_{frame + 1:06d}.jpg")
+    return _files().join(root, seq, IMAGE_DIR, f"img_{frame + 1:06d}.jpg")
 
 
 def frame_count(subject: str, seq: str, rows: int) -> int:
@@ -162,7 +171,7 @@ def read_train_annotations(path: str | os.PathLike, camera: int) -> dict[str, np
     path = os.fspath(path)
     if not 0 <= camera < NUM_CAMERAS:
         raise ValueError(f"camera must be in [0, {NUM_CAMERAS}). Received: {camera}")
-    data = files.read_bytes(path, "3DHP annotation file")
+    data = _files().read_bytes(path, "3DHP annotation file")
     try:
         mat = scipy.io.loadmat(io.BytesIO(data))
     except Exception as err:  # scipy raises several types for corrupt files
@@ -217,7 +226,7 @@ def read_test_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
     import h5py
 
     path = os.fspath(path)
-    data = files.read_bytes(path, "3DHP test annotation file")
+    data = _files().read_bytes(path, "3DHP test annotation file")
     try:
         f = h5py.File(io.BytesIO(data), "r")
     except OSError as err:
@@ -248,7 +257,7 @@ def read_test_frame_validity(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     path = os.fspath(path)
     try:
-        data = files.read_bytes(path, "3DHP test annotation file")
+        data = _files().read_bytes(path, "3DHP test annotation file")
         f = h5py.File(io.BytesIO(data), "r")
     except (OSError, FileNotFoundError) as err:
         raise ValueError(f"{path}: not an HDF5 (MATLAB v7.3) annot_data.mat ({err})") from err
