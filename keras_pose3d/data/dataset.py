@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import skeleton
-from keras_pose3d.config import DataConfig
+from keras_pose3d.config import AugmentConfig, DataConfig
 from keras_pose3d.data import augment as aug
 from keras_pose3d.data import features, heatmaps, pose_codec
 
@@ -73,19 +72,10 @@ class AugmentParams:
     saturation: float = 0.0
 
     @classmethod
-    def coerce(cls, value: Any) -> AugmentParams:
-        """AugmentParams from None (defaults), itself, a dict, or any object with its fields."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
+    def from_config(cls, augment: AugmentConfig) -> AugmentParams:
+        """The run's `config.AugmentConfig` fields; the extras keep their defaults."""
         names = [f.name for f in dataclasses.fields(cls)]
-        if isinstance(value, Mapping):
-            unknown = sorted(set(value) - set(names))
-            if unknown:
-                raise ValueError(f"unknown augment parameters {unknown}; expected some of {names}")
-            return cls(**value)
-        return cls(**{n: getattr(value, n) for n in names if hasattr(value, n)})
+        return cls(**{n: getattr(augment, n) for n in names if hasattr(augment, n)})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -344,7 +334,7 @@ def make_dataset(
     shuffle_buffer = data.shuffle_buffer
     if on_missing_kind not in ("warn", "error"):
         raise ValueError(f"on_missing_kind must be 'warn' or 'error'. Received: {on_missing_kind}")
-    params = AugmentParams.coerce(data.augment)
+    params = AugmentParams.from_config(data.augment)
     batch = _per_replica_batch(batch_size, input_context)
     files = list_files(file_patterns)
 
