@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import skeleton
+from keras_pose3d import config, skeleton
 from keras_pose3d.config import SyntheticConfig
 from keras_pose3d.data import features
 from keras_pose3d.data import synthetic as syn
@@ -155,6 +155,32 @@ def test_params_validation():
         SyntheticConfig(num_subjects=2, num_2d_subjects=1)
     with pytest.raises(ValueError, match="crop_size"):
         SyntheticConfig(crop_size=0)
+
+
+def test_yaml_section_is_the_generator_parameters():
+    stages = {"stages": [{"name": "s", "steps": 1, "learning_rate": 1e-3, "losses": ["heatmap"]}]}
+    section = {"num_subjects": 4, "crop_size": 32, "num_shards": 2, "num_validation_subjects": 2}
+    cfg = config.from_dict(
+        {"train": stages, "data": {"generate_synthetic": True, "synthetic": section}}
+    )
+    assert cfg.data.synthetic == SyntheticConfig(**section)
+    assert cfg.data.synthetic.subjects() == [
+        ("train", "S1", True),
+        ("train", "2d_S2", False),
+        ("validation", "S3", True),
+        ("validation", "S4", True),
+    ]
+    with pytest.raises(config.ConfigError, match="data.synthetic.num_subject'.*num_subjects"):
+        config.from_dict(
+            {"train": stages, "data": {"generate_synthetic": True, "synthetic": {"num_subject": 4}}}
+        )
+    with pytest.raises(config.ConfigError, match="data.synthetic.num_subjects.*3D training"):
+        config.from_dict(
+            {
+                "train": stages,
+                "data": {"generate_synthetic": True, "synthetic": {"num_subjects": 1}},
+            }
+        )
 
 
 # ----------------------------------------------------------------------------------------------
