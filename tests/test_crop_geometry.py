@@ -1,6 +1,7 @@
 """crop_geometry: the square-crop map by hand, its inverse, intrinsics through it, boxes, and the
 NumPy and TensorFlow twins agreeing."""
 
+import pathlib
 import subprocess
 import sys
 
@@ -112,4 +113,5 @@ def test_importing_it_does_not_load_tensorflow():
         "import sys; from keras_pose3d.data import crop_geometry as cg; "
         "cg.crop_affine((1.0, 2.0), 3.0, 4); assert 'tensorflow' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)

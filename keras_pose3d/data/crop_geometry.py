@@ -28,8 +28,8 @@ principal point through the matrix (exact for a square crop; with rotation see `
 
 Every function exists for NumPy (plain name, float64) and TensorFlow (`_tf` suffix, float32);
 both run the same formula code (`_Ops` below, as in `pose_codec`), so they cannot drift apart.
-TensorFlow is imported only when a `_tf` function is first called: the record writers and the
-scorers need none of it.
+TensorFlow is imported only when a `_tf` function is first called, so NumPy users (the MPII
+scorer, `evaluation.crop`) never load it.
 
 Shapes: `...` is any batch shape; boxes are (..., 4) x0, y0, x1, y1 *edges* in source pixels,
 centres (..., 2), sides (...), affine matrices (..., 3, 3) with q = M @ [p, 1].
