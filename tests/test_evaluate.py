@@ -631,3 +631,5 @@ def test_input_to_original_inverts_the_pipeline_and_augment_crops():
     )
     back = input_to_original(q[None], box[None], size)[0]
     np.testing.assert_allclose(back, orig, atol=2e-3)  # float32 in augment: ~1e-4 input px
+    with pytest.raises(ValueError, match="x1 > x0"):
+        input_to_original(q[None], box[None, [2, 1, 0, 3]], size)

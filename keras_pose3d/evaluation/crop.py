@@ -29,17 +29,6 @@ def _margin(margin: float | None) -> float:
     return PERSON_MARGIN
 
 
-def input_px_per_original_px(
-    box: np.ndarray, input_size: int, margin: float | None = None
-) -> np.ndarray:
-    """(..., 4) boxes -> (...) k, network-input pixels per original pixel.
-
-    `margin` (stored crop side / person box side) defaults to `features.PERSON_MARGIN`.
-    """
-    _, side = _input_box(box, margin)
-    return input_size / side
-
-
 def input_to_original(
     points_px: np.ndarray, box: np.ndarray, input_size: int, margin: float | None = None
 ) -> np.ndarray:
@@ -54,15 +43,10 @@ def input_to_original(
     Returns:
         (N, J, 2) original-image pixels, 0-based (add 1 for MPII's MATLAB convention).
     """
-    centre, side = _input_box(box, margin)  # (N, 2), (N,)
-    return crop_geometry.crop_to_source(points_px, centre[:, None], side[:, None], input_size)
-
-
-def _input_box(box: np.ndarray, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 4) stored-crop boxes -> centre (..., 2), side (...) of the network input's box."""
     box = np.asarray(box, dtype=np.float64)
-    width = box[..., 2] - box[..., 0]
+    width = box[:, 2] - box[:, 0]  # (N,) the stored crop's side
     if np.any(width <= 0):
         raise ValueError(f"crop box must have x1 > x0. Received: {box.reshape(-1, 4)[:3]}")
-    centre, _ = crop_geometry.box_centre_side(box)
-    return centre, width / _margin(margin)
+    centre, _ = crop_geometry.box_centre_side(box)  # (N, 2)
+    side = width / _margin(margin)  # (N,) the network input's box
+    return crop_geometry.crop_to_source(points_px, centre[:, None], side[:, None], input_size)
