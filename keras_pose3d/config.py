@@ -67,7 +67,15 @@ class AugmentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
-    """Size of the generated default dataset (pipelines/synthetic_to_tfrecord.py)."""
+    """The generated default dataset (`keras_pose3d.data.synthetic`, written by
+    `pipelines/synthetic_to_tfrecord.py`): the one type of its parameters.
+
+    Subjects S1..S{num_subjects}: the last `num_validation_subjects` form the validation split
+    (3D); of the others, the last `num_2d_subjects` are 2D-only (`2d_S*`, train split). With
+    None, `num_2d_subjects` is num_subjects // 3 and `num_validation_subjects` is 1.
+    `num_shards` is the TFRecord shards per split when the trainer generates it
+    (`synthetic_to_tfrecord.ensure_synthetic_dataset`); the records do not depend on it.
+    """
 
     num_subjects: int = 6
     sequences_per_subject: int = 2
@@ -75,6 +83,8 @@ class SyntheticConfig:
     crop_size: int = 128
     num_shards: int = 4
     seed: int = 0
+    num_2d_subjects: int | None = None
+    num_validation_subjects: int | None = None
 
     def __post_init__(self):
         for name in (
@@ -89,6 +99,34 @@ class SyntheticConfig:
                 f"data.synthetic.{name}",
                 f"must be positive, got {getattr(self, name)}",
             )
+        n_val, n_2d = self.split_sizes()
+        _check(
+            n_val >= 0 and n_2d >= 0 and self.num_subjects - n_val - n_2d >= 1,
+            "data.synthetic.num_subjects",
+            "need at least one 3D training subject: num_subjects="
+            f"{self.num_subjects}, num_validation_subjects={n_val}, num_2d_subjects={n_2d}",
+        )
+
+    def split_sizes(self) -> tuple[int, int]:
+        """(validation subjects, 2D-only subjects)."""
+        n_val = 1 if self.num_validation_subjects is None else self.num_validation_subjects
+        n_2d = self.num_subjects // 3 if self.num_2d_subjects is None else self.num_2d_subjects
+        return n_val, n_2d
+
+    def subjects(self) -> list[tuple[str, str, bool]]:
+        """[(split, subject name, has_3d)] in subject order."""
+        n_val, n_2d = self.split_sizes()
+        n_train = self.num_subjects - n_val
+        out = []
+        for i in range(self.num_subjects):
+            name = f"S{i + 1}"
+            if i >= n_train:
+                out.append(("validation", name, True))
+            elif i >= n_train - n_2d:
+                out.append(("train", f"2d_{name}", False))
+            else:
+                out.append(("train", name, True))
+        return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,7 +66,7 @@ import numpy as np
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from keras_pose3d.data import features
+from keras_pose3d.data import crop_geometry, features
 from keras_pose3d.data.readers import files
 from keras_pose3d.skeleton import NUM_JOINTS
 from pipelines import shard_sort
@@ -214,19 +214,6 @@ def check_layout(
 # ----------------------------------------------------------------------------------------------
 # Person crop.
 # ----------------------------------------------------------------------------------------------
-def crop_affine(center_xy: Sequence[float], side: float, out_size: int) -> np.ndarray:
-    """2x3 matrix from original-image pixels to crop pixels (pixel centres at integers).
-
-    The square box of `side` px centred on `center_xy` spans edges x0 = cx - side/2 ..
-    x0 + side; crop pixel u covers [u - 0.5, u + 0.5], so u = s (x - x0) - 0.5 with
-    s = out_size / side (the box centre lands on (out_size - 1) / 2).
-    """
-    s = out_size / side
-    x0 = center_xy[0] - side / 2.0
-    y0 = center_xy[1] - side / 2.0
-    return np.array([[s, 0.0, -s * x0 - 0.5], [0.0, s, -s * y0 - 0.5]], np.float64)
-
-
 def crop_person(
     image: np.ndarray,
     center_xy: Sequence[float],
@@ -239,8 +226,8 @@ def crop_person(
     """Square crop of side `PERSON_MARGIN * person_side_px` around a person, resized.
 
     Outside the image the crop is zero (black). The geometry is exact: joints and intrinsics
-    go through the same affine map as the pixels (`crop_affine`), so a 3D joint projected with
-    `intrinsics_crop` lands on its `joints_2d_crop`.
+    go through the same affine map as the pixels (`crop_geometry.crop_affine`), so a 3D joint
+    projected with `intrinsics_crop` lands on its `joints_2d_crop`.
 
     Args:
         image: (H, W, 3) uint8.
@@ -267,8 +254,8 @@ def crop_person(
     if out_size < 1:
         raise ValueError(f"out_size must be >= 1. Received: {out_size}")
     side = features.PERSON_MARGIN * float(person_side_px)
-    cx, cy = float(center_xy[0]), float(center_xy[1])
-    matrix = crop_affine((cx, cy), side, out_size)
+    centre = (float(center_xy[0]), float(center_xy[1]))
+    matrix = crop_geometry.crop_affine(centre, side, out_size)[:2]  # (2, 3)
     s = out_size / side
 
     src = image
@@ -295,16 +282,11 @@ def crop_person(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
-    joints = np.asarray(joints_2d, np.float64)
-    joints_crop = joints @ matrix[:, :2].T + matrix[:, 2]
+    joints_crop = crop_geometry.transform_points(joints_2d, matrix)
     intrinsics_crop = None
     if intrinsics is not None:
-        fx, fy, kx, ky = np.asarray(intrinsics, np.float64)
-        intrinsics_crop = np.array(
-            [s * fx, s * fy, s * kx + matrix[0, 2], s * ky + matrix[1, 2]], np.float64
-        )
-    box = np.array([cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0])
-    return crop, joints_crop, intrinsics_crop, box
+        intrinsics_crop = crop_geometry.transform_intrinsics(intrinsics, matrix)
+    return crop, joints_crop, intrinsics_crop, crop_geometry.square_box(centre, side)
 
 
 # ----------------------------------------------------------------------------------------------

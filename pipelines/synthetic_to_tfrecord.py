@@ -7,26 +7,37 @@ Writes `train-*` (3D subjects and the 2D-only `2d_*` subjects) and `validation-*
 subject(s), 3D) shards, `manifest.json` and the dead-letter file via `pipelines.common`. The
 output is a pure function of the flags: reruns are byte-identical. Any Beam flag passes
 through (e.g. `--direct_num_workers=2 --direct_running_mode=multi_processing`).
+
+`ensure_synthetic_dataset` is the trainer's entry: it runs this job unless a complete dataset
+made with the same parameters is already there.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import apache_beam as beam
 
+from keras_pose3d.config import SyntheticConfig
 from keras_pose3d.data import synthetic
 from pipelines import common
 
 SPLITS = ("train", "validation")
 
 
+# The dataset's fields that are job flags of their own; num_shards is the common --num_shards.
+_FLAGS = tuple(f.name for f in dataclasses.fields(SyntheticConfig) if f.name != "num_shards")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The generator's flags (defaults of `synthetic.SyntheticParams`)."""
-    defaults = synthetic.SyntheticParams()
+    """The generator's flags (defaults of `SyntheticConfig`)."""
+    defaults = SyntheticConfig()
     parser.add_argument("--num_subjects", type=int, default=defaults.num_subjects)
     parser.add_argument("--sequences_per_subject", type=int, default=defaults.sequences_per_subject)
     parser.add_argument("--frames_per_sequence", type=int, default=defaults.frames_per_sequence)
@@ -40,22 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def params_from_args(args: argparse.Namespace) -> synthetic.SyntheticParams:
-    return synthetic.SyntheticParams(
-        num_subjects=args.num_subjects,
-        sequences_per_subject=args.sequences_per_subject,
-        frames_per_sequence=args.frames_per_sequence,
-        crop_size=args.crop_size,
-        seed=args.seed,
-        num_2d_subjects=args.num_2d_subjects,
-        num_validation_subjects=args.num_validation_subjects,
-    )
+def params_from_args(args: argparse.Namespace) -> SyntheticConfig:
+    """The dataset the flags ask for (its `num_shards` stays the default: the records do not
+    depend on it, the job shards by `--num_shards`)."""
+    return SyntheticConfig(**{name: getattr(args, name) for name in _FLAGS})
 
 
 class RenderSequence(beam.DoFn):
     """(subject_index, sequence_index) -> (split, item_id, PoseRecord) per frame."""
 
-    def __init__(self, params: synthetic.SyntheticParams):
+    def __init__(self, params: SyntheticConfig):
         self._params = params
 
     def process(self, element):
@@ -91,6 +96,44 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
 
 main = common.job_main(run)
+
+
+def ensure_synthetic_dataset(
+    output_dir: str | os.PathLike, beam_args: Sequence[str] = (), **params: Any
+) -> bool:
+    """Generates the synthetic dataset into `output_dir` unless a complete one is there.
+
+    Args:
+        output_dir: destination directory.
+        beam_args: extra Beam flags (e.g. ["--direct_num_workers=2",
+            "--direct_running_mode=multi_processing"]).
+        **params: `SyntheticConfig` fields (num_subjects, sequences_per_subject,
+            frames_per_sequence, crop_size, num_shards, seed, num_2d_subjects,
+            num_validation_subjects); the others keep their defaults.
+
+    Returns:
+        True when it generated the data, False when a complete dataset was already there.
+
+    Raises:
+        ValueError: an existing complete dataset was made with other parameters (delete it
+            or choose another directory), or the parameters are invalid.
+    """
+    config = SyntheticConfig(**params)  # validates
+    output_dir = os.fspath(output_dir)
+    wanted = dataclasses.asdict(config)
+    if common.manifest_is_complete(output_dir):
+        job_args = common.read_manifest(output_dir).get("job_args", {})
+        differ = {k: (job_args.get(k), v) for k, v in wanted.items() if job_args.get(k) != v}
+        if differ:
+            raise ValueError(
+                f"{output_dir} holds a synthetic dataset made with other parameters "
+                f"(existing, requested): {differ}; delete it or use another data_dir"
+            )
+        return False
+    argv = [f"--output_dir={output_dir}", "--overwrite"]
+    argv += [f"--{key}={value}" for key, value in wanted.items() if value is not None]
+    run([*argv, *beam_args])
+    return True
 
 
 if __name__ == "__main__":

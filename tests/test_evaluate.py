@@ -339,8 +339,8 @@ def tiny_run(tmp_path_factory):
     import keras
 
     from keras_pose3d.config import Config, DataConfig, StageConfig, TrainConfig
-    from keras_pose3d.data.synthetic import ensure_synthetic_dataset
     from keras_pose3d.models.sap_net import SAPNet
+    from pipelines.synthetic_to_tfrecord import ensure_synthetic_dataset
 
     tmp = tmp_path_factory.mktemp("eval_run")
     data_dir = tmp / "data"
@@ -614,22 +614,23 @@ def test_mpii_records_count_annotated_joints_outside_the_crop(tmp_path):
 
 
 def test_input_to_original_inverts_the_pipeline_and_augment_crops():
-    """Round trip: original px -> stored crop (pipelines.common) -> input (augment) -> back."""
-    from keras_pose3d.data import augment
+    """Round trip: original px -> stored crop (crop_geometry) -> input (augment) -> back."""
+    from keras_pose3d.data import augment, crop_geometry
     from keras_pose3d.data.features import PERSON_MARGIN
     from keras_pose3d.evaluation.crop import input_to_original
-    from pipelines import common
 
     rng = np.random.default_rng(2)
     orig = rng.uniform(0, 1000, size=(16, 2))
     centre, person_side, stored, size = (512.3, 377.9), 311.0, 448, 64
     side = PERSON_MARGIN * person_side
-    crop_m = common.crop_affine(centre, side, stored)
-    in_crop = orig @ crop_m[:, :2].T + crop_m[:, 2]
+    crop_m = crop_geometry.crop_affine(centre, side, stored)
+    in_crop = orig @ crop_m[:2, :2].T + crop_m[:2, 2]
     m = augment.crop_affine([stored, stored], size)
-    q = np.asarray(augment.transform_points(in_crop, m), np.float64)
+    q = np.asarray(crop_geometry.transform_points_tf(in_crop, m), np.float64)
     box = np.array(
         [centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2]
     )
     back = input_to_original(q[None], box[None], size)[0]
     np.testing.assert_allclose(back, orig, atol=2e-3)  # float32 in augment: ~1e-4 input px
+    with pytest.raises(ValueError, match="x1 > x0"):
+        input_to_original(q[None], box[None, [2, 1, 0, 3]], size)

@@ -84,14 +84,6 @@ def _centroid(img):
     return np.array([(g * xx).sum() / g.sum(), (g * yy).sum() / g.sum()])
 
 
-def test_crop_affine_hand_computed():
-    # side 40 around (50, 60): edges x0 = 30, y0 = 40; scale 80 / 40 = 2.
-    m = common.crop_affine((50.0, 60.0), 40.0, 80)
-    np.testing.assert_allclose(m, [[2, 0, -60.5], [0, 2, -80.5]])
-    # The box centre lands on the crop centre (S - 1) / 2 = 39.5.
-    np.testing.assert_allclose(m @ [50, 60, 1], [39.5, 39.5])
-
-
 @pytest.mark.parametrize("person_side, sigma", [(40 / 1.75, 2.0), (350 / 1.75, 12.0)])
 def test_crop_person_moves_pixels_and_joints_together(person_side, sigma):
     # A blob at a sub-pixel joint position must land on the predicted crop pixel, both when

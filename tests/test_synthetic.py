@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import skeleton
+from keras_pose3d import config, skeleton
+from keras_pose3d.config import SyntheticConfig
 from keras_pose3d.data import features
 from keras_pose3d.data import synthetic as syn
 from pipelines import common, synthetic_to_tfrecord
@@ -110,7 +111,7 @@ def test_look_at_is_a_proper_rotation_towards_target():
 # Records.
 # ----------------------------------------------------------------------------------------------
 def test_generate_sequence_labels_are_exact():
-    params = syn.SyntheticParams(num_subjects=3, frames_per_sequence=6, crop_size=64, seed=3)
+    params = SyntheticConfig(num_subjects=3, frames_per_sequence=6, crop_size=64, seed=3)
     assert params.subjects() == [
         ("train", "S1", True),
         ("train", "2d_S2", False),
@@ -141,19 +142,45 @@ def test_generate_sequence_labels_are_exact():
 
 
 def test_generation_is_deterministic_and_seed_dependent():
-    params = syn.SyntheticParams(num_subjects=3, frames_per_sequence=3, crop_size=32, seed=5)
+    params = SyntheticConfig(num_subjects=3, frames_per_sequence=3, crop_size=32, seed=5)
     a = [r["image_jpeg"] for _, _, r in syn.generate_sequence(params, 0, 1)]
     b = [r["image_jpeg"] for _, _, r in syn.generate_sequence(params, 0, 1)]
-    other = syn.SyntheticParams(num_subjects=3, frames_per_sequence=3, crop_size=32, seed=6)
+    other = SyntheticConfig(num_subjects=3, frames_per_sequence=3, crop_size=32, seed=6)
     c = [r["image_jpeg"] for _, _, r in syn.generate_sequence(other, 0, 1)]
     assert a == b and a != c
 
 
 def test_params_validation():
     with pytest.raises(ValueError, match="at least one 3D training subject"):
-        syn.SyntheticParams(num_subjects=2, num_2d_subjects=1)
+        SyntheticConfig(num_subjects=2, num_2d_subjects=1)
     with pytest.raises(ValueError, match="crop_size"):
-        syn.SyntheticParams(crop_size=0)
+        SyntheticConfig(crop_size=0)
+
+
+def test_yaml_section_is_the_generator_parameters():
+    stages = {"stages": [{"name": "s", "steps": 1, "learning_rate": 1e-3, "losses": ["heatmap"]}]}
+    section = {"num_subjects": 4, "crop_size": 32, "num_shards": 2, "num_validation_subjects": 2}
+    cfg = config.from_dict(
+        {"train": stages, "data": {"generate_synthetic": True, "synthetic": section}}
+    )
+    assert cfg.data.synthetic == SyntheticConfig(**section)
+    assert cfg.data.synthetic.subjects() == [
+        ("train", "S1", True),
+        ("train", "2d_S2", False),
+        ("validation", "S3", True),
+        ("validation", "S4", True),
+    ]
+    with pytest.raises(config.ConfigError, match="data.synthetic.num_subject'.*num_subjects"):
+        config.from_dict(
+            {"train": stages, "data": {"generate_synthetic": True, "synthetic": {"num_subject": 4}}}
+        )
+    with pytest.raises(config.ConfigError, match="data.synthetic.num_subjects.*3D training"):
+        config.from_dict(
+            {
+                "train": stages,
+                "data": {"generate_synthetic": True, "synthetic": {"num_subjects": 1}},
+            }
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,10 +274,12 @@ def test_job_writes_exact_labels_and_reproduces_bytes(tmp_path):
 def test_ensure_synthetic_dataset_generates_once(tmp_path):
     params = {"num_subjects": 3, "sequences_per_subject": 1, "frames_per_sequence": 2}
     params["crop_size"] = 32
-    assert syn.ensure_synthetic_dataset(tmp_path, num_shards=1, **params) is True
+    assert synthetic_to_tfrecord.ensure_synthetic_dataset(tmp_path, num_shards=1, **params) is True
     assert common.verify_output(str(tmp_path))["num_examples"] == 6
     stamp = (tmp_path / "manifest.json").stat().st_mtime_ns
-    assert syn.ensure_synthetic_dataset(tmp_path, num_shards=1, **params) is False
+    assert synthetic_to_tfrecord.ensure_synthetic_dataset(tmp_path, num_shards=1, **params) is False
     assert (tmp_path / "manifest.json").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="other parameters"):
-        syn.ensure_synthetic_dataset(tmp_path, num_shards=1, **dict(params, crop_size=48))
+        synthetic_to_tfrecord.ensure_synthetic_dataset(
+            tmp_path, num_shards=1, **dict(params, crop_size=48)
+        )

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from keras_pose3d.data import synthetic
+    from pipelines import synthetic_to_tfrecord
 
     out = tmp_path_factory.mktemp("synthetic")
     # 1 3D training subject, 1 2D-only, 1 validation: enough for mixed batches.
-    synthetic.ensure_synthetic_dataset(
+    synthetic_to_tfrecord.ensure_synthetic_dataset(
         out,
         num_shards=1,
         num_subjects=3,

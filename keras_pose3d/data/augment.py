@@ -3,7 +3,8 @@
 Pure TensorFlow: every function works eagerly and inside `tf.data.Dataset.map`.
 
 Geometry is one affine matrix M (3 x 3) from stored-crop pixels p to network-input pixels q
-(0-based, pixel centres at integers):
+(0-based, pixel centres at integers), the square-crop map of `crop_geometry` (which owns the
+formulas: `stored_to_input_affine`, `transform_points`, `transform_intrinsics`):
 
     q = F( s * R(theta) * (p - c) + c_in )
 
@@ -48,6 +49,7 @@ import math
 import tensorflow as tf
 
 from keras_pose3d import skeleton
+from keras_pose3d.data import crop_geometry
 from keras_pose3d.data.features import PERSON_MARGIN
 
 # A plain tuple, not a tensor: a module-level tf.constant would start TensorFlow's runtime at
@@ -70,7 +72,8 @@ def crop_affine(
     flip: bool | tf.Tensor = False,
     margin: float = PERSON_MARGIN,
 ) -> tf.Tensor:
-    """The (3, 3) affine from stored-crop pixels to network-input pixels (module docstring).
+    """The (3, 3) affine from stored-crop pixels to network-input pixels (module docstring;
+    the formula is `crop_geometry.stored_to_input_affine`).
 
     Args:
         stored_size: (2,) stored crop height, width.
@@ -83,36 +86,9 @@ def crop_affine(
     Returns:
         (3, 3) float32 M with q = M @ [p, 1].
     """
-    hw = _f32(stored_size)
-    side = tf.reduce_max(hw) / margin * _f32(scale)
-    s = float(input_size) / side
-    theta = _f32(rotation_deg) * (math.pi / 180.0)
-    cos, sin = tf.cos(theta), tf.sin(theta)
-    cx, cy = (hw[1] - 1.0) / 2.0, (hw[0] - 1.0) / 2.0
-    c_in = (float(input_size) - 1.0) / 2.0
-    # Rows of s*R and the translation that sends c to c_in.
-    a00, a01 = s * cos, s * sin
-    a10, a11 = -s * sin, s * cos
-    t0 = c_in - (a00 * cx + a01 * cy)
-    t1 = c_in - (a10 * cx + a11 * cy)
-    # Mirror x after the similarity: x' = S - 1 - x.
-    sign = 1.0 - 2.0 * _f32(flip)
-    offset = _f32(flip) * (float(input_size) - 1.0)
-    one, zero = tf.ones_like(s), tf.zeros_like(s)
-    return tf.stack(
-        [
-            tf.stack([sign * a00, sign * a01, sign * t0 + offset]),
-            tf.stack([a10, a11, t1]),
-            tf.stack([zero, zero, one]),
-        ]
+    return crop_geometry.stored_to_input_affine_tf(
+        stored_size, input_size, margin, scale, rotation_deg, flip
     )
-
-
-def transform_points(points: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
-    """Applies a (3, 3) affine to points (..., 2) -> (..., 2)."""
-    pts = _f32(points)
-    m = _f32(matrix)
-    return tf.einsum("...k,jk->...j", pts, m[:2, :2]) + m[:2, 2]
 
 
 def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size: int) -> tf.Tensor:
@@ -153,24 +129,6 @@ def rotate_flip_3d(
     y = -sin * pts[..., 0] + cos * pts[..., 1]
     x = x * (1.0 - 2.0 * _f32(flip))
     return tf.stack([x, y, pts[..., 2]], axis=-1)
-
-
-def transform_intrinsics(intrinsics: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
-    """fx, fy times the matrix's scale; principal point through the matrix; zeros stay zeros.
-
-    Args:
-        intrinsics: (4,) fx, fy, cx, cy of the stored crop; all zeros when unknown (MPII).
-        matrix: (3, 3) from `crop_affine`.
-
-    Returns:
-        (4,) intrinsics of the network input.
-    """
-    intr = _f32(intrinsics)
-    m = _f32(matrix)
-    s = tf.sqrt(tf.abs(tf.linalg.det(m[:2, :2])))  # similarity scale (flip only changes sign)
-    pp = transform_points(intr[2:4], m)
-    known = tf.cast(intr[0] > 0, tf.float32)
-    return tf.concat([intr[0:2] * s, pp], axis=0) * known
 
 
 def flip_joints(values: tf.Tensor, flip: bool | tf.Tensor, axis: int = 0) -> tf.Tensor:
@@ -221,7 +179,7 @@ def crop_and_augment(
     stored_size = tf.shape(img)[:2]
     m = crop_affine(stored_size, input_size, scale, rotation_deg, flip, margin)
     out_image = warp_image(img, m, input_size)
-    j2d = transform_points(joints_2d, m)  # (J, 2)
+    j2d = crop_geometry.transform_points_tf(joints_2d, m)  # (J, 2)
     limit = float(input_size) - 1.0
     inside = tf.reduce_all((j2d >= 0.0) & (j2d <= limit), axis=-1)  # (J,)
     vis = _f32(visibility) * tf.cast(inside, tf.float32)
@@ -231,7 +189,7 @@ def crop_and_augment(
         "joints_2d": flip_joints(j2d, flip),
         "visibility": flip_joints(vis, flip),
         "joints_3d": flip_joints(j3d, flip),
-        "intrinsics": transform_intrinsics(intrinsics, m),
+        "intrinsics": crop_geometry.transform_intrinsics_tf(intrinsics, m),
         "matrix": m,
     }
 

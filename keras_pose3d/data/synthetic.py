@@ -22,18 +22,17 @@ Subjects named `2d_*` are 2D-only: their records drop the 3D labels and intrinsi
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
 import numpy as np
 
 from keras_pose3d import skeleton
-from keras_pose3d.data import features
+from keras_pose3d.config import SyntheticConfig
+from keras_pose3d.data import crop_geometry, features, jpeg
 
 logger = logging.getLogger(__name__)
 
@@ -41,60 +40,13 @@ DATASET_NAME = "synthetic"
 ORIG_SIZE = (1000, 1000)  # (h, w) of the virtual camera image
 FPS = 10.0
 MOTION_STYLES: tuple[str, ...] = ("walk", "squat", "wave", "reach", "dance")
+# The record crops' JPEG quality (not `jpeg.DEFAULT_QUALITY`): changing it changes every
+# synthetic record's bytes.
+JPEG_QUALITY = 92
 
 # Joint indices used below (MPII-16).
 _J = skeleton.J
 _BONE_INDEX = {bone: i for i, bone in enumerate(skeleton.BONES)}
-
-
-@dataclasses.dataclass(frozen=True)
-class SyntheticParams:
-    """Size and split of the generated dataset.
-
-    Subjects S1..S{num_subjects}: the last `num_validation_subjects` form the validation split
-    (3D); of the others, the last `num_2d_subjects` are 2D-only (`2d_S*`, train split). With
-    None, `num_2d_subjects` is num_subjects // 3 and `num_validation_subjects` is 1.
-    """
-
-    num_subjects: int = 6
-    sequences_per_subject: int = 2
-    frames_per_sequence: int = 100
-    crop_size: int = 128
-    seed: int = 0
-    num_2d_subjects: int | None = None
-    num_validation_subjects: int | None = None
-
-    def __post_init__(self):
-        for name in ("num_subjects", "sequences_per_subject", "frames_per_sequence", "crop_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
-        n_val, n_2d = self.split_sizes()
-        if n_val < 0 or n_2d < 0 or self.num_subjects - n_val - n_2d < 1:
-            raise ValueError(
-                "need at least one 3D training subject: num_subjects="
-                f"{self.num_subjects}, num_validation_subjects={n_val}, num_2d_subjects={n_2d}"
-            )
-
-    def split_sizes(self) -> tuple[int, int]:
-        """(validation subjects, 2D-only subjects)."""
-        n_val = 1 if self.num_validation_subjects is None else self.num_validation_subjects
-        n_2d = self.num_subjects // 3 if self.num_2d_subjects is None else self.num_2d_subjects
-        return n_val, n_2d
-
-    def subjects(self) -> list[tuple[str, str, bool]]:
-        """[(split, subject name, has_3d)] in subject order."""
-        n_val, n_2d = self.split_sizes()
-        n_train = self.num_subjects - n_val
-        out = []
-        for i in range(self.num_subjects):
-            name = f"S{i + 1}"
-            if i >= n_train:
-                out.append(("validation", name, True))
-            elif i >= n_train - n_2d:
-                out.append(("train", f"2d_{name}", False))
-            else:
-                out.append(("train", name, True))
-        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -600,23 +552,14 @@ def render_person(
 # Sequences -> records.
 # ----------------------------------------------------------------------------------------------
 def crop_box(joints_2d: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Square crop (centre, side) around projected joints: PERSON_MARGIN x the person box, whose
-    side is 1.2 x the joint extent (the H36M convention), centre jittered by up to 4 % of the
+    """Square crop (centre, side) around projected joints: PERSON_MARGIN x the person box
+    (`crop_geometry.person_box`, the H36M convention), centre jittered by up to 4 % of the
     person side. The jitter must stay below the 0.1 margin on each side, or joints leave the
     un-augmented network input (half the person side around the centre)."""
-    lo, hi = joints_2d.min(axis=0), joints_2d.max(axis=0)
-    person_side = 1.2 * float(np.max(hi - lo))
+    centre, person_side = crop_geometry.person_box(joints_2d)
     side = features.PERSON_MARGIN * person_side
-    centre = 0.5 * (lo + hi) + rng.uniform(-0.04, 0.04, size=2) * person_side
+    centre = centre + rng.uniform(-0.04, 0.04, size=2) * person_side
     return centre, side
-
-
-def crop_intrinsics(intrinsics: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarray:
-    """(4,) image intrinsics -> crop intrinsics; crop pixel u = s (x - x0) - 0.5 with
-    s = S / side (pixel centres at integers; the same map as `pipelines.common.crop_affine`)."""
-    s = crop_size / (box[2] - box[0])
-    fx, fy, cx, cy = intrinsics
-    return np.array([s * fx, s * fy, s * (cx - box[0]) - 0.5, s * (cy - box[1]) - 0.5])
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -625,7 +568,7 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 
 
 def generate_sequence(
-    params: SyntheticParams, subject_index: int, sequence_index: int
+    params: SyntheticConfig, subject_index: int, sequence_index: int
 ) -> Iterator[tuple[str, str, dict]]:
     """Renders one sequence. Yields (split, item_id, PoseRecord) per frame, deterministically.
 
@@ -663,10 +606,10 @@ def generate_sequence(
         joints_cam = (world - camera["position"]) @ camera["rotation"].T  # (16, 3)
         uv = project(joints_cam, camera["intrinsics"])
         centre, side = crop_box(uv, rng)
-        box = np.array(
-            [centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2]
+        box = crop_geometry.square_box(centre, side)
+        k_crop = crop_geometry.transform_intrinsics(
+            camera["intrinsics"], crop_geometry.crop_affine(centre, side, s)
         )
-        k_crop = crop_intrinsics(camera["intrinsics"], box, s)
         joints_2d = project(joints_cam, k_crop)
         image = render_person(background, joints_2d, joints_cam, k_crop, appearance)
         oy, ox = rng.integers(0, pad + 1, size=2)
@@ -674,7 +617,7 @@ def generate_sequence(
         image = np.clip(noisy, 0, 255).astype(np.uint8)
         inside = np.all((joints_2d >= -0.5) & (joints_2d <= s - 0.5), axis=1)
         record = {
-            "image_jpeg": _encode_jpeg(image),
+            "image_jpeg": jpeg.encode_jpeg(image, quality=JPEG_QUALITY),
             "joints_2d": joints_2d,
             "visibility": inside.astype(np.float32),
             "joints_3d": joints_cam if has_3d else None,
@@ -693,64 +636,6 @@ def generate_sequence(
         yield split, f"{subject}/{sequence}/{frame}", record
 
 
-def _encode_jpeg(image_rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
-    )
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def list_sequences(params: SyntheticParams) -> list[tuple[int, int]]:
+def list_sequences(params: SyntheticConfig) -> list[tuple[int, int]]:
     """[(subject_index, sequence_index)] for every sequence of the dataset."""
     return [(i, k) for i in range(params.num_subjects) for k in range(params.sequences_per_subject)]
-
-
-# ----------------------------------------------------------------------------------------------
-# The trainer's entry point.
-# ----------------------------------------------------------------------------------------------
-def ensure_synthetic_dataset(
-    output_dir: str | os.PathLike,
-    num_shards: int = 4,
-    beam_args: Sequence[str] = (),
-    **params: Any,
-) -> bool:
-    """Generates the synthetic dataset into `output_dir` unless a complete one is there.
-
-    Args:
-        output_dir: destination directory.
-        num_shards: TFRecord shards per split.
-        beam_args: extra Beam flags (e.g. ["--direct_num_workers=2",
-            "--direct_running_mode=multi_processing"]).
-        **params: `SyntheticParams` fields (num_subjects, sequences_per_subject,
-            frames_per_sequence, crop_size, seed, num_2d_subjects, num_validation_subjects).
-
-    Returns:
-        True when it generated the data, False when a complete dataset was already there.
-
-    Raises:
-        ValueError: an existing complete dataset was made with other parameters (delete it
-            or choose another directory), or the parameters are invalid.
-    """
-    # Imported here: Beam is only needed when generating.
-    from pipelines import common, synthetic_to_tfrecord
-
-    config = SyntheticParams(**params)  # validates
-    output_dir = os.fspath(output_dir)
-    if common.manifest_is_complete(output_dir):
-        job_args = common.read_manifest(output_dir).get("job_args", {})
-        wanted = dict(dataclasses.asdict(config), num_shards=num_shards)
-        differ = {k: (job_args.get(k), v) for k, v in wanted.items() if job_args.get(k) != v}
-        if differ:
-            raise ValueError(
-                f"{output_dir} holds a synthetic dataset made with other parameters "
-                f"(existing, requested): {differ}; delete it or use another data_dir"
-            )
-        return False
-    argv = [f"--output_dir={output_dir}", f"--num_shards={num_shards}", "--overwrite"]
-    for key, value in dataclasses.asdict(config).items():
-        if value is not None:
-            argv.append(f"--{key}={value}")
-    synthetic_to_tfrecord.run([*argv, *beam_args])
-    return True

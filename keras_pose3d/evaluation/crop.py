@@ -3,18 +3,21 @@
 A record stores a square crop whose edges are `box` = (x0, y0, x1, y1) in original 0-based
 pixels (`pipelines.common.crop_person`: side B = x1 - x0 = PERSON_MARGIN x person box). The
 validation input (`keras_pose3d.data.augment.crop_affine` at scale 1, no rotation, no flip) is
-the central 1 / PERSON_MARGIN of that crop resized to S x S. Composing the two maps (crop pixel
-u = (W / B)(x - x0) - 0.5, input q = (S PERSON_MARGIN / W)(u - (W - 1) / 2) + (S - 1) / 2)
-gives, whatever the stored crop's size W,
+the central 1 / PERSON_MARGIN of that crop resized to S x S, and both are the square-crop map
+of `data.crop_geometry`. Composed, whatever the stored crop's size, the input is the square crop
+of the original image with the box's centre c and side B / PERSON_MARGIN:
 
-    q = k (x - c) + (S - 1) / 2,   k = S * PERSON_MARGIN / B,   c = box centre,
+    q = k (x - c) + (S - 1) / 2,   k = S * PERSON_MARGIN / B,
 
-so x = (q - (S - 1) / 2) / k + c. Pixel centres are at integers on both sides (0-based).
+so x = (q - (S - 1) / 2) / k + c (`crop_geometry.crop_to_source`). Pixel centres are at
+integers on both sides (0-based).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from keras_pose3d.data import crop_geometry
 
 
 def _margin(margin: float | None) -> float:
@@ -24,21 +27,6 @@ def _margin(margin: float | None) -> float:
     from keras_pose3d.data.features import PERSON_MARGIN
 
     return PERSON_MARGIN
-
-
-def input_px_per_original_px(
-    box: np.ndarray, input_size: int, margin: float | None = None
-) -> np.ndarray:
-    """(..., 4) boxes -> (...) k, network-input pixels per original pixel.
-
-    `margin` (stored crop side / person box side) defaults to `features.PERSON_MARGIN`.
-    """
-    margin = _margin(margin)
-    box = np.asarray(box, dtype=np.float64)
-    width = box[..., 2] - box[..., 0]
-    if np.any(width <= 0):
-        raise ValueError(f"crop box must have x1 > x0. Received: {box.reshape(-1, 4)[:3]}")
-    return input_size * margin / width
 
 
 def input_to_original(
@@ -56,7 +44,9 @@ def input_to_original(
         (N, J, 2) original-image pixels, 0-based (add 1 for MPII's MATLAB convention).
     """
     box = np.asarray(box, dtype=np.float64)
-    k = input_px_per_original_px(box, input_size, margin)  # (N,)
-    centre = 0.5 * (box[:, :2] + box[:, 2:])  # (N, 2)
-    q = np.asarray(points_px, dtype=np.float64)
-    return (q - (input_size - 1) / 2.0) / k[:, None, None] + centre[:, None, :]
+    width = box[:, 2] - box[:, 0]  # (N,) the stored crop's side
+    if np.any(width <= 0):
+        raise ValueError(f"crop box must have x1 > x0. Received: {box.reshape(-1, 4)[:3]}")
+    centre, _ = crop_geometry.box_centre_side(box)  # (N, 2)
+    side = width / _margin(margin)  # (N,) the network input's box
+    return crop_geometry.crop_to_source(points_px, centre[:, None], side[:, None], input_size)

@@ -18,7 +18,7 @@ Geometry (documented assumptions where a client sends no camera):
   the image are black. A box of all zeros means "whole image": the square of side max(H, W) centred on the
   image (edges -0.5 .. W - 0.5).
 * Crop pixel u_c and original pixel u_o are related by u_c = (u_o - x0) * S / L - 0.5, the
-  crop map of `pipelines/common.py`.
+  square-crop map of `data.crop_geometry` (the records' crops and training's use the same).
 * `focal_length` fx = fy in original pixels; <= 0 means `default_focal(H, W)` = max(H, W), a
   field of view of about 53 degrees across the longer side (H36M's cameras: fx ~ 1.15 W).
   The principal point is the image centre ((W - 1) / 2, (H - 1) / 2).
@@ -38,7 +38,7 @@ import keras
 import tensorflow as tf
 
 from keras_pose3d import skeleton
-from keras_pose3d.data import pose_codec
+from keras_pose3d.data import crop_geometry, pose_codec
 
 DEFAULT_ROOT_DEPTH_MM = 5000.0
 NUM_JOINTS = skeleton.NUM_JOINTS
@@ -133,25 +133,21 @@ def decode_jpeg(data: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
 def square_boxes(boxes: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
     """(B, 4) [x0, y0, x1, y1] (all zeros = whole image), (B, 2) H, W -> square (B, 4) boxes."""
     boxes = tf.convert_to_tensor(boxes, tf.float32)
-    h, w = sizes[:, 0], sizes[:, 1]
-    whole = tf.stack([w * 0.0 - 0.5, h * 0.0 - 0.5, w - 0.5, h - 0.5], axis=-1)  # (B, 4)
+    whole = crop_geometry.image_box_tf(sizes[:, 0], sizes[:, 1])  # (B, 4)
     empty = tf.reduce_all(tf.equal(boxes, 0.0), axis=-1, keepdims=True)
-    boxes = tf.where(empty, whole, boxes)
-    cx = 0.5 * (boxes[:, 0] + boxes[:, 2])
-    cy = 0.5 * (boxes[:, 1] + boxes[:, 3])
-    side = tf.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    return tf.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=-1)
+    centre, side = crop_geometry.box_centre_side_tf(tf.where(empty, whole, boxes))
+    return crop_geometry.square_box_tf(centre, side)
 
 
 def crop_resize(image: tf.Tensor, box: tf.Tensor, input_size: int) -> tf.Tensor:
     """One (H, W, 3) image, square box (4,) -> (S, S, 3) float32 in [0, 1] (bilinear)."""
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    side = box[2] - box[0]
-    step = side / input_size
+    centre, side = crop_geometry.box_centre_side_tf(box)
     # First and last output pixel centres in original pixel coordinates (module docstring),
     # normalised the way crop_and_resize wants them (0 = first pixel centre, 1 = last).
-    y_first, x_first = box[1] + 0.5 * step, box[0] + 0.5 * step
-    y_last, x_last = y_first + (input_size - 1) * step, x_first + (input_size - 1) * step
+    corners = tf.constant([[0.0, 0.0], [input_size - 1.0, input_size - 1.0]])
+    ends = crop_geometry.crop_to_source_tf(corners, centre, side, input_size)  # (2, 2)
+    x_first, y_first, x_last, y_last = ends[0, 0], ends[0, 1], ends[1, 0], ends[1, 1]
     norm = tf.stack(
         [
             y_first / tf.maximum(shape[0] - 1, 1.0),
@@ -194,12 +190,15 @@ def preprocess_jpegs(images: tf.Tensor, boxes: tf.Tensor, input_size: int):
 def crop_intrinsics(focal: tf.Tensor, sizes: tf.Tensor, boxes: tf.Tensor, input_size: int):
     """Original-image camera (fx = fy = focal, centre of the image) -> network-input intrinsics.
 
-    Returns (B, 4) fx, fy, cx, cy in network-input pixels: u_c = (u_o - x0) * S / L - 0.5.
+    Returns (B, 4) fx, fy, cx, cy in network-input pixels (`crop_geometry.transform_intrinsics`
+    through the crop of `boxes`).
     """
-    scale = input_size / (boxes[:, 2] - boxes[:, 0])  # S / L, (B,)
-    cx = (0.5 * (sizes[:, 1] - 1.0) - boxes[:, 0]) * scale - 0.5
-    cy = (0.5 * (sizes[:, 0] - 1.0) - boxes[:, 1]) * scale - 0.5
-    return tf.stack([focal * scale, focal * scale, cx, cy], axis=-1)
+    centre, side = crop_geometry.box_centre_side_tf(boxes)
+    matrix = crop_geometry.crop_affine_tf(centre, side, input_size)  # (B, 3, 3)
+    principal = 0.5 * (sizes[:, ::-1] - 1.0)  # (B, 2) image centre x, y
+    return crop_geometry.transform_intrinsics_tf(
+        tf.concat([focal[:, None], focal[:, None], principal], axis=-1), matrix
+    )
 
 
 def decode_outputs(
@@ -217,8 +216,10 @@ def decode_outputs(
     pose_3d = tf.cast(outputs["pose_3d"], tf.float32)  # (B, J, 3) normalised
     joints_3d = pose_codec.decode_pose_3d_tf(pose_3d, intrinsics, root_depth, input_size)
     crop_px = pose_codec.denormalise_2d_tf(tf.cast(outputs["pose_2d"], tf.float32), input_size)
-    step = ((boxes[:, 2] - boxes[:, 0]) / input_size)[:, None, None]  # L / S, (B, 1, 1)
-    joints_2d = boxes[:, None, :2] + (crop_px + 0.5) * step  # (B, J, 2) original px
+    centre, side = crop_geometry.box_centre_side_tf(boxes)  # (B, 2), (B,)
+    joints_2d = crop_geometry.crop_to_source_tf(  # (B, J, 2) original px
+        crop_px, centre[:, None], side[:, None], input_size
+    )
     heatmaps = tf.cast(outputs["heatmaps"][:, -1], tf.float32)  # (B, h, h, J)
     return {
         "joints_3d_mm": joints_3d,
@@ -400,9 +401,8 @@ class SAPNetServing(tf.Module):
     def _predict_image(self, images, focal_length, root_depth_mm):
         # The image *is* the crop: an S x S "original" with the whole-image box.
         batch = tf.shape(images)[0]
-        s = float(self.input_size)
-        sizes = tf.fill([batch, 2], s)
-        boxes = tf.tile(tf.constant([[-0.5, -0.5, s - 0.5, s - 0.5]]), [batch, 1])
+        sizes = tf.fill([batch, 2], float(self.input_size))
+        boxes = crop_geometry.image_box_tf(sizes[:, 0], sizes[:, 1])  # (B, 4)
         return self._from_crops(images, boxes, sizes, focal_length, root_depth_mm)
 
     def _predict_raw(self, images):

@@ -18,11 +18,11 @@ def ensure_data(cfg: Config, progress=print) -> None:
     """Generate the synthetic default into `data.data_dir` when it is asked for and absent."""
     if not cfg.data.generate_synthetic:
         return
-    from keras_pose3d.data import synthetic
+    from pipelines import synthetic_to_tfrecord
 
-    params = dataclasses.asdict(cfg.data.synthetic)  # SyntheticParams fields + num_shards
+    params = dataclasses.asdict(cfg.data.synthetic)  # SyntheticConfig fields
     t0 = time.time()
-    made = synthetic.ensure_synthetic_dataset(cfg.data.data_dir, **params)
+    made = synthetic_to_tfrecord.ensure_synthetic_dataset(cfg.data.data_dir, **params)
     if made:
         progress(
             f"generated the synthetic dataset in {cfg.data.data_dir} ({time.time() - t0:.0f}s)"
