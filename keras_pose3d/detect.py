@@ -69,8 +69,8 @@ class DetectorConfig:
             only fires where the whole 64 x 128 window, the figure plus a margin, lies inside
             the image, so the frame is shrunk to `near_side` px and given a replicated border
             of `near_pad` x its height on every side. It runs only when the first pass finds
-            nobody; 0 for `near_side` turns it off. Both values were chosen
-            on the five MPII sample images, with HOG alone (README).
+            nobody; 0 for `near_side` turns it off. Both values were chosen on the five MPII
+            sample images, with HOG alone (README).
         near_min_score: the near pass's SVM margin threshold, lower than the first's: the
             border is not body, so a cut person scores lower (-0.3 to 0.3 give the same MPII
             boxes; the cut-off walker of `tests/test_tracking.py` needs it below 0.2).
