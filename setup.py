@@ -12,10 +12,13 @@ INSTALL_REQUIRES = [
     "tf2onnx==1.17.0",
     "onnx",
     "onnxruntime",
-    # The contrib build: OpenCV 5 moved the HOG person detector (`detect`, the only offline
-    # detector that coexists with this stack; README "Inference") out of the main wheel. It is
+    # The contrib build: OpenCV 5 moved the HOG person detector (`detect`, with MTCNN's faces
+    # below; README "Inference") out of the main wheel. It is
     # a superset of opencv-python-headless; never install both (they share the cv2 package).
     "opencv-contrib-python-headless>=4.8",
+    # The face detector (`detect`): MTCNN in Keras/TensorFlow, MIT, its weights in the wheel
+    # (1.9 MB; brings lz4 and joblib). Pinned: `detect` calls its API.
+    "mtcnn==1.0.0",
     "numpy",
     "scipy",
     "h5py",

@@ -9,8 +9,9 @@ process, with detection and tracking (no --boxes) and rendering unless --no-rend
 run: wall seconds (the child's whole life: TensorFlow start-up, model load, both passes),
 frames/s = frames / wall, the child's peak RSS (`RUSAGE_CHILDREN`
 ru_maxrss in KiB, read in a fresh parent per run so each figure is that run's own peak), how
-many frames' boxes came from the detector / tracking, and the detector's own cost per frame
-(it runs only when tracking needs it).
+many frames' boxes came from the detector / tracking, the detector's own cost per frame (it
+runs only when tracking needs it), whole and HOG alone (the rest is MTCNN's face search; the
+walker has no face, MTCNN's slower case), and the load average (the machine is shared).
 Sizes: paper = 2 stacks x 256 features, depth 4, 256 px input; quickstart =
 configs/quickstart.yaml's model (2 x 64, depth 2, 64 px input).
 """
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--no-render", dest="render", action="store_false")
     args = parser.parse_args()
 
-    from keras_pose3d.detect import PersonDetector
+    from keras_pose3d.detect import DetectorConfig, PersonDetector
     from tests import walker
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,12 +119,15 @@ def main() -> None:
                 for p in sorted((out / "json").glob("frame_*.json"))
             ]
             detector_ms = detector_cost(video, PersonDetector())
+            hog_ms = detector_cost(video, PersonDetector(DetectorConfig(faces=False)))
             print(
                 f"{args.width}x{args.height} frames={frames} size={args.size} "
                 f"render={args.render}: wall {wall:.1f} s, {frames / wall:.2f} frames/s, "
                 f"peak RSS {peak_kib / 1024:.0f} MiB, boxes {len(boxes)}, "
                 f"box sources { {s: sources.count(s) for s in sorted(set(sources))} }; "
-                f"the detector alone: {detector_ms:.0f} ms per frame (median of 20)",
+                f"the detector alone: {detector_ms:.0f} ms per frame, HOG alone {hog_ms:.0f} "
+                f"(medians of 20); load average {os.getloadavg()[0]:.1f} on "
+                f"{os.cpu_count()} CPUs",
                 flush=True,
             )
 

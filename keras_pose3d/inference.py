@@ -301,11 +301,7 @@ def _pose_pass(config: InferConfig, source, predictor, boxes, tracker, detector)
                 wanted = [(0, None, "none")]
         else:
             dets = detector(frame.image)
-            chosen = (
-                dets
-                if config.all_people
-                else sorted(dets, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))[:1]
-            )
+            chosen = dets if config.all_people else dets[:1]  # the detector ranks best first
             wanted = [(k, list(d.box), "detector") for k, d in enumerate(chosen)]
             if not wanted and not config.all_people:
                 wanted = [(0, None, "none")]

@@ -9,8 +9,9 @@ grows, most towards the crop borders the joints reach (`grow_at_edges`): a detec
 caught only part of the person (HOG often boxes the legs of a large person) widens to the whole
 person within a few frames.
 
-One person (the default) follows the largest detection; `all_people` follows every detection,
-each as its own track with a stable id. Detections are matched to tracks by box IoU.
+One person (the default) follows the detector's first (best-ranked, `detect.rank_people`)
+detection; `all_people` follows every detection, each as its own track with a stable id.
+Detections are matched to tracks by box IoU.
 """
 
 from __future__ import annotations
@@ -170,9 +171,8 @@ class Tracker:
         for i, track in enumerate(self.tracks):
             if i not in used_t and track.needs_detection:
                 if not self.all_people and free:
-                    # One person, lost, moved too far for IoU: take the largest detection.
-                    best = max(free, key=lambda d: box_area(d.box))
-                    free.remove(best)
+                    # One person, lost, moved too far for IoU: the best-ranked detection.
+                    best = free.pop(0)
                     track.box, track.source = np.asarray(best.box, np.float64), "detector"
                     track.needs_detection, track.lost = False, 0
                 else:
@@ -187,7 +187,7 @@ class Tracker:
                 ):
                     self._new_track(det, frame)
         elif not self.tracks and free:
-            self._new_track(max(free, key=lambda d: box_area(d.box)), frame)
+            self._new_track(free[0], frame)
 
     def seed(self, frame: int, joints_2d: np.ndarray, confidence: np.ndarray) -> bool:
         """One person, nobody detected: a confident pose on the whole image starts the track
