@@ -4,8 +4,8 @@
     python -m keras_pose3d.infer --images FRAMES_DIR --out DIR --run RUN_DIR [--online]
 
 Without `--boxes`, people are found by the person detector (`detect`) and, in a video, followed
-frame to frame from their 2D joints (`tracking`); the largest person by default, everyone with
-`--all-people`. The boxes used are written to DIR/boxes.json, which `--boxes` reads back (edit
+frame to frame from their 2D joints (`tracking`); the detector's best-ranked person by default,
+everyone with `--all-people`. The boxes used are written to DIR/boxes.json, which `--boxes` reads back (edit
 it to correct a run). Frames go through the serving graph (`predict_jpeg_boxes`) of an exported
 SavedModel (`--saved-model`) or of a run directory's SAP-Net (`--run`). `--online` refines
 with TP-Net (`--tp-net`, or RUN_DIR/tp_net.keras) at the frame rate it was trained at.
@@ -41,7 +41,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--all-people",
         action="store_true",
-        help="every person found (one JSON entry and BVH per track), not only the largest",
+        help="every person found (one JSON entry and BVH per track), not only the best-ranked",
     )
     parser.add_argument(
         "--track-images",
