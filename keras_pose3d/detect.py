@@ -24,7 +24,7 @@ the first; `tracking` keeps a person between detections.
 
 Boxes here follow the serving convention (`serving.signatures`): the *person box* a network
 input covers, a square of side `PERSON_BOX_SCALE` (1.2) times the person's extent, as the MPII
-pipeline builds it from the joints (`data.readers.h36m.person_box`).
+pipeline builds it from the joints (`data.crop_geometry.person_box`).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import dataclasses
 import cv2
 import numpy as np
 
-from keras_pose3d.data.readers import h36m
+from keras_pose3d.data import crop_geometry
 
 # Person box side / person extent: the pipelines' convention (1.2 x the joints' extent).
-PERSON_BOX_SCALE = h36m.BOX_SIDE_FACTOR
+PERSON_BOX_SCALE = crop_geometry.PERSON_BOX_FACTOR
 # The HOG window is 64 x 128 px with the training pedestrians ~96 px tall inside it.
 _PERSON_HEIGHT_IN_WINDOW = 96.0 / 128.0
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from keras_pose3d.data.readers import h36m
+from keras_pose3d.data import crop_geometry
 from keras_pose3d.detect import PERSON_BOX_SCALE, Detection, box_area, iou
 
 
@@ -60,7 +60,7 @@ def box_from_joints(
         pts = pts[np.asarray(confidence) >= min_confidence]
     if len(pts) == 0:
         return None
-    centre, side = h36m.person_box(pts)  # the pipelines' person box
+    centre, side = crop_geometry.person_box(pts)  # the pipelines' person box
     side = max(side, PERSON_BOX_SCALE)  # one joint: a 1.2 px box, not an empty one
     return np.concatenate([centre - side / 2, centre + side / 2])
 

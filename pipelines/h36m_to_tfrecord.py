@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
+from keras_pose3d.data import crop_geometry
 from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, h36m
 from pipelines import common
@@ -252,7 +253,7 @@ class SequenceToRecords(beam.DoFn):
             return reason
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = image.shape[:2]
-        center, side = h36m.person_box(j2d)
+        center, side = crop_geometry.person_box(j2d)
         if not side > 0:
             return "degenerate person box (all 2D joints coincide)"
         crop, j2d_crop, intr_crop, box = common.crop_person(

@@ -223,13 +223,6 @@ def test_h36m_to_mpii_index_map():
     np.testing.assert_array_equal(h36m.to_mpii(pose32)[:, 0], expected)
 
 
-def test_person_box():
-    joints = np.array([[10.0, 20.0], [30.0, 60.0], [20.0, 40.0]])
-    centre, side = h36m.person_box(joints)
-    np.testing.assert_array_equal(centre, [20.0, 40.0])
-    assert side == pytest.approx(48.0)
-
-
 def test_video_reader_stride_limit_and_frame_identity(tmp_path):
     path = tmp_path / "Photo.58860488.mp4"
     fr._write_video(path, 7, (64, 48), "mp4v")

@@ -32,9 +32,6 @@ D3_MONO_DIR = "D3_Positions_mono"
 D2_DIR = "D2_Positions"
 VIDEO_DIR = "Videos"
 
-# Crop box from the 2D joints (mmpose): centre of their bounding box, side 1.2 * max(w, h).
-BOX_SIDE_FACTOR = 1.2
-
 # Documented exclusions: (subject, file prefix, camera id or None for all cameras) -> reason.
 # The S11 `Directions.54138969.mp4` video is corrupt (VideoPose3D drops it); S9 `SittingDown 1`,
 # `Waiting 1` and `Greeting` have world coordinates shifted by ~200 mm in x (mmpose skips them).
@@ -153,17 +150,6 @@ def to_mpii(pose32: np.ndarray) -> np.ndarray:
     """(..., 32, D) H36M-32 -> (..., 16, D) MPII-16 through the 17-joint subset."""
     pose17 = np.asarray(pose32)[..., skeleton.H36M17_FROM_H36M32, :]
     return skeleton.h36m17_to_mpii(pose17)
-
-
-def person_box(joints_2d: np.ndarray) -> tuple[np.ndarray, float]:
-    """Square person box from 2D joints: (centre (2,), side) = bbox centre, 1.2 * max(w, h).
-
-    Args:
-        joints_2d: (J, 2) pixels.
-    """
-    lo = joints_2d.min(axis=0)
-    hi = joints_2d.max(axis=0)
-    return 0.5 * (lo + hi), BOX_SIDE_FACTOR * float(np.max(hi - lo))
 
 
 # ----------------------------------------------------------------------------------------------
