@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import export
 from keras_pose3d.data import pose_codec
+from keras_pose3d.export import main as export_main
 from keras_pose3d.models import loading
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
-from keras_pose3d.serving import signatures
+from keras_pose3d.serving import export, signatures
 
 # saved_model_cli through its module with this interpreter: the console script lives in whatever
 # environment TensorFlow was installed into, which need not be on PATH.
@@ -84,7 +84,7 @@ def _export(tmp_path_factory):
     tp.save(run / loading.TP_NET_FILE)
     # sap_net's graphs are a subset of pipeline's: exporting both would only double the time.
     assert (
-        export.main(["--run", str(run), "--out", str(out), "--onnx", "--models", "tp_net,pipeline"])
+        export_main(["--run", str(run), "--out", str(out), "--onnx", "--models", "tp_net,pipeline"])
         == 0
     )
     return {"run": run, "out": out, "sap": sap, "tp": tp}
