@@ -348,7 +348,7 @@ def test_missing_run_file_is_named(tmp_path):
 
 
 def test_cli_bad_run_prints_error_and_exits_2(tmp_path, capsys):
-    assert export.main(["--run", str(tmp_path / "nope")]) == 2
+    assert export_main(["--run", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(tmp_path / "nope") in err
 
@@ -397,7 +397,7 @@ def test_default_export_without_tp_net_says_sap_net_only(tmp_path, monkeypatch, 
         return path
 
     monkeypatch.setattr(export, "export_sap_net", fake_export)
-    assert export.main(["--run", str(run), "--out", str(out)]) == 0
+    assert export_main(["--run", str(run), "--out", str(out)]) == 0
     assert "no tp_net.keras: exporting sap_net only" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["models.config", "sap_net"]
     assert re.findall(r'name: "(\w+)"', (out / "models.config").read_text()) == ["sap_net"]
