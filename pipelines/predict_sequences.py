@@ -64,7 +64,6 @@ import tensorflow as tf
 from keras_pose3d import atomic_files, skeleton
 from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data import augment, features, frame_rates, pose_codec
-from keras_pose3d.models import prediction
 
 _LOG = logging.getLogger(__name__)
 META = ("dataset", "subject", "sequence", "action", "camera")
@@ -165,6 +164,8 @@ def _match(file_patterns: str | Sequence[str]) -> list[str]:
 
 def _predict_rows(files: list[str], model, batch_size: int):
     """Per sequence key: {frame: (pred, gt)}, key -> (dataset, subject, sequence), skipped count."""
+    from keras_pose3d.models import prediction  # the forward pass and decode to mm (Keras)
+
     s = int(model.input_size)
     ds = (
         tf.data.TFRecordDataset(files)
