@@ -165,8 +165,8 @@ def fit_with_snapshots(trainer, snapshots: bool) -> dict:
     return trainer.fit()
 
 
-def _load_snapshot(model, weights: pathlib.Path):
-    """`model` (a SAP-Net of the run's config) with the weights of a snapshot (`snapshot_path`).
+def _load_snapshot(model, weights: pathlib.Path) -> None:
+    """Load a snapshot's weights (`snapshot_path`) into `model`, a SAP-Net of the run's config.
 
     One model takes every snapshot in turn: its `GraphModel` is then traced once for the whole
     main job, not once per stage."""
@@ -176,7 +176,6 @@ def _load_snapshot(model, weights: pathlib.Path):
             f"fit_with_snapshots when temporal.enabled)"
         )
     model.load_weights(weights)
-    return model
 
 
 def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathlib.Path:
