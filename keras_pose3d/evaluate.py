@@ -16,7 +16,8 @@ outputs go to `--out` (default `<predictions stem>_eval/` beside the file).
 
 Outputs: `<dataset>.md` (every table, printed too), one CSV per table, `<dataset>.json` (all
 numbers), and for 3D runs `<dataset>_predictions.npz`. The logic lives in
-`keras_pose3d.evaluation` (`runner`, one module per dataset, `records`, `predictors`).
+`keras_pose3d.evaluation` (`runner`, one module per dataset, `records`, `predictors`); the
+prediction pass and the decode to mm in `keras_pose3d.models.prediction`.
 """
 
 from __future__ import annotations
@@ -26,28 +27,12 @@ import sys
 from collections.abc import Sequence
 
 from keras_pose3d.cli import exits_cleanly
-
-# Re-exported: the public names callers import from here.
-from keras_pose3d.evaluation.h36m import tables_from_records as tables_h36m  # noqa: F401
-from keras_pose3d.evaluation.mpi_inf_3dhp import (  # noqa: F401
-    tables_from_records as tables_mpi_inf_3dhp,
-)
-from keras_pose3d.evaluation.mpii import tables_from_records as tables_mpii  # noqa: F401
 from keras_pose3d.evaluation.predictions_file import MPII_KEY
-from keras_pose3d.evaluation.predictors import (  # noqa: F401
-    keras_predictor,
-    run_predictions,
-    saved_model_predictor,
-)
-from keras_pose3d.evaluation.records import read_checked_meta, read_record_meta  # noqa: F401
 from keras_pose3d.evaluation.runner import (
     DATASETS,
     check_mpii_inputs,
     evaluate_predictions,
     evaluate_run,
-)
-from keras_pose3d.evaluation.synthetic import (  # noqa: F401
-    tables_from_records as tables_synthetic,
 )
 
 

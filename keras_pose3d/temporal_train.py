@@ -15,25 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from keras_pose3d.cli import exits_cleanly
-
-# Re-exported: callers (tests, experiments) use `temporal_train.load_config` and `.train`.
-from keras_pose3d.temporal_config import (  # noqa: F401
-    TemporalConfig,
-    TemporalData,
-    TemporalModel,
-    TemporalTrain,
-    load_config,
-)
-from keras_pose3d.training.temporal import (  # noqa: F401
-    CONFIG_FILE,
-    HISTORY_FILE,
-    MODEL_FILE,
-    RESUME_DIR,
-    check_frame_rate,
-    load_predictions,
-    sequence_windows,
-    train,
-)
+from keras_pose3d.temporal_config import load_config
+from keras_pose3d.training.temporal import train
 
 
 @exits_cleanly

@@ -16,7 +16,8 @@ one npz (atomically: temporary file + rename):
     sequence_names (S,) str      "dataset/subject/sequence/action/camera"
     frame_rate () float64        frames per second of the rows of every sequence (NaN: unknown)
 
-rows sorted by (sequence, frame), as `keras_pose3d.temporal_train.load_predictions` reads them.
+rows sorted by (sequence, frame), as `keras_pose3d.training.temporal.load_predictions` reads
+them.
 Sequences are grouped by dataset + subject + sequence + action + camera (one camera's view of
 one trial is one motion); a duplicated frame raises.
 
@@ -37,10 +38,10 @@ warning) and warns per sequence about gaps.
 The network input is built exactly as training and validation build it: the evaluation crop of
 `data.augment.crop_and_augment` (scale 1, no rotation or flip), i.e. the central person box of
 side max(H, W) / PERSON_MARGIN of the stored crop, warped to S x S. Resizing the whole stored
-crop instead would show SAP-Net the person 1.75x smaller than it was trained on. Decoding to mm
-(`pose_codec.decode_pose_3d`) uses the record's intrinsics carried through that same affine
-(`augment.transform_intrinsics`) and the ground-truth root depth, the paper's evaluation
-protocol.
+crop instead would show SAP-Net the person 1.75x smaller than it was trained on. The forward
+pass and the decode to mm are the trainer's and evaluation's (`models.prediction`): the
+record's intrinsics carried through that same affine (`augment.transform_intrinsics`) and the
+ground-truth root depth, the paper's evaluation protocol.
 
 This is a plain tf.data batch job, not Beam: the work is one forward pass per frame and fits a
 single accelerator (H36M's training frames at 5 fps: ~300k forward passes, well under an hour
@@ -156,6 +157,8 @@ def _match(file_patterns: str | Sequence[str]) -> list[str]:
 
 def _predict_rows(files: list[str], model, batch_size: int):
     """Per sequence key: {frame: (pred, gt)}, key -> (dataset, subject, sequence), skipped count."""
+    from keras_pose3d.models import prediction  # the forward pass and decode to mm (Keras)
+
     s = int(model.input_size)
     ds = (
         tf.data.TFRecordDataset(files)
@@ -171,23 +174,21 @@ def _predict_rows(files: list[str], model, batch_size: int):
     rows: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
     origin: dict[str, tuple[str, str, str]] = {}
     done = skipped = 0
-    for batch in ds:
-        keep = batch["has_3d"].numpy() == 1
-        skipped += int(np.sum(~keep))
-        if not keep.any():
-            continue
-        out = model(tf.boolean_mask(batch["image"], keep), training=False)
-        gt = batch["joints_3d"].numpy()[keep].astype(np.float64)  # (B, J, 3) camera mm
-        root_depth = gt[:, skeleton.ROOT, 2]
-        pred = pose_codec.decode_pose_3d(
-            np.asarray(out["pose_3d"]), batch["intrinsics"].numpy()[keep], root_depth, s
-        )
-        pred = pose_codec.to_root_relative_mm(pred)
-        gt = pose_codec.to_root_relative_mm(gt)
-        meta = zip(*(batch[m].numpy()[keep] for m in META[:3]))
-        for key, frame, p, g, m in zip(
-            batch["key"].numpy()[keep], batch["frame"].numpy()[keep], pred, gt, meta
-        ):
+
+    def batches():
+        nonlocal skipped
+        for batch in ds.as_numpy_iterator():
+            keep = batch["has_3d"] == 1  # 2D-only records: counted, not predicted
+            skipped += int(np.sum(~keep))
+            # The ground-truth root depth decodes the prediction (the paper's protocol).
+            yield dict(batch, keep=keep, root_depth=batch["joints_3d"][:, skeleton.ROOT, 2])
+
+    predict = prediction.keras_predictor(model)
+    for batch, out in prediction.predict_batches(predict, batches(), s):
+        pred = pose_codec.to_root_relative_mm(out["pose_mm"])  # (K, J, 3) camera mm
+        gt = pose_codec.to_root_relative_mm(batch["joints_3d"].astype(np.float64))
+        meta = zip(*(batch[m] for m in META[:3]))
+        for key, frame, p, g, m in zip(batch["key"], batch["frame"], pred, gt, meta):
             key = key.decode("utf-8")
             frames = rows.setdefault(key, {})
             if int(frame) in frames:

@@ -11,7 +11,7 @@ import yaml
 from keras_pose3d import config as kc
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# temporal.yaml configures TP-Net training and has its own loader (keras_pose3d.temporal_train).
+# temporal.yaml configures TP-Net training and has its own loader (keras_pose3d.temporal_config).
 CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name != "temporal.yaml")
 
 
@@ -38,9 +38,9 @@ def test_shipped_configs_load_and_round_trip(path):
 
 
 def test_temporal_config_loads_with_the_papers_tp_net():
-    from keras_pose3d import temporal_train
+    from keras_pose3d import temporal_config
 
-    cfg = temporal_train.load_config(ROOT / "configs" / "temporal.yaml")
+    cfg = temporal_config.load_config(ROOT / "configs" / "temporal.yaml")
     assert cfg.model.window == 20 and cfg.model.hidden == 4096
 
 

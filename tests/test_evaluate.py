@@ -141,7 +141,7 @@ def test_3dhp_valid_frames_only_and_hand_computed_pck_auc_mpjpe():
 
 
 def test_3dhp_record_path_uses_univ_not_annot3():
-    from keras_pose3d.evaluate import tables_mpi_inf_3dhp
+    from keras_pose3d.evaluation.mpi_inf_3dhp import tables_from_records as tables_mpi_inf_3dhp
 
     pred, univ, _, valid, acts, seqs = _3dhp_case()
     # annot3 is the subject's real size, univ_annot3 the same pose at the universal size; the
@@ -284,7 +284,7 @@ def _write_records(path, n=3, univ=True):
 def test_read_record_meta_names_the_file_of_a_record_of_another_schema(tmp_path):
     import tensorflow as tf
 
-    from keras_pose3d.evaluate import read_record_meta
+    from keras_pose3d.evaluation.records import read_record_meta
 
     path = tmp_path / "val-00000.tfrecord"
     _write_records(path, n=1)
@@ -300,7 +300,8 @@ def test_read_record_meta_names_the_file_of_a_record_of_another_schema(tmp_path)
 
 def test_read_record_meta_and_perfect_predictor(tmp_path):
     from keras_pose3d.data import pose_codec
-    from keras_pose3d.evaluate import read_record_meta, run_predictions
+    from keras_pose3d.evaluation.predictors import run_predictions
+    from keras_pose3d.evaluation.records import read_record_meta
 
     path = tmp_path / "val-00000.tfrecord"
     j3d = _write_records(path)
@@ -480,7 +481,7 @@ def _3dhp_records_case(s, pred_err_mm):
 
 @pytest.mark.parametrize("s", [0.9, 1.1])
 def test_3dhp_error_does_not_depend_on_the_subject_scale(s):
-    from keras_pose3d.evaluate import tables_mpi_inf_3dhp
+    from keras_pose3d.evaluation.mpi_inf_3dhp import tables_from_records as tables_mpi_inf_3dhp
 
     def all_row(scale, err):
         arrays, meta = _3dhp_records_case(scale, np.array(err))
@@ -544,7 +545,7 @@ def test_mpii_records_count_annotated_joints_outside_the_crop(tmp_path):
     import h5py
 
     from keras_pose3d.data.features import PERSON_MARGIN
-    from keras_pose3d.evaluate import tables_mpii
+    from keras_pose3d.evaluation.mpii import tables_from_records as tables_mpii
 
     size = 64  # network input S
     # Two persons; stored crop boxes (original 0-based px, crop edges) of side 175 and 350.

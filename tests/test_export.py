@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import export
 from keras_pose3d.data import pose_codec
+from keras_pose3d.export import main as export_main
 from keras_pose3d.models import loading
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
-from keras_pose3d.serving import signatures
+from keras_pose3d.serving import export, signatures
 
 # saved_model_cli through its module with this interpreter: the console script lives in whatever
 # environment TensorFlow was installed into, which need not be on PATH.
@@ -84,7 +84,7 @@ def _export(tmp_path_factory):
     tp.save(run / loading.TP_NET_FILE)
     # sap_net's graphs are a subset of pipeline's: exporting both would only double the time.
     assert (
-        export.main(["--run", str(run), "--out", str(out), "--onnx", "--models", "tp_net,pipeline"])
+        export_main(["--run", str(run), "--out", str(out), "--onnx", "--models", "tp_net,pipeline"])
         == 0
     )
     return {"run": run, "out": out, "sap": sap, "tp": tp}
@@ -348,7 +348,7 @@ def test_missing_run_file_is_named(tmp_path):
 
 
 def test_cli_bad_run_prints_error_and_exits_2(tmp_path, capsys):
-    assert export.main(["--run", str(tmp_path / "nope")]) == 2
+    assert export_main(["--run", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(tmp_path / "nope") in err
 
@@ -397,7 +397,7 @@ def test_default_export_without_tp_net_says_sap_net_only(tmp_path, monkeypatch, 
         return path
 
     monkeypatch.setattr(export, "export_sap_net", fake_export)
-    assert export.main(["--run", str(run), "--out", str(out)]) == 0
+    assert export_main(["--run", str(run), "--out", str(out)]) == 0
     assert "no tp_net.keras: exporting sap_net only" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["models.config", "sap_net"]
     assert re.findall(r'name: "(\w+)"', (out / "models.config").read_text()) == ["sap_net"]

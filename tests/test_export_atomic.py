@@ -11,9 +11,8 @@ import pytest
 import tensorflow as tf
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
-from keras_pose3d import export
 from keras_pose3d.models.tp_net import TPNet
-from keras_pose3d.serving import signatures
+from keras_pose3d.serving import export, signatures
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NAMES = ["tp_net", 'my"model', "back\\slash", "naïve", "new\nline"]
@@ -119,7 +118,7 @@ _KILLED_EXPORT = """
 import os, signal, sys
 import numpy as np
 import tensorflow as tf
-from keras_pose3d import export
+from keras_pose3d.serving import export
 from keras_pose3d.models.tp_net import TPNet
 
 real_save = tf.saved_model.save

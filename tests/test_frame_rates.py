@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import temporal_train
+from keras_pose3d import temporal_config
 from keras_pose3d.data import features, frame_rates
 from keras_pose3d.training import temporal
 from pipelines import predict_sequences
@@ -121,7 +121,7 @@ def test_run_predictions_writes_rows_at_the_frame_rate(tmp_path):
         "records_2d_skipped": 0,
         "frame_rate": 10.0,
     }
-    data = temporal_train.load_predictions(tmp_path / "p" / "val.npz")
+    data = temporal.load_predictions(tmp_path / "p" / "val.npz")
     assert float(data["frame_rate"]) == 10.0
     np.testing.assert_array_equal(
         data["sequence_names"], ["h36m/S9/Walk//0", "mpi_inf_3dhp/S1/Seq1//0"]
@@ -187,10 +187,10 @@ def test_temporal_train_refuses_predictions_at_another_rate(tmp_path, caplog):
         match=r"'data.train': .*p25.npz holds predictions at 25 fps "
         r"but model.frame_rate is 10 fps",
     ):
-        temporal_train.train(temporal_train.load_config(config))
+        temporal.train(temporal_config.load_config(config))
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match=r"model.frame_rate.*> 0"):
-        temporal_train.load_config(config, ["model.frame_rate=0"])
+        temporal_config.load_config(config, ["model.frame_rate=0"])
 
 
 def test_tp_net_keeps_its_frame_rate_in_the_keras_file(tmp_path):

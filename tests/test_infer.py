@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import bvh, export, infer, skeleton
+from keras_pose3d import bvh, infer, skeleton
 from keras_pose3d.models import loading
 from keras_pose3d.models import tp_net as tp_net_lib
 from keras_pose3d.models.tp_net import TPNet
+from keras_pose3d.serving import export
 from tests.test_export import exported, tiny_sap_net  # noqa: F401  (session fixture)
 
 FRAMES = 6

@@ -79,7 +79,7 @@ def test_refine_online_resamples_with_a_frame_rate_and_warns_without(caplog):
 def test_load_refiner_reads_frame_rate_when_present(tmp_path):
     """A model that carries a frame rate passes it on (.keras and SavedModel); old models have
     none (None)."""
-    from keras_pose3d import export
+    from keras_pose3d.serving import export
 
     tp = TPNet(window=2, hidden=8, frame_rate=12.5)
     tp(np.zeros((1, 2, 16, 3), np.float32))

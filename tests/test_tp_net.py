@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import temporal_train
+from keras_pose3d import temporal_config, temporal_train
 from keras_pose3d.data import features
 from keras_pose3d.models.tp_net import TPNet
+from keras_pose3d.training import temporal
 from pipelines import predict_sequences
 
 
@@ -91,8 +92,8 @@ def _write_predictions(path, seed, sequences=3, frames=150):
 
 def test_sequence_windows_sort_rows_and_stay_inside_sequences(tmp_path):
     _write_predictions(tmp_path / "p.npz", seed=0, sequences=2, frames=5)
-    data = temporal_train.load_predictions(tmp_path / "p.npz")
-    x, y = temporal_train.sequence_windows(data, 3, "online")
+    data = temporal.load_predictions(tmp_path / "p.npz")
+    x, y = temporal.sequence_windows(data, 3, "online")
     order = np.lexsort((data["frame"], data["sequence"]))
     pred, gt = data["pred"][order], data["gt"][order]
     np.testing.assert_array_equal(y, gt)
@@ -111,11 +112,11 @@ def test_temporal_train_denoises_and_saves(tmp_path):
         "train: {epochs: 100, batch_size: 64, learning_rate: 2.0e-3}\n"
         f"run_dir: {tmp_path / 'run'}\n"
     )
-    result = temporal_train.train(temporal_train.load_config(config, ["train.epochs=30"]))
+    result = temporal.train(temporal_config.load_config(config, ["train.epochs=30"]))
     assert result["val_mpjpe_tp_net"] < 0.8 * result["val_mpjpe_sap_net"], result
     model = keras.saving.load_model(tmp_path / "run" / "tp_net.keras")
     assert model.window == 6 and model.mode == "semi_online"
-    resolved = temporal_train.load_config(tmp_path / "run" / "config.yaml")
+    resolved = temporal_config.load_config(tmp_path / "run" / "config.yaml")
     assert resolved.train.epochs == 30 and resolved.model.hidden == 64
 
 
@@ -123,12 +124,12 @@ def test_temporal_config_rejects_unknown_keys_and_bad_values(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: {windw: 4}\n")
     with pytest.raises(ValueError, match="model.windw"):
-        temporal_train.load_config(path)
+        temporal_config.load_config(path)
     path.write_text("train: {epochs: many}\n")
     with pytest.raises(ValueError, match=r"train\.epochs.*expected an integer"):
-        temporal_train.load_config(path)
+        temporal_config.load_config(path)
     with pytest.raises(FileNotFoundError, match="nothing.npz"):
-        temporal_train.load_predictions(tmp_path / "nothing.npz")
+        temporal.load_predictions(tmp_path / "nothing.npz")
 
 
 class _ConstantPose:
@@ -140,7 +141,8 @@ class _ConstantPose:
         self.pose_norm = np.asarray(pose_norm, np.float32)
 
     def __call__(self, images, training=False):
-        return {"pose_3d": np.broadcast_to(self.pose_norm, (len(images), 16, 3))}
+        pose = np.broadcast_to(self.pose_norm, (len(images), 16, 3))
+        return {"pose_3d": pose, "pose_2d": pose[..., :2]}
 
 
 def test_predict_sequences_groups_sorts_and_decodes(tmp_path, capsys):

@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pose3d import temporal_train
+from keras_pose3d import temporal_config
+from keras_pose3d.training import temporal
 from tests.test_tp_net import _write_predictions
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -23,7 +24,8 @@ KILL_EPOCH = 3  # killed in the middle of the 4th epoch (0-based 3), after its f
 _CHILD = """
 import json, os, signal, sys
 import keras
-from keras_pose3d import temporal_train
+from keras_pose3d import temporal_config
+from keras_pose3d.training import temporal
 
 config_path, log_path, kill_epoch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 log = {"begun": [], "ended": {}}
@@ -39,7 +41,7 @@ class Probe(keras.callbacks.Callback):
         if log["begun"][-1] == kill_epoch and batch == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
-temporal_train.train(temporal_train.load_config(config_path), callbacks=[Probe()])
+temporal.train(temporal_config.load_config(config_path), callbacks=[Probe()])
 """
 
 
@@ -75,13 +77,13 @@ def test_kill_9_during_training_then_rerun_finishes_all_epochs_once(tmp_path):
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     first = json.loads((tmp_path / "first.json").read_text())
     assert first["begun"] == list(range(KILL_EPOCH + 1)), first
-    assert not (run / temporal_train.MODEL_FILE).exists()  # nothing half written under the name
-    assert (run / temporal_train.RESUME_DIR / "checkpoint").is_file()
+    assert not (run / temporal.MODEL_FILE).exists()  # nothing half written under the name
+    assert (run / temporal.RESUME_DIR / "checkpoint").is_file()
 
     # A different config must not pick up this run's weights and epoch counter.
     other = _config(tmp_path, seed=5)
     with pytest.raises(ValueError, match=r"resume.*differs.*delete"):
-        temporal_train.train(temporal_train.load_config(other))
+        temporal.train(temporal_config.load_config(other))
 
     again = _child(config, tmp_path / "second.json", -1)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -89,7 +91,7 @@ def test_kill_9_during_training_then_rerun_finishes_all_epochs_once(tmp_path):
     second = json.loads((tmp_path / "second.json").read_text())
     assert second["begun"] == list(range(KILL_EPOCH, EPOCHS)), second  # no epoch run twice
 
-    history = json.loads((run / temporal_train.HISTORY_FILE).read_text())
+    history = json.loads((run / temporal.HISTORY_FILE).read_text())
     assert [h["epoch"] for h in history] == list(range(EPOCHS))
     # The epochs finished before the kill keep their logged losses (restored, not re-run) ...
     for epoch in range(KILL_EPOCH):
@@ -97,9 +99,9 @@ def test_kill_9_during_training_then_rerun_finishes_all_epochs_once(tmp_path):
     # ... and the resumed ones are the second run's.
     for epoch in range(KILL_EPOCH, EPOCHS):
         assert history[epoch]["loss"] == second["ended"][str(epoch)]["loss"], epoch
-    assert not (run / temporal_train.RESUME_DIR).exists()
+    assert not (run / temporal.RESUME_DIR).exists()
     assert not list(run.glob(".tmp-*"))
-    model = keras.saving.load_model(run / temporal_train.MODEL_FILE)
+    model = keras.saving.load_model(run / temporal.MODEL_FILE)
     assert model.window == 4 and model.frame_rate == 10.0
     x = np.ones((1, 4, 16, 3), np.float32)
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(model(x))))
@@ -115,15 +117,15 @@ def test_crash_after_the_last_epoch_resumes_to_the_same_model_without_training(t
             trained["weights"] = [np.array(w) for w in self.model.get_weights()]
             raise RuntimeError("crash before the model is saved")
 
-    config = temporal_train.load_config(_config(tmp_path), ["train.epochs=2"])
+    config = temporal_config.load_config(_config(tmp_path), ["train.epochs=2"])
     with pytest.raises(RuntimeError, match="crash before"):
-        temporal_train.train(config, callbacks=[CrashAtEnd()])
-    assert not (tmp_path / "run" / temporal_train.MODEL_FILE).exists()
-    result = temporal_train.train(config)
+        temporal.train(config, callbacks=[CrashAtEnd()])
+    assert not (tmp_path / "run" / temporal.MODEL_FILE).exists()
+    result = temporal.train(config)
     assert result["initial_epoch"] == 2 and result["epochs"] == 2
-    history = json.loads((tmp_path / "run" / temporal_train.HISTORY_FILE).read_text())
+    history = json.loads((tmp_path / "run" / temporal.HISTORY_FILE).read_text())
     assert [h["epoch"] for h in history] == [0, 1]
-    model = keras.saving.load_model(tmp_path / "run" / temporal_train.MODEL_FILE)
+    model = keras.saving.load_model(tmp_path / "run" / temporal.MODEL_FILE)
     assert model.window == 4
     # The trained weights of the crashed run, not a fresh initialisation.
     for got, want in zip(model.get_weights(), trained["weights"], strict=True):

@@ -1,33 +1,20 @@
-"""SAP-Net predictors for evaluation and the prediction pass over validation records.
+"""The SavedModel predictor and evaluation's prediction pass over validation records.
 
-A predictor maps images (B, S, S, 3), crop intrinsics (B, 4) and ground-truth root depth (B,)
-to either {"pose_norm", "pose_2d"} (normalised network outputs; decoded here exactly with the
-record's crop intrinsics) or {"pose_mm", "pose_2d_px"} (a SavedModel's `predict_image`, whose
-decoder assumes the principal point at the crop centre). `run_predictions` decodes 3D with the
-ground-truth root depth of `joints_3d` (the paper assumes global position and scale known), so
-3DHP predictions come out at the `annot3` size (`evaluation.mpi_inf_3dhp.scale_to_univ`).
+Predictors and the decode to mm are `models.prediction`'s (a Keras SAP-Net:
+`models.prediction.keras_predictor`). Here: a SavedModel as a predictor, and `run_predictions`,
+which runs the shared prediction pass (`models.prediction.predict_batches`) over the validation
+dataset and keeps the ground truth beside the predictions. 3D is decoded with the ground-truth
+root depth of `joints_3d` (the paper assumes global position and scale known), so 3DHP
+predictions come out at the `annot3` size (`evaluation.mpi_inf_3dhp.scale_to_univ`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], dict]
-
-
-def keras_predictor(model) -> Predictor:
-    """images (B,S,S,3), intrinsics (B,4), root depth (B,) -> {"pose_norm", "pose_2d"}."""
-
-    def predict(images, intrinsics, root_depth):
-        out = model(images, training=False)
-        return {
-            "pose_norm": np.asarray(out["pose_3d"], np.float64),
-            "pose_2d": np.asarray(out["pose_2d"], np.float64),
-        }
-
-    return predict
+from keras_pose3d.models.prediction import Predictor, predict_batches
 
 
 def saved_model_predictor(path: str) -> tuple[Predictor, str]:
@@ -87,21 +74,14 @@ def run_predictions(
     ds = make_validation_dataset(
         list(files), input_size=input_size, heatmap_size=heatmap_size, batch_size=batch_size
     )
+    batches = ({"image": inputs["image"], **targets} for inputs, targets in ds.as_numpy_iterator())
     parts: dict[str, list] = {k: [] for k in ("pred_mm", "gt_mm", "pred_px", "gt_px", "visibility")}
-    for inputs, targets in ds.as_numpy_iterator():
-        intr = targets["intrinsics"].astype(np.float64)
-        root = targets["root_depth"].astype(np.float64)
-        out = predict(inputs["image"], intr, root)
-        if "pose_norm" in out:
-            pred_mm = pose_codec.decode_pose_3d(out["pose_norm"], intr, root, input_size)
-            pred_px = pose_codec.denormalise_2d(out["pose_2d"], input_size)
-        else:  # predict_image returns mm and pixels of the S x S input already
-            pred_mm, pred_px = out["pose_mm"], out["pose_2d_px"]
-        parts["pred_mm"].append(pred_mm)
-        parts["gt_mm"].append(targets["joints_3d"].astype(np.float64))
-        parts["pred_px"].append(pred_px)
-        parts["gt_px"].append(pose_codec.denormalise_2d(targets["pose_2d"], input_size))
-        parts["visibility"].append(targets["visibility"].astype(np.float64))
+    for rows, pred in predict_batches(predict, batches, input_size):
+        parts["pred_mm"].append(pred["pose_mm"])
+        parts["gt_mm"].append(rows["joints_3d"].astype(np.float64))
+        parts["pred_px"].append(pred["pose_2d_px"])
+        parts["gt_px"].append(pose_codec.denormalise_2d(rows["pose_2d"], input_size))
+        parts["visibility"].append(rows["visibility"].astype(np.float64))
     if not parts["pred_mm"]:
         raise ValueError(f"no records in {list(files)}")
     return {k: np.concatenate(v) for k, v in parts.items()}

@@ -16,13 +16,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from keras_pose3d.evaluation import h36m, mpi_inf_3dhp, mpii, predictions_file, synthetic
-from keras_pose3d.evaluation.predictors import (
-    keras_predictor,
-    run_predictions,
-    saved_model_predictor,
-)
+from keras_pose3d.evaluation.predictors import run_predictions, saved_model_predictor
 from keras_pose3d.evaluation.records import read_checked_meta, record_id
 from keras_pose3d.evaluation.tables import Table, to_markdown, write_report
+from keras_pose3d.models.prediction import keras_predictor
 
 DATASETS = ("h36m", "mpi_inf_3dhp", "mpii", "synthetic")
 # 3D datasets: arrays {"pred_mm", "gt_mm"} + meta -> (results, tables).

@@ -1,5 +1,6 @@
-"""Serving: SavedModel signatures, ONNX export and TF-Serving clients.
+"""Serving: SavedModel export, signatures, ONNX export and TF-Serving clients.
 
-`signatures` (the graphs and their documented inputs/outputs), `onnx_export` (tf2onnx), `client`
-(REST and gRPC). Modules are imported explicitly; nothing heavy is imported here.
+`export` (TF-Serving's versioned layout, models.config, a run's export), `signatures` (the
+graphs and their documented inputs/outputs), `onnx_export` (tf2onnx), `client` (REST and gRPC).
+Modules are imported explicitly; nothing heavy is imported here.
 """

@@ -75,10 +75,10 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
     if not trainer.chief:
         return 0
     if cfg.eval.enabled:
-        from keras_pose3d import evaluate
+        from keras_pose3d.evaluation import runner
 
         out = pathlib.Path(trainer.run_dir) / "eval"
-        evaluate.evaluate_run(
+        runner.evaluate_run(
             trainer.run_dir, cfg.eval.dataset, records=list(cfg.data.val_patterns()), out_dir=out
         )
         progress(f"evaluation tables in {out}")
@@ -86,7 +86,7 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
     if cfg.temporal.enabled:
         tp_net_path = main_job_stages(cfg, pathlib.Path(trainer.run_dir), progress)
     if cfg.export.enabled:
-        from keras_pose3d import export
+        from keras_pose3d.serving import export
 
         paths = export.export_run(
             trainer.run_dir, cfg.export.saved_models_dir, onnx=cfg.export.onnx, tp_net=tp_net_path
@@ -109,31 +109,17 @@ def predict_sequences(
     model, patterns: list[str], out_path: pathlib.Path, frame_rate: float
 ) -> dict:
     """SAP-Net's root-relative mm predictions over the 3D records, by sequence and frame, at
-    `frame_rate`, saved as the npz `temporal_train` reads (`pipelines.predict_sequences`)."""
+    `frame_rate`, saved as the npz `training.temporal` reads (`pipelines.predict_sequences`).
+
+    `model` is called once per batch: pass a `models.prediction.GraphModel`, built once (eager
+    Keras calls cost more than the small quickstart network itself)."""
     import numpy as np
 
     from pipelines import predict_sequences as ps
 
-    ps.run_predictions(_GraphModel(model), patterns, out_path, frame_rate=frame_rate)
+    ps.run_predictions(model, patterns, out_path, frame_rate=frame_rate)
     with np.load(out_path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
-
-
-class _GraphModel:
-    """A SAP-Net called through one tf.function: `predict_records` calls the model once per
-    batch, and eager Keras calls cost more than the small quickstart network itself."""
-
-    def __init__(self, model):
-        import tensorflow as tf
-
-        self.input_size = s = int(model.input_size)
-        self._call = tf.function(
-            lambda images: model(images, training=False),
-            input_signature=[tf.TensorSpec((None, s, s, 3), tf.float32)],
-        )
-
-    def __call__(self, images, training=False):
-        return self._call(images)
 
 
 def snapshot_path(run_dir: pathlib.Path, index: int | None, name: str = "") -> pathlib.Path:
@@ -179,18 +165,17 @@ def fit_with_snapshots(trainer, snapshots: bool) -> dict:
     return trainer.fit()
 
 
-def _stage_model(cfg: Config, weights: pathlib.Path):
-    """SAP-Net with the weights of a snapshot (`snapshot_path`)."""
-    from keras_pose3d.training.trainer import build_model
+def _load_snapshot(model, weights: pathlib.Path) -> None:
+    """Load a snapshot's weights (`snapshot_path`) into `model`, a SAP-Net of the run's config.
 
+    One model takes every snapshot in turn: its `GraphModel` is then traced once for the whole
+    main job, not once per stage."""
     if not weights.is_file():
         raise FileNotFoundError(
             f"model snapshot {weights} not found (written by "
             f"fit_with_snapshots when temporal.enabled)"
         )
-    model = build_model(cfg)
     model.load_weights(weights)
-    return model
 
 
 def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathlib.Path:
@@ -198,7 +183,7 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
 
     SAP-Net (final weights) predicts every 3D training and validation sequence
     (RUN_DIR/predictions/{train,val}.npz), TP-Net trains on the training predictions
-    (`temporal_train.train` with `cfg.temporal`, written to RUN_DIR/temporal/), and
+    (`training.temporal.train` with `cfg.temporal`, written to RUN_DIR/temporal/), and
     RUN_DIR/main_job_table.{md,json} gets one row per model state on the validation sequences
     (`keras_pose3d.evaluation.main_job`).
     """
@@ -206,58 +191,59 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
 
     import numpy as np
 
-    from keras_pose3d import temporal_train
+    from keras_pose3d import temporal_config
     from keras_pose3d.evaluation import main_job
+    from keras_pose3d.models.prediction import GraphModel
+    from keras_pose3d.training import temporal
+    from keras_pose3d.training.trainer import build_model
 
     t0 = time.time()
     val_patterns = list(cfg.data.val_patterns())
     rows = []
     rate = cfg.temporal.frame_rate
+    model = build_model(cfg)
+    graph = GraphModel(model)  # traced once; each snapshot is loaded into `model` in turn
+    _load_snapshot(model, snapshot_path(run_dir, None))
     untrained = predict_sequences(
-        _stage_model(cfg, snapshot_path(run_dir, None)),
-        val_patterns,
-        run_dir / "predictions" / "val_untrained.npz",
-        rate,
+        graph, val_patterns, run_dir / "predictions" / "val_untrained.npz", rate
     )
     rows.append(
         main_job.pose_row("untrained", untrained["pred"], untrained["gt"], untrained["sequence"])
     )
-    final = None
     for index, stage in enumerate(cfg.train.stages):
-        model = _stage_model(cfg, snapshot_path(run_dir, index, stage.name))
+        _load_snapshot(model, snapshot_path(run_dir, index, stage.name))
         last = index == len(cfg.train.stages) - 1
         name = "val" if last else f"val_{stage.name}"
         arrays = predict_sequences(
-            model, val_patterns, run_dir / "predictions" / f"{name}.npz", rate
+            graph, val_patterns, run_dir / "predictions" / f"{name}.npz", rate
         )
         rows.append(
             main_job.pose_row(
                 f"after {stage.name}", arrays["pred"], arrays["gt"], arrays["sequence"]
             )
         )
-        if last:
-            final = model
+    # `model` holds the last stage's snapshot: the final weights.
     predict_sequences(
-        final, list(cfg.data.train_patterns()), run_dir / "predictions" / "train.npz", rate
+        graph, list(cfg.data.train_patterns()), run_dir / "predictions" / "train.npz", rate
     )
     progress(
         f"SAP-Net predictions over the training and validation sequences ({time.time() - t0:.0f}s)"
     )
 
     t = cfg.temporal
-    tp_cfg = temporal_train.TemporalConfig(
-        data=temporal_train.TemporalData(
+    tp_cfg = temporal_config.TemporalConfig(
+        data=temporal_config.TemporalData(
             train=str(run_dir / "predictions" / "train.npz"),
             val=str(run_dir / "predictions" / "val.npz"),
         ),
-        model=temporal_train.TemporalModel(
+        model=temporal_config.TemporalModel(
             window=t.window,
             mode=t.mode,
             hidden=t.hidden,
             dropout=t.dropout,
             frame_rate=t.frame_rate,
         ),
-        train=temporal_train.TemporalTrain(
+        train=temporal_config.TemporalTrain(
             epochs=t.epochs,
             batch_size=t.batch_size,
             learning_rate=t.learning_rate,
@@ -266,15 +252,15 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
         run_dir=str(run_dir / "temporal"),
     )
     t1 = time.time()
-    temporal_train.train(tp_cfg)
+    temporal.train(tp_cfg)
     tp_path = run_dir / "temporal" / "tp_net.keras"
     progress(f"TP-Net trained ({time.time() - t1:.0f}s): {tp_path}")
 
     import keras
 
     tp = keras.saving.load_model(tp_path, compile=False)
-    val = temporal_train.load_predictions(run_dir / "predictions" / "val.npz")
-    windows, gt = temporal_train.sequence_windows(val, t.window, t.mode)  # (M, N, J, 3), (M, J, 3)
+    val = temporal.load_predictions(run_dir / "predictions" / "val.npz")
+    windows, gt = temporal.sequence_windows(val, t.window, t.mode)  # (M, N, J, 3), (M, J, 3)
     refined = np.asarray(tp.predict(windows, batch_size=t.batch_size, verbose=0))
     # sequence_windows orders rows by (sequence, frame), as predict_sequences writes them.
     order = np.lexsort((val["frame"], val["sequence"]))

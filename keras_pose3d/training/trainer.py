@@ -41,7 +41,7 @@ from keras_pose3d import metrics as kp_metrics
 from keras_pose3d import skeleton
 from keras_pose3d.config import Config, StageConfig
 from keras_pose3d.data import dataset as kp_dataset
-from keras_pose3d.data import pose_codec
+from keras_pose3d.models import prediction
 from keras_pose3d.models.loading import SAP_NET_FILE
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.training import objective, runtime
@@ -241,23 +241,26 @@ class Trainer:
         """Protocol 1 MPJPE (mm, 16 joints) of the current model on the validation records.
 
         Predictions are turned into camera mm with the ground-truth root depth and crop
-        intrinsics (the paper's assumption of a known global position), then both poses are
-        made root-relative.
+        intrinsics (the paper's assumption of a known global position; the prediction pass of
+        `models.prediction`, as evaluation and predict_sequences run it), on the samples with
+        3D ground truth, then both poses are made root-relative.
         """
-        errors = []
-        for inputs, targets in self._val_dataset():
-            outputs = self.model(inputs["image"], training=False)
-            has_3d = targets["has_3d"].numpy() > 0.5
-            if not has_3d.any():
-                continue
-            pred_mm = pose_codec.decode_pose_3d(
-                outputs["pose_3d"].numpy(),
-                targets["intrinsics"].numpy(),
-                targets["root_depth"].numpy(),
-                self.cfg.data.input_size,
+        batches = (
+            {
+                "image": inputs["image"],
+                "intrinsics": targets["intrinsics"],
+                "root_depth": targets["root_depth"],
+                "joints_3d": targets["joints_3d"],
+                "keep": targets["has_3d"].numpy() > 0.5,
+            }
+            for inputs, targets in self._val_dataset()
+        )
+        errors = [
+            kp_metrics.mpjpe(pred["pose_mm"], rows["joints_3d"], root=skeleton.ROOT)
+            for rows, pred in prediction.predict_batches(
+                prediction.keras_predictor(self.model), batches, self.cfg.data.input_size
             )
-            gt_mm = targets["joints_3d"].numpy()
-            errors.append(kp_metrics.mpjpe(pred_mm[has_3d], gt_mm[has_3d], root=skeleton.ROOT))
+        ]
         if not errors:
             return float("nan")
         return float(np.mean(np.concatenate(errors)))
