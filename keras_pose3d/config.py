@@ -47,12 +47,31 @@ def _suggest(key: str, choices) -> str:
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    """Zhou et al.'s augmentation: scale ±25 %, rotation ±30°, flip with the left/right swap."""
+    """Training augmentation (`data.dataset.build_example`): Zhou et al.'s scale ±25 %, rotation
+    ±30° and flip with the left/right swap, drawn as in Newell et al., then colour jitter.
+
+    Attributes:
+        scale: scale range r: the person region side is multiplied by U(1 - r, 1 + r).
+        rotation_deg: rotation range a: U(-a, a) degrees ...
+        rotation_prob: ... applied with this probability (Newell et al.: 0.4).
+        flip: whether to flip horizontally (with the left/right swap) ...
+        flip_prob: ... with this probability.
+        color: whether to apply colour jitter.
+        channel_scale: (low, high) per-channel factor range (Newell et al.: 0.6 - 1.4).
+        brightness: max additive brightness delta (0 disables).
+        contrast, saturation: max relative change, factor in [1 - c, 1 + c] (0 disables).
+    """
 
     scale: float = 0.25
     rotation_deg: float = 30.0
+    rotation_prob: float = 0.4
     flip: bool = True
+    flip_prob: float = 0.5
     color: bool = True
+    channel_scale: tuple[float, float] = (0.6, 1.4)
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
 
     def __post_init__(self):
         _check(
@@ -62,6 +81,20 @@ class AugmentConfig:
             0.0 <= self.rotation_deg <= 180.0,
             "data.augment.rotation_deg",
             f"must be in [0, 180], got {self.rotation_deg}",
+        )
+        # contrast and saturation factors 1 - c must stay >= 0 (tf.image's lower bound).
+        for name in ("rotation_prob", "flip_prob", "contrast", "saturation"):
+            value = getattr(self, name)
+            _check(0.0 <= value <= 1.0, f"data.augment.{name}", f"must be in [0, 1], got {value}")
+        _check(
+            self.brightness >= 0,
+            "data.augment.brightness",
+            f"must be >= 0, got {self.brightness}",
+        )
+        _check(
+            len(self.channel_scale) == 2 and 0.0 <= self.channel_scale[0] <= self.channel_scale[1],
+            "data.augment.channel_scale",
+            f"must be [low, high] with 0 <= low <= high, got {list(self.channel_scale)}",
         )
 
 

@@ -110,6 +110,13 @@ def test_unknown_nested_key_in_a_stage(tmp_path):
         ("train.stages.a.losses=[heatmapp]", "train.stages[a].losses"),
         ("train.batch_size=5", "train.batch_size"),
         ("data.augment.flip=1", "data.augment.flip"),
+        ("data.augment.flip_prob=1.5", "data.augment.flip_prob"),
+        ("data.augment.rotation_prob=-0.1", "data.augment.rotation_prob"),
+        ("data.augment.contrast=2", "data.augment.contrast"),
+        ("data.augment.brightness=-0.1", "data.augment.brightness"),
+        ("data.augment.channel_scale=[1.4,0.6]", "data.augment.channel_scale"),
+        ("data.augment.channel_scale=[0.6]", "data.augment.channel_scale"),
+        ("data.augment.channel_scale=0.6", "data.augment.channel_scale"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path, override, field):
@@ -132,6 +139,31 @@ def test_overrides_apply_with_types(tmp_path):
     )
     assert cfg.train.batch_size == 12 and cfg.train.stages[0].steps == 7
     assert cfg.runtime.precision == "mixed_bfloat16" and cfg.loss.lambda_s == 0.5
+
+
+def test_augment_extras_are_optional_keys_with_newells_defaults(tmp_path):
+    """The keys a config has always had load as before; the extras default to Newell et al.'s
+    recipe (rotation 40 % of the time, flip half the time, per-channel factor 0.6 - 1.4)."""
+    cfg = kc.load_config(
+        _write(
+            tmp_path, {**_tree(), "data": {"generate_synthetic": True, "augment": {"scale": 0.1}}}
+        )
+    )
+    a = cfg.data.augment
+    assert (a.scale, a.rotation_deg, a.flip, a.color) == (0.1, 30.0, True, True)
+    assert (a.rotation_prob, a.flip_prob, a.channel_scale) == (0.4, 0.5, (0.6, 1.4))
+    assert (a.brightness, a.contrast, a.saturation) == (0.0, 0.0, 0.0)
+    cfg = kc.load_config(
+        _write(tmp_path, _tree()),
+        [
+            "data.generate_synthetic=true",
+            "data.augment.channel_scale=[0.8,1.2]",
+            "data.augment.flip_prob=0",
+            "data.augment.contrast=0.3",
+        ],
+    )
+    a = cfg.data.augment
+    assert (a.channel_scale, a.flip_prob, a.contrast) == ((0.8, 1.2), 0.0, 0.3)
 
 
 def test_override_of_unknown_stage_is_an_error(tmp_path):
