@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 
 LOSS_NAMES = ("heatmap", "depth", "geometric", "illegal_angle", "symmetry")
+# SAP-Net's parts a stage can train (`train.stages[].trainable`); `models.sap_net.PARTS` maps
+# each to its sub-network, `training.trainer` freezes the others.
 PART_NAMES = ("hourglass", "depth")
 
 
@@ -400,7 +402,7 @@ class RuntimeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    """What the end of a run exports (keras_pose3d/export.py)."""
+    """What the end of a run exports (keras_pose3d/serving/export.py)."""
 
     enabled: bool = True
     saved_models_dir: str = "saved_models"
@@ -409,7 +411,7 @@ class ExportConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation at the end of a run (keras_pose3d/evaluate.py)."""
+    """Evaluation at the end of a run (keras_pose3d/evaluation/runner.py)."""
 
     enabled: bool = True
     dataset: Literal["h36m", "mpi_inf_3dhp", "mpii", "synthetic"] = "h36m"
