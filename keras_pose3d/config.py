@@ -39,6 +39,24 @@ def _check(condition: bool, path: str, message: str) -> None:
         raise _fail(path, message, None)
 
 
+def _check_positive(section: str, obj, names: tuple[str, ...]) -> None:
+    """Each field `name` of `obj` is > 0; the error names `section.name` and the value."""
+    for name in names:
+        value = getattr(obj, name)
+        _check(value > 0, f"{section}.{name}", f"must be positive, got {value}")
+
+
+def _check_choices(path: str, values: tuple[str, ...], valid: tuple[str, ...], what: str) -> None:
+    """`values` is non-empty and each is one of `valid` (a near miss gets a suggestion)."""
+    _check(len(values) > 0, path, "is empty")
+    for value in values:
+        _check(
+            value in valid,
+            path,
+            f"unknown {what} '{value}'{_suggest(value, valid)}; valid: {valid}",
+        )
+
+
 def _suggest(key: str, choices) -> str:
     close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -122,18 +140,17 @@ class SyntheticConfig:
     num_validation_subjects: int | None = None
 
     def __post_init__(self):
-        for name in (
-            "num_subjects",
-            "sequences_per_subject",
-            "frames_per_sequence",
-            "crop_size",
-            "num_shards",
-        ):
-            _check(
-                getattr(self, name) > 0,
-                f"data.synthetic.{name}",
-                f"must be positive, got {getattr(self, name)}",
-            )
+        _check_positive(
+            "data.synthetic",
+            self,
+            (
+                "num_subjects",
+                "sequences_per_subject",
+                "frames_per_sequence",
+                "crop_size",
+                "num_shards",
+            ),
+        )
         n_val, n_2d = self.split_sizes()
         _check(
             n_val >= 0 and n_2d >= 0 and self.num_subjects - n_val - n_2d >= 1,
@@ -187,9 +204,8 @@ class DataConfig:
     val_examples: int = 512
 
     def __post_init__(self):
-        _check(self.input_size > 0, "data.input_size", f"must be positive, got {self.input_size}")
-        _check(
-            self.heatmap_size > 0, "data.heatmap_size", f"must be positive, got {self.heatmap_size}"
+        _check_positive(
+            "data", self, ("input_size", "heatmap_size", "heatmap_sigma", "val_examples")
         )
         _check(
             self.input_size % self.heatmap_size == 0,
@@ -197,13 +213,7 @@ class DataConfig:
             f"must divide data.input_size: {self.input_size} is not a multiple of "
             f"{self.heatmap_size}",
         )
-        _check(
-            self.heatmap_sigma > 0,
-            "data.heatmap_sigma",
-            f"must be positive, got {self.heatmap_sigma}",
-        )
         _check(self.shuffle_buffer >= 0, "data.shuffle_buffer", "must be >= 0")
-        _check(self.val_examples > 0, "data.val_examples", "must be positive")
         _check(
             bool(self.train_files) or self.generate_synthetic,
             "data.train_files",
@@ -246,18 +256,11 @@ class ModelConfig:
             "model.num_joints",
             f"must be 16 (the MPII-16 skeleton every loss is defined on), got {self.num_joints}",
         )
-        for name in (
-            "num_stacks",
-            "num_features",
-            "hourglass_depth",
-            "depth_blocks",
-            "num_modules",
-        ):
-            _check(
-                getattr(self, name) > 0,
-                f"model.{name}",
-                f"must be positive, got {getattr(self, name)}",
-            )
+        _check_positive(
+            "model",
+            self,
+            ("num_stacks", "num_features", "hourglass_depth", "depth_blocks", "num_modules"),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,30 +324,10 @@ class StageConfig:
     samples: Literal["mixed", "3d_only", "2d_only"] = "mixed"
 
     def __post_init__(self):
-        _check(
-            self.steps > 0,
-            f"train.stages[{self.name}].steps",
-            f"must be positive, got {self.steps}",
-        )
-        _check(
-            self.learning_rate > 0,
-            f"train.stages[{self.name}].learning_rate",
-            f"must be positive, got {self.learning_rate}",
-        )
-        _check(len(self.losses) > 0, f"train.stages[{self.name}].losses", "is empty")
-        for loss in self.losses:
-            _check(
-                loss in LOSS_NAMES,
-                f"train.stages[{self.name}].losses",
-                f"unknown loss '{loss}'{_suggest(loss, LOSS_NAMES)}; valid: {LOSS_NAMES}",
-            )
-        _check(len(self.trainable) > 0, f"train.stages[{self.name}].trainable", "is empty")
-        for part in self.trainable:
-            _check(
-                part in PART_NAMES,
-                f"train.stages[{self.name}].trainable",
-                f"unknown part '{part}'{_suggest(part, PART_NAMES)}; valid: {PART_NAMES}",
-            )
+        where = f"train.stages[{self.name}]"
+        _check_positive(where, self, ("steps", "learning_rate"))
+        _check_choices(f"{where}.losses", self.losses, LOSS_NAMES, "loss")
+        _check_choices(f"{where}.trainable", self.trainable, PART_NAMES, "part")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,12 +343,12 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _check(self.batch_size > 0, "train.batch_size", f"must be positive, got {self.batch_size}")
+        _check_positive(
+            "train", self, ("batch_size", "log_every", "checkpoint_every", "eval_every")
+        )
         _check(len(self.stages) > 0, "train.stages", "is empty")
         names = [s.name for s in self.stages]
         _check(len(set(names)) == len(names), "train.stages", f"stage names repeat: {names}")
-        for name in ("log_every", "checkpoint_every", "eval_every"):
-            _check(getattr(self, name) > 0, f"train.{name}", "must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -612,17 +595,9 @@ class TemporalStageConfig:
             "temporal.frame_rate",
             f"must be frames per second > 0, got {self.frame_rate}",
         )
-        for name in ("window", "hidden", "epochs", "batch_size"):
-            _check(
-                getattr(self, name) > 0,
-                f"temporal.{name}",
-                f"must be positive, got {getattr(self, name)}",
-            )
-        _check(
-            0.0 <= self.dropout < 1.0, "temporal.dropout", f"must be in [0, 1), got {self.dropout}"
+        _check_positive(
+            "temporal", self, ("window", "hidden", "epochs", "batch_size", "learning_rate")
         )
         _check(
-            self.learning_rate > 0,
-            "temporal.learning_rate",
-            f"must be positive, got {self.learning_rate}",
+            0.0 <= self.dropout < 1.0, "temporal.dropout", f"must be in [0, 1), got {self.dropout}"
         )

@@ -110,6 +110,15 @@ def test_unknown_nested_key_in_a_stage(tmp_path):
         ("train.stages.a.losses=[heatmapp]", "train.stages[a].losses"),
         ("train.batch_size=5", "train.batch_size"),
         ("data.augment.flip=1", "data.augment.flip"),
+        ("train.stages.a.learning_rate=0", "train.stages[a].learning_rate"),
+        ("train.stages.a.losses=[]", "train.stages[a].losses"),
+        ("train.stages.a.trainable=[head]", "train.stages[a].trainable"),
+        ("train.log_every=0", "train.log_every"),
+        ("data.val_examples=0", "data.val_examples"),
+        ("data.heatmap_sigma=0", "data.heatmap_sigma"),
+        ("data.synthetic.num_shards=0", "data.synthetic.num_shards"),
+        ("temporal.learning_rate=0", "temporal.learning_rate"),
+        ("temporal.window=0", "temporal.window"),
         ("data.augment.flip_prob=1.5", "data.augment.flip_prob"),
         ("data.augment.rotation_prob=-0.1", "data.augment.rotation_prob"),
         ("data.augment.contrast=2", "data.augment.contrast"),
@@ -124,6 +133,22 @@ def test_bad_values_name_the_field(tmp_path, override, field):
     with pytest.raises(kc.ConfigError) as e:
         kc.load_config(path, [override])
     assert field in str(e.value)
+
+
+def test_bad_values_say_what_was_expected(tmp_path):
+    path = _write(tmp_path, _tree())
+    cases = {
+        "train.log_every=-2": "config key 'train.log_every' (in {}): must be positive, got -2",
+        "train.stages.a.trainable=[hourglas]": (
+            "config key 'train.stages[a].trainable' (in {}): unknown part 'hourglas' "
+            "(did you mean 'hourglass'?); valid: ('hourglass', 'depth')"
+        ),
+        "train.stages.a.losses=[]": "config key 'train.stages[a].losses' (in {}): is empty",
+    }
+    for override, message in cases.items():
+        with pytest.raises(kc.ConfigError) as e:
+            kc.load_config(path, [override])
+        assert str(e.value) == message.format(path)
 
 
 def test_overrides_apply_with_types(tmp_path):
