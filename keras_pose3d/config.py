@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 
 LOSS_NAMES = ("heatmap", "depth", "geometric", "illegal_angle", "symmetry")
+# SAP-Net's parts a stage can train (`train.stages[].trainable`); `models.sap_net.PARTS` maps
+# each to its sub-network, `training.trainer` freezes the others.
 PART_NAMES = ("hourglass", "depth")
 
 
@@ -37,6 +39,24 @@ def _check(condition: bool, path: str, message: str) -> None:
         raise _fail(path, message, None)
 
 
+def _check_positive(section: str, obj, names: tuple[str, ...]) -> None:
+    """Each field `name` of `obj` is > 0; the error names `section.name` and the value."""
+    for name in names:
+        value = getattr(obj, name)
+        _check(value > 0, f"{section}.{name}", f"must be positive, got {value}")
+
+
+def _check_choices(path: str, values: tuple[str, ...], valid: tuple[str, ...], what: str) -> None:
+    """`values` is non-empty and each is one of `valid` (a near miss gets a suggestion)."""
+    _check(len(values) > 0, path, "is empty")
+    for value in values:
+        _check(
+            value in valid,
+            path,
+            f"unknown {what} '{value}'{_suggest(value, valid)}; valid: {valid}",
+        )
+
+
 def _suggest(key: str, choices) -> str:
     close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -47,12 +67,31 @@ def _suggest(key: str, choices) -> str:
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    """Zhou et al.'s augmentation: scale ±25 %, rotation ±30°, flip with the left/right swap."""
+    """Training augmentation (`data.dataset.build_example`): Zhou et al.'s scale ±25 %, rotation
+    ±30° and flip with the left/right swap, drawn as in Newell et al., then colour jitter.
+
+    Attributes:
+        scale: scale range r: the person region side is multiplied by U(1 - r, 1 + r).
+        rotation_deg: rotation range a: U(-a, a) degrees ...
+        rotation_prob: ... applied with this probability (Newell et al.: 0.4).
+        flip: whether to flip horizontally (with the left/right swap) ...
+        flip_prob: ... with this probability.
+        color: whether to apply colour jitter.
+        channel_scale: (low, high) per-channel factor range (Newell et al.: 0.6 - 1.4).
+        brightness: max additive brightness delta (0 disables).
+        contrast, saturation: max relative change, factor in [1 - c, 1 + c] (0 disables).
+    """
 
     scale: float = 0.25
     rotation_deg: float = 30.0
+    rotation_prob: float = 0.4
     flip: bool = True
+    flip_prob: float = 0.5
     color: bool = True
+    channel_scale: tuple[float, float] = (0.6, 1.4)
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
 
     def __post_init__(self):
         _check(
@@ -62,6 +101,20 @@ class AugmentConfig:
             0.0 <= self.rotation_deg <= 180.0,
             "data.augment.rotation_deg",
             f"must be in [0, 180], got {self.rotation_deg}",
+        )
+        # contrast and saturation factors 1 - c must stay >= 0 (tf.image's lower bound).
+        for name in ("rotation_prob", "flip_prob", "contrast", "saturation"):
+            value = getattr(self, name)
+            _check(0.0 <= value <= 1.0, f"data.augment.{name}", f"must be in [0, 1], got {value}")
+        _check(
+            self.brightness >= 0,
+            "data.augment.brightness",
+            f"must be >= 0, got {self.brightness}",
+        )
+        _check(
+            len(self.channel_scale) == 2 and 0.0 <= self.channel_scale[0] <= self.channel_scale[1],
+            "data.augment.channel_scale",
+            f"must be [low, high] with 0 <= low <= high, got {list(self.channel_scale)}",
         )
 
 
@@ -87,18 +140,17 @@ class SyntheticConfig:
     num_validation_subjects: int | None = None
 
     def __post_init__(self):
-        for name in (
-            "num_subjects",
-            "sequences_per_subject",
-            "frames_per_sequence",
-            "crop_size",
-            "num_shards",
-        ):
-            _check(
-                getattr(self, name) > 0,
-                f"data.synthetic.{name}",
-                f"must be positive, got {getattr(self, name)}",
-            )
+        _check_positive(
+            "data.synthetic",
+            self,
+            (
+                "num_subjects",
+                "sequences_per_subject",
+                "frames_per_sequence",
+                "crop_size",
+                "num_shards",
+            ),
+        )
         n_val, n_2d = self.split_sizes()
         _check(
             n_val >= 0 and n_2d >= 0 and self.num_subjects - n_val - n_2d >= 1,
@@ -152,9 +204,8 @@ class DataConfig:
     val_examples: int = 512
 
     def __post_init__(self):
-        _check(self.input_size > 0, "data.input_size", f"must be positive, got {self.input_size}")
-        _check(
-            self.heatmap_size > 0, "data.heatmap_size", f"must be positive, got {self.heatmap_size}"
+        _check_positive(
+            "data", self, ("input_size", "heatmap_size", "heatmap_sigma", "val_examples")
         )
         _check(
             self.input_size % self.heatmap_size == 0,
@@ -162,13 +213,7 @@ class DataConfig:
             f"must divide data.input_size: {self.input_size} is not a multiple of "
             f"{self.heatmap_size}",
         )
-        _check(
-            self.heatmap_sigma > 0,
-            "data.heatmap_sigma",
-            f"must be positive, got {self.heatmap_sigma}",
-        )
         _check(self.shuffle_buffer >= 0, "data.shuffle_buffer", "must be >= 0")
-        _check(self.val_examples > 0, "data.val_examples", "must be positive")
         _check(
             bool(self.train_files) or self.generate_synthetic,
             "data.train_files",
@@ -211,18 +256,11 @@ class ModelConfig:
             "model.num_joints",
             f"must be 16 (the MPII-16 skeleton every loss is defined on), got {self.num_joints}",
         )
-        for name in (
-            "num_stacks",
-            "num_features",
-            "hourglass_depth",
-            "depth_blocks",
-            "num_modules",
-        ):
-            _check(
-                getattr(self, name) > 0,
-                f"model.{name}",
-                f"must be positive, got {getattr(self, name)}",
-            )
+        _check_positive(
+            "model",
+            self,
+            ("num_stacks", "num_features", "hourglass_depth", "depth_blocks", "num_modules"),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,30 +324,10 @@ class StageConfig:
     samples: Literal["mixed", "3d_only", "2d_only"] = "mixed"
 
     def __post_init__(self):
-        _check(
-            self.steps > 0,
-            f"train.stages[{self.name}].steps",
-            f"must be positive, got {self.steps}",
-        )
-        _check(
-            self.learning_rate > 0,
-            f"train.stages[{self.name}].learning_rate",
-            f"must be positive, got {self.learning_rate}",
-        )
-        _check(len(self.losses) > 0, f"train.stages[{self.name}].losses", "is empty")
-        for loss in self.losses:
-            _check(
-                loss in LOSS_NAMES,
-                f"train.stages[{self.name}].losses",
-                f"unknown loss '{loss}'{_suggest(loss, LOSS_NAMES)}; valid: {LOSS_NAMES}",
-            )
-        _check(len(self.trainable) > 0, f"train.stages[{self.name}].trainable", "is empty")
-        for part in self.trainable:
-            _check(
-                part in PART_NAMES,
-                f"train.stages[{self.name}].trainable",
-                f"unknown part '{part}'{_suggest(part, PART_NAMES)}; valid: {PART_NAMES}",
-            )
+        where = f"train.stages[{self.name}]"
+        _check_positive(where, self, ("steps", "learning_rate"))
+        _check_choices(f"{where}.losses", self.losses, LOSS_NAMES, "loss")
+        _check_choices(f"{where}.trainable", self.trainable, PART_NAMES, "part")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,12 +343,12 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _check(self.batch_size > 0, "train.batch_size", f"must be positive, got {self.batch_size}")
+        _check_positive(
+            "train", self, ("batch_size", "log_every", "checkpoint_every", "eval_every")
+        )
         _check(len(self.stages) > 0, "train.stages", "is empty")
         names = [s.name for s in self.stages]
         _check(len(set(names)) == len(names), "train.stages", f"stage names repeat: {names}")
-        for name in ("log_every", "checkpoint_every", "eval_every"):
-            _check(getattr(self, name) > 0, f"train.{name}", "must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,7 +385,7 @@ class RuntimeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    """What the end of a run exports (keras_pose3d/export.py)."""
+    """What the end of a run exports (keras_pose3d/serving/export.py)."""
 
     enabled: bool = True
     saved_models_dir: str = "saved_models"
@@ -376,7 +394,7 @@ class ExportConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation at the end of a run (keras_pose3d/evaluate.py)."""
+    """Evaluation at the end of a run (keras_pose3d/evaluation/runner.py)."""
 
     enabled: bool = True
     dataset: Literal["h36m", "mpi_inf_3dhp", "mpii", "synthetic"] = "h36m"
@@ -577,17 +595,9 @@ class TemporalStageConfig:
             "temporal.frame_rate",
             f"must be frames per second > 0, got {self.frame_rate}",
         )
-        for name in ("window", "hidden", "epochs", "batch_size"):
-            _check(
-                getattr(self, name) > 0,
-                f"temporal.{name}",
-                f"must be positive, got {getattr(self, name)}",
-            )
-        _check(
-            0.0 <= self.dropout < 1.0, "temporal.dropout", f"must be in [0, 1), got {self.dropout}"
+        _check_positive(
+            "temporal", self, ("window", "hidden", "epochs", "batch_size", "learning_rate")
         )
         _check(
-            self.learning_rate > 0,
-            "temporal.learning_rate",
-            f"must be positive, got {self.learning_rate}",
+            0.0 <= self.dropout < 1.0, "temporal.dropout", f"must be in [0, 1), got {self.dropout}"
         )

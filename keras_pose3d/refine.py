@@ -7,7 +7,7 @@ t_i - (N-1-n) / rate (n = 0..N-1) by linear interpolation between the frames aro
 clamped to the first frame (the first pose repeated before the start, as `make_windows` pads).
 Every sample time is <= t_i, so the refinement stays online; the output is one pose per video
 frame, so no resampling back is needed; the true frame times also handle variable frame rates.
-When the rates agree the windows are exactly `tp_net.make_windows`'s.
+When the rates agree the windows are exactly `data.windows.make_windows`'s.
 
 A TP-Net that records no frame rate (`TPNet.frame_rate` / SavedModel metadata `frame_rate`
 missing or None: trained before it was recorded) is assumed to match the video, with a warning.
@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose3d.data import frame_rates
-from keras_pose3d.models import tp_net as tp_net_lib
+from keras_pose3d.data.windows import make_windows, window_offsets
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def resampled_windows(
         )
     if np.any(np.diff(times) <= 0):
         raise ValueError("frame times must increase strictly")
-    offsets = (np.arange(window) - (window - 1)) / float(rate)  # (N,) <= 0
+    offsets = window_offsets(window, "online") / float(rate)  # (N,) s, <= 0
     samples = np.maximum(times[:, None] + offsets[None, :], times[0])  # (T, N)
     # The interpolation the training predictions were resampled with (times as positions).
     flat = frame_rates.resample(times, poses, samples.reshape(-1))  # (T * N, J, 3)
@@ -143,7 +143,7 @@ def refine_online(
                 "video's (%s fps). Re-train/re-export it to record one.",
                 f"{video_fps:.3g}" if video_fps else "unknown",
             )
-        windows = tp_net_lib.make_windows(poses, window, "online")
+        windows = make_windows(poses, window, "online")
     else:
         if video_fps and abs(video_fps - rate) > 0.01 * rate:
             logger.warning(

@@ -13,7 +13,7 @@ import pathlib
 from collections.abc import Sequence
 
 from keras_pose3d import config as kp_config
-from keras_pose3d.models import tp_net as tp_net_lib
+from keras_pose3d.data import windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +32,7 @@ class TemporalModel:
     frame_rate: float = 10.0
 
     def __post_init__(self):
-        tp_net_lib.window_offsets(self.window, self.mode)  # raises on a bad window/mode
+        windows.window_offsets(self.window, self.mode)  # raises on a bad window/mode
         if not (math.isfinite(self.frame_rate) and self.frame_rate > 0):
             raise kp_config.ConfigError(
                 f"config key 'model.frame_rate': expected frames per second > 0. "

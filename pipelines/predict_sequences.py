@@ -40,8 +40,8 @@ The network input is built exactly as training and validation build it: the eval
 side max(H, W) / PERSON_MARGIN of the stored crop, warped to S x S. Resizing the whole stored
 crop instead would show SAP-Net the person 1.75x smaller than it was trained on. The forward
 pass and the decode to mm are the trainer's and evaluation's (`models.prediction`): the
-record's intrinsics carried through that same affine (`augment.transform_intrinsics`) and the
-ground-truth root depth, the paper's evaluation protocol.
+record's intrinsics carried through that same affine (`crop_geometry.transform_intrinsics`) and
+the ground-truth root depth, the paper's evaluation protocol.
 
 This is a plain tf.data batch job, not Beam: the work is one forward pass per frame and fits a
 single accelerator (H36M's training frames at 5 fps: ~300k forward passes, well under an hour
@@ -129,9 +129,9 @@ def _prepare(record: dict, input_size: int) -> dict:
     """Parsed record -> network input and what decoding needs (graph code for tf.data).
 
     Returns image (S, S, 3) float32 in [0, 1] and intrinsics (4,) in input pixels, identical to
-    the validation dataset's (`data.dataset.make_dataset(training=False)`), plus joints_3d
-    (J, 3) mm, the sequence key, dataset, subject, sequence (for the native frame rate) and the
-    frame.
+    the validation dataset's (both are `data.dataset.crop_record`'s evaluation crop, which
+    `make_validation_dataset` builds its examples with), plus joints_3d (J, 3) mm, the
+    sequence key, dataset, subject, sequence (for the native frame rate) and the frame.
     """
     # The evaluation crop of training/validation: same person scale, same intrinsics.
     out = dataset.crop_record(record, input_size)

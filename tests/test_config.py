@@ -110,6 +110,22 @@ def test_unknown_nested_key_in_a_stage(tmp_path):
         ("train.stages.a.losses=[heatmapp]", "train.stages[a].losses"),
         ("train.batch_size=5", "train.batch_size"),
         ("data.augment.flip=1", "data.augment.flip"),
+        ("train.stages.a.learning_rate=0", "train.stages[a].learning_rate"),
+        ("train.stages.a.losses=[]", "train.stages[a].losses"),
+        ("train.stages.a.trainable=[head]", "train.stages[a].trainable"),
+        ("train.log_every=0", "train.log_every"),
+        ("data.val_examples=0", "data.val_examples"),
+        ("data.heatmap_sigma=0", "data.heatmap_sigma"),
+        ("data.synthetic.num_shards=0", "data.synthetic.num_shards"),
+        ("temporal.learning_rate=0", "temporal.learning_rate"),
+        ("temporal.window=0", "temporal.window"),
+        ("data.augment.flip_prob=1.5", "data.augment.flip_prob"),
+        ("data.augment.rotation_prob=-0.1", "data.augment.rotation_prob"),
+        ("data.augment.contrast=2", "data.augment.contrast"),
+        ("data.augment.brightness=-0.1", "data.augment.brightness"),
+        ("data.augment.channel_scale=[1.4,0.6]", "data.augment.channel_scale"),
+        ("data.augment.channel_scale=[0.6]", "data.augment.channel_scale"),
+        ("data.augment.channel_scale=0.6", "data.augment.channel_scale"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path, override, field):
@@ -117,6 +133,22 @@ def test_bad_values_name_the_field(tmp_path, override, field):
     with pytest.raises(kc.ConfigError) as e:
         kc.load_config(path, [override])
     assert field in str(e.value)
+
+
+def test_bad_values_say_what_was_expected(tmp_path):
+    path = _write(tmp_path, _tree())
+    cases = {
+        "train.log_every=-2": "config key 'train.log_every' (in {}): must be positive, got -2",
+        "train.stages.a.trainable=[hourglas]": (
+            "config key 'train.stages[a].trainable' (in {}): unknown part 'hourglas' "
+            "(did you mean 'hourglass'?); valid: ('hourglass', 'depth')"
+        ),
+        "train.stages.a.losses=[]": "config key 'train.stages[a].losses' (in {}): is empty",
+    }
+    for override, message in cases.items():
+        with pytest.raises(kc.ConfigError) as e:
+            kc.load_config(path, [override])
+        assert str(e.value) == message.format(path)
 
 
 def test_overrides_apply_with_types(tmp_path):
@@ -132,6 +164,31 @@ def test_overrides_apply_with_types(tmp_path):
     )
     assert cfg.train.batch_size == 12 and cfg.train.stages[0].steps == 7
     assert cfg.runtime.precision == "mixed_bfloat16" and cfg.loss.lambda_s == 0.5
+
+
+def test_augment_extras_are_optional_keys_with_newells_defaults(tmp_path):
+    """The keys a config has always had load as before; the extras default to Newell et al.'s
+    recipe (rotation 40 % of the time, flip half the time, per-channel factor 0.6 - 1.4)."""
+    cfg = kc.load_config(
+        _write(
+            tmp_path, {**_tree(), "data": {"generate_synthetic": True, "augment": {"scale": 0.1}}}
+        )
+    )
+    a = cfg.data.augment
+    assert (a.scale, a.rotation_deg, a.flip, a.color) == (0.1, 30.0, True, True)
+    assert (a.rotation_prob, a.flip_prob, a.channel_scale) == (0.4, 0.5, (0.6, 1.4))
+    assert (a.brightness, a.contrast, a.saturation) == (0.0, 0.0, 0.0)
+    cfg = kc.load_config(
+        _write(tmp_path, _tree()),
+        [
+            "data.generate_synthetic=true",
+            "data.augment.channel_scale=[0.8,1.2]",
+            "data.augment.flip_prob=0",
+            "data.augment.contrast=0.3",
+        ],
+    )
+    a = cfg.data.augment
+    assert (a.channel_scale, a.flip_prob, a.contrast) == ((0.8, 1.2), 0.0, 0.3)
 
 
 def test_override_of_unknown_stage_is_an_error(tmp_path):

@@ -205,19 +205,6 @@ def test_each_replica_batch_is_half_and_half(mixed_files, mirrored_strategy):
         np.testing.assert_array_equal(has_3d.numpy(), [0, 1])
 
 
-def test_sequences_from_records_orders_frames(tmp_path):
-    rng = np.random.default_rng(2)
-    recs = [_record(f, True, rng, sequence="walk") for f in (2, 0, 1)]
-    recs.append(_record(0, False, rng))
-    path = _write(tmp_path / "s.tfrecord", recs)
-    seqs = dataset.sequences_from_records(path)
-    assert list(seqs) == [("h36m", "S1", "walk", "", "c0")]
-    got = seqs[("h36m", "S1", "walk", "", "c0")]
-    np.testing.assert_allclose(
-        got, np.stack([recs[1]["joints_3d"], recs[2]["joints_3d"], recs[0]["joints_3d"]]), rtol=1e-6
-    )
-
-
 def test_kind_probe_reads_on_past_a_sorted_prefix(tmp_path):
     """Shards sorted by subject put every 2D-only record first; a 3-record probe must still find
     the 3D records behind them (counts from reading on), and mixing must then use both kinds."""

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from keras_pose3d import bvh, infer, skeleton
+from keras_pose3d.data.windows import make_windows
 from keras_pose3d.models import loading
-from keras_pose3d.models import tp_net as tp_net_lib
 from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.serving import export
 from tests.test_export import exported, tiny_sap_net  # noqa: F401  (session fixture)
@@ -81,7 +81,7 @@ def test_video_online_writes_json_bvh_and_render(run_dir, tmp_path):
     np.testing.assert_allclose(root_rel, absolute - absolute[:, 6:7], atol=1e-3)
     # Online refinement = TP-Net over windows of the preceding SAP-Net poses.
     tp = loading.load_float32(run_dir / loading.TP_NET_FILE)
-    windows = tp_net_lib.make_windows(root_rel, 3, "online").astype(np.float32)
+    windows = make_windows(root_rel, 3, "online").astype(np.float32)
     refined = np.array([r["joints_3d_refined_mm"] for r in records])
     np.testing.assert_allclose(refined, np.asarray(tp(windows)), atol=1e-2)
     # The BVH replays the refined motion fitted to its median bone lengths, turned y-up.
@@ -372,8 +372,8 @@ def test_online_refines_a_track_with_a_gap_run_by_run(run_dir, tmp_path):
     tp = loading.load_float32(run_dir / loading.TP_NET_FILE)
     windows = np.concatenate(
         [
-            tp_net_lib.make_windows(raw[:2], 3, "online"),
-            tp_net_lib.make_windows(raw[2:], 3, "online"),
+            make_windows(raw[:2], 3, "online"),
+            make_windows(raw[2:], 3, "online"),
         ]
     )
     np.testing.assert_allclose(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_pose3d import refine
-from keras_pose3d.models import tp_net as tp_net_lib
+from keras_pose3d.data.windows import make_windows
 from keras_pose3d.models.tp_net import TPNet
 
 
@@ -19,7 +19,7 @@ def test_same_rate_windows_are_make_windows():
     times = np.arange(12) / 25.0
     np.testing.assert_allclose(
         refine.resampled_windows(poses, times, 4, 25.0),
-        tp_net_lib.make_windows(poses, 4, "online"),
+        make_windows(poses, 4, "online"),
         atol=1e-9,
     )
 
@@ -71,7 +71,7 @@ def test_refine_online_resamples_with_a_frame_rate_and_warns_without(caplog):
     caplog.clear()
     out = refine.refine_online(poses, _Mean(None), 3, times_s=times, video_fps=50.0)
     np.testing.assert_allclose(
-        out, tp_net_lib.make_windows(poses, 3, "online").mean(axis=1), rtol=1e-5, atol=1e-3
+        out, make_windows(poses, 3, "online").mean(axis=1), rtol=1e-5, atol=1e-3
     )
     assert "records no training frame rate" in caplog.text
 

@@ -190,6 +190,10 @@ def test_freezing_the_hourglass_trains_only_the_depth(tiny_model, images):
     gt, depth, vis = _targets(images)
     hourglass = tiny_model.part("hourglass")
     assert hourglass is tiny_model.hourglass and PARTS["depth"] == "depth_regressor"
+    # Every part a config may name (config.PART_NAMES) is a sub-network of the model.
+    parts = [tiny_model.part(n) for n in kc.PART_NAMES]
+    assert kc.PART_NAMES == ("hourglass", "depth")
+    assert parts[0] is tiny_model.hourglass and parts[1] is tiny_model.depth_regressor
     with pytest.raises(ValueError, match="part"):
         tiny_model.part("head")
     hourglass.trainable = False

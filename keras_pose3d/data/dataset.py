@@ -28,11 +28,9 @@ samples, replica context) besides it. TP-Net's pose windows are built in NumPy
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import skeleton
@@ -43,39 +41,6 @@ from keras_pose3d.data import features, heatmaps, pose_codec
 logger = logging.getLogger(__name__)
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentParams:
-    """Training augmentation (field names match `config.AugmentConfig`; extras have defaults).
-
-    Attributes:
-        scale: scale range r: the person region side is multiplied by U(1 - r, 1 + r).
-        rotation_deg: rotation range a: U(-a, a) degrees ...
-        rotation_prob: ... applied with this probability (Newell et al.: 0.4).
-        flip: whether to flip horizontally (with the left/right swap) ...
-        flip_prob: ... with this probability.
-        color: whether to apply colour jitter.
-        channel_scale: per-channel factor range (Newell et al.: 0.6 - 1.4).
-        brightness, contrast, saturation: extra jitter strengths (0 disables).
-    """
-
-    scale: float = 0.25
-    rotation_deg: float = 30.0
-    rotation_prob: float = 0.4
-    flip: bool = True
-    flip_prob: float = 0.5
-    color: bool = True
-    channel_scale: tuple[float, float] = (0.6, 1.4)
-    brightness: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
-
-    @classmethod
-    def from_config(cls, augment: AugmentConfig) -> AugmentParams:
-        """The run's `config.AugmentConfig` fields; the extras keep their defaults."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{n: getattr(augment, n) for n in names if hasattr(augment, n)})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,7 +157,7 @@ def build_example(
     input_size: int,
     heatmap_size: int,
     heatmap_sigma: float = 1.0,
-    augment: AugmentParams | None = None,
+    augment: AugmentConfig | None = None,
     seed: tf.Tensor | None = None,
 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
     """Crops (and with `augment`, augments) a parsed record and computes its targets.
@@ -334,7 +299,6 @@ def make_dataset(
     shuffle_buffer = data.shuffle_buffer
     if on_missing_kind not in ("warn", "error"):
         raise ValueError(f"on_missing_kind must be 'warn' or 'error'. Received: {on_missing_kind}")
-    params = AugmentParams.from_config(data.augment)
     batch = _per_replica_batch(batch_size, input_context)
     files = list_files(file_patterns)
 
@@ -402,7 +366,7 @@ def make_dataset(
                 input_size=input_size,
                 heatmap_size=heatmap_size,
                 heatmap_sigma=heatmap_sigma,
-                augment=params,
+                augment=data.augment,
                 seed=elem_seed,
             )
 
@@ -454,42 +418,3 @@ def make_validation_dataset(
     ds = ds.map(to_example, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(batch, drop_remainder=False).prefetch(AUTOTUNE)
     return ds.with_options(_options(True))
-
-
-# ----------------------------------------------------------------------------------------------
-# Per-sequence poses.
-# ----------------------------------------------------------------------------------------------
-def sequences_from_records(
-    file_patterns: str | Sequence[str], field: str = "joints_3d"
-) -> dict[tuple[str, str, str, str, str], np.ndarray]:
-    """Per-sequence pose arrays from 3D records, ordered by frame (e.g. for `data.windows`).
-
-    Returns:
-        {(dataset, subject, sequence, action, camera): (T, J, 3 or 2) float32}; records with
-        has_3d = 0 are skipped. Duplicate frames within a sequence raise.
-    """
-    spec = {
-        features.KEY_HAS_3D: features.FEATURE_SPEC[features.KEY_HAS_3D],
-        features.KEY_FRAME: features.FEATURE_SPEC[features.KEY_FRAME],
-        features.FLOAT_FIELDS[field][0]: features.FEATURE_SPEC[features.FLOAT_FIELDS[field][0]],
-    }
-    for key in features.META_STRING_FIELDS.values():
-        spec[key] = features.FEATURE_SPEC[key]
-    shape = features.FLOAT_FIELDS[field][1]
-    groups: dict[tuple, dict[int, np.ndarray]] = {}
-    ds = tf.data.TFRecordDataset(list_files(file_patterns)).map(
-        lambda s: tf.io.parse_single_example(s, spec)
-    )
-    for rec in ds.as_numpy_iterator():
-        if not rec[features.KEY_HAS_3D]:
-            continue
-        key = tuple(
-            rec[features.META_STRING_FIELDS[f]].decode("utf-8")
-            for f in ("dataset", "subject", "sequence", "action", "camera")
-        )
-        frame = int(rec[features.KEY_FRAME])
-        frames = groups.setdefault(key, {})
-        if frame in frames:
-            raise ValueError(f"sequence {key} has frame {frame} twice in {file_patterns}")
-        frames[frame] = rec[features.FLOAT_FIELDS[field][0]].reshape(shape)
-    return {k: np.stack([v[f] for f in sorted(v)]) for k, v in groups.items()}

@@ -25,6 +25,7 @@ import numpy as np
 
 from keras_pose3d import skeleton
 from keras_pose3d.cli import exits_cleanly
+from keras_pose3d.data.windows import make_windows, window_offsets
 
 REALDATA_MOTION = (
     pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "h36m_motion"
@@ -33,8 +34,6 @@ REALDATA_MOTION = (
 
 def sample_windows(window: int, mode: str, count: int = 256, seed: int = 0) -> np.ndarray:
     """(count, N, 16, 3) windows of root-relative mm poses (real test motion or synthetic)."""
-    from keras_pose3d.models.tp_net import make_windows
-
     rng = np.random.default_rng(seed)
     seqs = []
     for subject in ("S9", "S11"):
@@ -113,7 +112,7 @@ def run(
     """Sensitivity maps of a saved TPNet, plotted to `out`; returns sensitivity and offsets."""
     import keras
 
-    from keras_pose3d.models.tp_net import TPNet, window_offsets  # noqa: F401 (registration)
+    from keras_pose3d.models.tp_net import TPNet  # noqa: F401 (registration)
 
     path = pathlib.Path(tp_net_path)
     if not path.exists():

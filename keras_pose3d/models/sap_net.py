@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import keras
 
+from keras_pose3d.config import PART_NAMES
 from keras_pose3d.layers.depth_regressor import DepthRegressor
 from keras_pose3d.layers.heatmap_decode import HeatmapDecoder
 from keras_pose3d.layers.hourglass import SUPPORTED_DOWNSAMPLE, StackedHourglass
 
-# Parts the trainer can freeze per stage: name -> attribute of the model.
-PARTS = {"hourglass": "hourglass", "depth": "depth_regressor"}
+# Parts the trainer can freeze per stage: config name (`config.PART_NAMES`, the names
+# `train.stages[].trainable` accepts; the config stays TensorFlow-free, so it owns them) ->
+# attribute of the model (attribute names are checkpoint keys, so they stay as they are).
+PARTS = dict(zip(PART_NAMES, ("hourglass", "depth_regressor"), strict=True))
 
 
 @keras.saving.register_keras_serializable(package="keras_pose3d")

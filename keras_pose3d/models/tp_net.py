@@ -11,8 +11,7 @@ fully connected layers of 4096 ReLU units to one refined pose. Two window layout
 
 At the ends of a sequence the missing frames are padded by repeating the first (before the
 start) or the last (after the end) pose, so every frame gets an output. The window maths
-(`window_offsets`, `target_index`, `make_windows`) lives in `data.windows`; the names are
-imported here too for the callers that still reach them through this module.
+(`window_offsets`, `target_index`, `make_windows`) lives in `data.windows`.
 
 Frame rate: a window of N poses covers N / frame_rate seconds, so a TP-Net is only valid on poses
 at the rate it was trained at (10 fps in the paper: H36M's every 5th frame). The model records it
@@ -29,11 +28,7 @@ import keras
 import numpy as np
 
 from keras_pose3d import skeleton
-from keras_pose3d.data.windows import (  # noqa: F401 (for callers, module docstring)
-    make_windows,
-    target_index,
-    window_offsets,
-)
+from keras_pose3d.data.windows import window_offsets
 
 
 @keras.saving.register_keras_serializable(package="keras_pose3d")
@@ -43,8 +38,8 @@ class TPNet(keras.Model):
     Args:
         window: int. N, poses per input window (20 in the paper).
         mode: str. "online" (target last) or "semi_online" (Bi-TP-Net, target at N//2). The layer
-            math is the same; the mode fixes how windows are built (`make_windows`) and is kept
-            in the config so a saved model says which windows it expects.
+            math is the same; the mode fixes how windows are built (`data.windows.make_windows`)
+            and is kept in the config so a saved model says which windows it expects.
         num_joints: int. J (16, MPII order).
         hidden: int. Units of each of the two hidden layers (4096 in the paper).
         dropout: float. Dropout after each hidden layer (0 = none, the paper's setting).

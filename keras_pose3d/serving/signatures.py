@@ -28,7 +28,7 @@ Geometry (documented assumptions where a client sends no camera):
 
 Outputs: `joints_3d_mm` (B, J, 3) camera frame, `joints_3d_root_relative_mm` (B, J, 3) (the
 pelvis at 0, what TP-Net consumes), `joints_2d_px` (B, J, 2) original-image pixels,
-`confidence` (B, J) the maximum of the last stack's heatmap per joint (as `decode_heatmaps`),
+`confidence` (B, J) the maximum of the last stack's heatmap per joint (the channel maximum),
 `crop_boxes` (B, 4) the square crop used, [x0, y0, x1, y1] pixel edges.
 """
 

@@ -5,7 +5,7 @@ The library behind `python -m keras_pose3d.temporal_train` (config: `keras_pose3
 Input: the npz files of `pipelines/predict_sequences.py` (`load_predictions`): per frame the
 predicted and ground-truth root-relative poses in mm and a sequence id, rows sorted by sequence
 then frame, at the frame rate the file records. Every frame becomes one training window
-(`models.tp_net.make_windows`, ends padded by repetition) whose target is the ground-truth pose
+(`data.windows.make_windows`, ends padded by repetition) whose target is the ground-truth pose
 of its target frame; windows never cross sequences. Adam on the L2 (mean squared) error, as in
 the paper.
 
@@ -44,8 +44,8 @@ import numpy as np
 import yaml
 
 from keras_pose3d import atomic_files, metrics
+from keras_pose3d.data import windows
 from keras_pose3d.models import loading
-from keras_pose3d.models import tp_net as tp_net_lib
 from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.resumable_fit import ResumableFit
 from keras_pose3d.temporal_config import TemporalConfig
@@ -125,7 +125,7 @@ def sequence_windows(data: dict, window: int, mode: str) -> tuple[np.ndarray, np
     xs, ys = [], []
     for s in np.unique(seq):
         rows = seq == s
-        xs.append(tp_net_lib.make_windows(pred[rows], window, mode))
+        xs.append(windows.make_windows(pred[rows], window, mode))
         ys.append(gt[rows])
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
 
@@ -212,7 +212,7 @@ def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callbac
         "model": str(model_path),
     }
     if val is not None:
-        target = tp_net_lib.target_index(m.window, m.mode)
+        target = windows.target_index(m.window, m.mode)
         refined = np.asarray(model.predict(val[0], batch_size=config.train.batch_size, verbose=0))
         # Root-relative poses already: no root alignment (root=None), one mean over frames.
         result.update(

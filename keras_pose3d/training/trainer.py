@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from keras_pose3d import metrics as kp_metrics
 from keras_pose3d import skeleton
-from keras_pose3d.config import Config, StageConfig
+from keras_pose3d.config import PART_NAMES, Config, StageConfig
 from keras_pose3d.data import dataset as kp_dataset
 from keras_pose3d.models import prediction
 from keras_pose3d.models.loading import SAP_NET_FILE
@@ -105,8 +105,8 @@ def _make_optimizer(stage: StageConfig, precision: str):
 def _set_trainable(model: SAPNet, stage: StageConfig) -> None:
     # A frozen Keras 3 BatchNormalization also stops updating its statistics, which is what a
     # frozen part should do.
-    model.hourglass.trainable = "hourglass" in stage.trainable
-    model.depth_regressor.trainable = "depth" in stage.trainable
+    for name in PART_NAMES:
+        model.part(name).trainable = name in stage.trainable
 
 
 class Trainer:
