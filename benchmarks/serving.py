@@ -30,10 +30,9 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from keras_pose3d.serving import export
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
-from keras_pose3d.serving import onnx_export
+from keras_pose3d.serving import export, onnx_export
 
 SIZES = {
     "quickstart": {
