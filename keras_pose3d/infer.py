@@ -20,8 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from keras_pose3d.cli import exits_cleanly
-from keras_pose3d.inference import Y_UP, InferConfig, InferResult, load_boxes, run  # noqa: F401
-from keras_pose3d.refine import load_refiner  # noqa: F401  (re-exported for callers)
+from keras_pose3d.inference import InferConfig, run
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import bvh, infer, skeleton
+from keras_pose3d import bvh, infer, inference, refine, skeleton
 from keras_pose3d.data.windows import make_windows
 from keras_pose3d.models import loading
 from keras_pose3d.models.tp_net import TPNet
@@ -87,7 +87,7 @@ def test_video_online_writes_json_bvh_and_render(run_dir, tmp_path):
     # The BVH replays the refined motion fitted to its median bone lengths, turned y-up.
     parsed = bvh.read_bvh(out / "motion.bvh")
     assert parsed.frame_time == pytest.approx(0.1)
-    positions = bvh.joint_positions(parsed) @ infer.Y_UP  # back to the camera frame
+    positions = bvh.joint_positions(parsed) @ inference.Y_UP  # back to the camera frame
     lengths = np.median(skeleton.bone_lengths(refined), axis=0)
     np.testing.assert_allclose(
         skeleton.bone_lengths(positions),
@@ -133,18 +133,18 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([[0, 0, -1, 5]]))
     with pytest.raises(ValueError, match="bad.json: box 0"):
-        infer.load_boxes(bad)
+        inference.load_boxes(bad)
     bad.write_text(json.dumps({"a.png": {"x": [0, 0, 1, 1]}}))
     with pytest.raises(ValueError, match="frame a.png: track ids must be integers"):
-        infer.load_boxes(bad)
+        inference.load_boxes(bad)
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
-        infer.load_boxes(bad)
+        inference.load_boxes(bad)
     bad.write_text("5")
     with pytest.raises(
         ValueError, match="bad.json must hold a list or a dict of boxes. Received: int"
     ):
-        infer.load_boxes(bad)
+        inference.load_boxes(bad)
     # Entries for no frame, a frame without an entry and an empty frame entry: said, and the
     # whole image used (not a crash, not silence).
     other = tmp_path / "other.json"
@@ -164,7 +164,7 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     assert "other.json has no box for 1 of the 2 frames (e.g. ['img1.png'])" in caplog.text
     # Per-track dicts and lists load to {frame key: {track: box}}.
     bad.write_text(json.dumps({"3": {"0": [0, 0, 2, 2], "4": None}, "4": [1, 1, 3, 3]}))
-    assert infer.load_boxes(bad) == {
+    assert inference.load_boxes(bad) == {
         "3": {0: [0.0, 0.0, 2.0, 2.0], 4: None},
         "4": {0: [1.0, 1.0, 3.0, 3.0]},
     }
@@ -229,7 +229,7 @@ def test_online_checks_tp_net_before_any_frame(tmp_path, capsys):
     assert "empty_run/tp_net.keras not found" in err and "--tp-net" in err
     # A tp_net SavedModel reports its exported mode and window (not an assumed "online").
     export.export_tp_net(semi, tmp_path / "sm")
-    refiner = infer.load_refiner(tmp_path / "sm" / "tp_net" / "1")
+    refiner = refine.load_refiner(tmp_path / "sm" / "tp_net" / "1")
     assert (refiner.window, refiner.mode) == (4, "semi_online")
     poses = np.random.default_rng(1).normal(0, 100, (2, 4, 16, 3)).astype(np.float32)
     np.testing.assert_allclose(refiner(poses), np.asarray(semi(poses)), atol=1e-3)
@@ -246,7 +246,7 @@ def test_saved_model_without_refine_is_named(tmp_path):
         match=r"other has no 'refine' signature; signatures: "
         r"\['double'\]",
     ):
-        infer.load_refiner(tmp_path / "other")
+        refine.load_refiner(tmp_path / "other")
 
 
 def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Models: SAP-Net (single frame). TP-Net lives in tp_net.py (owned separately)."""
+"""Models: SAP-Net (`sap_net`), TP-Net (`tp_net`), prediction (outputs -> mm), loading, complexity."""
 
 from keras_pose3d.models.sap_net import PARTS, SAPNet
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import pathlib
 import sys
 import time
@@ -12,6 +13,59 @@ import time
 from keras_pose3d.config import Config
 
 log = logging.getLogger(__name__)
+
+
+def train(cfg: Config, run_dir: str | None = None) -> int:
+    """What `python -m keras_pose3d.train` runs: `run`, and under multi-worker, a worker whose
+    peer died exits 4 with one line saying so instead of a stack trace or a hang."""
+    if cfg.runtime.strategy != "multi_worker":
+        return run(cfg, run_dir=run_dir)
+    import tensorflow as tf
+
+    from keras_pose3d.training import runtime
+
+    # What a worker sees when another one died: the coordination service's missed heartbeats
+    # (Unavailable/Aborted/Cancelled/Internal), a collective past runtime.collective_timeout_s
+    # (DeadlineExceeded), or the wait for the chief's data (TimeoutError).
+    try:
+        return run(cfg, run_dir=run_dir)
+    except (
+        tf.errors.UnavailableError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.AbortedError,
+        tf.errors.CancelledError,
+        tf.errors.InternalError,
+        TimeoutError,
+    ) as e:
+        print(
+            f"error: {runtime.worker_description()}: stopped, another worker died or stopped "
+            f"responding ({type(e).__name__}: {_cause(e)}); start every worker's command "
+            f"again to resume from the chief's last checkpoint",
+            file=sys.stderr,
+        )
+        # Not `return`: TensorFlow's teardown waits for the lost worker at its shutdown barrier
+        # (measured: 40 s). Checkpoints, metrics.json and the summary writers (closed by the
+        # trainer) are already on disk; only the console needs flushing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(4)
+
+
+def _cause(error: Exception) -> str:
+    """The line of a TensorFlow error that says what happened, not where in the graph."""
+    noise = (
+        "Graph execution error",
+        "Detected at node",
+        "File ",
+        "[[",
+        "Additional GRPC",
+        ":UNKNOWN",
+        "defined at",
+        "Traceback",
+    )
+    lines = [line.strip() for line in (getattr(error, "message", None) or str(error)).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(noise)]
+    return (useful or lines or [""])[0]
 
 
 def ensure_data(cfg: Config, progress=print) -> None:
