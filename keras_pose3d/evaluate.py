@@ -16,8 +16,9 @@ outputs go to `--out` (default `<predictions stem>_eval/` beside the file).
 
 Outputs: `<dataset>.md` (every table, printed too), one CSV per table, `<dataset>.json` (all
 numbers), and for 3D runs `<dataset>_predictions.npz`. The logic lives in
-`keras_pose3d.evaluation` (`runner`, one module per dataset, `records`, `predictors`); the
-prediction pass and the decode to mm in `keras_pose3d.models.prediction`.
+`keras_pose3d.evaluation` (`runner.evaluate` checks the flags and picks the run or the file; one
+module per dataset, `records`, `predictors`); the prediction pass and the decode to mm in
+`keras_pose3d.models.prediction`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,7 @@ from collections.abc import Sequence
 
 from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.evaluation.predictions_file import MPII_KEY
-from keras_pose3d.evaluation.runner import (
-    DATASETS,
-    check_mpii_inputs,
-    evaluate_predictions,
-    evaluate_run,
-)
+from keras_pose3d.evaluation.runner import DATASETS, evaluate
 
 
 @exits_cleanly
@@ -59,28 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mpii-gt", default=None)
     parser.add_argument("--mpii-valid-h5", default=None)
     args = parser.parse_args(argv)
-    if args.predictions:
-        if args.run or args.saved_model:
-            raise ValueError("--predictions scores a stored file: give no --run/--saved-model")
-        evaluate_predictions(
-            args.dataset,
-            args.predictions,
-            args.out,
-            records=args.records,
-            mpii_gt=args.mpii_gt,
-            key=args.predictions_key,
-        )
-        return 0
-    if args.dataset == "mpii":  # before the run directory: the missing files are named first
-        check_mpii_inputs(args.mpii_gt, args.mpii_valid_h5)
-    if not args.run:
-        raise ValueError("give --run RUN_DIR (a model to evaluate) or --predictions FILE")
-    evaluate_run(
-        args.run,
+    evaluate(
         args.dataset,
-        args.records,
-        args.out,
+        run=args.run,
+        predictions=args.predictions,
+        predictions_key=args.predictions_key,
+        records=args.records,
         saved_model=args.saved_model,
+        out_dir=args.out,
         batch_size=args.batch_size,
         mpii_gt=args.mpii_gt,
         mpii_valid_h5=args.mpii_valid_h5,

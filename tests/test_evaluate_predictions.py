@@ -380,3 +380,18 @@ def test_unreadable_files_are_refused_by_name(tmp_path, capsys):
     (tmp_path / "g.npz").write_bytes(garbage)
     with pytest.raises(ValueError, match=r"g\.npz: not a readable \.npz file"):
         predictions_file.load_pose_predictions(tmp_path / "g.npz")
+
+
+def test_flag_combinations_refused_before_any_file_is_read(tmp_path, capsys):
+    """runner.evaluate checks the flags: --predictions excludes a model, else --run is needed."""
+    absent = str(tmp_path / "absent.npz")  # never opened: the flags are refused first
+    for extra in (["--run", str(tmp_path)], ["--saved-model", str(tmp_path)]):
+        assert main(["--dataset", "synthetic", "--predictions", absent, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err == "error: --predictions scores a stored file: give no --run/--saved-model\n"
+    assert main(["--dataset", "synthetic", "--records", absent]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: give --run RUN_DIR (a model to evaluate) or --predictions FILE\n"
+    # MPII without --run: the missing ground-truth flags are named first.
+    assert main(["--dataset", "mpii"]) == 2
+    assert capsys.readouterr().err.startswith("error: --dataset mpii needs --mpii-gt")

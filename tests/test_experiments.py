@@ -313,6 +313,48 @@ def test_loss_surface_real_pose_angle_term_separates_the_mirror():
     assert info["2d+sym+angle"]["valley"] > 10 * info["2d+sym"]["valley"]
 
 
+def test_loss_surface_run_falls_back_to_synthetic_and_summarises(tmp_path, capsys):
+    from keras_pose3d.evaluation import loss_surface as ls
+
+    out = tmp_path / "figs" / "fig4.png"  # the parent folder does not exist yet
+    res = ls.run(out, pose="realdata", grid=11, lambda_s=0.5, motion_dir=tmp_path / "absent")
+    printed = capsys.readouterr().out
+    assert f"real motion absent under {tmp_path / 'absent'}" in printed
+    assert res["source"] == "synthetic pose"
+    assert f"wrote {out} (synthetic pose)" in printed
+    assert out.stat().st_size > 10_000
+    pose = ls.synthetic_pose()
+    for key, value in ls.loss_surfaces(pose, n=11, lambda_s=0.5).items():
+        np.testing.assert_array_equal(res["surfaces"][key], value)
+    info = res["summary"]
+    # Only the left elbow moves: at the valley the 3D loss is its squared distance to the truth,
+    # the 2D loss its squared x offset (y stays true); both vanish at the truth (grid centre).
+    d = np.asarray(info["valley_elbow"]) - pose[ls.L_ELBOW]
+    assert d[1] == 0.0 and np.hypot(d[0], d[2]) >= 0.1
+    assert info["3d"]["valley"] == pytest.approx(np.sum(d**2), rel=1e-5)
+    assert info["2d"]["valley"] == pytest.approx(d[0] ** 2, rel=1e-5)
+    assert info["3d"]["truth"] == pytest.approx(0.0, abs=1e-6)
+    assert info["2d"]["truth"] == pytest.approx(0.0, abs=1e-6)
+    want = info["2d"]["valley"] + 0.5 * info["sym"]["valley"]
+    assert info["2d+sym"]["valley"] == pytest.approx(want, rel=1e-5)
+
+
+def test_loss_surface_main(tmp_path, capsys):
+    from keras_pose3d.evaluation import loss_surface as ls
+
+    out = tmp_path / "fig4.png"
+    assert ls.main(["--pose", "synthetic", "--grid", "5", "--out", str(out)]) == 0
+    assert f"wrote {out} (synthetic pose)" in capsys.readouterr().out
+    assert out.stat().st_size > 10_000
+    bad = tmp_path / "bad.png"
+    assert ls.main(["--pose", "synthetic", "--grid", "1", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: grid must be >= 2") and "Received: 1" in err
+    assert not bad.exists()
+    with pytest.raises(ValueError, match="pose must be one of"):
+        ls.run(bad, pose="h36m")
+
+
 def test_sensitivity_matches_finite_differences():
     import keras
 

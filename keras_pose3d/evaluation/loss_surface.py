@@ -1,6 +1,7 @@
 r"""Fig. 4 of the paper: how the structure losses reshape the loss surface of one joint.
 
     python -m keras_pose3d.evaluation.loss_surface --out fig4.png [--pose realdata|synthetic]
+        [--grid 81] [--lambda-s 1.0] [--lambda-a 1.0]
 
 A pose is held fixed except the **left elbow**, which moves over a grid in the camera x-z plane
 (x = image horizontal, z = depth; y stays at its true value). Four surfaces, all computed with
@@ -16,7 +17,8 @@ here; every loss is evaluated on the same pose tensor):
 Markers: (3) the ground truth, (1) the other elbow position with symmetric arm lengths: the
 minimum of the symmetry term alone at least 10 cm from the truth (upper arm and forearm both as
 long as the right ones: the second intersection of the two length spheres with the grid plane).
-`summary` reports every surface at both points and whether (1) is a legal elbow.
+`summary` reports every surface at both points and whether (1) is a legal elbow; `run` picks
+the pose, computes, plots and prints the summary (what `main` calls).
 The weights default to 1 (the paper's 0.05 / 0.03 balance its own units; the figure is
 qualitative). Pose source: a real H36M frame (`realdata/h36m_motion`, chosen automatically so
 that the mirror solution is an illegal elbow), else a synthetic pose built from the standard
@@ -27,12 +29,15 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 import numpy as np
 
 from keras_pose3d import skeleton
+from keras_pose3d.cli import exits_cleanly
 
 L_ELBOW = skeleton.J["l_elbow"]
+POSE_SOURCES = ("realdata", "synthetic")
 REALDATA_MOTION = (
     pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "h36m_motion"
 )
@@ -215,36 +220,61 @@ def plot(surfaces: dict, pose: np.ndarray, out: str, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description="Fig. 4: loss surfaces of the left elbow.")
-    parser.add_argument("--out", default="fig4.png")
-    parser.add_argument("--pose", choices=("realdata", "synthetic"), default="realdata")
-    parser.add_argument("--lambda-s", type=float, default=1.0)
-    parser.add_argument("--lambda-a", type=float, default=1.0)
-    parser.add_argument("--grid", type=int, default=81)
-    args = parser.parse_args(argv)
-    pose, source = None, "synthetic pose"
-    if args.pose == "realdata":
-        pose = real_pose()
-        source = "real H36M pose (S9 Directions_1)" if pose is not None else source
-        if pose is None:
-            print(f"real motion absent under {REALDATA_MOTION}: using a synthetic pose")
-    if pose is None:
-        pose = synthetic_pose()
-    surfaces = loss_surfaces(pose, n=args.grid, lambda_s=args.lambda_s, lambda_a=args.lambda_a)
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    plot(
-        surfaces,
-        pose,
-        args.out,
-        f"Fig. 4 analogue: {source}, λ_s={args.lambda_s}, λ_a={args.lambda_a}",
-    )
-    info = summary(surfaces, pose)
-    print(f"wrote {args.out} ({source}); second valley illegal: {info['valley_illegal']}")
+def run(
+    out: str | pathlib.Path = "fig4.png",
+    pose: str = "realdata",
+    grid: int = 81,
+    lambda_s: float = 1.0,
+    lambda_a: float = 1.0,
+    motion_dir: pathlib.Path = REALDATA_MOTION,
+) -> dict:
+    """Fig. 4 for one pose, plotted to `out`; the summary is printed and returned.
+
+    Args:
+        out: the figure's path (parent folders are created).
+        pose: "realdata" (the H36M frame of `real_pose`, a synthetic pose when `motion_dir`
+            lacks it) or "synthetic".
+        grid: grid points per axis (>= 2).
+        lambda_s, lambda_a: weights of the symmetry and illegal-angle terms.
+        motion_dir: where `real_pose` looks for S9.npz.
+    Returns:
+        {"surfaces": loss_surfaces(...), "summary": summary(...), "source": str}.
+    """
+    if pose not in POSE_SOURCES:
+        raise ValueError(f"pose must be one of {POSE_SOURCES}. Received: {pose!r}")
+    if grid < 2:
+        raise ValueError(f"grid must be >= 2 points per axis. Received: {grid}")
+    joints, source = None, "synthetic pose"
+    if pose == "realdata":
+        joints = real_pose(motion_dir)
+        if joints is None:
+            print(f"real motion absent under {motion_dir}: using a synthetic pose")
+        else:
+            source = "real H36M pose (S9 Directions_1)"
+    if joints is None:
+        joints = synthetic_pose()
+    surfaces = loss_surfaces(joints, n=grid, lambda_s=lambda_s, lambda_a=lambda_a)
+    pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
+    plot(surfaces, joints, str(out), f"Fig. 4 analogue: {source}, λ_s={lambda_s}, λ_a={lambda_a}")
+    info = summary(surfaces, joints)
+    print(f"wrote {out} ({source}); second valley illegal: {info['valley_illegal']}")
     for key in ("sym", "2d", "2d+sym", "2d+sym+angle", "3d"):
         print(f"  {key:14s} truth {info[key]['truth']:.4f}  valley {info[key]['valley']:.4f}")
     return {"surfaces": surfaces, "summary": info, "source": source}
 
 
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fig. 4: loss surfaces of the left elbow.")
+    parser.add_argument("--out", default="fig4.png")
+    parser.add_argument("--pose", choices=POSE_SOURCES, default="realdata")
+    parser.add_argument("--lambda-s", type=float, default=1.0)
+    parser.add_argument("--lambda-a", type=float, default=1.0)
+    parser.add_argument("--grid", type=int, default=81)
+    args = parser.parse_args(argv)
+    run(args.out, args.pose, args.grid, args.lambda_s, args.lambda_a)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

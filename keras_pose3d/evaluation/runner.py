@@ -5,7 +5,8 @@ crop intrinsics and the ground-truth root depth, builds the dataset's tables and
 (`tables.write_report`) together with the 3D predictions (`<dataset>_predictions.npz`, the
 format of `predictions_file`, so they can be scored again without the model).
 `evaluate_predictions` scores a stored file with no model: MPII `preds` against Tompson's
-ground truth, or a 3D `.npz` against the records' ground truth.
+ground truth, or a 3D `.npz` against the records' ground truth. `evaluate` is what the command
+line (`keras_pose3d.evaluate`) calls: it checks the flags' combination and picks one of the two.
 """
 
 from __future__ import annotations
@@ -223,3 +224,56 @@ def evaluate_predictions(
         verbose,
     )
     return {"results": results, "files": paths}
+
+
+def evaluate(
+    dataset: str,
+    *,
+    run: str | None = None,
+    predictions: str | None = None,
+    predictions_key: str = predictions_file.MPII_KEY,
+    records: str | Sequence[str] | None = None,
+    saved_model: str | None = None,
+    out_dir: str | None = None,
+    batch_size: int = 32,
+    mpii_gt: str | None = None,
+    mpii_valid_h5: str | None = None,
+    verbose: bool = True,
+) -> dict:
+    """The command line's choice: score `predictions` if given, else evaluate the model of `run`.
+
+    Args mirror the flags of `keras_pose3d.evaluate` (their errors name the flags):
+    `predictions` excludes `run` and `saved_model`; without it `run` is required, and for
+    MPII the ground-truth files are checked first (before the run directory, so the missing
+    files are named first). The rest is passed on to `evaluate_predictions` / `evaluate_run`.
+
+    Returns:
+        what `evaluate_predictions` or `evaluate_run` returns.
+    """
+    if predictions:
+        if run or saved_model:
+            raise ValueError("--predictions scores a stored file: give no --run/--saved-model")
+        return evaluate_predictions(
+            dataset,
+            predictions,
+            out_dir,
+            records=records,
+            mpii_gt=mpii_gt,
+            key=predictions_key,
+            verbose=verbose,
+        )
+    if dataset == "mpii":  # before the run directory: the missing files are named first
+        check_mpii_inputs(mpii_gt, mpii_valid_h5)
+    if not run:
+        raise ValueError("give --run RUN_DIR (a model to evaluate) or --predictions FILE")
+    return evaluate_run(
+        run,
+        dataset,
+        records,
+        out_dir,
+        saved_model=saved_model,
+        batch_size=batch_size,
+        mpii_gt=mpii_gt,
+        mpii_valid_h5=mpii_valid_h5,
+        verbose=verbose,
+    )
