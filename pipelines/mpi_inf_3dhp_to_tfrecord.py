@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
+from keras_pose3d.data import crop_geometry
 from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, images
 from keras_pose3d.data.readers import h36m as h36m_reader
@@ -248,7 +249,7 @@ def make_record(
     reason = common.validate_joints(j2d, None, j3d, True) or _validate_univ(j3d_univ)
     if reason is not None:
         return reason
-    center, side = h36m_reader.person_box(j2d)
+    center, side = crop_geometry.person_box(j2d)
     if not side > 0:
         return "degenerate person box (all 2D joints coincide)"
     crop, j2d_crop, intr_crop, box = common.crop_person(

@@ -48,9 +48,9 @@ import apache_beam as beam
 import cv2
 import numpy as np
 
+from keras_pose3d.data import crop_geometry
 from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, images, mpii
-from keras_pose3d.data.readers import h36m as h36m_reader
 from pipelines import common
 
 _LOG = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def person_box(person: mpii.MpiiPerson) -> tuple[np.ndarray, float]:
     box = person.person_box()
     if box is not None:
         return box
-    return h36m_reader.person_box(person.joints[person.annotated])
+    return crop_geometry.person_box(person.joints[person.annotated])
 
 
 def _split_file_letters(
