@@ -8,7 +8,6 @@
 
 import builtins
 import json
-import pathlib
 
 import numpy as np
 import pytest
@@ -16,15 +15,9 @@ import pytest
 from keras_pose3d import detect
 from keras_pose3d.detect import DetectorConfig, PersonDetector, rank_people
 from tests import walker
+from tests.conftest import REALDATA
 
-MPII = (
-    pathlib.Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "realdata"
-    / "mmpose_samples"
-    / "mpii"
-)
+MPII = REALDATA / "mmpose_samples" / "mpii"
 
 
 def test_face_to_person_box_by_hand():

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import pathlib
 
 import cv2
 import numpy as np
@@ -14,6 +13,7 @@ from keras_pose3d.data.windows import make_windows
 from keras_pose3d.models import loading
 from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.serving import export
+from tests.conftest import REALDATA
 from tests.test_export import exported, tiny_sap_net  # noqa: F401  (session fixture)
 
 FRAMES = 6
@@ -315,14 +315,7 @@ def test_frame_interval_warns_on_variable_frame_rate(caplog):
     assert "v.mp4 has a variable frame rate" in caplog.text
 
 
-MPII = (
-    pathlib.Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "realdata"
-    / "mmpose_samples"
-    / "mpii"
-)
+MPII = REALDATA / "mmpose_samples" / "mpii"
 
 
 class _ConstantPredictor:
