@@ -21,6 +21,15 @@ def _table_row(text: str, label: str) -> list[str]:
     return [c.strip() for c in line.strip("|").split("|")][1:]
 
 
+def _evaluate(dataset, predictions, out, *, mpii_gt=None, records=None, key=None) -> int:
+    """`python -m keras_pose3d.evaluate --predictions ...`: the exit code."""
+    argv = ["--dataset", dataset, "--predictions", str(predictions), "--out", str(out)]
+    for flag, value in (("--mpii-gt", mpii_gt), ("--records", records), ("--predictions-key", key)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return main(argv)
+
+
 def _write(path, key, arr):
     if path.suffix == ".mat":
         scipy.io.savemat(str(path), {key: arr})
@@ -42,21 +51,7 @@ def test_tompson_predictions_file_table_equals_metrics_pckh(tmp_path, capsys, su
     path = tmp_path / f"tompson_{layout.replace(' ', '')}{suffix}"
     _write(path, "preds", np.transpose(pred, LAYOUTS[layout]))
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpii",
-                "--predictions",
-                str(path),
-                "--mpii-gt",
-                str(gt_path),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert _evaluate("mpii", path, out, mpii_gt=gt_path) == 0
     printed = capsys.readouterr().out
     per_joint = metrics.pckh(pred, gt, boxes, visible)  # the reference: metrics on the arrays
     count = visible.sum(axis=0)
@@ -114,96 +109,24 @@ def test_mpii_predictions_hand_case_and_refusals(tmp_path, capsys):
     path = tmp_path / "p.h5"
     _write(path, "preds", pred)
     out = tmp_path / "o"
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpii",
-                "--predictions",
-                str(path),
-                "--mpii-gt",
-                str(gt_path),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert _evaluate("mpii", path, out, mpii_gt=gt_path) == 0
     row = _table_row(capsys.readouterr().out, "p.h5")
     assert row == ["66.67"] * 9
     # Refused: a layout that is none of the three, with the file, key and shape named.
     bad = tmp_path / "bad.mat"
     _write(bad, "preds", np.zeros((16, 3, 2)))
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpii",
-                "--predictions",
-                str(bad),
-                "--mpii-gt",
-                str(gt_path),
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert _evaluate("mpii", bad, out, mpii_gt=gt_path) == 2
     err = capsys.readouterr().err
     assert f"{bad}: key 'preds' has shape (16, 3, 2)" in err and "N x 16 x 2" in err
     # Another key name, the wrong key, and non-finite values.
     _write(tmp_path / "k.mat", "pred_joints", np.transpose(pred, (2, 1, 0)))
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpii",
-                "--predictions",
-                str(tmp_path / "k.mat"),
-                "--mpii-gt",
-                str(gt_path),
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert _evaluate("mpii", tmp_path / "k.mat", out, mpii_gt=gt_path) == 2
     assert "key 'preds' missing; keys: ['pred_joints']" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpii",
-                "--predictions",
-                str(tmp_path / "k.mat"),
-                "--mpii-gt",
-                str(gt_path),
-                "--predictions-key",
-                "pred_joints",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert _evaluate("mpii", tmp_path / "k.mat", out, mpii_gt=gt_path, key="pred_joints") == 0
     assert _table_row(capsys.readouterr().out, "k.mat") == ["66.67"] * 9
     pred[2, 3, 0] = np.nan
     _write(path, "preds", pred)
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpii",
-                "--predictions",
-                str(path),
-                "--mpii-gt",
-                str(gt_path),
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert _evaluate("mpii", path, out, mpii_gt=gt_path) == 2
     assert "non-finite values at (row, joint, xy) [[2, 3, 0]]" in capsys.readouterr().err
 
 
@@ -234,21 +157,7 @@ def test_3d_predictions_npz_by_record_id(tmp_path, capsys):
         tmp_path / "p.npz", [ids[k] for k in order], (gt + off)[order]
     )
     out = tmp_path / "o"
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpi_inf_3dhp",
-                "--predictions",
-                str(npz),
-                "--records",
-                str(rec),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert _evaluate("mpi_inf_3dhp", npz, out, records=rec) == 0
     rows = json.loads((out / "mpi_inf_3dhp.json").read_text())["mpi_inf_3dhp"]["rows"]
     # Every record scored; at the univ size: 90 mm on 15 joints, 45 on the spine.
     assert rows["All"]["frames"] == 4
@@ -257,58 +166,16 @@ def test_3d_predictions_npz_by_record_id(tmp_path, capsys):
     npz = predictions_file.save_pose_predictions(
         tmp_path / "u.npz", ids, 0.9 * (gt + off), pose_scale="univ"
     )
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpi_inf_3dhp",
-                "--predictions",
-                str(npz),
-                "--records",
-                str(rec),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert _evaluate("mpi_inf_3dhp", npz, out, records=rec) == 0
     rows = json.loads((out / "mpi_inf_3dhp.json").read_text())["mpi_inf_3dhp"]["rows"]
     assert rows["All"]["MPJPE"] == pytest.approx((15 * 90.0 + 45.0) / 17, rel=1e-5)
     capsys.readouterr()
     # "univ" means nothing for another dataset: refused, naming the file.
-    assert (
-        main(
-            [
-                "--dataset",
-                "h36m",
-                "--predictions",
-                str(npz),
-                "--records",
-                str(rec),
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert _evaluate("h36m", npz, out, records=rec) == 2
     assert f"{npz}: pose_scale 'univ'" in capsys.readouterr().err
     # A missing record id is refused, naming it.
     npz = predictions_file.save_pose_predictions(tmp_path / "m.npz", ids[:3], gt[:3])
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpi_inf_3dhp",
-                "--predictions",
-                str(npz),
-                "--records",
-                str(rec),
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert _evaluate("mpi_inf_3dhp", npz, out, records=rec) == 2
     err = capsys.readouterr().err
     assert "1 records have no prediction (e.g. ['mpi_inf_3dhp/TS1/TS1/TS1/3'])" in err
     assert np.allclose(j3d, gt, atol=1e-3)
@@ -343,37 +210,9 @@ def test_unreadable_files_are_refused_by_name(tmp_path, capsys):
     garbage = np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes()
     for name in ("g.mat", "g.h5", "t.mat"):
         (tmp_path / name).write_bytes(garbage if name[0] == "g" else b"MATLAB 5.0 MAT-file")
-        assert (
-            main(
-                [
-                    "--dataset",
-                    "mpii",
-                    "--predictions",
-                    str(tmp_path / name),
-                    "--mpii-gt",
-                    str(gt_path),
-                    "--out",
-                    str(tmp_path / "o"),
-                ]
-            )
-            == 2
-        )
+        assert _evaluate("mpii", tmp_path / name, tmp_path / "o", mpii_gt=gt_path) == 2
         assert f"error: {tmp_path / name}: not a readable" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "--dataset",
-                "mpii",
-                "--predictions",
-                str(tmp_path / "g.h5"),
-                "--mpii-gt",
-                str(tmp_path / "t.mat"),
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 2
-    )
+    assert _evaluate("mpii", tmp_path / "g.h5", tmp_path / "o", mpii_gt=tmp_path / "t.mat") == 2
     assert (
         f"error: {tmp_path / 't.mat'}: not a readable MATLAB .mat file" in capsys.readouterr().err
     )
