@@ -11,9 +11,9 @@ import dataclasses
 import math
 import pathlib
 from collections.abc import Sequence
+from typing import Literal
 
 from keras_pose3d import config as kp_config
-from keras_pose3d.data import windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,19 +25,23 @@ class TemporalData:
 @dataclasses.dataclass(frozen=True)
 class TemporalModel:
     window: int = 20
-    mode: str = "online"
+    mode: Literal["online", "semi_online"] = "online"
     hidden: int = 4096
     dropout: float = 0.0
     # Frames per second of the training sequences (and so of what the model must be fed).
     frame_rate: float = 10.0
 
     def __post_init__(self):
-        windows.window_offsets(self.window, self.mode)  # raises on a bad window/mode
-        if not (math.isfinite(self.frame_rate) and self.frame_rate > 0):
-            raise kp_config.ConfigError(
-                f"config key 'model.frame_rate': expected frames per second > 0. "
-                f"Received: {self.frame_rate}"
-            )
+        # The same checks as the main job's `temporal:` section (config.TemporalStageConfig).
+        kp_config._check_positive("model", self, ("window", "hidden"))
+        kp_config._check(
+            0.0 <= self.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {self.dropout}"
+        )
+        kp_config._check(
+            math.isfinite(self.frame_rate) and self.frame_rate > 0,
+            "model.frame_rate",
+            f"must be frames per second > 0, got {self.frame_rate}",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +52,7 @@ class TemporalTrain:
     seed: int = 0
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise kp_config.ConfigError(
-                f"config key 'train': epochs and batch_size must be >= 1 and learning_rate > 0. "
-                f"Received: {self}"
-            )
+        kp_config._check_positive("train", self, ("epochs", "batch_size", "learning_rate"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -191,6 +191,17 @@ def test_temporal_train_refuses_predictions_at_another_rate(tmp_path, caplog):
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match=r"model.frame_rate.*> 0"):
         temporal_config.load_config(config, ["model.frame_rate=0"])
+    # Every other bad value names its dotted key and the file too.
+    for override, key in (
+        ("model.mode=offline", "model.mode"),
+        ("model.window=0", "model.window"),
+        ("model.hidden=-1", "model.hidden"),
+        ("model.dropout=1.5", "model.dropout"),
+        ("train.epochs=0", "train.epochs"),
+        ("train.learning_rate=0", "train.learning_rate"),
+    ):
+        with pytest.raises(ValueError, match=rf"'{key}' \(in .*{config.name}\)"):
+            temporal_config.load_config(config, [override])
 
 
 def test_tp_net_keeps_its_frame_rate_in_the_keras_file(tmp_path):
