@@ -20,7 +20,7 @@ from keras_pose3d.evaluation import h36m, mpi_inf_3dhp, mpii, predictions_file, 
 from keras_pose3d.evaluation.predictors import run_predictions, saved_model_predictor
 from keras_pose3d.evaluation.records import read_checked_meta, record_id
 from keras_pose3d.evaluation.tables import Table, to_markdown, write_report
-from keras_pose3d.models.prediction import keras_predictor
+from keras_pose3d.models.prediction import GraphModel, keras_predictor
 
 DATASETS = ("h36m", "mpi_inf_3dhp", "mpii", "synthetic")
 # 3D datasets: arrays {"pred_mm", "gt_mm"} + meta -> (results, tables).
@@ -108,14 +108,12 @@ def evaluate_run(
         predict, model_desc = saved_model_predictor(saved_model)
         model_desc = f"SavedModel {saved_model} ({model_desc})"
     else:
-        import keras
+        from keras_pose3d.models import loading
 
-        from keras_pose3d.models import loading  # registers the serializable classes
-
+        # float32 like export and predict_sequences: a mixed-precision run is scored at full
+        # precision, through one traced graph.
         model_path = run / loading.SAP_NET_FILE
-        if not model_path.exists():
-            raise FileNotFoundError(f"{model_path} not found")
-        predict = keras_predictor(keras.saving.load_model(model_path, compile=False))
+        predict = keras_predictor(GraphModel(loading.load_float32(model_path)))
         model_desc = str(model_path)
     arrays = run_predictions(predict, files, cfg.data.input_size, cfg.data.heatmap_size, batch_size)
     arrays["input_size"] = cfg.data.input_size
