@@ -108,8 +108,7 @@ def window_to_person_box(window: np.ndarray) -> np.ndarray:
     """HOG window [x0, y0, x1, y1] -> square person box (the person is ~3/4 of its height)."""
     x0, y0, x1, y1 = np.asarray(window, np.float64)
     side = PERSON_BOX_SCALE * _PERSON_HEIGHT_IN_WINDOW * (y1 - y0)
-    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+    return crop_geometry.square_box((0.5 * (x0 + x1), 0.5 * (y0 + y1)), side)
 
 
 def face_to_person_box(face: np.ndarray, heights: float, head_top: float) -> np.ndarray:
@@ -120,16 +119,14 @@ def face_to_person_box(face: np.ndarray, heights: float, head_top: float) -> np.
     f = y1 - y0
     top = y0 - head_top * f
     side = PERSON_BOX_SCALE * heights * f
-    cx, cy = 0.5 * (x0 + x1), top + 0.5 * heights * f
-    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+    return crop_geometry.square_box((0.5 * (x0 + x1), top + 0.5 * heights * f), side)
 
 
 def square_around(a, b) -> np.ndarray:
     """The square box around boxes a and b (centred on their union)."""
     lo = np.minimum(np.asarray(a[:2], np.float64), b[:2])
     hi = np.maximum(np.asarray(a[2:], np.float64), b[2:])
-    side, centre = float(np.max(hi - lo)), 0.5 * (lo + hi)
-    return np.concatenate([centre - side / 2, centre + side / 2])
+    return crop_geometry.square_box(*crop_geometry.box_centre_side(np.concatenate([lo, hi])))
 
 
 def rank_people(

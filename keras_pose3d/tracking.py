@@ -62,7 +62,7 @@ def box_from_joints(
         return None
     centre, side = crop_geometry.person_box(pts)  # the pipelines' person box
     side = max(side, PERSON_BOX_SCALE)  # one joint: a 1.2 px box, not an empty one
-    return np.concatenate([centre - side / 2, centre + side / 2])
+    return crop_geometry.square_box(centre, side)
 
 
 def grow_at_edges(

@@ -65,7 +65,8 @@ def test_rank_people_by_hand():
     assert people[0].window == (0.0, 0.0, 100.0, 200.0) and people[0].score == 0.9
     # Faces alone, larger first: face 2 (25 px), then face 1 (10 px), windows = the face boxes.
     assert [p.window for p in people[1:3]] == [tuple(faces[2]), tuple(faces[1])]
-    np.testing.assert_allclose(people[2].box, detect.face_to_person_box(faces[1], 9.0, 0.2))
+    # Face 1's person box: top 70 - 2 = 68, 90 tall, side 108 about (325, 113).
+    np.testing.assert_allclose(people[2].box, [271.0, 59.0, 379.0, 167.0])
     # Bodies alone, taller window first, scores = SVM margins.
     assert [(p.window, p.score) for p in people[3:]] == [
         (tuple(windows[2]), 0.5),
