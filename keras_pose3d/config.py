@@ -152,8 +152,10 @@ class SyntheticConfig:
             ),
         )
         n_val, n_2d = self.split_sizes()
+        for key, n in (("num_validation_subjects", n_val), ("num_2d_subjects", n_2d)):
+            _check(n >= 0, f"data.synthetic.{key}", f"must be >= 0, got {n}")
         _check(
-            n_val >= 0 and n_2d >= 0 and self.num_subjects - n_val - n_2d >= 1,
+            self.num_subjects - n_val - n_2d >= 1,
             "data.synthetic.num_subjects",
             "need at least one 3D training subject: num_subjects="
             f"{self.num_subjects}, num_validation_subjects={n_val}, num_2d_subjects={n_2d}",

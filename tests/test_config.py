@@ -117,6 +117,8 @@ def test_unknown_nested_key_in_a_stage(tmp_path):
         ("data.val_examples=0", "data.val_examples"),
         ("data.heatmap_sigma=0", "data.heatmap_sigma"),
         ("data.synthetic.num_shards=0", "data.synthetic.num_shards"),
+        ("data.synthetic.num_2d_subjects=-1", "data.synthetic.num_2d_subjects"),
+        ("data.synthetic.num_validation_subjects=-2", "data.synthetic.num_validation_subjects"),
         ("temporal.learning_rate=0", "temporal.learning_rate"),
         ("temporal.window=0", "temporal.window"),
         ("data.augment.flip_prob=1.5", "data.augment.flip_prob"),

@@ -44,6 +44,8 @@ def test_boxes():
     centre, side = cg.person_box(joints)
     np.testing.assert_allclose(centre, [20.0, 60.0])
     assert side == pytest.approx(1.2 * 80.0)
+    with pytest.raises(ValueError, match=r"Received shape \(0, 2\)"):
+        cg.person_box(np.zeros((0, 2)))
 
 
 def test_crop_to_source_inverts_the_crop():

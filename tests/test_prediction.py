@@ -115,3 +115,8 @@ def test_predict_batches_names_a_missing_input(missing):
     del batch[missing]
     with pytest.raises(KeyError, match=missing):
         list(prediction.predict_batches(_Recorder(np.zeros((1, 16, 3))), [batch], S))
+
+
+def test_decode_refuses_outputs_it_cannot_read():
+    with pytest.raises(ValueError, match=r"Received keys: \['pose_3d'\]"):
+        prediction.decode({"pose_3d": np.zeros((1, 16, 3))}, np.ones((1, 4)), np.ones(1), S)

@@ -16,8 +16,10 @@ def test_window_offsets_online_and_semi_online():
     assert windows.target_index(20, "online") == 19
     assert windows.target_index(20, "semi_online") == 10
     assert windows.target_index(1, "semi_online") == 0
-    with pytest.raises(ValueError, match="window"):
-        windows.window_offsets(0, "online")
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="window must be a whole number"):
+            windows.window_offsets(bad, "online")
+    np.testing.assert_array_equal(windows.window_offsets(3.0, "online"), [-2, -1, 0])
     with pytest.raises(ValueError, match="mode"):
         windows.window_offsets(4, "offline")
 

@@ -159,6 +159,9 @@ def person_box(joints_2d: np.ndarray) -> tuple[np.ndarray, float]:
     Args:
         joints_2d: (J, 2) pixels.
     """
+    joints_2d = np.asarray(joints_2d, np.float64)
+    if joints_2d.ndim != 2 or joints_2d.shape[0] < 1 or joints_2d.shape[1] != 2:
+        raise ValueError(f"joints_2d must be (J >= 1, 2) pixels. Received shape {joints_2d.shape}")
     lo, hi = joints_2d.min(axis=0), joints_2d.max(axis=0)
     return 0.5 * (lo + hi), PERSON_BOX_FACTOR * float(np.max(hi - lo))
 

@@ -33,8 +33,9 @@ def window_offsets(window: int, mode: str) -> np.ndarray:
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
-    if int(window) < 1:
-        raise ValueError(f"window must be >= 1. Received: window={window}")
+    if isinstance(window, bool) or int(window) != window or window < 1:
+        raise ValueError(f"window must be a whole number >= 1. Received: window={window!r}")
+    window = int(window)
     if mode == "online":
         return np.arange(-window + 1, 1)
     return np.arange(-(window // 2), window - window // 2)

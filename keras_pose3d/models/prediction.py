@@ -82,7 +82,12 @@ def decode(
             pose_codec.decode_pose_3d(out["pose_norm"], intrinsics, root_depth, input_size),
             pose_codec.denormalise_2d(out["pose_2d"], input_size),
         )
-    return np.asarray(out["pose_mm"], np.float64), np.asarray(out["pose_2d_px"], np.float64)
+    if "pose_mm" in out and "pose_2d_px" in out:
+        return np.asarray(out["pose_mm"], np.float64), np.asarray(out["pose_2d_px"], np.float64)
+    raise ValueError(
+        "a predictor must return pose_norm and pose_2d, or pose_mm and pose_2d_px. "
+        f"Received keys: {sorted(out)}"
+    )
 
 
 def predict_batches(
