@@ -93,10 +93,11 @@ def _write_predictions(path, seed, sequences=3, frames=150):
 def test_sequence_windows_sort_rows_and_stay_inside_sequences(tmp_path):
     _write_predictions(tmp_path / "p.npz", seed=0, sequences=2, frames=5)
     data = temporal.load_predictions(tmp_path / "p.npz")
-    x, y = temporal.sequence_windows(data, 3, "online")
+    x, y, seq = temporal.sequence_windows(data, 3, "online")
     order = np.lexsort((data["frame"], data["sequence"]))
     pred, gt = data["pred"][order], data["gt"][order]
     np.testing.assert_array_equal(y, gt)
+    np.testing.assert_array_equal(seq, data["sequence"][order])
     np.testing.assert_array_equal(x[5], pred[[5, 5, 5]])  # first frame of sequence 1: padded
     np.testing.assert_array_equal(x[7], pred[[5, 6, 7]])
 

@@ -306,19 +306,16 @@ def main_job_stages(cfg: Config, run_dir: pathlib.Path, progress=print) -> pathl
         run_dir=str(run_dir / "temporal"),
     )
     t1 = time.time()
-    temporal.train(tp_cfg)
-    tp_path = run_dir / "temporal" / "tp_net.keras"
+    tp_path = pathlib.Path(temporal.train(tp_cfg)["model"])
     progress(f"TP-Net trained ({time.time() - t1:.0f}s): {tp_path}")
 
     import keras
 
     tp = keras.saving.load_model(tp_path, compile=False)
     val = temporal.load_predictions(run_dir / "predictions" / "val.npz")
-    windows, gt = temporal.sequence_windows(val, t.window, t.mode)  # (M, N, J, 3), (M, J, 3)
+    windows, gt, seq = temporal.sequence_windows(val, t.window, t.mode)  # (M, N, J, 3), (M, J, 3)
     refined = np.asarray(tp.predict(windows, batch_size=t.batch_size, verbose=0))
-    # sequence_windows orders rows by (sequence, frame), as predict_sequences writes them.
-    order = np.lexsort((val["frame"], val["sequence"]))
-    rows.append(main_job.pose_row("after TP-Net", refined, gt, val["sequence"][order]))
+    rows.append(main_job.pose_row("after TP-Net", refined, gt, seq))
 
     (run_dir / "main_job_table.md").write_text(main_job.format_table(rows) + "\n")
     (run_dir / "main_job_table.json").write_text(json.dumps([r.to_dict() for r in rows], indent=2))

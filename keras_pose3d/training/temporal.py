@@ -114,8 +114,11 @@ def check_frame_rate(data: dict, path: str | pathlib.Path, key: str, frame_rate:
         )
 
 
-def sequence_windows(data: dict, window: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Windows of predictions and their ground-truth targets, per sequence: (M, N, J, 3), (M, J, 3).
+def sequence_windows(
+    data: dict, window: int, mode: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of predictions, their ground-truth targets and the sequence of each, per
+    sequence: (M, N, J, 3), (M, J, 3), (M,).
 
     Rows are sorted by (sequence, frame) first, so each sequence's windows see its frames in time
     order and never reach into a neighbouring sequence.
@@ -127,7 +130,7 @@ def sequence_windows(data: dict, window: int, mode: str) -> tuple[np.ndarray, np
         rows = seq == s
         xs.append(windows.make_windows(pred[rows], window, mode))
         ys.append(gt[rows])
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32), seq
 
 
 def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
@@ -167,7 +170,7 @@ def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callbac
     _check_resumable(run_dir, config_text)
 
     keras.utils.set_random_seed(config.train.seed)
-    x, y = sequence_windows(train_data, m.window, m.mode)
+    x, y, _ = sequence_windows(train_data, m.window, m.mode)
     model = TPNet(
         window=m.window,
         mode=m.mode,
@@ -180,7 +183,7 @@ def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callbac
     model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate), loss="mse")
     val = None
     if val_data is not None:
-        val = sequence_windows(val_data, m.window, m.mode)
+        val = sequence_windows(val_data, m.window, m.mode)[:2]
     # config.yaml first: it is what a resumed run is compared with.
     atomic_files.write_text(run_dir / CONFIG_FILE, config_text)
     resume = ResumableFit(model, run_dir / RESUME_DIR)
