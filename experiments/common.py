@@ -189,7 +189,10 @@ def depth_to_camera_mm(
 def write_report(results: dict, command: str, argv, to_markdown, out: str | None) -> str:
     """Print the results Markdown (with the exact command and wall time) and write it to `out`."""
     command = command + " " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = to_markdown(results, command) + f"\nWall time: {results['wall_s']:.0f} s.\n"
+    text = to_markdown(results, command) + f"\nWall time: {results['wall_s']:.0f} s"
+    if "cpu_s" in results:  # CPU seconds of all threads: wall time alone hides a busy machine
+        text += f" (process CPU time {results['cpu_s']:.0f} s, {os.cpu_count()} cores)"
+    text += ".\n"
     print(text)
     if out:
         os.makedirs(os.path.dirname(out) or ".", exist_ok=True)

@@ -324,6 +324,9 @@ class StageConfig:
     trainable: tuple[str, ...] = PART_NAMES
     optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "rmsprop"
     samples: Literal["mixed", "3d_only", "2d_only"] = "mixed"
+    # "cosine": the rate falls from `learning_rate` to 0 along a half cosine over the stage's
+    # steps (the optimizer's step counter drives it, so a resumed stage continues the curve).
+    lr_schedule: Literal["constant", "cosine"] = "constant"
 
     def __post_init__(self):
         where = f"train.stages[{self.name}]"

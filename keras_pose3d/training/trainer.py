@@ -90,6 +90,8 @@ def weights_digest(model: keras.Model) -> str:
 
 def _make_optimizer(stage: StageConfig, precision: str):
     lr = stage.learning_rate
+    if stage.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=stage.steps, alpha=0.0)
     opt = {
         "rmsprop": lambda: keras.optimizers.RMSprop(lr),
         "adam": lambda: keras.optimizers.Adam(lr),
