@@ -138,6 +138,11 @@ class SyntheticConfig:
     seed: int = 0
     num_2d_subjects: int | None = None
     num_validation_subjects: int | None = None
+    # Camera elevation (degrees above the person, looking down) drawn uniformly in this range.
+    # H36M's four cameras look down 10.7-16 deg from ~1.5-1.6 m; a wide range asks the depth
+    # regressor to read the camera's tilt from a person on a plain background.
+    min_elevation_deg: float = -5.0
+    max_elevation_deg: float = 30.0
 
     def __post_init__(self):
         _check_positive(
@@ -150,6 +155,12 @@ class SyntheticConfig:
                 "crop_size",
                 "num_shards",
             ),
+        )
+        _check(
+            -89.0 <= self.min_elevation_deg <= self.max_elevation_deg <= 89.0,
+            "data.synthetic.min_elevation_deg",
+            "must satisfy -89 <= min_elevation_deg <= max_elevation_deg <= 89, got "
+            f"{self.min_elevation_deg}, {self.max_elevation_deg}",
         )
         n_val, n_2d = self.split_sizes()
         for key, n in (("num_validation_subjects", n_val), ("num_2d_subjects", n_2d)):
@@ -251,6 +262,9 @@ class ModelConfig:
     hourglass_depth: int = 4
     depth_blocks: int = 4
     num_modules: int = 1
+    # Heatmap -> 2D: centroid of the part of the peak above this share of its height
+    # (`layers.heatmap_decode.HeatmapDecoder`); 0 = of all positive values in the window.
+    decode_threshold: float = 0.5
 
     def __post_init__(self):
         _check(
@@ -262,6 +276,11 @@ class ModelConfig:
             "model",
             self,
             ("num_stacks", "num_features", "hourglass_depth", "depth_blocks", "num_modules"),
+        )
+        _check(
+            0.0 <= self.decode_threshold < 1.0,
+            "model.decode_threshold",
+            f"must be in [0, 1), got {self.decode_threshold}",
         )
 
 

@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num_validation_subjects", type=int, default=None, help="Validation subjects (1)."
     )
+    parser.add_argument("--min_elevation_deg", type=float, default=defaults.min_elevation_deg)
+    parser.add_argument("--max_elevation_deg", type=float, default=defaults.max_elevation_deg)
 
 
 def params_from_args(args: argparse.Namespace) -> SyntheticConfig:
@@ -123,7 +125,13 @@ def ensure_synthetic_dataset(
     wanted = dataclasses.asdict(config)
     if common.manifest_is_complete(output_dir):
         job_args = common.read_manifest(output_dir).get("job_args", {})
-        differ = {k: (job_args.get(k), v) for k, v in wanted.items() if job_args.get(k) != v}
+        # A key the manifest lacks was added later; the data was made with its default.
+        defaults = dataclasses.asdict(SyntheticConfig())
+        differ = {
+            k: (job_args.get(k, defaults[k]), v)
+            for k, v in wanted.items()
+            if job_args.get(k, defaults[k]) != v
+        }
         if differ:
             raise ValueError(
                 f"{output_dir} holds a synthetic dataset made with other parameters "

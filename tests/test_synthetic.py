@@ -107,6 +107,28 @@ def test_look_at_is_a_proper_rotation_towards_target():
     assert (rot @ np.array([0.0, 1.0, 0.0]))[1] < 0
 
 
+def test_camera_elevation_follows_the_configured_range():
+    """The elevation, measured back from the camera's rotation (its optical axis against world
+    up, y), stays in the range asked for; the default range draws the same cameras as before
+    the range existed (same random numbers consumed)."""
+
+    def elevation_deg(camera):
+        axis = camera["rotation"][2]  # optical axis in world coordinates
+        return math.degrees(math.asin(-axis[1]))
+
+    rng = np.random.default_rng(7)
+    narrow = [elevation_deg(syn.random_camera(rng, (10.0, 16.0))) for _ in range(200)]
+    # The camera aims at a target within 0.2 m of the person, 3-6 m away: <= 4 deg off.
+    assert 6.0 < min(narrow) and max(narrow) < 20.0
+    assert np.mean(narrow) == pytest.approx(13.0, abs=1.0)
+    a = syn.random_camera(np.random.default_rng(3))
+    b = syn.random_camera(np.random.default_rng(3), (-5.0, 30.0))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    with pytest.raises(ValueError, match="min_elevation_deg"):
+        SyntheticConfig(min_elevation_deg=20.0, max_elevation_deg=10.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # Records.
 # ----------------------------------------------------------------------------------------------
@@ -283,3 +305,12 @@ def test_ensure_synthetic_dataset_generates_once(tmp_path):
         synthetic_to_tfrecord.ensure_synthetic_dataset(
             tmp_path, num_shards=1, **dict(params, crop_size=48)
         )
+    with pytest.raises(ValueError, match="min_elevation_deg"):
+        synthetic_to_tfrecord.ensure_synthetic_dataset(
+            tmp_path, num_shards=1, **dict(params, min_elevation_deg=5.0)
+        )
+    # A manifest written before a parameter existed holds the data of its default.
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["job_args"]["min_elevation_deg"], manifest["job_args"]["max_elevation_deg"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert synthetic_to_tfrecord.ensure_synthetic_dataset(tmp_path, num_shards=1, **params) is False

@@ -283,8 +283,10 @@ def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([right, down, forward])
 
 
-def random_camera(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """A pinhole camera 3-6 m from the person, random yaw, elevation -5..30 deg.
+def random_camera(
+    rng: np.random.Generator, elevation_deg: tuple[float, float] = (-5.0, 30.0)
+) -> dict[str, np.ndarray]:
+    """A pinhole camera 3-6 m from the person, random yaw, elevation uniform in `elevation_deg`.
 
     Returns:
         {"rotation": (3, 3) world -> camera, "position": (3,) mm, "intrinsics": (4,) fx, fy,
@@ -292,7 +294,7 @@ def random_camera(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """
     distance = rng.uniform(3000.0, 6000.0)
     yaw = rng.uniform(0, 2 * np.pi)
-    elevation = math.radians(rng.uniform(-5.0, 30.0))
+    elevation = math.radians(rng.uniform(*elevation_deg))
     target = np.array([rng.uniform(-100, 100), rng.uniform(-100, 200), rng.uniform(-100, 100)])
     offset = distance * np.array(
         [
@@ -582,7 +584,7 @@ def generate_sequence(
     style = MOTION_STYLES[int(rng.integers(len(MOTION_STYLES)))]
     sequence = f"{style}_{sequence_index:02d}"
     motion = sample_motion(rng, style, params.frames_per_sequence)
-    camera = random_camera(rng)
+    camera = random_camera(rng, (params.min_elevation_deg, params.max_elevation_deg))
     background = random_background(rng, params.crop_size)
     heading = rng.uniform(0, 2 * np.pi)
     heading_rate = rng.uniform(-0.3, 0.3)  # rad/s: the person slowly turns

@@ -37,6 +37,8 @@ class SAPNet(keras.Model):
         heatmap_size: int. Heatmap side h; S / h must be 4 (paper), 2 or 1 (tiny tests).
         depth_combine: "sum" (Zhou et al.) or "concat", see `DepthRegressor`.
         decode: "local_soft_argmax" or "soft_argmax", see `HeatmapDecoder`.
+        decode_threshold: float in [0, 1), `HeatmapDecoder`'s `threshold` (0 for models saved
+            before it existed).
         num_modules: int. Residuals at each place of an hourglass and after each hourglass
             (2 in Zhou et al.'s code, `nModules`; 1 is the lighter variant and the default, so
             models saved before the argument existed reload unchanged).
@@ -58,6 +60,7 @@ class SAPNet(keras.Model):
         heatmap_size: int = 64,
         depth_combine: str = "sum",
         decode: str = "local_soft_argmax",
+        decode_threshold: float = 0.0,
         num_modules: int = 1,
         **kwargs,
     ):
@@ -78,7 +81,9 @@ class SAPNet(keras.Model):
             combine=depth_combine,
             name="depth",
         )
-        decoder = HeatmapDecoder(input_size, heatmap_size, method=decode, name="decode")
+        decoder = HeatmapDecoder(
+            input_size, heatmap_size, method=decode, threshold=decode_threshold, name="decode"
+        )
 
         image = keras.Input((input_size, input_size, 3), name="image")
         stacked = hourglass(image)
@@ -102,6 +107,7 @@ class SAPNet(keras.Model):
         self.heatmap_size = int(heatmap_size)
         self.depth_combine = depth_combine
         self.decode = decode
+        self.decode_threshold = float(decode_threshold)
         self.num_modules = int(num_modules)
         self.hourglass = hourglass
         self.depth_regressor = depth_regressor
@@ -133,6 +139,7 @@ class SAPNet(keras.Model):
             "heatmap_size": self.heatmap_size,
             "depth_combine": self.depth_combine,
             "decode": self.decode,
+            "decode_threshold": self.decode_threshold,
             "num_modules": self.num_modules,
         }
 

@@ -71,6 +71,7 @@ def build_model(cfg: Config) -> SAPNet:
         hourglass_depth=m.hourglass_depth,
         depth_blocks=m.depth_blocks,
         num_modules=m.num_modules,
+        decode_threshold=m.decode_threshold,
         input_size=cfg.data.input_size,
         heatmap_size=cfg.data.heatmap_size,
     )
