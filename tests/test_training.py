@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import keras
 import numpy as np
@@ -147,6 +148,26 @@ def test_two_replicas_apply_the_same_update_as_one(tiny_data, tmp_path, mirrored
     assert np.linalg.norm(updates[0]) > 0
     # A per-replica mean would apply twice this update.
     np.testing.assert_allclose(updates[1], updates[0], rtol=1e-4, atol=1e-7)
+
+
+def test_cosine_stage_rate_follows_the_half_cosine():
+    """lr_schedule "cosine": lr(k) = lr0 * (1 + cos(pi * k / steps)) / 2, driven by the
+    optimizer's step counter (restored with the optimizer, so a resumed stage continues it)."""
+    from keras_pose3d.config import StageConfig
+
+    stage = StageConfig("s", 100, 2.0e-3, ("heatmap",), lr_schedule="cosine")
+    opt = kp_trainer._make_optimizer(stage, "float32")
+    for k, expected in (
+        (0, 2.0e-3),
+        (25, 2.0e-3 * (1 + math.cos(math.pi / 4)) / 2),
+        (50, 1e-3),
+        (100, 0.0),
+    ):
+        opt.iterations.assign(k)
+        assert float(opt.learning_rate) == pytest.approx(expected, abs=1e-9)
+    constant = kp_trainer._make_optimizer(StageConfig("c", 100, 2.0e-3, ("heatmap",)), "float32")
+    constant.iterations.assign(50)
+    assert float(constant.learning_rate) == pytest.approx(2.0e-3)
 
 
 def test_stage_switch_turns_losses_and_parts_on_and_off(tiny_data, tmp_path):
