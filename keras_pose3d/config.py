@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import pathlib
+import re
 import types
 import typing
 from typing import Any, Literal
@@ -497,6 +498,10 @@ def _build(cls, data: Any, path: str, source: str | None):
         raise
 
 
+# A YAML 1.2 decimal number such as 5e-3 or -1.5E+2 (not inf / nan).
+_YAML12_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(tp, value, path: str, source: str | None):
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -530,6 +535,10 @@ def _coerce(tp, value, path: str, source: str | None):
             raise _fail(path, f"expected an integer, got {value!r}", source)
         return value
     if tp is float:
+        # PyYAML follows YAML 1.1, which reads 5e-3 (no dot) as a string; YAML 1.2 and every
+        # user mean the number.
+        if isinstance(value, str) and _YAML12_FLOAT.fullmatch(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(path, f"expected a number, got {value!r}", source)
         return float(value)

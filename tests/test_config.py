@@ -153,6 +153,22 @@ def test_bad_values_say_what_was_expected(tmp_path):
         assert str(e.value) == message.format(path)
 
 
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    """PyYAML (YAML 1.1) reads 5e-3 as the string '5e-3'; a float field takes it as 0.005, in a
+    file and in --set, and still refuses words."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "train:\n  stages:\n    - {name: a, steps: 5, learning_rate: 2e-4, losses: [heatmap]}\n"
+    )
+    assert yaml.safe_load(path.read_text())["train"]["stages"][0]["learning_rate"] == "2e-4"
+    cfg = kc.load_config(path, ["loss.lambda_a=1.5E-1", "train.stages.a.learning_rate=5e-3"])
+    assert cfg.train.stages[0].learning_rate == 0.005 and cfg.loss.lambda_a == 0.15
+    assert kc.load_config(path).train.stages[0].learning_rate == 2e-4
+    for word in ("fast", "nan", "1e"):
+        with pytest.raises(kc.ConfigError, match="expected a number"):
+            kc.load_config(path, [f"loss.lambda_a={word}"])
+
+
 def test_overrides_apply_with_types(tmp_path):
     path = _write(tmp_path, _tree())
     cfg = kc.load_config(
