@@ -157,11 +157,17 @@ class SyntheticConfig:
                 "num_shards",
             ),
         )
+        for key in ("min_elevation_deg", "max_elevation_deg"):
+            value = getattr(self, key)
+            _check(
+                -89.0 <= value <= 89.0,
+                f"data.synthetic.{key}",
+                f"must be in [-89, 89] deg, got {value}",
+            )
         _check(
-            -89.0 <= self.min_elevation_deg <= self.max_elevation_deg <= 89.0,
-            "data.synthetic.min_elevation_deg",
-            "must satisfy -89 <= min_elevation_deg <= max_elevation_deg <= 89, got "
-            f"{self.min_elevation_deg}, {self.max_elevation_deg}",
+            self.min_elevation_deg <= self.max_elevation_deg,
+            "data.synthetic.max_elevation_deg",
+            f"must be >= min_elevation_deg ({self.min_elevation_deg}), got {self.max_elevation_deg}",
         )
         n_val, n_2d = self.split_sizes()
         for key, n in (("num_validation_subjects", n_val), ("num_2d_subjects", n_2d)):

@@ -31,6 +31,7 @@ def tiny_sap_net() -> SAPNet:
         depth_blocks=2,
         input_size=64,
         heatmap_size=16,
+        decode_threshold=0.5,  # what build_model gives (config default): ONNX must carry it
     )
     model(np.zeros((1, 64, 64, 3), np.float32))
     return model

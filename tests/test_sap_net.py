@@ -60,6 +60,7 @@ def test_config_round_trip_keeps_every_argument():
         "heatmap_size": 8,
         "depth_combine": "concat",
         "decode": "soft_argmax",
+        "decode_threshold": 0.25,
         "num_modules": 2,
     }
     model = SAPNet(**args, name="cfg")
@@ -73,12 +74,24 @@ def test_config_round_trip_keeps_every_argument():
     assert clone.name == "cfg"
     assert clone.hourglass.get_config()["downsample"] == 2
     assert clone.depth_regressor.combine == "concat"
-    assert clone.decoder.method == "soft_argmax"
+    assert clone.decoder.method == "soft_argmax" and clone.decoder.threshold == 0.25
     assert clone.count_params() == model.count_params()
     assert clone.hourglass.num_modules == 2 and clone.hourglass.hourglasses[0].num_modules == 2
     # A config saved before num_modules existed rebuilds the one-module network it described.
     old = {k: v for k, v in config.items() if k != "num_modules"}
     assert SAPNet.from_config(old).num_modules == 1
+    # ... and one saved before decode_threshold existed decodes as it did (plain centroid).
+    old = {k: v for k, v in config.items() if k != "decode_threshold"}
+    assert SAPNet.from_config(old).decoder.threshold == 0.0
+
+
+def test_build_model_takes_the_decoder_threshold_from_the_config():
+    from keras_pose3d.training.trainer import build_model
+
+    path = ROOT / "configs" / "quickstart.yaml"
+    assert build_model(kc.load_config(path)).decoder.threshold == 0.5  # the config default
+    model = build_model(kc.load_config(path, ["model.decode_threshold=0.3"]))
+    assert model.decoder.threshold == 0.3 and model.get_config()["decode_threshold"] == 0.3
 
 
 @pytest.mark.parametrize(

@@ -125,8 +125,14 @@ def test_camera_elevation_follows_the_configured_range():
     b = syn.random_camera(np.random.default_rng(3), (-5.0, 30.0))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
-    with pytest.raises(ValueError, match="min_elevation_deg"):
+    with pytest.raises(
+        ValueError, match=r"max_elevation_deg.*must be >= min_elevation_deg \(20.0\)"
+    ):
         SyntheticConfig(min_elevation_deg=20.0, max_elevation_deg=10.0)
+    with pytest.raises(ValueError, match=r"data.synthetic.max_elevation_deg.*\[-89, 89\].*95"):
+        SyntheticConfig(max_elevation_deg=95.0)
+    with pytest.raises(ValueError, match=r"data.synthetic.min_elevation_deg.*-90"):
+        SyntheticConfig(min_elevation_deg=-90.0)
 
 
 # ----------------------------------------------------------------------------------------------
