@@ -1,6 +1,6 @@
 """Camera models: Human3.6M (metadata.xml), MPI-INF-3DHP (camera.calibration, .calib), projection.
 
-Conventions (facts from `../shared/reference/datasets.md` 3.3, 4.2, 4.3):
+Conventions (the camera files are described in `docs/datasets.md` sections 3.3, 4.2 and 4.3):
 
 * `Camera.R_w2c` rotates world into camera coordinates and `Camera.t_centre_world` is the
   **camera centre in world coordinates, mm**: `X_cam = R_w2c (X_world - t_centre_world)`.
@@ -356,7 +356,7 @@ def _cameras_from_w0(w0: np.ndarray, camera_ids, resolutions, path) -> dict:
         for s in range(H36M_NUM_SUBJECTS):
             rx, ry, rz, tx, ty, tz = w0[6 * (c * H36M_NUM_SUBJECTS + s) :][:6]
             subject = f"S{s + 1}"
-            # Fallback when a (generated) file lacks the size row: datasets.md 3.3's rule.
+            # Fallback when a (generated) file lacks the size row: docs/datasets.md 3.3's rule.
             default = (1000, 1002) if c in (0, 3) else (1000, 1000)
             width, height = resolutions.get((subject, cam_id), default)
             cameras[(subject, cam_id)] = Camera(

@@ -1,7 +1,7 @@
 """Evaluation metrics in NumPy: the protocol definitions every reported number points to.
 
 Each protocol has ONE name constant below; docstrings, logs and tables use the constant so the
-name and the computation cannot drift apart (`../shared/reference/evaluation.md`).
+name and the computation cannot drift apart (`docs/evaluation.md` defines each protocol).
 
 Conventions: batch first, float64 math, mm for 3D and pixels for 2D. 3D metrics return one value
 per sample, shape (N,), so callers can build frame-weighted or action-wise means
@@ -35,7 +35,7 @@ FRAME_MEAN = "frame-weighted mean"
 
 PCK3D_THRESHOLD_MM = 150.0
 AUC3D_THRESHOLDS_MM: np.ndarray = np.linspace(0.0, 150.0, 31)  # 0, 5, ..., 150
-# 3D-PCK joint conventions over the 3DHP-17 order (datasets.md 1.4, evaluation.md 2).
+# 3D-PCK joint conventions over the 3DHP-17 order (docs/datasets.md 1.4, docs/evaluation.md 2).
 PCK3D_JOINT_SETS: dict[str, tuple[int, ...]] = {
     "14": skeleton.MPI3DHP17_PCK14,  # head_top .. ankles; pelvis, spine, head excluded
     "17": tuple(range(17)),
@@ -396,19 +396,33 @@ def limb_bone_length_std(
     return 0.5 * (right + left)
 
 
-def illegal_angle_mask(poses: np.ndarray) -> np.ndarray:
-    """(N, 16, 3) -> (N, 4) True where a limb of `skeleton.ANGLE_LIMBS` is illegal.
+def illegal_angle_values(poses: np.ndarray, normalised: bool = False) -> np.ndarray:
+    """(N, 16, 3) -> (N, 4) the signed value Eq. 1 (Dabral et al.) tests, per limb of
+    `skeleton.ANGLE_LIMBS` (r_elbow, l_elbow, r_knee, l_knee):
+    `sign * n . (P_c - P_b)` with `n = (P_a - P_n) x (P_b - P_a)`; below zero is illegal.
 
-    The test of Eq. 1 (Dabral et al.), the same one the illegal-angle loss penalises:
-    `n = (P_a - P_n) x (P_b - P_a)`, illegal when `sign * n . (P_c - P_b) < 0` (zero is legal,
-    like the loss, which is exactly zero there). Columns: r_elbow, l_elbow, r_knee, l_knee.
+    `normalised`: divided by |n| |P_c - P_b| (0 where either is 0), the cosine between the
+    normal and the lower limb, in [-1, 1], comparable across people and limbs.
     """
     poses = np.asarray(poses, dtype=np.float64)
     cols = []
     for _, n, a, b, c, sign in skeleton.ANGLE_LIMBS:
         normal = np.cross(poses[..., a, :] - poses[..., n, :], poses[..., b, :] - poses[..., a, :])
-        cols.append(sign * np.sum(normal * (poses[..., c, :] - poses[..., b, :]), axis=-1) < 0)
+        lower = poses[..., c, :] - poses[..., b, :]
+        value = sign * np.sum(normal * lower, axis=-1)
+        if normalised:
+            norms = np.linalg.norm(normal, axis=-1) * np.linalg.norm(lower, axis=-1)
+            value = np.divide(value, norms, out=np.zeros_like(value), where=norms > 0)
+        cols.append(value)
     return np.stack(cols, axis=-1)
+
+
+def illegal_angle_mask(poses: np.ndarray) -> np.ndarray:
+    """(N, 16, 3) -> (N, 4) True where a limb of `skeleton.ANGLE_LIMBS` is illegal: the value
+    of Eq. 1 (`illegal_angle_values`) below zero (zero is legal, like the loss, which is
+    exactly zero there). Columns: r_elbow, l_elbow, r_knee, l_knee.
+    """
+    return illegal_angle_values(poses) < 0
 
 
 def illegal_angle_rate(poses: np.ndarray, per_limb: bool = False) -> float | np.ndarray:

@@ -1,7 +1,7 @@
 """Anatomy as data: joint sets, bones, flip pairs and the index maps between them.
 
 Everything that depends on which joint is which reads it from here, so a left/right mistake can
-only be made once. Facts and index maps follow `../shared/reference/datasets.md` section 1.
+only be made once. The joint sets and index maps are tabulated in `docs/datasets.md` section 1.
 
 The project's output skeleton is MPII-16 (the paper's and Zhou et al.'s):
 
@@ -14,7 +14,7 @@ Dabral et al.): its collar bone is shoulder minus "neck", and on real H36M motio
 only behaves as the paper describes when that neck point is the thorax (elbows legal on ~91% /
 88% of frames) rather than the upper neck (58% / 46%). `COLLAR_JOINT` names it once.
 
-H36M-17 -> MPII-16 follows the first map of datasets.md 1.3 (MPII thorax <- H36M thorax,
+H36M-17 -> MPII-16 follows the first map of docs/datasets.md 1.3 (MPII thorax <- H36M thorax,
 MPII upper neck <- H36M neck/nose); Zhou's variant that overwrites the thorax is not used.
 """
 
@@ -254,7 +254,7 @@ H36M17_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
 )
 H36M17_ROOT = 0
 
-# MPII-16 joint j is H36M-17 joint MPII_FROM_H36M17[j] (Zhou's map, datasets.md 1.3).
+# MPII-16 joint j is H36M-17 joint MPII_FROM_H36M17[j] (Zhou's map, docs/datasets.md 1.3).
 MPII_FROM_H36M17: tuple[int, ...] = (3, 2, 1, 4, 5, 6, 0, 8, 9, 10, 16, 15, 14, 11, 12, 13)
 # H36M-17 joint k is MPII-16 joint H36M17_FROM_MPII[k], the exact inverse of the map above for
 # the 16 shared joints; the spine (index 7) has no MPII counterpart and is re-estimated by

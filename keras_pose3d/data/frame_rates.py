@@ -4,12 +4,12 @@ Records carry `meta/frame`, the frame index in the original sequence, not a time
 frame is frame / (the sequence's native rate). TP-Net needs poses at the rate it was trained at
 (a window of N poses spans N / rate seconds), so its training predictions are resampled here.
 
-Native rates (`source_frame_rate`; /work/shared/reference/datasets.md):
+Native rates (`source_frame_rate`; per dataset in `docs/datasets.md`):
 
 * h36m: 50 fps (the videos; the converter keeps every `--stride`-th frame, 5: 10 fps).
 * mpi_inf_3dhp training sequences: 50 fps for S1/Seq2 and both sequences of S3 and S5, 25 fps
-  otherwise. The test sequences TS1..TS6: not documented in the reference, so unknown (an error
-  naming the sequence) rather than guessed.
+  otherwise. The test sequences TS1..TS6: no rate is documented with the release, so unknown
+  (an error naming the sequence) rather than guessed.
 * synthetic: `data.synthetic.FPS` (10), every frame recorded.
 
 Resampling (`resample_positions`, `resample`): output samples are taken every
