@@ -2,8 +2,8 @@
 
     python benchmarks/shard_writer_memory.py --shard_mb 1024 --record_kb 48
 
-Feeds `pipelines.common.write_shard_file` one shard of generated records (an H36M-like 48 KB
-crop each, in random key order, produced lazily so the input itself holds no memory) and
+Feeds `pipelines.sharded_write.write_shard_file` one shard of generated records (an H36M-like
+48 KB crop each, in random key order, produced lazily so the input itself holds no memory) and
 prints, per mode, the process's peak RSS before and after writing and the difference:
 
 * `external`: the writer as the jobs use it (sort buffer `--buffer_mb`, runs spilled to disk);
@@ -69,7 +69,7 @@ def _records(num: int, record_bytes: int, seed: int):
 def _child(args: argparse.Namespace) -> None:
     import tensorflow as tf  # imported before the baseline, as on a worker
 
-    from pipelines import common
+    from pipelines import sharded_write
 
     num = int(args.shard_mb * 2**20 // (args.record_kb * 1024))
     out_dir = tempfile.mkdtemp(prefix="shard-bench-")
@@ -90,9 +90,9 @@ def _child(args: argparse.Namespace) -> None:
         else:
             source = sorted(all_items())  # the whole shard as one list
             buffer = 1 << 62  # never spill
-        summary = common.write_shard_file(out_dir, "train", 0, 1, source, buffer)
+        summary = sharded_write.write_shard_file(out_dir, "train", 0, 1, source, buffer)
         seconds = time.perf_counter() - start
-        shard = f"{out_dir}/{common.shard_name('train', 0, 1)}"
+        shard = f"{out_dir}/{sharded_write.shard_name('train', 0, 1)}"
         shard_mb = tf.io.gfile.stat(shard).length / 2**20
         peak = _peak_rss_mb()
         print(

@@ -48,7 +48,7 @@ from keras_pose3d import camera as camera_lib
 from keras_pose3d.data import crop_geometry
 from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, h36m
-from pipelines import common
+from pipelines import arguments, counters, dead_letters, person_crop, pose_checks, running
 
 _LOG = logging.getLogger(__name__)
 DATASET = "h36m"
@@ -145,8 +145,11 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dic
         unsafe = files.not_a_plain_name(seq.prefix)
         if unsafe is not None:
             letters.append(
-                common.dead_letter_payload(
-                    seq.key, "path", unsafe, common.records_for(seq.expected_frames, args.stride)
+                dead_letters.dead_letter_payload(
+                    seq.key,
+                    "path",
+                    unsafe,
+                    dead_letters.records_for(seq.expected_frames, args.stride),
                 )
             )
             continue
@@ -177,16 +180,16 @@ class SequenceToRecords(beam.DoFn):
         cam: camera_lib.Camera = item["camera"]
         split = item["split"]
         # A sequence that cannot be read loses its frames (metadata.xml's count) at --stride.
-        lost = common.records_for(seq.expected_frames, self._stride)
+        lost = dead_letters.records_for(seq.expected_frames, self._stride)
         try:
             d3 = h36m.read_pose_cdf(seq.d3_path(self._input_dir), 3)
             d2_path = seq.d2_path(self._input_dir)
             d2 = h36m.read_pose_cdf(d2_path, 2) if files.exists(d2_path) else None
         except (FileNotFoundError, ValueError) as err:
-            yield common.dead_letter(seq.key, "read", str(err), lost, split=split)
+            yield dead_letters.dead_letter(seq.key, "read", str(err), lost, split=split)
             return
         if d2 is not None and d2.shape[0] != d3.shape[0]:
-            yield common.dead_letter(
+            yield dead_letters.dead_letter(
                 seq.key,
                 "read",
                 (f"D2_Positions has {d2.shape[0]} frames but D3_Positions_mono {d3.shape[0]}"),
@@ -215,21 +218,21 @@ class SequenceToRecords(beam.DoFn):
                 )
                 if isinstance(record, str):
                     outputs.append(
-                        common.dead_letter(
+                        dead_letters.dead_letter(
                             f"{seq.key}/{frame_index:06d}", "validate", record, split=split
                         )
                     )
                     continue
                 outputs.append((split, f"{seq.key}/{frame_index:06d}", record))
         except (FileNotFoundError, ValueError) as err:
-            lost = common.records_for(n_pose, self._stride)  # every frame the poses cover
-            yield common.dead_letter(seq.key, "video", str(err), lost, split=split)
+            lost = dead_letters.records_for(n_pose, self._stride)  # every frame the poses cover
+            yield dead_letters.dead_letter(seq.key, "video", str(err), lost, split=split)
             return
-        common.counter("h36m_frames").inc(sum(isinstance(o, tuple) for o in outputs))
+        counters.counter("h36m_frames").inc(sum(isinstance(o, tuple) for o in outputs))
         yield from outputs
         if reader.frames_total != n_pose:
-            common.counter("h36m_unmatched_frames").inc(abs(reader.frames_total - n_pose))
-            yield common.dead_letter(
+            counters.counter("h36m_unmatched_frames").inc(abs(reader.frames_total - n_pose))
+            yield dead_letters.dead_letter(
                 seq.key,
                 "frame_count",
                 (
@@ -248,7 +251,7 @@ class SequenceToRecords(beam.DoFn):
         if not np.all(np.isfinite(j2d)) or not np.all(np.isfinite(j3d)):
             bad = np.where(~(np.all(np.isfinite(j2d), 1) & np.all(np.isfinite(j3d), 1)))[0]
             return f"non-finite joints (MPII-16 indices {bad.tolist()})"
-        reason = common.validate_joints(j2d, None, j3d, True)
+        reason = pose_checks.validate_joints(j2d, None, j3d, True)
         if reason is not None:
             return reason
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -256,7 +259,7 @@ class SequenceToRecords(beam.DoFn):
         center, side = crop_geometry.person_box(j2d)
         if not side > 0:
             return "degenerate person box (all 2D joints coincide)"
-        crop, j2d_crop, intr_crop, box = common.crop_person(
+        crop, j2d_crop, intr_crop, box = person_crop.crop_person(
             image, center, side, self._crop_size, j2d, cam.intrinsics
         )
         inside = np.all((j2d_crop >= -0.5) & (j2d_crop <= self._crop_size - 0.5), axis=1)
@@ -290,18 +293,18 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
         | "Sequences" >> beam.Create(items, reshuffle=True)
         | "SequenceToRecords"
         >> beam.ParDo(SequenceToRecords(args.input_dir, args.stride, args.crop_size)).with_outputs(
-            common.DEAD_LETTER_TAG, main="records"
+            dead_letters.DEAD_LETTER_TAG, main="records"
         )
     )
     driver_letters = pipeline | "Exclusions" >> beam.Create(letters)
-    dead = (outs[common.DEAD_LETTER_TAG], driver_letters) | "AllDeadLetters" >> beam.Flatten()
+    dead = (outs[dead_letters.DEAD_LETTER_TAG], driver_letters) | "AllDeadLetters" >> beam.Flatten()
     return outs.records, dead
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the job; returns the manifest. Bad input raises (see `main`)."""
-    args, _ = common.parse_args(argv, add_arguments)
-    return common.run_job(
+    args, _ = arguments.parse_args(argv, add_arguments)
+    return running.run_job(
         argv,
         add_arguments,
         build,
@@ -313,7 +316,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
-main = common.job_main(run)
+main = running.job_main(run)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, images
 from keras_pose3d.data.readers import h36m as h36m_reader
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
-from pipelines import common
+from pipelines import counters, dead_letters, person_crop, pose_checks, running
 
 _LOG = logging.getLogger(__name__)
 DATASET = "mpi_inf_3dhp"
@@ -163,7 +163,9 @@ def list_items(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[d
             except (KeyError, ValueError) as err:
                 lost = m3.TEST_VALID_FRAME_COUNTS.get(ts)
                 letters.append(
-                    common.dead_letter_payload(ts, "read", str(err), common.records_for(lost))
+                    dead_letters.dead_letter_payload(
+                        ts, "read", str(err), dead_letters.records_for(lost)
+                    )
                 )
                 continue
             if total > valid.size:
@@ -224,7 +226,7 @@ def _validate_univ(j3d_univ: np.ndarray | None) -> str | None:
     # only (validate_joints' other checks concern the annot3 that goes with the image).
     if j3d_univ is None:
         return None
-    return common.check_points_3d(j3d_univ, "joints_3d_univ")
+    return pose_checks.check_points_3d(j3d_univ, "joints_3d_univ")
 
 
 def make_record(
@@ -246,13 +248,13 @@ def make_record(
         meta: provenance fields (subject, sequence, action, camera, frame).
         j3d_univ: (16, 3) mm univ_annot3, or None when unavailable (then has_3d_univ = 0).
     """
-    reason = common.validate_joints(j2d, None, j3d, True) or _validate_univ(j3d_univ)
+    reason = pose_checks.validate_joints(j2d, None, j3d, True) or _validate_univ(j3d_univ)
     if reason is not None:
         return reason
     center, side = crop_geometry.person_box(j2d)
     if not side > 0:
         return "degenerate person box (all 2D joints coincide)"
-    crop, j2d_crop, intr_crop, box = common.crop_person(
+    crop, j2d_crop, intr_crop, box = person_crop.crop_person(
         image_rgb, center, side, crop_size, j2d, cam.intrinsics
     )
     h, w = image_rgb.shape[:2]
@@ -287,7 +289,7 @@ class TrainSequenceToRecords(beam.DoFn):
         key = f"{subject}/{seq}/video_{cam_index}"
         seq_dir = files.join(self._input_dir, subject, seq)
         # A video that cannot be read loses its frames (the known count) at --stride.
-        lost = common.records_for(m3.TRAIN_FRAME_COUNTS.get((subject, seq)), self._stride)
+        lost = dead_letters.records_for(m3.TRAIN_FRAME_COUNTS.get((subject, seq)), self._stride)
         try:
             annot = m3.read_train_annotations(files.join(seq_dir, m3.ANNOT_FILE), cam_index)
             calibration = files.join(seq_dir, m3.CALIBRATION_FILE)
@@ -295,10 +297,10 @@ class TrainSequenceToRecords(beam.DoFn):
                 calibration, text=files.read_bytes(calibration, "3DHP camera.calibration")
             )
         except (FileNotFoundError, KeyError, ValueError) as err:
-            yield common.dead_letter(key, "read", str(err), lost, split="train")
+            yield dead_letters.dead_letter(key, "read", str(err), lost, split="train")
             return
         if str(cam_index) not in cams:
-            yield common.dead_letter(
+            yield dead_letters.dead_letter(
                 key, "read", f"camera {cam_index} not in camera.calibration", lost, split="train"
             )
             return
@@ -334,17 +336,21 @@ class TrainSequenceToRecords(beam.DoFn):
                     None if univ_all is None else univ_all[frame],
                 )
                 if isinstance(record, str):
-                    outputs.append(common.dead_letter(item_id, "validate", record, split="train"))
+                    outputs.append(
+                        dead_letters.dead_letter(item_id, "validate", record, split="train")
+                    )
                     continue
                 outputs.append(("train", item_id, record))
         except (FileNotFoundError, ValueError) as err:
-            lost = common.records_for(n_use, self._stride)  # every annotated frame
-            yield common.dead_letter(key, "video", str(err), lost, split="train")
+            lost = dead_letters.records_for(n_use, self._stride)  # every annotated frame
+            yield dead_letters.dead_letter(key, "video", str(err), lost, split="train")
             return
-        common.counter("mpi_inf_3dhp_train_frames").inc(sum(isinstance(o, tuple) for o in outputs))
+        counters.counter("mpi_inf_3dhp_train_frames").inc(
+            sum(isinstance(o, tuple) for o in outputs)
+        )
         yield from outputs
         if reader.frames_total != n_use:
-            yield common.dead_letter(
+            yield dead_letters.dead_letter(
                 key,
                 "frame_count",
                 (
@@ -371,7 +377,7 @@ class TestFramesToRecords(beam.DoFn):
             annot = m3.read_test_annotations(files.join(self._test_dir, ts, m3.TEST_ANNOT_FILE))
         except (FileNotFoundError, KeyError, ValueError) as err:
             lost = len(item["frames"])  # the chunk's valid frames
-            yield common.dead_letter(ts, "read", str(err), lost, split="test")
+            yield dead_letters.dead_letter(ts, "read", str(err), lost, split="test")
             return
         cameras: dict[tuple[int, int], camera_lib.Camera] = {}
         for frame in item["frames"]:
@@ -380,10 +386,12 @@ class TestFramesToRecords(beam.DoFn):
             try:
                 bgr = images.decode_bgr(files.read_bytes(path, "image"))
             except FileNotFoundError:
-                yield common.dead_letter(item_id, "image", f"missing image: {path}", split="test")
+                yield dead_letters.dead_letter(
+                    item_id, "image", f"missing image: {path}", split="test"
+                )
                 continue
             except ValueError as err:
-                yield common.dead_letter(item_id, "image", f"{err}: {path}", split="test")
+                yield dead_letters.dead_letter(item_id, "image", f"{err}: {path}", split="test")
                 continue
             h, w = bgr.shape[:2]
             if (w, h) not in cameras:
@@ -394,7 +402,7 @@ class TestFramesToRecords(beam.DoFn):
                         item["calib"], (w, h), text=text
                     )[0]
                 except (FileNotFoundError, ValueError) as err:
-                    yield common.dead_letter(item_id, "read", str(err), split="test")
+                    yield dead_letters.dead_letter(item_id, "read", str(err), split="test")
                     continue
             cam = cameras[(w, h)]
             activity = int(annot["activity"][frame])
@@ -414,9 +422,9 @@ class TestFramesToRecords(beam.DoFn):
                 annot["joints_3d_univ"][frame],
             )
             if isinstance(record, str):
-                yield common.dead_letter(item_id, "validate", record, split="test")
+                yield dead_letters.dead_letter(item_id, "validate", record, split="test")
                 continue
-            common.counter("mpi_inf_3dhp_test_frames").inc()
+            counters.counter("mpi_inf_3dhp_test_frames").inc()
             yield "test", item_id, record
 
 
@@ -433,21 +441,21 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
             | "TrainToRecords"
             >> beam.ParDo(
                 TrainSequenceToRecords(args.input_dir, args.stride, args.crop_size)
-            ).with_outputs(common.DEAD_LETTER_TAG, main="records")
+            ).with_outputs(dead_letters.DEAD_LETTER_TAG, main="records")
         )
         records.append(outs.records)
-        dead.append(outs[common.DEAD_LETTER_TAG])
+        dead.append(outs[dead_letters.DEAD_LETTER_TAG])
     if test:
         outs = (
             pipeline
             | "TestItems" >> beam.Create(test, reshuffle=True)
             | "TestToRecords"
             >> beam.ParDo(TestFramesToRecords(args.test_dir, args.crop_size)).with_outputs(
-                common.DEAD_LETTER_TAG, main="records"
+                dead_letters.DEAD_LETTER_TAG, main="records"
             )
         )
         records.append(outs.records)
-        dead.append(outs[common.DEAD_LETTER_TAG])
+        dead.append(outs[dead_letters.DEAD_LETTER_TAG])
     if not records:
         records.append(pipeline | "NoRecords" >> beam.Create([]))
     all_records = tuple(records) | "AllRecords" >> beam.Flatten()
@@ -457,7 +465,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the job; returns the manifest. Bad input raises (see `main`)."""
-    return common.run_job(
+    return running.run_job(
         argv,
         add_arguments,
         build,
@@ -468,7 +476,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
-main = common.job_main(run)
+main = running.job_main(run)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ A person is usable when its image is a training image (`img_train` = 1; test per
 the hourglass convention (datasets.md 2.5): centre = objpos with y += 15 * scale, side =
 200 * scale * 1.25 (0-based pixels); a person without objpos/scale gets the joint box (centre
 of the joints' bounding box, side 1.2 * max extent). The stored crop is PERSON_MARGIN times
-that box (`pipelines.common.crop_person`).
+that box (`pipelines.person_crop.crop_person`).
 
 Records: `joints_2d` in crop pixels with missing joints at 0, `visibility` 1 for annotated
 joints inside the crop, `has_3d` 0, `intrinsics` zeros, provenance `meta/sequence` =
@@ -51,7 +51,7 @@ import numpy as np
 from keras_pose3d.data import crop_geometry
 from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, images, mpii
-from pipelines import common
+from pipelines import counters, dead_letters, person_crop, pose_checks, running
 
 _LOG = logging.getLogger(__name__)
 DATASET = "mpii"
@@ -224,7 +224,7 @@ class CropPersons(beam.DoFn):
         unsafe = files.escapes_root(name)
         if unsafe is not None:
             for person in item["persons"]:
-                yield common.dead_letter(
+                yield dead_letters.dead_letter(
                     f"{name}/{person['person_index']}", "path", unsafe, split=person["split"]
                 )
             return
@@ -239,7 +239,7 @@ class CropPersons(beam.DoFn):
             reason = None
         if reason is not None:
             for person in item["persons"]:
-                yield common.dead_letter(
+                yield dead_letters.dead_letter(
                     f"{name}/{person['person_index']}", "image", reason, split=person["split"]
                 )
             return
@@ -250,22 +250,22 @@ class CropPersons(beam.DoFn):
             joints = np.asarray(person["joints"], np.float64)
             annotated = np.asarray(person["annotated"], bool)
             # A joint more than one image size outside the image is a broken annotation.
-            reason = common.validate_joints(
+            reason = pose_checks.validate_joints(
                 joints,
                 annotated.astype(np.float64),
                 image_size=(h, w),
                 max_outside_px=float(max(h, w)),
             )
             if reason is not None:
-                yield common.dead_letter(item_id, "validate", reason, split=person["split"])
+                yield dead_letters.dead_letter(item_id, "validate", reason, split=person["split"])
                 continue
-            crop, joints_crop, _, box = common.crop_person(
+            crop, joints_crop, _, box = person_crop.crop_person(
                 image, person["center"], person["side"], self._crop_size, joints
             )
             inside = np.all((joints_crop >= -0.5) & (joints_crop <= self._crop_size - 0.5), axis=1)
             visibility = (annotated & inside).astype(np.float32)
             joints_crop = np.where(annotated[:, None], joints_crop, 0.0)
-            common.counter("mpii_persons").inc()
+            counters.counter("mpii_persons").inc()
             yield (
                 person["split"],
                 item_id,
@@ -301,16 +301,16 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
         | "CropPersons"
         >> beam.ParDo(
             CropPersons(files.join(args.input_dir, mpii.IMAGES_DIR), args.crop_size)
-        ).with_outputs(common.DEAD_LETTER_TAG, main="records")
+        ).with_outputs(dead_letters.DEAD_LETTER_TAG, main="records")
     )
     driver_letters = pipeline | "DriverDeadLetters" >> beam.Create(letters)
-    dead = (outs[common.DEAD_LETTER_TAG], driver_letters) | "AllDeadLetters" >> beam.Flatten()
+    dead = (outs[dead_letters.DEAD_LETTER_TAG], driver_letters) | "AllDeadLetters" >> beam.Flatten()
     return outs.records, dead
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the job; returns the manifest. Bad input raises (see `main`)."""
-    return common.run_job(
+    return running.run_job(
         argv,
         add_arguments,
         build,
@@ -321,7 +321,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
 
-main = common.job_main(run)
+main = running.job_main(run)
 
 
 if __name__ == "__main__":

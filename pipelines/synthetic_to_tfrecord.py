@@ -4,7 +4,7 @@
         --sequences_per_subject 2 --frames_per_sequence 100 --crop_size 128 --seed 0
 
 Writes `train-*` (3D subjects and the 2D-only `2d_*` subjects) and `validation-*` (the last
-subject(s), 3D) shards, `manifest.json` and the dead-letter file via `pipelines.common`. The
+subject(s), 3D) shards, `manifest.json` and the dead-letter file via `pipelines.running`. The
 output is a pure function of the flags: reruns are byte-identical. Any Beam flag passes
 through (e.g. `--direct_num_workers=2 --direct_running_mode=multi_processing`).
 
@@ -26,7 +26,8 @@ import apache_beam as beam
 
 from keras_pose3d.config import SyntheticConfig
 from keras_pose3d.data import synthetic
-from pipelines import common
+from keras_pose3d.data.manifest import manifest_is_complete, read_manifest
+from pipelines import counters, running
 
 SPLITS = ("train", "validation")
 
@@ -68,12 +69,12 @@ class RenderSequence(beam.DoFn):
     def process(self, element):
         subject_index, sequence_index = element
         for item in synthetic.generate_sequence(self._params, subject_index, sequence_index):
-            common.counter("frames_rendered").inc()
+            counters.counter("frames_rendered").inc()
             yield item
 
 
 def build(pipeline: beam.Pipeline, args: argparse.Namespace):
-    """(records, dead letters) for `common.run_job`."""
+    """(records, dead letters) for `running.run_job`."""
     params = params_from_args(args)
     records = (
         pipeline
@@ -87,7 +88,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Runs the job; returns the manifest."""
-    return common.run_job(
+    return running.run_job(
         argv,
         add_arguments,
         build,
@@ -97,7 +98,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     )
 
 
-main = common.job_main(run)
+main = running.job_main(run)
 
 
 def ensure_synthetic_dataset(
@@ -123,8 +124,8 @@ def ensure_synthetic_dataset(
     config = SyntheticConfig(**params)  # validates
     output_dir = os.fspath(output_dir)
     wanted = dataclasses.asdict(config)
-    if common.manifest_is_complete(output_dir):
-        job_args = common.read_manifest(output_dir).get("job_args", {})
+    if manifest_is_complete(output_dir):
+        job_args = read_manifest(output_dir).get("job_args", {})
         # A key the manifest lacks was added later; the data was made with its default.
         defaults = dataclasses.asdict(SyntheticConfig())
         differ = {

@@ -430,7 +430,7 @@ def test_each_rule_reports_a_planted_violation():
     )
     assert len(pipelines_below_run([_planted("keras_pose3d.training.trainer", job)])) == 1
     assert pipelines_below_run([_planted("keras_pose3d.training.run", job)]) == []
-    planted = _planted("pipelines.common", "keras_pose3d.serving.export")
+    planted = _planted("pipelines.sharded_write", "keras_pose3d.serving.export")
     assert len(pipelines_upward([planted])) == 1
     planted = _planted("keras_pose3d.evaluation.runner", "keras_pose3d.serving.signatures")
     assert len(across_library_groups([planted])) == 1

@@ -21,7 +21,13 @@ from keras_pose3d import camera as camera_lib
 from keras_pose3d.data import features
 from keras_pose3d.data.readers import h36m
 from keras_pose3d.data.readers import mpi_inf_3dhp as m3
-from pipelines import common, h36m_to_tfrecord, mpi_inf_3dhp_to_tfrecord, mpii_to_tfrecord
+from pipelines import (
+    arguments,
+    dead_letters,
+    h36m_to_tfrecord,
+    mpi_inf_3dhp_to_tfrecord,
+    mpii_to_tfrecord,
+)
 from tests import fixtures_raw as fr
 from tests.conftest import require_realdata
 
@@ -533,7 +539,7 @@ def test_3dhp_job_names_missing_layout(tmp_path):
 
 def test_3dhp_splits_default_to_the_roots_given(tmp_path, capsys):
     def splits(*argv):
-        args, _ = common.parse_args(
+        args, _ = arguments.parse_args(
             [*argv, "--output_dir", "o"], mpi_inf_3dhp_to_tfrecord.add_arguments
         )
         return mpi_inf_3dhp_to_tfrecord._splits(args)
@@ -578,6 +584,6 @@ def test_3dhp_camera_missing_from_calibration_is_a_train_dead_letter(tmp_path):
     calib.write_text(fr._calibration_text(3, 48, 80.0, 24.0))
     dofn = mpi_inf_3dhp_to_tfrecord.TrainSequenceToRecords(str(tmp_path), 2, 32)
     (out,) = list(dofn.process({"subject": "S1", "seq": "Seq1", "camera": 5}))
-    assert out.tag == common.DEAD_LETTER_TAG
+    assert out.tag == dead_letters.DEAD_LETTER_TAG
     assert out.value["split"] == "train" and out.value["stage"] == "read"
     assert "camera 5 not in camera.calibration" in out.value["reason"]

@@ -12,7 +12,14 @@ import cv2
 import pytest
 
 from keras_pose3d.data import features
-from pipelines import common, h36m_to_tfrecord, mpi_inf_3dhp_to_tfrecord, mpii_to_tfrecord
+from keras_pose3d.data.manifest import manifest_is_complete, read_manifest
+from pipelines import (
+    arguments,
+    dead_letters,
+    h36m_to_tfrecord,
+    mpi_inf_3dhp_to_tfrecord,
+    mpii_to_tfrecord,
+)
 from tests import fixtures_raw as fr
 
 pytestmark = pytest.mark.beam
@@ -93,7 +100,7 @@ def test_3dhp_truncated_training_video_writes_none_of_its_frames(tmp_path):
     _truncate(video, 0.9)
     dofn = mpi_inf_3dhp_to_tfrecord.TrainSequenceToRecords(str(tmp_path), 1, 32)
     (out,) = list(dofn.process({"subject": "S1", "seq": "Seq1", "camera": 0}))
-    assert out.tag == common.DEAD_LETTER_TAG
+    assert out.tag == dead_letters.DEAD_LETTER_TAG
     assert (out.value["id"], out.value["stage"]) == ("S1/Seq1/video_0", "video")
     assert "truncated video: the stream ends after" in out.value["reason"]
     assert "announces 5" in out.value["reason"]
@@ -139,7 +146,7 @@ def test_h36m_truncated_video_is_a_video_dead_letter(tmp_path):
     assert manifest["dead_letter_by_stage"] == {"video": 1}
     assert manifest["dead_letter_records_by_stage"] == {"video": 3}
     assert manifest["failed_records"] == 3 and manifest["complete"] is True
-    assert common.quality_problems(3, manifest["dead_letter_records_by_stage"], 0.3) == [
+    assert dead_letters.quality_problems(3, manifest["dead_letter_records_by_stage"], 0.3) == [
         "3 of 6 items failed (50.0% > --max_dead_letter_fraction 30.0%; by stage {'video': 3})"
     ]
 
@@ -157,9 +164,9 @@ def test_job_with_every_image_missing_exits_non_zero(tmp_path, capsys):
     assert code == 2
     assert err.startswith("error: mpii: no record was written.")
     assert "marked incomplete" in err and "dead_letter-00000-of-00001.jsonl" in err
-    manifest = common.read_manifest(str(out))
+    manifest = read_manifest(str(out))
     assert manifest["complete"] is False and manifest["problems"] == ["no record was written"]
-    assert manifest["num_examples"] == 0 and not common.manifest_is_complete(str(out))
+    assert manifest["num_examples"] == 0 and not manifest_is_complete(str(out))
     stages = {stage for _, stage in _letters(out)}
     assert stages == {"image", "min_joints", "test_persons"}  # every image: missing
 
@@ -172,11 +179,11 @@ def test_default_dead_letter_fraction_fails_a_mostly_broken_job(tmp_path, capsys
     err = capsys.readouterr().err
     assert "2 of 5 items failed (40.0% > --max_dead_letter_fraction 5.0%" in err
     assert "{'image': 1, 'validate': 1}" in err  # min_joints and test_persons do not count
-    assert common.read_manifest(str(tmp_path / "a"))["complete"] is False
+    assert read_manifest(str(tmp_path / "a"))["complete"] is False
     # Allowing 40 % passes.
     flags = ["--max_dead_letter_fraction", "0.4", "--output_dir", str(tmp_path / "b")]
     assert mpii_to_tfrecord.main([*argv, *flags]) == 0
-    assert common.manifest_is_complete(str(tmp_path / "b"))
+    assert manifest_is_complete(str(tmp_path / "b"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,7 +223,7 @@ def test_h36m_sequence_name_leaving_the_root_is_refused(tmp_path, name, reason):
     text = meta.read_text()
     assert text.count(row) == 1
     meta.write_text(text.replace(row, f"<td>12</td><td>1</td><td>{name}</td>"))
-    args, _ = common.parse_args(
+    args, _ = arguments.parse_args(
         [
             "--input_dir",
             str(tmp_path),

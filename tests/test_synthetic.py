@@ -11,7 +11,7 @@ from keras_pose3d import config, skeleton
 from keras_pose3d.config import SyntheticConfig
 from keras_pose3d.data import features
 from keras_pose3d.data import synthetic as syn
-from pipelines import common, synthetic_to_tfrecord
+from pipelines import running, synthetic_to_tfrecord
 
 
 def _eq1_margins(pose: np.ndarray) -> np.ndarray:
@@ -303,7 +303,7 @@ def test_ensure_synthetic_dataset_generates_once(tmp_path):
     params = {"num_subjects": 3, "sequences_per_subject": 1, "frames_per_sequence": 2}
     params["crop_size"] = 32
     assert synthetic_to_tfrecord.ensure_synthetic_dataset(tmp_path, num_shards=1, **params) is True
-    assert common.verify_output(str(tmp_path))["num_examples"] == 6
+    assert running.verify_output(str(tmp_path))["num_examples"] == 6
     stamp = (tmp_path / "manifest.json").stat().st_mtime_ns
     assert synthetic_to_tfrecord.ensure_synthetic_dataset(tmp_path, num_shards=1, **params) is False
     assert (tmp_path / "manifest.json").stat().st_mtime_ns == stamp
