@@ -49,7 +49,8 @@ import time
 import numpy as np
 from scipy.signal import lfilter
 
-from experiments import common, filters
+from experiments import common
+from keras_pose3d.evaluation import filters
 from keras_pose3d import metrics, skeleton
 from keras_pose3d.data.windows import target_index, window_indices, window_offsets
 

@@ -5,13 +5,14 @@ dotted path, the file and the closest valid key; wrong types and impossible valu
 the field. The resolved config is written into every run directory (`Config.to_yaml`).
 
 Sections: `data`, `model`, `loss`, `train` (a list of stages), `runtime`, `export`, `eval`,
-`temporal`.
+`temporal` (TP-Net in the same run), `report` (the main job's arms and table).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import pathlib
 import re
 import types
@@ -124,9 +125,12 @@ class SyntheticConfig:
     """The generated default dataset (`keras_pose3d.data.synthetic`, written by
     `pipelines/synthetic_to_tfrecord.py`): the one type of its parameters.
 
-    Subjects S1..S{num_subjects}: the last `num_validation_subjects` form the validation split
-    (3D); of the others, the last `num_2d_subjects` are 2D-only (`2d_S*`, train split). With
-    None, `num_2d_subjects` is num_subjects // 3 and `num_validation_subjects` is 1.
+    Subjects S1..S{num_subjects}, three ways: the last `num_test_subjects` form the test split
+    (3D; never used to choose anything: the main job reports it), the `num_validation_subjects`
+    before them the validation split (3D; every choice: tuning, early stopping, the filter
+    arm's filter); of the others, the last `num_2d_subjects` are 2D-only (`2d_S*`, train
+    split). With None, `num_2d_subjects` is num_subjects // 3 and `num_validation_subjects` is
+    1; `num_test_subjects` 0 writes no test split.
     `num_shards` is the TFRecord shards per split when the trainer generates it
     (`synthetic_to_tfrecord.ensure_synthetic_dataset`); the records do not depend on it.
     """
@@ -139,6 +143,7 @@ class SyntheticConfig:
     seed: int = 0
     num_2d_subjects: int | None = None
     num_validation_subjects: int | None = None
+    num_test_subjects: int = 0
     # Camera elevation (degrees above the person, looking down) drawn uniformly in this range.
     # H36M's four cameras look down 10.7-16 deg from ~1.5-1.6 m; a wide range asks the depth
     # regressor to read the camera's tilt from a person on a plain background.
@@ -170,13 +175,18 @@ class SyntheticConfig:
             f"must be >= min_elevation_deg ({self.min_elevation_deg}), got {self.max_elevation_deg}",
         )
         n_val, n_2d = self.split_sizes()
-        for key, n in (("num_validation_subjects", n_val), ("num_2d_subjects", n_2d)):
+        for key, n in (
+            ("num_validation_subjects", n_val),
+            ("num_2d_subjects", n_2d),
+            ("num_test_subjects", self.num_test_subjects),
+        ):
             _check(n >= 0, f"data.synthetic.{key}", f"must be >= 0, got {n}")
         _check(
-            self.num_subjects - n_val - n_2d >= 1,
+            self.num_subjects - n_val - n_2d - self.num_test_subjects >= 1,
             "data.synthetic.num_subjects",
             "need at least one 3D training subject: num_subjects="
-            f"{self.num_subjects}, num_validation_subjects={n_val}, num_2d_subjects={n_2d}",
+            f"{self.num_subjects}, num_validation_subjects={n_val}, num_2d_subjects={n_2d}, "
+            f"num_test_subjects={self.num_test_subjects}",
         )
 
     def split_sizes(self) -> tuple[int, int]:
@@ -185,14 +195,21 @@ class SyntheticConfig:
         n_2d = self.num_subjects // 3 if self.num_2d_subjects is None else self.num_2d_subjects
         return n_val, n_2d
 
+    def splits(self) -> tuple[str, ...]:
+        """The splits the dataset has: train, validation, and test when it has test subjects."""
+        return ("train", "validation") + (("test",) if self.num_test_subjects else ())
+
     def subjects(self) -> list[tuple[str, str, bool]]:
         """[(split, subject name, has_3d)] in subject order."""
         n_val, n_2d = self.split_sizes()
-        n_train = self.num_subjects - n_val
+        n_test = self.num_test_subjects
+        n_train = self.num_subjects - n_val - n_test
         out = []
         for i in range(self.num_subjects):
             name = f"S{i + 1}"
-            if i >= n_train:
+            if i >= n_train + n_val:
+                out.append(("test", name, True))
+            elif i >= n_train:
                 out.append(("validation", name, True))
             elif i >= n_train - n_2d:
                 out.append(("train", f"2d_{name}", False))
@@ -205,14 +222,16 @@ class SyntheticConfig:
 class DataConfig:
     """Where records come from and how they become batches.
 
-    `train_files` / `val_files` are glob patterns of TFRecord shards written by `pipelines/`.
-    With `generate_synthetic`, the synthetic default is generated into `data_dir` when absent and
-    the file patterns default to its shards.
+    `train_files` / `val_files` / `test_files` are glob patterns of TFRecord shards written by
+    `pipelines/`. With `generate_synthetic`, the synthetic default is generated into `data_dir`
+    when absent and the file patterns default to its shards. The test split is what the main
+    job's table reports (never used to choose anything); without one it reports validation.
     """
 
     data_dir: str = "data/synthetic"
     train_files: tuple[str, ...] = ()
     val_files: tuple[str, ...] = ()
+    test_files: tuple[str, ...] = ()
     generate_synthetic: bool = False
     synthetic: SyntheticConfig = SyntheticConfig()
     input_size: int = 256
@@ -249,6 +268,15 @@ class DataConfig:
         if self.val_files:
             return self.val_files
         return (str(pathlib.Path(self.data_dir) / "validation-*.tfrecord"),)
+
+    def test_patterns(self) -> tuple[str, ...]:
+        """The test split's globs; () when there is none (the synthetic default without test
+        subjects, or a real dataset without `test_files`)."""
+        if self.test_files:
+            return self.test_files
+        if self.generate_synthetic and self.synthetic.num_test_subjects:
+            return (str(pathlib.Path(self.data_dir) / "test-*.tfrecord"),)
+        return ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,6 +460,22 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """The main job's evidence (`training/main_job.py`): a snapshot of the model after every
+    stage, each state evaluated on the test split (validation when there is none), the arms
+    below beside the paper's stages, RUN_DIR/main_job_table.{md,json} and plots. Off by default:
+    on a large dataset each arm costs a full prediction pass."""
+
+    enabled: bool = False
+    # The stages with structure losses again from the snapshot before them, without those
+    # losses (same steps, rates and data): the paper's Table 3 comparison at equal training.
+    control_arm: bool = True
+    # The final SAP-Net smoothed by the best causal filter on the validation split.
+    filter_arm: bool = True
+    plots: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     train: TrainConfig
     data: DataConfig = DataConfig(generate_synthetic=True)
@@ -441,6 +485,7 @@ class Config:
     export: ExportConfig = ExportConfig()
     eval: EvalConfig = EvalConfig()
     temporal: TemporalStageConfig = dataclasses.field(default_factory=lambda: TemporalStageConfig())
+    report: ReportConfig = ReportConfig()
 
     def __post_init__(self):
         if self.train.batch_size % 2 and self.data.mix_2d_3d:
@@ -453,7 +498,7 @@ class Config:
 
     def to_dict(self) -> dict:
         plain = _to_plain(self)
-        order = ("data", "model", "loss", "train", "runtime", "export", "eval", "temporal")
+        order = ("data", "model", "loss", "train", "runtime", "export", "eval", "temporal", "report")
         return {k: plain[k] for k in order}
 
     def to_yaml(self) -> str:
@@ -547,6 +592,10 @@ def _coerce(tp, value, path: str, source: str | None):
             return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(path, f"expected a number, got {value!r}", source)
+        if not math.isfinite(value):
+            # No setting of this stack means anything at inf or nan (a learning rate of .inf
+            # would only fail hours later, as a diverged stage).
+            raise _fail(path, f"expected a finite number, got {value!r}", source)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -575,7 +624,11 @@ def _apply_override(tree: dict, assignment: str) -> None:
         node = node.setdefault(key, {})
         if not isinstance(node, (dict, list)):
             raise ConfigError(f"--set {dotted}: '{key}' is not a section")
-    node[keys[-1]] = yaml.safe_load(raw)
+    try:
+        node[keys[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        reason = str(e).splitlines()[0]
+        raise ConfigError(f"--set {assignment}: the value is not valid YAML ({reason})") from None
 
 
 def from_dict(data: dict, source: str | None = None) -> Config:
@@ -605,38 +658,80 @@ def load_config(
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
     for assignment in overrides:
         _apply_override(tree, assignment)
-    return _build(root or Config, tree, "", str(path))
+    try:
+        return _build(root or Config, tree, "", str(path))
+    except ConfigError as e:
+        set_by = _override_for(str(e), overrides)
+        if set_by is None:
+            raise
+        # The bad value came from the command line, not the file.
+        raise ConfigError(str(e).replace(f"(in {path})", f"(from --set {set_by})", 1)) from None
+
+
+def _override_for(message: str, overrides: typing.Sequence[str]) -> str | None:
+    """The `--set` assignment that wrote the key a ConfigError `message` names, if any."""
+    found = re.match(r"config key '([^']+)'", message)
+    if not found:
+        return None
+    # train.stages[structure].steps and train.stages.structure.steps name the same key.
+    key = re.sub(r"\[([^\]]+)\]", r".\1", found.group(1))
+    for assignment in overrides:
+        dotted = assignment.split("=", 1)[0].strip()
+        if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
+            return assignment
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
-# TP-Net in the same run (defined last; `Config.temporal` builds it lazily).
+# TP-Net's settings: the one owner, used by the main job's `temporal:` section and by the
+# standalone TP-Net config (`keras_pose3d.temporal_config`). Defined last; `Config.temporal`
+# builds them lazily.
 # ----------------------------------------------------------------------------------------------
+# Frames per second of the pose sequences TP-Net is trained on and must be fed. The paper ties
+# TP-Net's time steps to time once: poses "beyond 5 time-steps (or 200 ms time-window)" matter
+# little (Sect. 4.3), i.e. 40 ms a step, 25 fps. Its other figure, H36M evaluated "on every fifth
+# frame" (10 fps of the 50 fps videos), is the evaluation's subsampling, not TP-Net's input.
+# docs/training.md ("TP-Net's frame rate") has both readings and the measurement.
+TP_NET_FRAME_RATE = 25.0
+
+
 @dataclasses.dataclass(frozen=True)
-class TemporalStageConfig:
-    """TP-Net after SAP-Net in one run (`training/run.py`): SAP-Net's predictions over the 3D
-    training and validation sequences, TP-Net trained on them (`keras_pose3d.temporal_train`
-    with these settings, its files under RUN_DIR/temporal), both evaluated stage by stage, and
-    the exported `pipeline`. Off by default: a large dataset runs TP-Net as its own job."""
+class TemporalModel:
+    """TP-Net's size and input: N poses per window (`window`), online (N past poses, the target
+    last) or semi-online (N/2 each side), two hidden layers of `hidden` units."""
 
-    enabled: bool = False
     window: int = 20
     mode: Literal["online", "semi_online"] = "online"
     hidden: int = 4096
     dropout: float = 0.0
+    frame_rate: float = TP_NET_FRAME_RATE
+
+    def __post_init__(self):
+        _check_positive("model", self, ("window", "hidden", "frame_rate"))
+        _check(0.0 <= self.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalTrain:
+    """Adam on the L2 error over all windows of the training predictions. `seed` None: the main
+    job's `train.seed` in the main job, 0 in a standalone TP-Net run."""
+
     epochs: int = 30
     batch_size: int = 256
     learning_rate: float = 1e-4
-    frame_rate: float = 10.0  # fps of the prediction sequences TP-Net trains on (synthetic: 10)
+    seed: int | None = None
 
     def __post_init__(self):
-        _check(
-            self.frame_rate > 0,
-            "temporal.frame_rate",
-            f"must be frames per second > 0, got {self.frame_rate}",
-        )
-        _check_positive(
-            "temporal", self, ("window", "hidden", "epochs", "batch_size", "learning_rate")
-        )
-        _check(
-            0.0 <= self.dropout < 1.0, "temporal.dropout", f"must be in [0, 1), got {self.dropout}"
-        )
+        _check_positive("train", self, ("epochs", "batch_size", "learning_rate"))
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalStageConfig:
+    """TP-Net after SAP-Net in one run (the main job, `training/main_job.py`): SAP-Net's
+    predictions over the 3D training, validation and test sequences, TP-Net trained on them
+    with `model` and `train` (files under RUN_DIR/temporal), the stage-by-stage table and the
+    exported `pipeline`. Off by default: a large dataset may run TP-Net as its own job."""
+
+    enabled: bool = False
+    model: TemporalModel = TemporalModel()
+    train: TemporalTrain = TemporalTrain()

@@ -3,8 +3,8 @@
     python -m pipelines.synthetic_to_tfrecord --output_dir data/synthetic --num_subjects 6 \
         --sequences_per_subject 2 --frames_per_sequence 100 --crop_size 128 --seed 0
 
-Writes `train-*` (3D subjects and the 2D-only `2d_*` subjects) and `validation-*` (the last
-subject(s), 3D) shards, `manifest.json` and the dead-letter file via `pipelines.running`. The
+Writes `train-*` (3D subjects and the 2D-only `2d_*` subjects), `validation-*` and, with
+`--num_test_subjects`, `test-*` (the last subjects, 3D) shards, `manifest.json` and the dead-letter file via `pipelines.running`. The
 output is a pure function of the flags: reruns are byte-identical. Any Beam flag passes
 through (e.g. `--direct_num_workers=2 --direct_running_mode=multi_processing`).
 
@@ -29,7 +29,7 @@ from keras_pose3d.data import synthetic
 from keras_pose3d.data.manifest import manifest_is_complete, read_manifest
 from pipelines import counters, running
 
-SPLITS = ("train", "validation")
+SPLITS = ("train", "validation", "test")  # test only with --num_test_subjects
 
 
 # The dataset's fields that are job flags of their own; num_shards is the common --num_shards.
@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--num_validation_subjects", type=int, default=None, help="Validation subjects (1)."
+    )
+    parser.add_argument(
+        "--num_test_subjects", type=int, default=defaults.num_test_subjects, help="Test subjects (0)."
     )
     parser.add_argument("--min_elevation_deg", type=float, default=defaults.min_elevation_deg)
     parser.add_argument("--max_elevation_deg", type=float, default=defaults.max_elevation_deg)

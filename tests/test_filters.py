@@ -1,11 +1,11 @@
-"""Classical filters of experiments/filters.py against hand-computed cases."""
+"""Classical filters of keras_pose3d/evaluation/filters.py against hand-computed cases."""
 
 import math
 
 import numpy as np
 import pytest
 
-from experiments.filters import moving_average, one_euro, savitzky_golay
+from keras_pose3d.evaluation.filters import moving_average, one_euro, savitzky_golay
 
 
 def test_moving_average_causal_ramp():

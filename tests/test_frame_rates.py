@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_pose3d import predict_sequences as predict_cli
 from keras_pose3d import temporal_config
 from keras_pose3d.data import features, frame_rates
+from keras_pose3d.models import sequence_predictions as predict_sequences
 from keras_pose3d.training import temporal
-from pipelines import predict_sequences
 from tests.test_tp_net import _ConstantPose
 
 
@@ -225,11 +226,11 @@ def test_tp_net_keeps_its_frame_rate_in_the_keras_file(tmp_path):
 def test_cli_frame_rate_argument():
     import argparse
 
-    assert predict_sequences._frame_rate_arg("native") is None
-    assert predict_sequences._frame_rate_arg("12.5") == 12.5
+    assert predict_cli._frame_rate_arg("native") is None
+    assert predict_cli._frame_rate_arg("12.5") == 12.5
     for bad in ("0", "-3", "fast", "nan"):
         with pytest.raises(argparse.ArgumentTypeError, match="frames per second"):
-            predict_sequences._frame_rate_arg(bad)
+            predict_cli._frame_rate_arg(bad)
 
 
 def test_run_predictions_splits_a_sequence_at_a_gap_named_by_its_first_frame(tmp_path):

@@ -1,4 +1,4 @@
-"""The main job's stage-by-stage table (keras_pose3d/evaluation/main_job.py), on poses whose
+"""The main job's stage-by-stage table (keras_pose3d/evaluation/main_job_table.py), on poses whose
 figures are known by construction."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from keras_pose3d import skeleton
 from keras_pose3d.data import synthetic
-from keras_pose3d.evaluation import main_job
+from keras_pose3d.evaluation import main_job_table as main_job
 
 
 def _legal_pose(seed=0):

@@ -237,7 +237,7 @@ def test_predict_sequences_input_equals_the_validation_input(tmp_path):
     import cv2
 
     from keras_pose3d.data import dataset, features
-    from pipelines import predict_sequences
+    from keras_pose3d.models import sequence_predictions as predict_sequences
 
     rng = np.random.default_rng(5)
     # A textured stored crop (not square: 40 x 48) so any geometric mismatch changes pixels.

@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from keras_pose3d import temporal_config, temporal_train
 from keras_pose3d.data import features
+from keras_pose3d.models import sequence_predictions as predict_sequences
 from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.training import temporal
-from pipelines import predict_sequences
 
 
 def test_tp_net_rejects_a_bad_window_or_mode():

@@ -10,7 +10,7 @@ Native rates (`source_frame_rate`; per dataset in `docs/datasets.md`):
 * mpi_inf_3dhp training sequences: 50 fps for S1/Seq2 and both sequences of S3 and S5, 25 fps
   otherwise. The test sequences TS1..TS6: no rate is documented with the release, so unknown
   (an error naming the sequence) rather than guessed.
-* synthetic: `data.synthetic.FPS` (10), every frame recorded.
+* synthetic: `data.synthetic.FPS` (25), every frame recorded.
 
 Resampling (`resample_positions`, `resample`): output samples are taken every
 native / target source frames from the first recorded frame of a run of frames. A sample that

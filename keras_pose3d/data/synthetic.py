@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 DATASET_NAME = "synthetic"
 ORIG_SIZE = (1000, 1000)  # (h, w) of the virtual camera image
-FPS = 10.0
+FPS = 25.0  # TP-Net's frame rate (config.TP_NET_FRAME_RATE): the sequences are rendered at it
 MOTION_STYLES: tuple[str, ...] = ("walk", "squat", "wave", "reach", "dance")
 # The record crops' JPEG quality (not `jpeg.DEFAULT_QUALITY`): changing it changes every
 # synthetic record's bytes.

@@ -2,7 +2,7 @@
 
 The library behind `python -m keras_pose3d.temporal_train` (config: `keras_pose3d.temporal_config`).
 
-Input: the npz files of `pipelines/predict_sequences.py` (`load_predictions`): per frame the
+Input: the npz files of `keras_pose3d.predict_sequences` (`load_predictions`): per frame the
 predicted and ground-truth root-relative poses in mm and a sequence id, rows sorted by sequence
 then frame, at the frame rate the file records. Every frame becomes one training window
 (`data.windows.make_windows`, ends padded by repetition) whose target is the ground-truth pose
@@ -10,7 +10,7 @@ of its target frame; windows never cross sequences. Adam on the L2 (mean squared
 the paper.
 
 Frame rate: a window of N poses spans N / rate seconds, so TP-Net is only right on poses at the
-rate it was trained at. `model.frame_rate` (10 fps: the paper's every-5th H36M frame) must equal
+rate it was trained at. `model.frame_rate` (`config.TP_NET_FRAME_RATE`, 25 fps) must equal
 the prediction files' `frame_rate` (predict_sequences writes them at a given rate); a different
 rate stops before training, a file without one (written before it was recorded) is used with a
 warning. The rate is stored in the model (`TPNet.frame_rate`, and the SavedModel's metadata
@@ -64,7 +64,7 @@ def load_predictions(path: str | pathlib.Path) -> dict[str, np.ndarray]:
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"prediction file {path} not found (pipelines/predict_sequences.py)"
+            f"prediction file {path} not found (keras_pose3d.predict_sequences)"
         )
     with np.load(path, allow_pickle=False) as z:
         missing = sorted({"pred", "gt", "sequence", "frame"} - set(z.files))
@@ -109,7 +109,7 @@ def check_frame_rate(data: dict, path: str | pathlib.Path, key: str, frame_rate:
         raise ValueError(
             f"config key '{key}': {path} holds predictions at {rate:g} fps but "
             f"model.frame_rate is {frame_rate:g} fps; write them at that rate with "
-            f"pipelines/predict_sequences.py --frame-rate {frame_rate:g} or set "
+            f"keras_pose3d.predict_sequences --frame-rate {frame_rate:g} or set "
             f"model.frame_rate: {rate:g}"
         )
 
@@ -133,12 +133,20 @@ def sequence_windows(
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32), seq
 
 
-def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
+def train(
+    config: TemporalConfig,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    data: dict[str, dict[str, np.ndarray] | None] | None = None,
+) -> dict:
     """Train (resuming an interrupted run in the same run_dir), save the model atomically.
 
     Args:
         config: the resolved config.
         callbacks: extra Keras callbacks for `fit` (run before the epoch checkpoint).
+        data: {"train": arrays, "val": arrays or None} already in memory (the main job's,
+            `models.sequence_predictions.predict_records`), instead of reading
+            `config.data.train` / `config.data.val`.
 
     Returns:
         {"epochs": total epochs trained, "initial_epoch": the epoch this call started from (> 0
@@ -150,26 +158,19 @@ def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callbac
         ValueError: a prediction file's frame rate differs from model.frame_rate; run_dir holds
             an interrupted run of a different config.
     """
-    # Both inputs checked before anything is built: a missing val file fails at once, by name.
-    for key, path in (("data.train", config.data.train), ("data.val", config.data.val)):
-        if path and not pathlib.Path(path).is_file():
-            hint = '; set data.val: "" to train without validation' if key == "data.val" else ""
-            raise FileNotFoundError(
-                f"config key '{key}': prediction file {path} not found (write "
-                f"it with pipelines/predict_sequences.py{hint})"
-            )
     m = config.model
-    train_data = load_predictions(config.data.train)
-    check_frame_rate(train_data, config.data.train, "data.train", m.frame_rate)
-    val_data = None
-    if config.data.val:
-        val_data = load_predictions(config.data.val)
-        check_frame_rate(val_data, config.data.val, "data.val", m.frame_rate)
+    if data is not None:
+        train_data, val_data = data["train"], data.get("val")
+        check_frame_rate(train_data, "the training predictions", "data.train", m.frame_rate)
+        if val_data is not None:
+            check_frame_rate(val_data, "the validation predictions", "data.val", m.frame_rate)
+    else:
+        train_data, val_data = _read_files(config)
     run_dir = pathlib.Path(config.run_dir)
     config_text = yaml.safe_dump(dataclasses.asdict(config))
     _check_resumable(run_dir, config_text)
 
-    keras.utils.set_random_seed(config.train.seed)
+    keras.utils.set_random_seed(config.seed)
     x, y, _ = sequence_windows(train_data, m.window, m.mode)
     model = TPNet(
         window=m.window,
@@ -227,6 +228,25 @@ def train(config: TemporalConfig, *, callbacks: Sequence[keras.callbacks.Callbac
             f"TP-Net {result['val_mpjpe_tp_net']:.2f} mm"
         )
     return result
+
+
+def _read_files(config: TemporalConfig) -> tuple[dict, dict | None]:
+    # Both inputs checked before anything is read: a missing val file fails at once, by name.
+    for key, path in (("data.train", config.data.train), ("data.val", config.data.val)):
+        if path and not pathlib.Path(path).is_file():
+            hint = '; set data.val: "" to train without validation' if key == "data.val" else ""
+            raise FileNotFoundError(
+                f"config key '{key}': prediction file {path} not found (write "
+                f"it with python -m keras_pose3d.predict_sequences{hint})"
+            )
+    rate = config.model.frame_rate
+    train_data = load_predictions(config.data.train)
+    check_frame_rate(train_data, config.data.train, "data.train", rate)
+    val_data = None
+    if config.data.val:
+        val_data = load_predictions(config.data.val)
+        check_frame_rate(val_data, config.data.val, "data.val", rate)
+    return train_data, val_data
 
 
 def _check_resumable(run_dir: pathlib.Path, config_text: str) -> None:

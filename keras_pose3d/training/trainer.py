@@ -32,6 +32,7 @@ import pathlib
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -113,7 +114,21 @@ def _set_trainable(model: SAPNet, stage: StageConfig) -> None:
 
 
 class Trainer:
-    """Runs the stages of `cfg.train.stages` in order on `strategy`."""
+    """Runs the stages of `cfg.train.stages` in order on `strategy`.
+
+    Hooks for a caller that needs more than the final model (the main job,
+    `training/main_job.py`):
+
+    * `on_stage_end(index, stage, model)`: called on the chief when stage `index` has finished
+      training in this process, with every weight of the model in memory (BatchNormalization's
+      moving statistics included, which the stage checkpoints do not restore on their own).
+      The main job saves its per-stage snapshots there.
+    * `start_index` and `initial_weights`: start at stage `start_index` from the weights file
+      `initial_weights` (`model.save_weights`), the earlier stages counted as done elsewhere.
+      The main job's control arm is this: the schedule from the depth warm-up's snapshot with
+      the structure losses left out. A stage keeps its index, so it draws the same data seeds
+      (`stream_seed`) as the same stage of the full schedule.
+    """
 
     def __init__(
         self,
@@ -121,8 +136,21 @@ class Trainer:
         strategy: tf.distribute.Strategy | None = None,
         run_dir: str | pathlib.Path | None = None,
         progress=print,
+        *,
+        on_stage_end: Callable[[int, StageConfig, keras.Model], None] | None = None,
+        start_index: int = 0,
+        initial_weights: str | pathlib.Path | None = None,
     ):
+        if not 0 <= start_index < len(cfg.train.stages):
+            raise ValueError(
+                f"start_index must index train.stages (0..{len(cfg.train.stages) - 1}), "
+                f"got {start_index}"
+            )
+        if start_index and initial_weights is None:
+            raise ValueError("start_index > 0 needs initial_weights (the model at that point)")
         self.cfg = cfg
+        self.on_stage_end = on_stage_end
+        self.start_index = start_index
         self.run_dir = pathlib.Path(run_dir or cfg.train.run_dir)
         self.progress = progress
         runtime.set_precision(cfg.runtime)
@@ -145,6 +173,9 @@ class Trainer:
         self._trained_here = None
         if self.chief:
             self._remove_interrupted_saves()
+        if initial_weights is not None and not self._any_checkpoint():
+            # A resumed run continues from its own checkpoints instead.
+            self.model.load_weights(initial_weights)
 
     # ------------------------------------------------------------------------------------------
     # Bookkeeping.
@@ -161,6 +192,12 @@ class Trainer:
 
     def completed_stages(self) -> list[str]:
         return self._load_json(self._state_path, {"completed": []})["completed"]
+
+    def _any_checkpoint(self) -> bool:
+        return any(
+            tf.train.latest_checkpoint(str(self._stage_dir(i, stage)))
+            for i, stage in enumerate(self.cfg.train.stages)
+        )
 
     def _stage_dir(self, index: int, stage: StageConfig) -> pathlib.Path:
         return self.run_dir / "checkpoints" / f"{index:02d}_{stage.name}"
@@ -418,6 +455,8 @@ class Trainer:
         manager.save(checkpoint_number=int(step.numpy()))
         self._trained_here = index
         self._record_validation(stage.name, index, stage.steps)
+        if self.on_stage_end is not None and self.chief:
+            self.on_stage_end(index, stage, self.model)
         return StageResult(stage.name, stage.steps, losses_avg, time.time() - t_start)
 
     def _global_step(self, index: int, step: int) -> int:
@@ -478,12 +517,14 @@ class Trainer:
 
     def _fit(self) -> dict:
         done = self.completed_stages()
-        if self.chief and "untrained_mpjpe_mm" not in self.metrics and not done:
+        if self.chief and "untrained_mpjpe_mm" not in self.metrics and not done and not self.start_index:
             self.metrics["untrained_mpjpe_mm"] = self.validate()
             self.progress(
                 f"untrained model: validation MPJPE {self.metrics['untrained_mpjpe_mm']:.1f} mm"
             )
         for index, stage in enumerate(self.cfg.train.stages):
+            if index < self.start_index:
+                continue
             if stage.name in done:
                 self.progress(f"[{stage.name}] already completed, skipped")
                 continue

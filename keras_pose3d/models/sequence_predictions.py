@@ -1,7 +1,9 @@
-"""Run a trained SAP-Net over the frames of 3D sequences and save predictions for TP-Net.
+"""SAP-Net's predictions over the frames of 3D sequences, the input TP-Net trains on.
 
-    python -m pipelines.predict_sequences --records 'data/h36m/train-*' --run RUN_DIR \
-        --out predictions/train.npz [--frame-rate 10] [--batch 64]
+The library behind `python -m keras_pose3d.predict_sequences` and the main job
+(`training/main_job.py`, which keeps the arrays in memory and writes the npz as an artefact):
+`predict_records` returns the arrays, `write_predictions` writes them, `run_predictions` does
+both from a model or run directory.
 
 TP-Net is trained on SAP-Net's own predictions (Dabral et al. 2018, section 4.3), so this job
 reads the 3D records (schema of `keras_pose3d/data/features.py`; 2D-only records are skipped,
@@ -25,13 +27,13 @@ Frame rate (`--frame-rate`, `run_predictions(frame_rate=...)`): TP-Net learns mo
 window of N rows, N / rate seconds, so the rows must come at the rate it is trained at
 (`temporal.yaml` model.frame_rate; `temporal_train` checks the file's `frame_rate`). With a
 rate, each sequence is resampled from its records (`data.frame_rates`: its native rate from the
-dataset, H36M 50 fps, 3DHP 25 or 50 fps per sequence, synthetic 10 fps; a record on a sample time
-is taken as is, between two records the poses are interpolated linearly) and the job refuses,
+dataset, H36M 50 fps, 3DHP 25 or 50 fps per sequence, synthetic 25 fps; a record on a sample time
+is taken as is, between two records the poses are interpolated linearly) and it refuses,
 naming the sequence, when its records are sparser than the rate (H36M records at the default
 stride 5 give 10 fps and no more: convert with a smaller --stride for more). Frames missing in
 the records (gaps longer than one output period) split a sequence: the parts are named
 "<name>@<first frame>" and TP-Net windows never span a gap. The default on the command line is
-10 fps (the paper's, temporal.yaml's); `--frame-rate native` (library: frame_rate=None) keeps
+TP-Net's rate (`config.TP_NET_FRAME_RATE`, 25 fps); `--frame-rate native` (library: frame_rate=None) keeps
 the records as they are, records the rate when all sequences share one (else NaN, with a
 warning) and warns per sequence about gaps.
 
@@ -51,7 +53,6 @@ on one GPU). Scaling out would shard `--records` across processes and concatenat
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import pathlib
@@ -62,7 +63,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import atomic_files, skeleton
-from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.data import dataset, features, frame_rates, pose_codec
 
 _LOG = logging.getLogger(__name__)
@@ -329,6 +329,13 @@ def _run(files, model, batch_size, frame_rate):
     return _arrays(parts, rate), skipped
 
 
+def write_predictions(arrays: dict[str, np.ndarray], out_path: str | pathlib.Path) -> pathlib.Path:
+    """Write `arrays` (module docstring) to the npz `out_path`, atomically (parents created)."""
+    out = pathlib.Path(out_path)
+    atomic_files.write_with(out, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+    return out
+
+
 def run_predictions(
     model_or_path,
     record_patterns: str | Sequence[str],
@@ -369,8 +376,7 @@ def run_predictions(
         path = pathlib.Path(model_or_path)
         model = loading.load_float32(path / loading.SAP_NET_FILE if path.is_dir() else path)
     arrays, skipped = _run(files, model, batch_size, frame_rate)
-    out = pathlib.Path(out_path)
-    atomic_files.write_with(out, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+    out = write_predictions(arrays, out_path)
     rate = float(arrays["frame_rate"])
     summary = {
         "out": str(out),
@@ -384,42 +390,3 @@ def run_predictions(
         f"{'unknown' if summary['frame_rate'] is None else f'{rate:g}'} fps to {out}"
     )
     return summary
-
-
-def _frame_rate_arg(text: str) -> float | None:
-    if text == "native":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(
-            f"expected frames per second > 0 or 'native', got {text!r}"
-        )
-    return value
-
-
-@exits_cleanly
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", required=True, nargs="+", help="TFRecord file patterns")
-    parser.add_argument("--run", required=True, help="run directory with sap_net.keras")
-    parser.add_argument("--out", required=True, help="output .npz")
-    parser.add_argument(
-        "--frame-rate",
-        type=_frame_rate_arg,
-        default=10.0,
-        help="frames per second of the written rows, TP-Net's model.frame_rate "
-        "(default 10, the paper's); 'native': the records as they are",
-    )
-    parser.add_argument("--batch", type=int, default=64)
-    args = parser.parse_args(argv)
-    run_predictions(
-        args.run, args.records, args.out, frame_rate=args.frame_rate, batch_size=args.batch
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

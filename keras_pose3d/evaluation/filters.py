@@ -1,4 +1,6 @@
-"""Classical temporal filters that TP-Net is compared against: moving average, 1-Euro, S-G.
+"""Classical temporal filters that TP-Net is compared against: moving average, 1-Euro, S-G,
+and `best_causal_filter`, the one a user would try first, tuned on validation sequences (the
+main job's filter arm; the motion experiment, `experiments/temporal.py`).
 
 All filters act on trajectories (T, ...) along axis 0 (T frames at a fixed rate) and treat every
 trailing element (joint coordinate) as an independent scalar signal.
@@ -117,3 +119,60 @@ def savitzky_golay(x: np.ndarray, window: int, polyorder: int) -> np.ndarray:
             f"savitzky_golay: sequence of {x.shape[0]} frames is shorter than window={window}"
         )
     return savgol_filter(x, window, polyorder, axis=0, mode="interp")
+
+
+# Causal filters (no future frame: TP-Net online's latency) tried by `best_causal_filter`.
+CAUSAL_GRID: tuple[tuple[str, tuple[float, ...]], ...] = (
+    *(("moving_average", (w,)) for w in (2, 3, 4, 5, 7, 9)),
+    *(
+        ("one_euro", (fc, beta))
+        for fc in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+        for beta in (0.0, 0.001, 0.01, 0.1)
+    ),
+)
+
+
+def causal_filter(name: str, params: tuple[float, ...], rate: float):
+    """The filter `name` of CAUSAL_GRID with `params` as a function (T, ...) -> (T, ...)."""
+    if name == "moving_average":
+        return lambda x: moving_average(x, int(params[0]), causal=True)
+    if name == "one_euro":
+        return lambda x: one_euro(x, rate, params[0], params[1])
+    raise ValueError(f"unknown causal filter {name!r}; known: moving_average, one_euro")
+
+
+def describe(name: str, params: tuple[float, ...]) -> str:
+    """A label such as "1-Euro (fc 1 Hz, beta 0.01)"."""
+    if name == "moving_average":
+        return f"causal moving average ({int(params[0])} frames)"
+    return f"1-Euro (fc {params[0]:g} Hz, beta {params[1]:g})"
+
+
+def best_causal_filter(
+    sequences: list[np.ndarray], targets: list[np.ndarray], rate: float, grid=CAUSAL_GRID
+) -> tuple[str, tuple[float, ...], float]:
+    """The causal filter of `grid` with the lowest mean per-joint error on `sequences`.
+
+    Args:
+        sequences: (T_i, J, 3) predicted trajectories, one per sequence, at `rate` fps.
+        targets: (T_i, J, 3) their ground truth.
+        rate: frames per second.
+    Returns:
+        (name, params, mean error) of the best; ties keep the first in `grid`.
+    """
+    if len(sequences) != len(targets) or not sequences:
+        raise ValueError(
+            f"best_causal_filter: need as many target as predicted sequences (>= 1), got "
+            f"{len(sequences)} and {len(targets)}"
+        )
+    best = None
+    for name, params in grid:
+        f = causal_filter(name, params, rate)
+        errors = [
+            np.linalg.norm(f(x) - np.asarray(y, np.float64), axis=-1).ravel()
+            for x, y in zip(sequences, targets)
+        ]
+        error = float(np.concatenate(errors).mean())
+        if best is None or error < best[2]:
+            best = (name, tuple(params), error)
+    return best
