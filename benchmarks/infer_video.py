@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--no-render", dest="render", action="store_false")
     args = parser.parse_args()
 
-    from keras_pose3d.detect import DetectorConfig, PersonDetector
+    from keras_pose3d.inference.detect import DetectorConfig, PersonDetector
     from tests import walker
 
     with tempfile.TemporaryDirectory() as tmp:

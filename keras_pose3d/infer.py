@@ -3,13 +3,14 @@
     python -m keras_pose3d.infer --video in.mp4 --out DIR (--run RUN_DIR | --saved-model PATH)
     python -m keras_pose3d.infer --images FRAMES_DIR --out DIR --run RUN_DIR [--online]
 
-Without `--boxes`, people are found by the person detector (`detect`) and, in a video, followed
-frame to frame from their 2D joints (`tracking`); the detector's best-ranked person by default,
-everyone with `--all-people`. The boxes used are written to DIR/boxes.json, which `--boxes` reads back (edit
-it to correct a run). Frames go through the serving graph (`predict_jpeg_boxes`) of an exported
-SavedModel (`--saved-model`) or of a run directory's SAP-Net (`--run`). `--online` refines
-with TP-Net (`--tp-net`, or RUN_DIR/tp_net.keras) at the frame rate it was trained at.
-Everything else: `keras_pose3d.inference`, the library this entry point calls.
+Without `--boxes`, people are found by the person detector (`inference.detect`) and, in a
+video, followed frame to frame from their 2D joints (`inference.tracking`); the detector's
+best-ranked person by default, everyone with `--all-people`. The boxes used are written to
+DIR/boxes.json, which `--boxes` reads back (edit it to correct a run). Frames go through the
+serving graph (`predict_jpeg_boxes`) of an exported SavedModel (`--saved-model`) or of a run
+directory's SAP-Net (`--run`). `--online` refines with TP-Net (`--tp-net`, or
+RUN_DIR/tp_net.keras) at the frame rate it was trained at. Everything else is the
+`keras_pose3d.inference` package; this entry point calls `inference.runner.run`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from keras_pose3d.cli import exits_cleanly
-from keras_pose3d.inference import InferConfig, run
+from keras_pose3d.inference.runner import InferConfig, run
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

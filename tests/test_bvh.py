@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from keras_pose3d import bvh, fitting, skeleton
+from keras_pose3d import skeleton
+from keras_pose3d.inference import bvh, fitting
 from tests.conftest import require_realdata
 
 

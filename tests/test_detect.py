@@ -1,4 +1,4 @@
-"""The person detector's face stage and ranking (`keras_pose3d.detect`).
+"""The person detector's face stage and ranking (`keras_pose3d.inference.detect`).
 
 - Face -> person box and the ranking of faces and HOG windows: hand-computed cases.
 - The real MTCNN: finds no face on the synthetic walker (so the walker tests run HOG's path),
@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from keras_pose3d import detect
-from keras_pose3d.detect import DetectorConfig, PersonDetector, rank_people
+from keras_pose3d.inference import detect
+from keras_pose3d.inference.detect import DetectorConfig, PersonDetector, rank_people
 from tests import walker
 from tests.conftest import REALDATA
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import fitting, skeleton
+from keras_pose3d import skeleton
+from keras_pose3d.inference import fitting
 
 
 def _random_poses(n, seed=0):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pose3d import bvh, infer, inference, refine, skeleton
+from keras_pose3d import infer, skeleton
 from keras_pose3d.data.windows import make_windows
+from keras_pose3d.inference import boxes_file, bvh, refine, runner
 from keras_pose3d.models import loading
 from keras_pose3d.models.tp_net import TPNet
 from keras_pose3d.serving import export
@@ -87,7 +88,7 @@ def test_video_online_writes_json_bvh_and_render(run_dir, tmp_path):
     # The BVH replays the refined motion fitted to its median bone lengths, turned y-up.
     parsed = bvh.read_bvh(out / "motion.bvh")
     assert parsed.frame_time == pytest.approx(0.1)
-    positions = bvh.joint_positions(parsed) @ inference.Y_UP  # back to the camera frame
+    positions = bvh.joint_positions(parsed) @ runner.Y_UP  # back to the camera frame
     lengths = np.median(skeleton.bone_lengths(refined), axis=0)
     np.testing.assert_allclose(
         skeleton.bone_lengths(positions),
@@ -113,8 +114,8 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     for i in range(2):
         cv2.imwrite(str(folder / f"img{i}.png"), np.full((40, 30, 3), 60 * i, np.uint8))
     out = tmp_path / "out"
-    result = infer.run(
-        infer.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir), render=False)
+    result = runner.run(
+        runner.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir), render=False)
     )
     assert result.frames == 2 and not (out / "render").exists()
     record = json.loads((out / "json" / "frame_000001.json").read_text())
@@ -125,33 +126,33 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     assert json.loads((out / "boxes.json").read_text()) == {"img0.png": None, "img1.png": None}
     # A shorter re-run into the same OUT leaves none of the first run's frames behind.
     (folder / "img1.png").rename(tmp_path / "img1.png")
-    infer.run(
-        infer.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir), render=False)
+    runner.run(
+        runner.InferConfig(images=str(folder), out=str(out), run_dir=str(run_dir), render=False)
     )
     assert [p.name for p in (out / "json").iterdir()] == ["frame_000000.json"]
     (tmp_path / "img1.png").rename(folder / "img1.png")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([[0, 0, -1, 5]]))
     with pytest.raises(ValueError, match="bad.json: box 0"):
-        inference.load_boxes(bad)
+        boxes_file.load_boxes(bad)
     bad.write_text(json.dumps({"a.png": {"x": [0, 0, 1, 1]}}))
     with pytest.raises(ValueError, match="frame a.png: track ids must be integers"):
-        inference.load_boxes(bad)
+        boxes_file.load_boxes(bad)
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
-        inference.load_boxes(bad)
+        boxes_file.load_boxes(bad)
     bad.write_text("5")
     with pytest.raises(
         ValueError, match="bad.json must hold a list or a dict of boxes. Received: int"
     ):
-        inference.load_boxes(bad)
+        boxes_file.load_boxes(bad)
     # Entries for no frame, a frame without an entry and an empty frame entry: said, and the
     # whole image used (not a crash, not silence).
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"img0.png": {}, "elsewhere.png": [0, 0, 4, 4]}))
     caplog.set_level(logging.WARNING)
-    result = infer.run(
-        infer.InferConfig(
+    result = runner.run(
+        runner.InferConfig(
             images=str(folder),
             out=str(tmp_path / "o2"),
             run_dir=str(run_dir),
@@ -164,7 +165,7 @@ def test_image_folder_and_bad_boxes(run_dir, tmp_path, caplog):
     assert "other.json has no box for 1 of the 2 frames (e.g. ['img1.png'])" in caplog.text
     # Per-track dicts and lists load to {frame key: {track: box}}.
     bad.write_text(json.dumps({"3": {"0": [0, 0, 2, 2], "4": None}, "4": [1, 1, 3, 3]}))
-    assert inference.load_boxes(bad) == {
+    assert boxes_file.load_boxes(bad) == {
         "3": {0: [0.0, 0.0, 2.0, 2.0], 4: None},
         "4": {0: [1.0, 1.0, 3.0, 3.0]},
     }
@@ -179,7 +180,7 @@ def test_saved_model_and_tp_net_saved_model_match_run_dir(exported, tmp_path):  
     for i in range(3):
         cv2.imwrite(str(folder / f"f{i}.jpg"), rng.integers(0, 255, (36, 50, 3), np.uint8))
     args = ["--images", str(folder), "--no-render", "--online"]
-    served = infer.run(
+    served = runner.run(
         infer.config_from_args(
             infer.parse_args(
                 args
@@ -194,7 +195,7 @@ def test_saved_model_and_tp_net_saved_model_match_run_dir(exported, tmp_path):  
             )
         )
     )
-    local = infer.run(
+    local = runner.run(
         infer.config_from_args(
             infer.parse_args(args + ["--out", str(tmp_path / "b"), "--run", str(exported["run"])])
         )
@@ -268,13 +269,13 @@ def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):
     folder.mkdir()
     cv2.imwrite(str(folder / "a_gray.png"), np.full((30, 40), 128, np.uint8))
     cv2.imwrite(str(folder / "b_16bit.png"), np.full((30, 40, 3), 40000, np.uint16))
-    result = infer.run(
-        infer.InferConfig(
+    result = runner.run(
+        runner.InferConfig(
             images=str(folder), out=str(tmp_path / "ok"), run_dir=str(run_dir), render=False
         )
     )
     assert result.frames == 2
-    from keras_pose3d import sources
+    from keras_pose3d.inference import sources
 
     sixteen = sources.read_image(folder / "b_16bit.png")
     assert sixteen.dtype == np.uint8 and sixteen.shape == (30, 40, 3)
@@ -306,7 +307,7 @@ def test_bad_videos_and_images_get_a_message(run_dir, tmp_path, capsys):
 
 
 def test_frame_interval_warns_on_variable_frame_rate(caplog):
-    from keras_pose3d import sources
+    from keras_pose3d.inference import sources
 
     assert sources.frame_interval(np.arange(5) / 25.0, 25.0, "v.mp4") == pytest.approx(0.04)
     assert "variable frame rate" not in caplog.text
@@ -349,8 +350,8 @@ def test_online_refines_a_track_with_a_gap_run_by_run(run_dir, tmp_path):
         cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 255, (40, 40, 3), np.uint8))
     box = [2, 2, 38, 38]
     (tmp_path / "boxes.json").write_text(json.dumps([{"0": box}] * 2 + [{}] + [{"0": box}] * 2))
-    result = infer.run(
-        infer.InferConfig(
+    result = runner.run(
+        runner.InferConfig(
             images=str(folder),
             out=str(tmp_path / "out"),
             run_dir=str(run_dir),
@@ -382,8 +383,8 @@ def test_collapsed_pose_skips_the_bvh_with_a_warning(tmp_path, caplog):
     cv2.imwrite(str(folder / "a.png"), np.zeros((16, 16, 3), np.uint8))
     caplog.set_level(logging.WARNING)
     out = tmp_path / "out"
-    infer.run(
-        infer.InferConfig(images=str(folder), out=str(out), saved_model="unused"),
+    runner.run(
+        runner.InferConfig(images=str(folder), out=str(out), saved_model="unused"),
         predictor=_ConstantPredictor(collapsed=True),
     )
     assert "track 0: median bone lengths" in caplog.text and "no motion.bvh written" in caplog.text
@@ -408,8 +409,8 @@ def test_mpii_boxes_contain_an_annotated_person(tmp_path):
     folder.mkdir()
     for person in people:  # a scratch copy: the folder holds annotation files too
         (folder / person["image"]).write_bytes((MPII / person["image"]).read_bytes())
-    result = infer.run(
-        infer.InferConfig(
+    result = runner.run(
+        runner.InferConfig(
             images=str(folder), out=str(tmp_path / "out"), render=False, saved_model="unused"
         ),
         predictor=_ConstantPredictor(),

@@ -50,9 +50,6 @@ LAYERS = (
             "keras_pose3d.temporal_config",
             "keras_pose3d.cli",
             "keras_pose3d.atomic_files",
-            "keras_pose3d.fitting",
-            "keras_pose3d.bvh",
-            "keras_pose3d.render",
         ),
     ),
     ("data", ("keras_pose3d.data",)),
@@ -73,10 +70,6 @@ LAYERS = (
             "keras_pose3d.evaluation",
             "keras_pose3d.serving",
             "keras_pose3d.inference",
-            "keras_pose3d.refine",
-            "keras_pose3d.detect",
-            "keras_pose3d.tracking",
-            "keras_pose3d.sources",
         ),
     ),
     ("orchestration", ("keras_pose3d.training.run",)),
@@ -88,15 +81,9 @@ LIBRARY_GROUPS = {
     "training": ("keras_pose3d.training", "keras_pose3d.resumable_fit"),
     "evaluation": ("keras_pose3d.evaluation",),
     "serving": ("keras_pose3d.serving",),
-    "inference": (
-        "keras_pose3d.inference",
-        "keras_pose3d.refine",
-        "keras_pose3d.detect",
-        "keras_pose3d.tracking",
-        "keras_pose3d.sources",
-    ),
+    "inference": ("keras_pose3d.inference",),
 }
-LIBRARY_ALLOWED = {("inference", "serving")}  # refine/inference read exported TP-Nets
+LIBRARY_ALLOWED = {("inference", "serving")}  # refine / frame_predictor read exported models
 FORBIDDEN_FOR_PIPELINES = (
     "keras_pose3d.training",
     "keras_pose3d.evaluation",
@@ -419,7 +406,12 @@ def test_each_rule_reports_a_planted_violation():
     assert len(upward([_planted("keras_pose3d.data.augment", "keras_pose3d.models.sap_net")])) == 1
     assert upward([_planted("keras_pose3d.models.sap_net", "keras_pose3d.data.augment")]) == []
     assert len(upward([_planted("keras_pose3d.skeleton", "keras_pose3d.data.features")])) == 1
-    assert len(entry_points_imported([_planted("keras_pose3d.refine", "keras_pose3d.infer")])) == 1
+    assert (
+        len(
+            entry_points_imported([_planted("keras_pose3d.inference.refine", "keras_pose3d.infer")])
+        )
+        == 1
+    )
     job = "pipelines.synthetic_to_tfrecord"
     assert len(entry_points_imported([_planted("keras_pose3d.training.run", job, ["main"])])) == 1
     assert entry_points_imported([_planted("keras_pose3d.training.run", job, ["run"])]) == []
@@ -434,7 +426,7 @@ def test_each_rule_reports_a_planted_violation():
     assert len(pipelines_upward([planted])) == 1
     planted = _planted("keras_pose3d.evaluation.runner", "keras_pose3d.serving.signatures")
     assert len(across_library_groups([planted])) == 1
-    planted = _planted("keras_pose3d.refine", "keras_pose3d.serving.signatures")
+    planted = _planted("keras_pose3d.inference.refine", "keras_pose3d.serving.signatures")
     assert across_library_groups([planted]) == []
     assert len(scripts_imported([_planted("keras_pose3d.metrics", "experiments.common")])) == 1
 

@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from keras_pose3d import refine
 from keras_pose3d.data.windows import make_windows
+from keras_pose3d.inference import refine
 from keras_pose3d.models.tp_net import TPNet
 
 

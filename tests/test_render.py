@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from keras_pose3d import render, skeleton
+from keras_pose3d import skeleton
 from keras_pose3d.data import synthetic
+from keras_pose3d.inference import render
 
 
 def _walk(frames=40, seed=0):

@@ -3,9 +3,9 @@
 What each test proves:
 - `test_detector_finds_the_walker`: the real HOG detector, alone, on the rendered frames: how
   often it fires on the person and that what it fires on is the person (no pose model).
-- `test_infer_tracks_the_walker`: the whole `inference.run` path with the real detector and a
-  pose-model stand-in (`OraclePredictor`) that sees only its crop: it returns the true joints
-  plus noise for the joints inside the crop it is given and zero confidence outside. So the
+- `test_infer_tracks_the_walker`: the whole `inference.runner.run` path with the real detector
+  and a pose-model stand-in (`OraclePredictor`) that sees only its crop: it returns the true
+  joints plus noise for the joints inside the crop it is given and zero confidence outside. So the
   boxes follow the person only if the detector finds them and the tracker keeps the crop on
   them; a trained SAP-Net's 2D joints are what the stand-in replaces (an untrained one gives
   noise, which would test nothing).
@@ -18,9 +18,10 @@ import json
 import numpy as np
 import pytest
 
-from keras_pose3d import inference, skeleton, tracking
-from keras_pose3d.detect import Detection, DetectorConfig, PersonDetector, iou
-from keras_pose3d.tracking import Tracker, TrackerConfig, box_from_joints
+from keras_pose3d import skeleton
+from keras_pose3d.inference import runner, tracking
+from keras_pose3d.inference.detect import Detection, DetectorConfig, PersonDetector, iou
+from keras_pose3d.inference.tracking import Tracker, TrackerConfig, box_from_joints
 from tests import walker
 
 
@@ -126,8 +127,8 @@ def test_infer_tracks_the_walker(video, request, tmp_path):
     frames, while the person walks from 1/6 to 5/6 of the frame width."""
     path, truth, H, W = (*request.getfixturevalue(video), 360, 640)[:4]
     out = tmp_path / "out"
-    result = inference.run(
-        inference.InferConfig(out=str(out), video=str(path), render=False),
+    result = runner.run(
+        runner.InferConfig(out=str(out), video=str(path), render=False),
         predictor=OraclePredictor(truth, H, W),
     )
     boxes = json.loads((out / "boxes.json").read_text())
@@ -149,8 +150,8 @@ def test_infer_tracks_the_walker(video, request, tmp_path):
     ]
     assert sources.count("tracked") > FRAMES // 2
     # boxes.json is what --boxes reads: a re-run with it uses exactly these boxes.
-    again = inference.run(
-        inference.InferConfig(
+    again = runner.run(
+        runner.InferConfig(
             out=str(tmp_path / "again"),
             video=str(path),
             boxes=str(out / "boxes.json"),
@@ -253,8 +254,8 @@ def test_all_people_through_infer(tmp_path):
             ]
 
     out = tmp_path / "out"
-    config = inference.InferConfig(out=str(out), video=str(path), all_people=True)
-    result = inference.run(config, predictor=OraclePredictor(truth, H, W), detector=Scripted())
+    config = runner.InferConfig(out=str(out), video=str(path), all_people=True)
+    result = runner.run(config, predictor=OraclePredictor(truth, H, W), detector=Scripted())
     assert sorted(result.tracks) == [0, 1]
     assert (
         sorted((out / "motion_track_0.bvh", out / "motion_track_1.bvh"))
@@ -268,7 +269,7 @@ def test_all_people_through_infer(tmp_path):
     for p in doc["people"]:
         assert boxes["5"][str(p["track"])] == pytest.approx(p["person_box"], abs=0.01)
     assert len(list((out / "render").glob("frame_*.jpg"))) == frames
-    again = inference.run(
+    again = runner.run(
         dataclasses.replace(
             config,
             out=str(tmp_path / "again"),

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_pose3d import fitting, skeleton
+from keras_pose3d import skeleton
+from keras_pose3d.inference import fitting
 
 ROOT_CHANNELS = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
 JOINT_CHANNELS = ("Zrotation", "Xrotation", "Yrotation")

@@ -29,14 +29,16 @@ import sys
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
-from keras_pose3d import bvh, fitting, render, skeleton, sources
+from keras_pose3d import skeleton
 from keras_pose3d.data.jpeg import encode_jpeg
-from keras_pose3d.detect import DetectorConfig, PersonDetector
+from keras_pose3d.inference import bvh, fitting, render, sources
+from keras_pose3d.inference.boxes_file import boxes_json, load_boxes
+from keras_pose3d.inference.detect import DetectorConfig, PersonDetector
+from keras_pose3d.inference.frame_predictor import FramePredictor
+from keras_pose3d.inference.refine import Refiner, load_refiner, refine_online
+from keras_pose3d.inference.tracking import Tracker, TrackerConfig
 from keras_pose3d.models.loading import TP_NET_FILE
-from keras_pose3d.refine import Refiner, load_refiner, refine_online
-from keras_pose3d.tracking import Tracker, TrackerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -98,129 +100,6 @@ class InferResult:
     def results(self) -> list[dict]:
         """Per frame, the first person's model outputs (single-person runs)."""
         return [frame[0].result if frame else {} for frame in self.people]
-
-
-# ----------------------------------------------------------------------------------------------
-# boxes.json
-# ----------------------------------------------------------------------------------------------
-def _check_box(box, where: str):
-    if box is None:
-        return None
-    if (
-        not isinstance(box, (list, tuple))
-        or len(box) != 4
-        or not all(isinstance(v, (int, float)) for v in box)
-        or box[2] <= box[0]
-        or box[3] <= box[1]
-    ):
-        raise ValueError(
-            f"{where} must be [x0, y0, x1, y1] with x1 > x0, y1 > y0, or null. Received: {box}"
-        )
-    return [float(v) for v in box]
-
-
-def load_boxes(path: str | pathlib.Path | None) -> dict[str, dict[int, list[float] | None]] | None:
-    """boxes.json -> {frame key: {track id: box or None}}.
-
-    The file holds a list (frame order) or a dict keyed by frame index / image file name; each
-    value a box [x0, y0, x1, y1] (person box, pixel edges), null (whole image), or a dict
-    {track id: box} (several people). Frame keys of a list are "0", "1", ...
-
-    Raises:
-        FileNotFoundError, ValueError: missing file, bad JSON or a bad box (named).
-    """
-    if path is None:
-        return None
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"boxes file {path} not found")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    if isinstance(raw, list):
-        raw = {str(i): v for i, v in enumerate(raw)}
-    if not isinstance(raw, dict):
-        raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)
-            f"{path} must hold a list or a dict of boxes. Received: {type(raw).__name__}"
-        )
-    out = {}
-    for i, (key, value) in enumerate(raw.items()):
-        if isinstance(value, dict):
-            try:
-                out[str(key)] = {
-                    int(t): _check_box(b, f"{path}: box {key}/{t}") for t, b in value.items()
-                }
-            except (TypeError, ValueError) as e:
-                if "must be" in str(e):
-                    raise
-                raise ValueError(
-                    f"{path}: frame {key}: track ids must be integers. Received: {list(value)}"
-                ) from None
-        else:
-            out[str(key)] = {0: _check_box(value, f"{path}: box {i} (frame {key})")}
-    return out
-
-
-def _rounded(box):
-    return None if box is None else [round(float(v), 2) for v in box]
-
-
-def boxes_json(result: InferResult, all_people: bool) -> dict:
-    """The boxes used, in the format `load_boxes` reads."""
-    out = {}
-    for name, people in zip(result.names, result.people):
-        if all_people:
-            out[name] = {str(p.track): _rounded(p.box) for p in people}
-        else:
-            out[name] = _rounded(people[0].box) if people else None
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# The pose model.
-# ----------------------------------------------------------------------------------------------
-class Predictor:
-    """`predict_jpeg_boxes` from a SavedModel or from a run directory's SAP-Net:
-    `predictor(jpegs, boxes (B, 4), focal, root_depth) -> {name: (B, ...) array}`."""
-
-    def __init__(self, saved_model: str | None = None, run: str | None = None):
-        if (saved_model is None) == (run is None):
-            raise ValueError("give exactly one of --saved-model and --run")
-        if saved_model is not None:
-            if not pathlib.Path(saved_model).is_dir():
-                raise FileNotFoundError(f"SavedModel {saved_model} not found")
-            try:
-                loaded = tf.saved_model.load(str(saved_model))
-            except OSError as e:  # no saved_model.pb, or not readable
-                raise ValueError(f"cannot load SavedModel {saved_model}: {e}") from None
-            if "predict_jpeg_boxes" not in loaded.signatures:
-                raise ValueError(
-                    f"{saved_model} has no predict_jpeg_boxes signature; export it "
-                    "with python -m keras_pose3d.export (sap_net or pipeline)"
-                )
-            self._loaded = loaded  # keeps the variables alive
-            self.fn = loaded.signatures["predict_jpeg_boxes"]
-        else:
-            from keras_pose3d.models import loading
-            from keras_pose3d.serving import signatures
-
-            path = pathlib.Path(run) / loading.SAP_NET_FILE
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} not found (--run needs a training run directory)")
-            module = signatures.SAPNetServing(loading.load_float32(path))
-            self._module = module
-            self.fn = module.predict_jpeg_boxes
-
-    def __call__(self, jpegs: list[bytes], boxes: np.ndarray, focal: float, root: float) -> dict:
-        n = len(jpegs)
-        out = self.fn(
-            images=tf.constant(jpegs),
-            boxes=tf.constant(boxes, tf.float32),
-            focal_length=tf.fill([n], float(focal)),
-            root_depth_mm=tf.fill([n], float(root)),
-        )
-        return {k: np.asarray(v) for k, v in out.items()}
 
 
 def _jpeg(image: np.ndarray) -> bytes:
@@ -472,7 +351,7 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
             refiner.frame_rate,
         )
     if predictor is None:
-        predictor = Predictor(config.saved_model, config.run_dir)
+        predictor = FramePredictor(config.saved_model, config.run_dir)
     tracker = None
     if boxes is None:
         if detector is None:
@@ -526,7 +405,9 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
         else:
             doc = records[0]
         (out / "json" / f"frame_{f:06d}.json").write_text(json.dumps(doc))
-    used = boxes_json(result, config.all_people)  # one line per frame: easy to edit by hand
+    used = boxes_json(
+        result.names, result.people, config.all_people
+    )  # one line per frame: easy to edit by hand
     (out / "boxes.json").write_text(
         "{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in used.items()) + "\n}\n"
     )

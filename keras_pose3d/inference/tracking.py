@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from keras_pose3d.data import crop_geometry
-from keras_pose3d.detect import PERSON_BOX_SCALE, Detection, box_area, iou
+from keras_pose3d.inference.detect import PERSON_BOX_SCALE, Detection, box_area, iou
 
 
 @dataclasses.dataclass(frozen=True)
