@@ -18,8 +18,11 @@ byte-identical to S6/S8/S11 ones are dropped (motion README), so train and test 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
+import shlex
+import subprocess
 import sys
 
 import numpy as np
@@ -186,16 +189,131 @@ def depth_to_camera_mm(
     return pts - pts[:, skeleton.ROOT : skeleton.ROOT + 1]
 
 
-def write_report(results: dict, command: str, argv, to_markdown, out: str | None) -> str:
-    """Print the results Markdown (with the exact command and wall time) and write it to `out`."""
-    command = command + " " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = to_markdown(results, command) + f"\nWall time: {results['wall_s']:.0f} s"
-    if "cpu_s" in results:  # CPU seconds of all threads: wall time alone hides a busy machine
-        text += f" (process CPU time {results['cpu_s']:.0f} s, {os.cpu_count()} cores)"
-    text += ".\n"
-    print(text)
-    if out:
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
-    return text
+# ----------------------------------------------------------------------------------------------
+# Results files: a raw JSON beside a Markdown that is a pure function of it.
+# ----------------------------------------------------------------------------------------------
+def cpu_model() -> str | None:
+    """The machine's CPU model: /proc/cpuinfo's `model name`, else lscpu's `Model name`."""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return None
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def git_commit() -> str | None:
+    """HEAD of the repository this file is in (None outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=pathlib.Path(__file__).resolve().parent,
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """`python -m MODULE ARGS` exactly as run (arguments shell-quoted)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["python", "-m", module, *args])
+
+
+def make_record(
+    module: str,
+    argv: list[str] | None,
+    results: dict,
+    wall_s: float,
+    cpu_s: float,
+    provenance: str,
+) -> dict:
+    """What a results JSON holds: the raw results plus what its Markdown prints about the run.
+
+    Args:
+        module: the generator, e.g. "experiments.temporal" (its `to_markdown(stored)` renders).
+        argv: the command's arguments (None: sys.argv[1:]).
+        results: the raw results dict of the run.
+        wall_s, cpu_s: wall time and process CPU time (all threads) of the run, seconds.
+        provenance: how the figures were obtained (a fresh run, or what they were rebuilt from).
+    """
+    return {
+        "generator": module,
+        "command": command_line(module, argv),
+        "provenance": provenance,
+        "git_commit": git_commit(),
+        "machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count()},
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "results": results,
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"results hold a {type(value).__name__}, which JSON cannot store: {value!r}")
+
+
+def dumps(stored: dict) -> str:
+    """The JSON text of a results record (numpy scalars and arrays as numbers and lists)."""
+    return json.dumps(stored, indent=1, ensure_ascii=False, default=_jsonable) + "\n"
+
+
+def json_path_for(md_path: str | os.PathLike) -> pathlib.Path:
+    """results_NAME.md -> results_NAME.json (the same folder)."""
+    path = pathlib.Path(md_path)
+    if path.suffix != ".md":
+        raise ValueError(f"a results Markdown must end in .md. Received: {md_path}")
+    return path.with_suffix(".json")
+
+
+def write_results(stored: dict, to_markdown, out_md: str | os.PathLike | None) -> str:
+    """Writes results_NAME.json and results_NAME.md beside it; returns (and prints) the Markdown.
+
+    The Markdown is rendered from the JSON text as read back (not from the in-memory dict), so
+    `render` on the written JSON gives the same bytes.
+    """
+    text = dumps(stored)
+    md = to_markdown(json.loads(text))
+    print(md)
+    if out_md:
+        json_path = json_path_for(out_md)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(text, encoding="utf-8")
+        pathlib.Path(out_md).write_text(md, encoding="utf-8")
+    return md
+
+
+def render(json_file: str | os.PathLike, to_markdown, out_md: str | os.PathLike | None = None):
+    """Rewrites the Markdown of a stored results JSON (default: beside it, .md); returns it."""
+    json_file = pathlib.Path(json_file)
+    md = to_markdown(json.loads(json_file.read_text(encoding="utf-8")))
+    pathlib.Path(out_md or json_file.with_suffix(".md")).write_text(md, encoding="utf-8")
+    return md
+
+
+def run_footer(stored: dict) -> str:
+    """The closing line of a results Markdown: times, cores, CPU model, provenance."""
+    machine = stored["machine"]
+    cpu = machine.get("cpu_model") or "CPU model not recorded"
+    text = f"Wall time: {stored['wall_s']:.0f} s"
+    if stored.get("cpu_s") is not None:
+        text += f" (process CPU time {stored['cpu_s']:.0f} s)"
+    text += f"; {machine['cpu_count']} cores, {cpu}."
+    if stored.get("git_commit"):
+        text += f" Commit {stored['git_commit'][:10]}."
+    return text + f"\n\nProvenance: {stored['provenance']}\n"

@@ -1,17 +1,26 @@
 """Claim 2: does TP-Net refine noisy per-frame poses on real motion better than classic filters?
 
     python -m experiments.temporal --out experiments/results_temporal.md
+    python -m experiments.temporal --render experiments/results_temporal.json
+
+The raw results go to `results_temporal.json` beside the Markdown, which is a pure function of
+that file (`to_markdown`): `--render` rewrites it without a run. `--frame-rate R` resamples the
+25 fps motion to R fps first (`keras_pose3d.data.frame_rates`: linear interpolation between
+recorded frames) and keeps the noise's correlation time (rho per frame = 0.95^(25/R)):
+`experiments.frame_rate` compares N = 20 at 10 and 25 fps this way.
 
 Setting (an analogue of the paper's Tables 3-4 and the lower half of Table 6):
 
-* Ground truth: real H36M motion (`/global_rot` arrays, every frame, 25 fps) placed in the world
+* Ground truth: real H36M motion (`/global_rot` arrays, every frame, 25 fps: TP-Net's rate,
+  `keras_pose3d.config.TP_NET_FRAME_RATE`; `--frame-rate` resamples it) placed in the world
   and seen by one real camera per sequence (`experiments/common.py`), as root-relative
   camera-frame MPII-16 poses in mm. Train S1 S5 S6 S7 S8 (duplicated S5 sequences dropped),
   test S9 S11.
 * Per-frame "SAP-Net" poses = ground truth + a noise model (`NoiseModel`), calibrated so that
   its MPJPE equals `--target-mpjpe` (SAP-Net's 55.5 mm, paper Table 1), of two kinds:
     - "limb" (the main one): an AR(1) rotation error per bone (coefficient `rho` per frame,
-      0.95 at 25 fps: correlation time ~0.8 s), propagated down the kinematic tree
+      0.95 at 25 fps: correlation time ~0.8 s; `noise_at_rate` keeps that time at another
+      rate), propagated down the kinematic tree
       (`limb_error`), so joints on one chain share error and extremities err most, as a
       monocular network's do; "independent" (the earlier runs'): AR(1) per joint coordinate,
     - plus white Gaussian per joint (frame-to-frame jitter),
@@ -32,7 +41,7 @@ Setting (an analogue of the paper's Tables 3-4 and the lower half of Table 6):
 * Metrics on the test set: MPJPE (Protocol 1, MPII-16, root counted; frame-weighted and
   action-wise), PA-MPJPE, per-sequence std of limb bone lengths (Table 6 grouping), acceleration
   error `|d2 pred - d2 gt|` (mm/frame^2), and **lag**: the shift k (frames, parabolic sub-frame
-  refinement, x 40 ms) that maximises the cross-correlation of the refined velocities
+  refinement, x the frame period: 40 ms at 25 fps) that maximises the cross-correlation of the refined velocities
   v_pred(t) with the true velocities v_gt(t - k), pooled over all joints and sequences; positive
   = the output trails the truth. *Latency* (future frames a refiner must wait for) is listed
   separately: semi-online TP-Net and Savitzky-Golay have no phase lag but need future frames.
@@ -50,11 +59,12 @@ import numpy as np
 from scipy.signal import lfilter
 
 from experiments import common
-from keras_pose3d.evaluation import filters
 from keras_pose3d import metrics, skeleton
+from keras_pose3d.data import frame_rates
 from keras_pose3d.data.windows import target_index, window_indices, window_offsets
+from keras_pose3d.evaluation import filters
 
-FRAME_MS = 1000.0 / common.FPS
+FRAME_MS = 1000.0 / common.FPS  # at the motion's own 25 fps; `Config.frame_rate` may differ
 
 
 NOISE_KINDS = ("limb", "independent")
@@ -214,6 +224,7 @@ class Config:
     max_sequences: int | None = None  # per subject (quick mode)
     tune_frames: int = 20000  # training frames used to tune the classic filters
     noise: NoiseModel = NoiseModel()  # parameters shared by both kinds (kind set per run)
+    frame_rate: float = common.FPS  # fps of the motion (25 = as recorded; lower: resampled)
 
 
 QUICK = Config(
@@ -300,19 +311,37 @@ def lag_frames(preds: list[np.ndarray], gts: list[np.ndarray], max_lag: int = 15
     return float(ks[i])
 
 
-def evaluate(preds: list[np.ndarray], streams: list[Stream]) -> dict:
-    """All claim-2 metrics of refined test sequences."""
+COMMON_PERIOD_S = 0.2  # frames at multiples of 200 ms exist unresampled at both 25 and 10 fps
+
+
+def evaluate(preds: list[np.ndarray], streams: list[Stream], frame_rate: float = common.FPS):
+    """All claim-2 metrics of refined test sequences at `frame_rate` fps.
+
+    `mpjpe_200ms_frames` is the frame-mean MPJPE over the frames at multiples of 200 ms from
+    each sequence's start (every 5th frame at 25 fps, every 2nd at 10 fps: the same instants,
+    none of them interpolated), so that runs at different rates are scored on the same frames;
+    None when 200 ms is not a whole number of frames.
+    """
     gts = [s.gt for s in streams]
     pred_all, gt_all = np.concatenate(preds), np.concatenate(gts)
     actions = np.concatenate([[s.action] * len(s.gt) for s in streams])
-    p1 = metrics.grouped_means(metrics.mpjpe(pred_all, gt_all, root=skeleton.ROOT), actions)
+    errors = metrics.mpjpe(pred_all, gt_all, root=skeleton.ROOT)  # (N,) per frame
+    p1 = metrics.grouped_means(errors, actions)
+    step = COMMON_PERIOD_S * frame_rate
+    common_frames = None
+    if abs(step - round(step)) < 1e-9:
+        mask = np.concatenate([np.arange(len(g)) % round(step) == 0 for g in gts])
+        common_frames = float(errors[mask].mean())
+    bone_std = np.mean([metrics.limb_bone_length_std(p) for p in preds], axis=0)
     return {
         "mpjpe_frame_mean": p1.frame_mean,
         "mpjpe_action_mean": p1.action_mean,
+        "mpjpe_200ms_frames": common_frames,
         "pa_mpjpe": float(metrics.pa_mpjpe(pred_all, gt_all).mean()),
-        "bone_std_mm": np.mean([metrics.limb_bone_length_std(p) for p in preds], axis=0).tolist(),
+        "bone_std_mm": bone_std.tolist(),
+        "bone_std_mean_mm": float(np.mean(bone_std)),
         "accel_error": float(np.mean([acceleration_error(p, g) for p, g in zip(preds, gts)])),
-        "lag_ms": lag_frames(preds, gts) * FRAME_MS,
+        "lag_ms": lag_frames(preds, gts) * 1000.0 / frame_rate,
     }
 
 
@@ -330,8 +359,10 @@ def _tune(make, grid, noisy, gts):
     return best
 
 
-def classic_refiners(noisy_tune: list[np.ndarray], gt_tune: list[np.ndarray]) -> dict:
-    """Filters tuned for MPJPE on the tuning sequences.
+def classic_refiners(
+    noisy_tune: list[np.ndarray], gt_tune: list[np.ndarray], frame_rate: float = common.FPS
+) -> dict:
+    """Filters tuned for MPJPE on the tuning sequences (at `frame_rate` fps).
 
     Returns:
         name (with the tuned parameters) -> (function (T, J, 3) sequence -> refined (T, J, 3),
@@ -344,7 +375,7 @@ def classic_refiners(noisy_tune: list[np.ndarray], gt_tune: list[np.ndarray]) ->
         gt_tune,
     )
     euro = _tune(
-        lambda x, fc, b: filters.one_euro(x, common.FPS, fc, b),
+        lambda x, fc, b: filters.one_euro(x, frame_rate, fc, b),
         [(fc, b) for fc in (0.25, 0.5, 1.0, 2.0, 4.0) for b in (0.0, 0.001, 0.01)],
         noisy_tune,
         gt_tune,
@@ -358,7 +389,7 @@ def classic_refiners(noisy_tune: list[np.ndarray], gt_tune: list[np.ndarray]) ->
     return {
         f"moving average (causal, w={ma[0]})": (lambda x: filters.moving_average(x, ma[0]), 0),
         f"1-Euro (fc={euro[0]} Hz, beta={euro[1]})": (
-            lambda x: filters.one_euro(x, common.FPS, euro[0], euro[1]),
+            lambda x: filters.one_euro(x, frame_rate, euro[0], euro[1]),
             0,
         ),
         f"Savitzky-Golay (offline, w={sg[0]}, p={sg[1]})": (
@@ -423,7 +454,7 @@ def train_tp_net(
 
     from keras_pose3d.models.tp_net import TPNet
 
-    t_start = time.time()
+    t_start, cpu_start = time.time(), time.process_time()
     keras.utils.set_random_seed(cfg.seed)
     window, mode = spec.window, spec.mode
     target = target_index(window, mode)  # position of frame t inside a window
@@ -505,6 +536,7 @@ def train_tp_net(
         "val_curve": curve,
         "best_epoch": int(np.argmin(curve)) + 1,
         "train_s": time.time() - t_start,
+        "train_cpu_s": time.process_time() - cpu_start,
         "windows_per_epoch": steps_per_epoch * cfg.batch,
     }
     return model, refine, info
@@ -553,7 +585,7 @@ def run(
         "n_fit_frames": sum(len(s.gt) for s in fit),
         "n_val_frames": sum(len(s.gt) for s in val),
         "n_test_frames": int(sum(len(s.gt) for s in test)),
-        "gt": evaluate([s.gt for s in test], test),
+        "gt": evaluate([s.gt for s in test], test, cfg.frame_rate),
         "noises": {},
     }
     kinds = [k for k in NOISE_KINDS if any(r.noise == k for r in cfg.runs)]
@@ -570,7 +602,7 @@ def run(
         )
         val_noisy = noisy_sequences(val, noise, sigma, rng)
         test_noisy = noisy_sequences(test, noise, sigma, rng)
-        raw = evaluate(test_noisy, test)
+        raw = evaluate(test_noisy, test, cfg.frame_rate)
         log(
             f"[{kind}] sigma {sigma:.1f} mm (z x{noise.depth_ratio}): MPJPE fit "
             f"{achieved:.1f} mm, test {raw['mpjpe_frame_mean']:.1f} mm"
@@ -589,14 +621,15 @@ def run(
             tune_n.append(noisy)
             tune_gt.append(s.gt)
             count += len(s.gt)
-        for name, (fn, latency) in classic_refiners(tune_n, tune_gt).items():
-            res["rows"][name] = dict(evaluate([fn(x) for x in test_noisy], test), latency=latency)
+        for name, (fn, latency) in classic_refiners(tune_n, tune_gt, cfg.frame_rate).items():
+            row = evaluate([fn(x) for x in test_noisy], test, cfg.frame_rate)
+            res["rows"][name] = dict(row, latency=latency)
             log(f"[{kind}] {name:45s} MPJPE {res['rows'][name]['mpjpe_frame_mean']:.1f} mm")
         for spec in (r for r in cfg.runs if r.noise == kind):
             model, refine, info = train_tp_net(
                 fit, val, val_noisy, noise, sigma, spec, cfg, rng, log
             )
-            row = evaluate(refine(test_noisy), test)
+            row = evaluate(refine(test_noisy), test, cfg.frame_rate)
             res["rows"][spec.name] = dict(row, latency=window_latency(spec.window, spec.mode))
             res["curves"][spec.name] = info
             log(
@@ -626,19 +659,23 @@ NOISE_TEXT = {
 }
 
 
-def to_markdown(results: dict, command: str) -> str:
+def to_markdown(stored: dict) -> str:
+    """The results Markdown: a pure function of the stored JSON (`common.write_results`)."""
+    results = stored["results"]
     cfg, nm = results["config"], results["config"]["noise"]
+    fps = cfg["frame_rate"]
+    rate = "25 fps as recorded" if fps == common.FPS else f"{fps:g} fps (resampled from 25 fps)"
     lines = [
         "# Claim 2: TP-Net vs classic filters on real H36M motion with calibrated noise",
         "",
-        f"Command: `{command}`",
+        f"Command: `{stored['command']}`",
         "",
         (
             f"Fit {results['n_fit_frames']} frames and validation {results['n_val_frames']} frames "
             f"(every {cfg['val_every']}th sequence of S1 S5 S6 S7 S8), test "
-            f"{results['n_test_frames']} frames (S9 S11), 25 fps, one real camera per sequence. "
+            f"{results['n_test_frames']} frames (S9 S11), {rate}, one real camera per sequence. "
             f"Noise (both kinds): {nm['corr_share']:.0%} of the Gaussian variance AR(1) in time "
-            f"(rho={nm['rho']} per frame), the rest white per joint; x{nm['depth_ratio']} along the "
+            f"(rho={nm['rho']:.4g} per {1000.0 / fps:g} ms frame), the rest white per joint; x{nm['depth_ratio']} along the "
             f"camera depth axis; outliers {nm['outlier_prob']:.1%} x {nm['outlier_mm']:.0f} mm; one "
             f"scale calibrated to MPJPE {nm['target_mpjpe']} mm on the fit set."
         ),
@@ -683,11 +720,11 @@ def to_markdown(results: dict, command: str) -> str:
         for name, r in res["rows"].items():
             lines.append(
                 f"| {name} | {r['mpjpe_frame_mean']:.1f} | {r['mpjpe_action_mean']:.1f} | "
-                f"{r['pa_mpjpe']:.1f} | {np.mean(r['bone_std_mm']):.1f} | "
+                f"{r['pa_mpjpe']:.1f} | {r['bone_std_mean_mm']:.1f} | "
                 f"{r['accel_error']:.2f} | {r['lag_ms']:.0f} | {r['latency']} |"
             )
         lines.append(
-            f"| ground truth | 0.0 | 0.0 | 0.0 | {np.mean(gt['bone_std_mm']):.1f} | "
+            f"| ground truth | 0.0 | 0.0 | 0.0 | {gt['bone_std_mean_mm']:.1f} | "
             f"0.00 | {gt['lag_ms']:.0f} | – |"
         )
         lines += [
@@ -708,17 +745,69 @@ def to_markdown(results: dict, command: str) -> str:
             "length std by 28.7 % on 3DHP."
         ),
         "",
+        common.run_footer(stored),
     ]
     return "\n".join(lines)
 
 
+def noise_at_rate(noise: NoiseModel, frame_rate: float) -> NoiseModel:
+    """The noise with the same correlation time at `frame_rate` fps: `rho` is per 25 fps frame
+    (40 ms), so per frame of 1 / frame_rate s it is rho^(25 / frame_rate) (0.95 -> 0.880 at
+    10 fps). The white part stays white per frame, the outliers per frame."""
+    return dataclasses.replace(noise, rho=float(noise.rho ** (common.FPS / frame_rate)))
+
+
+def resample_motion(sequences: list[common.Sequence], frame_rate: float) -> list[common.Sequence]:
+    """The 25 fps motion at `frame_rate` fps (`keras_pose3d.data.frame_rates`): samples every
+    25 / frame_rate frames from the first, linearly interpolated between recorded frames (at
+    10 fps: every 2.5 frames, so every other sample is a recorded frame). Lower rates only."""
+    if frame_rate == common.FPS:
+        return sequences
+    out = []
+    for seq in sequences:
+        frames = np.arange(len(seq.poses))
+        name = f"{seq.subject}/{seq.name}"
+        (positions,) = frame_rates.resample_positions(frames, common.FPS, frame_rate, name)
+        poses = frame_rates.resample(frames, seq.poses, positions)
+        out.append(common.Sequence(seq.subject, seq.name, poses))
+    return out
+
+
+def load_streams(cfg: Config, motion_dir) -> tuple[list[Stream], list[Stream]]:
+    """(train, test) camera streams at `cfg.frame_rate`; the same camera and placement per
+    sequence at every rate (one rng, drawn in the same order)."""
+    rng = np.random.default_rng(cfg.seed + 100)
+    cameras = common.load_cameras()
+    out = []
+    for subjects in (common.TRAIN_SUBJECTS, common.TEST_SUBJECTS):
+        motion = common.load_motion(subjects, motion_dir, max_sequences=cfg.max_sequences)
+        out.append(camera_streams(resample_motion(motion, cfg.frame_rate), cameras, rng))
+    return out[0], out[1]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="experiments/results_temporal.md")
+    parser.add_argument(
+        "--out",
+        default="experiments/results_temporal.md",
+        help="results Markdown; the raw results go to the .json beside it",
+    )
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="only rewrite the Markdown beside this stored results JSON (no run)",
+    )
     parser.add_argument("--hidden", type=int, default=Config.hidden)
     parser.add_argument("--max-epochs", type=int, default=Config.max_epochs)
     parser.add_argument("--epoch-windows", type=int, default=Config.epoch_windows)
     parser.add_argument("--target-mpjpe", type=float, default=NoiseModel.target_mpjpe)
+    parser.add_argument(
+        "--frame-rate",
+        type=float,
+        default=Config.frame_rate,
+        help=f"fps of the motion (default {Config.frame_rate:g}, as recorded; lower rates are "
+        "resampled, and the noise keeps its correlation time)",
+    )
     parser.add_argument(
         "--save-tp-net",
         default="runs/experiments/tp_net_online.keras",
@@ -727,37 +816,38 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     parser.add_argument("--motion-dir", default=str(common.MOTION_DIR))
     args = parser.parse_args(argv)
-    noise = NoiseModel(target_mpjpe=args.target_mpjpe)
+    if args.render:
+        print(common.render(args.render, to_markdown))
+        return {}
+    if not 0 < args.frame_rate <= common.FPS:
+        parser.error(f"--frame-rate must be in (0, {common.FPS:g}]. Received: {args.frame_rate}")
+    noise = noise_at_rate(NoiseModel(target_mpjpe=args.target_mpjpe), args.frame_rate)
     if args.quick:
-        cfg = dataclasses.replace(QUICK, noise=noise)
+        cfg = dataclasses.replace(QUICK, noise=noise, frame_rate=args.frame_rate)
     else:
         cfg = Config(
             hidden=args.hidden,
             max_epochs=args.max_epochs,
             epoch_windows=args.epoch_windows,
             noise=noise,
+            frame_rate=args.frame_rate,
         )
     motion_dir = common.pathlib.Path(args.motion_dir)
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
         return {}
     t0, cpu0 = time.time(), time.process_time()
-    rng = np.random.default_rng(cfg.seed + 100)
-    cameras = common.load_cameras()
-    train = camera_streams(
-        common.load_motion(common.TRAIN_SUBJECTS, motion_dir, max_sequences=cfg.max_sequences),
-        cameras,
-        rng,
-    )
-    test = camera_streams(
-        common.load_motion(common.TEST_SUBJECTS, motion_dir, max_sequences=cfg.max_sequences),
-        cameras,
-        rng,
-    )
+    train, test = load_streams(cfg, motion_dir)
     results = run(cfg, train, test, save_tp_net=args.save_tp_net or None)
-    results["wall_s"] = time.time() - t0
-    results["cpu_s"] = time.process_time() - cpu0
-    common.write_report(results, "python -m experiments.temporal", argv, to_markdown, args.out)
+    stored = common.make_record(
+        "experiments.temporal",
+        argv,
+        results,
+        wall_s=time.time() - t0,
+        cpu_s=time.process_time() - cpu0,
+        provenance="a run of the command above; every figure is this run's output.",
+    )
+    common.write_results(stored, to_markdown, args.out)
     return results
 
 

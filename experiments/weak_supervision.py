@@ -1,6 +1,10 @@
 """Claim 1: do the structure losses help weakly supervised 3D lifting on real human motion?
 
     python -m experiments.weak_supervision --out experiments/results_weak_supervision.md
+    python -m experiments.weak_supervision --render experiments/results_weak_supervision.json
+
+The raw results go to `results_weak_supervision.json` beside the Markdown, which is a pure
+function of that file (`to_markdown`): `--render` rewrites it without a run.
 
 Setting (an analogue of the paper's Tables 3 and 6 that fits a CPU budget):
 
@@ -241,11 +245,12 @@ def run(cfg: Config, train_seqs, test_seqs, cameras, log=print) -> dict:
         "n_train": len(train["z"]),
         "n_test": len(test["z"]),
         "oracle": gt_eval,
-        "variants": {},
+        "variants": {},  # name -> one result per seed, in the order of config["seeds"]
     }
+    results["n_labelled"] = []  # per seed, in the order of config["seeds"]
     for seed in cfg.seeds:
         labelled = split_labelled(train, cfg.fraction, np.random.default_rng(seed))
-        results.setdefault("n_labelled", {})[seed] = int(labelled.sum())
+        results["n_labelled"].append(int(labelled.sum()))
         for name, losses in VARIANTS:
             t0 = time.time()
             predict = train_variant(train, labelled, losses, cfg, seed)
@@ -259,26 +264,57 @@ def run(cfg: Config, train_seqs, test_seqs, cameras, log=print) -> dict:
     return results
 
 
-def _ms(values: list[float]) -> str:
+def _ms(values: list[float], signed: bool = False) -> str:
+    """Mean ± sample std (the mean alone for one value), one decimal; `signed`: with + / -."""
     values = np.asarray(values, dtype=np.float64)
+    mean = f"{values.mean():+.1f}" if signed else f"{values.mean():.1f}"
     if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+        return mean
+    return f"{mean} ± {values.std(ddof=1):.1f}"
 
 
-def to_markdown(results: dict, command: str) -> str:
-    """Results as Markdown (tables with mean ± sample std over seeds)."""
+# Figures whose paired difference to the baseline is reported: key -> (label, per-run value).
+PAIRED_FIGURES = {
+    "mpjpe_action_mean": ("MPJPE action mean (mm)", lambda r: r["mpjpe_action_mean"]),
+    "pa_mpjpe_action_mean": ("PA-MPJPE (mm)", lambda r: r["pa_mpjpe_action_mean"]),
+    "symmetry_mean": ("L/R limb difference, mean of 4 (mm)", lambda r: np.mean(r["symmetry_mm"])),
+    "bone_std_mean": ("bone std, mean of 4 limbs (mm)", lambda r: np.mean(r["bone_std_mm"])),
+    "illegal_pct": ("% illegal elbows+knees", lambda r: r["illegal_pct"]),
+}
+
+
+def paired_differences(results: dict) -> dict[str, dict[str, list[float]]]:
+    """variant -> figure -> per-seed (variant - baseline) values, same seed = same labelled
+    streams, initialisation and batches. The baseline itself is left out."""
+    base_name = VARIANTS[0][0]
+    base = results["variants"][base_name]
+    out = {}
+    for name, runs in results["variants"].items():
+        if name == base_name:
+            continue
+        out[name] = {
+            key: [float(fn(r) - fn(b)) for r, b in zip(runs, base, strict=True)]
+            for key, (_, fn) in PAIRED_FIGURES.items()
+        }
+    return out
+
+
+def to_markdown(stored: dict) -> str:
+    """The results Markdown: a pure function of the stored JSON (`common.write_results`)."""
+    results = stored["results"]
     cfg = results["config"]
+    seeds = ", ".join(str(s) for s in cfg["seeds"])
+    labelled = ", ".join(str(n) for n in results["n_labelled"])
     lines = [
         "# Claim 1: structure losses for weakly supervised lifting on real H36M motion",
         "",
-        f"Command: `{command}`",
+        f"Command: `{stored['command']}`",
         "",
         (
             f"Train samples {results['n_train']} (S1 S5 S6 S7 S8, every {cfg['every']}th 25 fps "
-            f"frame, 4 real cameras), labelled per seed: {results['n_labelled']} "
+            f"frame, 4 real cameras), labelled {labelled} for seeds {seeds} "
             f"({cfg['fraction']:.0%} of the sequence x camera streams); test samples "
-            f"{results['n_test']} (S9 S11). Seeds {cfg['seeds']}: mean ± sample std. "
+            f"{results['n_test']} (S9 S11). Seeds {seeds}: mean ± sample std. "
             f"MLP hidden {cfg['hidden']}, {cfg['steps']} steps (warm start {cfg['warm_frac']:.0%}), "
             f"batch {cfg['batch']}+{cfg['batch']}, λ = paper × {cfg['lambda_scale']}."
         ),
@@ -299,7 +335,7 @@ def to_markdown(results: dict, command: str) -> str:
     for name, runs in results["variants"].items():
         mp = np.array([r["mpjpe_action_mean"] for r in runs])
         lines.append(
-            f"| {name} | {_ms(mp)} | {_ms(mp - base)} | "
+            f"| {name} | {_ms(mp)} | {_ms(mp - base, signed=True)} | "
             f"{_ms([r['mpjpe_frame_mean'] for r in runs])} | "
             f"{_ms([r['pa_mpjpe_action_mean'] for r in runs])} | {PAPER_TABLE3[name]:.2f} |"
         )
@@ -325,13 +361,41 @@ def to_markdown(results: dict, command: str) -> str:
             + " | ".join(_ms(sym[:, i]) for i in range(4))
             + f" | {_ms(std)} | {_ms([r['illegal_pct'] for r in runs])} |"
         )
-    lines.append("")
+    n = len(cfg["seeds"])
+    lines += [
+        "",
+        (
+            f"Paired differences to the baseline (variant - baseline in the same seed: same "
+            f"labelled streams, initialisation and batches), per seed ({seeds}), mean ± sample "
+            f"std over the {n} seeds, and in how many seeds the variant is lower:"
+        ),
+        "",
+        "| variant | figure | per seed | Δ mean ± std | seeds lower |",
+        "|---|---|---|---|---|",
+    ]
+    for name, figures in paired_differences(results).items():
+        for key, values in figures.items():
+            per_seed = ", ".join(f"{v:+.1f}" for v in values)
+            lower = sum(v < 0 for v in values)
+            lines.append(
+                f"| {name} | {PAIRED_FIGURES[key][0]} | {per_seed} | {_ms(values, signed=True)} | {lower}/{n} |"
+            )
+    lines += ["", common.run_footer(stored)]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="experiments/results_weak_supervision.md")
+    parser.add_argument(
+        "--out",
+        default="experiments/results_weak_supervision.md",
+        help="results Markdown; the raw results go to the .json beside it",
+    )
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="only rewrite the Markdown beside this stored results JSON (no run)",
+    )
     parser.add_argument("--fraction", type=float, default=Config.fraction)
     parser.add_argument("--every", type=int, default=Config.every)
     parser.add_argument("--steps", type=int, default=Config.steps)
@@ -341,6 +405,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     parser.add_argument("--motion-dir", default=str(common.MOTION_DIR))
     args = parser.parse_args(argv)
+    if args.render:
+        print(common.render(args.render, to_markdown))
+        return {}
     if args.quick:
         cfg = QUICK
     else:
@@ -356,7 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
         return {}
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     cameras = common.load_cameras()
     train = common.load_motion(
         common.TRAIN_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
@@ -365,10 +432,15 @@ def main(argv: list[str] | None = None) -> dict:
         common.TEST_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
     )
     results = run(cfg, train, test, cameras)
-    results["wall_s"] = time.time() - t0
-    common.write_report(
-        results, "python -m experiments.weak_supervision", argv, to_markdown, args.out
+    stored = common.make_record(
+        "experiments.weak_supervision",
+        argv,
+        results,
+        wall_s=time.time() - t0,
+        cpu_s=time.process_time() - cpu0,
+        provenance="a run of the command above; every figure is this run's output.",
     )
+    common.write_results(stored, to_markdown, args.out)
     return results
 
 

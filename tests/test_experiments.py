@@ -146,8 +146,9 @@ def test_tp_net_beats_raw_on_smooth_synthetic_motion():
     assert len(info["val_curve"]) == 12
     assert info["best_epoch"] == int(np.argmin(info["val_curve"])) + 1
     assert info["val_curve"][-1] < 0.9 * raw  # validation on held-out noisy sequences
-    md = temporal.to_markdown(res, "cmd")
-    assert "TP-Net online N=4" in md and "`cmd`" in md
+    stored = common.make_record("experiments.temporal", ["--x"], res, 1.0, 2.0, "test")
+    md = temporal.to_markdown(stored)
+    assert "| TP-Net online N=4 | " in md and "`python -m experiments.temporal --x`" in md
 
 
 def test_split_validation_holds_out_every_nth_stream():
