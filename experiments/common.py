@@ -238,6 +238,7 @@ def make_record(
     wall_s: float,
     cpu_s: float,
     provenance: str,
+    commit: str | None = None,
 ) -> dict:
     """What a results JSON holds: the raw results plus what its Markdown prints about the run.
 
@@ -247,12 +248,14 @@ def make_record(
         results: the raw results dict of the run.
         wall_s, cpu_s: wall time and process CPU time (all threads) of the run, seconds.
         provenance: how the figures were obtained (a fresh run, or what they were rebuilt from).
+        commit: the git commit the run started from (`git_commit()` taken at its start; other
+            people may commit while it runs); None: HEAD now.
     """
     return {
         "generator": module,
         "command": command_line(module, argv),
         "provenance": provenance,
-        "git_commit": git_commit(),
+        "git_commit": commit or git_commit(),
         "machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count()},
         "wall_s": wall_s,
         "cpu_s": cpu_s,

@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
         return {}
-    t0, cpu0 = time.time(), time.process_time()
+    t0, cpu0, commit = time.time(), time.process_time(), common.git_commit()
     cameras = common.load_cameras()
     train = common.load_motion(
         common.TRAIN_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
@@ -439,6 +439,7 @@ def main(argv: list[str] | None = None) -> dict:
         wall_s=time.time() - t0,
         cpu_s=time.process_time() - cpu0,
         provenance="a run of the command above; every figure is this run's output.",
+        commit=commit,
     )
     common.write_results(stored, to_markdown, args.out)
     return results

@@ -1,6 +1,9 @@
 """Experiments (claims 1 and 2) and the paper's analyses (Figs. 4 and 5): numeric sanity."""
 
 import dataclasses
+import importlib
+import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -24,6 +27,208 @@ def _smooth_streams(count, length, seed):
         gt = gt - gt[:, skeleton.ROOT : skeleton.ROOT + 1]
         out.append(temporal.Stream(f"seq{i}", "Walking", gt))
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Results files: every experiments/results_NAME.md is experiments.NAME.to_markdown of the JSON.
+# ----------------------------------------------------------------------------------------------
+EXPERIMENTS_DIR = pathlib.Path(common.__file__).resolve().parent
+RESULTS_MD = sorted(EXPERIMENTS_DIR.glob("results_*.md"))
+
+
+def test_there_are_results_files_to_check():
+    names = {p.name for p in RESULTS_MD}
+    assert {"results_temporal.md", "results_weak_supervision.md"} <= names
+
+
+@pytest.mark.parametrize("md_path", RESULTS_MD, ids=[p.stem for p in RESULTS_MD])
+def test_results_markdown_is_what_its_generator_writes_from_its_json(md_path):
+    name = md_path.stem[len("results_") :]
+    json_path = md_path.with_suffix(".json")
+    assert json_path.is_file(), f"{md_path.name} has no stored {json_path.name} beside it"
+    stored = json.loads(json_path.read_text(encoding="utf-8"))
+    generator = importlib.import_module(f"experiments.{name}")
+    assert stored["command"].startswith(f"python -m experiments.{name}")
+    assert generator.to_markdown(stored).encode() == md_path.read_bytes()
+
+
+def test_results_json_round_trip_and_render(tmp_path, capsys):
+    results = {
+        "x": np.float32(1.5),
+        "n": np.int64(3),
+        "curve": np.array([0.1, 2.0 / 3.0]),
+        "by_seed": (4, 5),
+    }
+    stored = common.make_record("experiments.demo", ["--out", "a b.md"], results, 12.4, 20.6, "p")
+    assert stored["command"] == "python -m experiments.demo --out 'a b.md'"
+    assert stored["generator"] == "experiments.demo"
+    assert stored["machine"]["cpu_count"] >= 1
+
+    def to_markdown(st):  # reads only what JSON gives back: lists, str keys, Python floats
+        r = st["results"]
+        return f"{r['x']!r} {r['n']!r} {r['curve'][1]!r} {r['by_seed']!r}\n" + common.run_footer(st)
+
+    out = tmp_path / "results_demo.md"
+    md = common.write_results(stored, to_markdown, out)
+    assert md.startswith("1.5 3 0.6666666666666666 [4, 5]\nWall time: 12 s (process CPU time 21 s)")
+    assert md.endswith("\n\nProvenance: p\n")
+    assert out.read_text() == md
+    loaded = json.loads((tmp_path / "results_demo.json").read_text())
+    assert loaded["results"]["curve"] == [0.1, 2.0 / 3.0]  # floats stored exactly
+    out.write_text("edited by hand")
+    assert common.render(tmp_path / "results_demo.json", to_markdown) == md
+    assert out.read_text() == md
+    with pytest.raises(ValueError, match=r"must end in \.md"):
+        common.json_path_for(tmp_path / "results_demo.txt")
+    capsys.readouterr()
+
+
+def _ws_run(mpjpe, illegal):
+    return {
+        "mpjpe_action_mean": mpjpe,
+        "mpjpe_frame_mean": mpjpe + 1.0,
+        "pa_mpjpe_action_mean": mpjpe - 10.0,
+        "symmetry_mm": [1.0, 2.0, 3.0, 4.0],
+        "bone_std_mm": [2.0, 2.0, 2.0, 2.0],
+        "illegal_pct": illegal,
+    }
+
+
+def test_weak_supervision_paired_differences_by_hand():
+    from experiments import weak_supervision as ws
+
+    names = [name for name, _ in ws.VARIANTS]
+    # Two seeds; the last variant is 1.0 mm lower in seed 0 and 2.0 mm higher in seed 1.
+    per_variant = {
+        names[0]: [_ws_run(70.0, 5.0), _ws_run(60.0, 4.0)],
+        names[1]: [_ws_run(70.0, 5.0), _ws_run(60.0, 4.0)],
+        names[2]: [_ws_run(69.5, 2.0), _ws_run(59.0, 1.0)],
+        names[3]: [_ws_run(69.0, 2.5), _ws_run(62.0, 1.5)],
+    }
+    results = {
+        "config": dataclasses.asdict(dataclasses.replace(ws.Config(), seeds=(0, 1))),
+        "n_train": 100,
+        "n_test": 50,
+        "n_labelled": [5, 6],
+        "oracle": _ws_run(0.0, 3.0),
+        "variants": per_variant,
+    }
+    paired = ws.paired_differences(results)
+    assert list(paired) == names[1:]
+    assert paired[names[3]]["mpjpe_action_mean"] == [-1.0, 2.0]
+    assert paired[names[3]]["illegal_pct"] == [-2.5, -2.5]
+    assert paired[names[1]]["symmetry_mean"] == [0.0, 0.0]
+    stored = common.make_record("experiments.weak_supervision", [], results, 1.0, 1.0, "test")
+    md = ws.to_markdown(json.loads(common.dumps(stored)))
+    # mean 0.5, sample std sqrt(((-1.5)^2 + 1.5^2) / 1) = 2.1; lower in 1 of 2 seeds.
+    assert f"| {names[3]} | MPJPE action mean (mm) | -1.0, +2.0 | +0.5 ± 2.1 | 1/2 |" in md
+    assert f"| {names[3]} | % illegal elbows+knees | -2.5, -2.5 | -2.5 ± 0.0 | 2/2 |" in md
+    # The main table's paired column: the same differences.
+    assert f"| {names[3]} | 65.5 ± 4.9 | +0.5 ± 2.1 | 66.5 ± 4.9 |" in md
+    assert "labelled 5, 6 for seeds 0, 1" in md
+
+
+# ----------------------------------------------------------------------------------------------
+# Frame rate.
+# ----------------------------------------------------------------------------------------------
+def test_resample_motion_to_10_fps_keeps_recorded_frames_and_interpolates():
+    poses = np.random.default_rng(0).normal(size=(11, 17, 3))
+    seq = common.Sequence("S9", "Walking_1", poses)
+    assert temporal.resample_motion([seq], common.FPS)[0] is seq
+    (out,) = temporal.resample_motion([seq], 10.0)
+    assert (out.subject, out.name) == ("S9", "Walking_1")
+    assert out.poses.shape == (5, 17, 3)  # source frames 0, 2.5, 5, 7.5, 10
+    np.testing.assert_array_equal(out.poses[0::2], poses[[0, 5, 10]])
+    np.testing.assert_allclose(out.poses[1], 0.5 * (poses[2] + poses[3]), rtol=1e-12)
+    np.testing.assert_allclose(out.poses[3], 0.5 * (poses[7] + poses[8]), rtol=1e-12)
+    with pytest.raises(ValueError, match="cannot give 50 fps"):
+        temporal.resample_motion([seq], 50.0)
+
+
+def test_noise_at_rate_keeps_the_correlation_time():
+    noise = temporal.NoiseModel()
+    assert temporal.noise_at_rate(noise, 25.0) == noise
+    ten = temporal.noise_at_rate(noise, 10.0)
+    assert ten.rho == pytest.approx(0.95**2.5, rel=1e-12)  # 0.8796 per 100 ms frame
+    # Correlation after 200 ms: 5 frames at 25 fps, 2 at 10 fps.
+    assert ten.rho**2 == pytest.approx(noise.rho**5, rel=1e-12)
+    assert dataclasses.replace(ten, rho=noise.rho) == noise  # nothing else changes
+
+
+def test_evaluate_scores_the_frames_at_multiples_of_200_ms():
+    (stream,) = _smooth_streams(1, 40, seed=7)
+    pred = stream.gt.copy()
+    pred[::4, 3, 0] += 16.0  # 16 mm on one of 16 joints every 4th frame: 1 mm on those frames
+    at25 = temporal.evaluate([pred], [stream], 25.0)
+    # 200 ms = every 5th frame at 25 fps: frames 0, 5, ..., 35; of those, 0, 20 are hit.
+    assert at25["mpjpe_200ms_frames"] == pytest.approx(2 / 8, rel=1e-9)
+    assert at25["mpjpe_frame_mean"] == pytest.approx(10 / 40, rel=1e-9)
+    at10 = temporal.evaluate([pred], [stream], 10.0)
+    # every 2nd frame at 10 fps: 20 frames, of which 0, 4, ..., 36 (10) are hit.
+    assert at10["mpjpe_200ms_frames"] == pytest.approx(10 / 20, rel=1e-9)
+    assert temporal.evaluate([pred], [stream], 12.0)["mpjpe_200ms_frames"] is None
+    delayed = [np.concatenate([stream.gt[:2], stream.gt[:-2]])]
+    assert temporal.evaluate(delayed, [stream], 10.0)["lag_ms"] == pytest.approx(200.0, abs=10)
+    assert at25["bone_std_mean_mm"] == pytest.approx(np.mean(at25["bone_std_mm"]), rel=1e-12)
+
+
+def test_frame_rate_summary_and_markdown_from_stored_results():
+    from experiments import frame_rate
+
+    def rate(fps, raw, tp20, tp4):
+        row = {"pa_mpjpe": 1.0, "bone_std_mean_mm": 2.0, "lag_ms": 3.0, "latency": 0}
+
+        def r(v):
+            return dict(row, mpjpe_frame_mean=v + 0.5, mpjpe_200ms_frames=v)
+
+        cfg = dataclasses.asdict(
+            dataclasses.replace(
+                frame_rate.DEFAULT,
+                frame_rate=fps,
+                noise=temporal.noise_at_rate(frame_rate.DEFAULT.noise, fps),
+            )
+        )
+        return {
+            "config": cfg,
+            "n_fit_frames": int(4 * fps),
+            "n_val_frames": int(fps),
+            "n_test_frames": int(2 * fps),
+            "noises": {
+                "limb": {
+                    "rows": {
+                        "raw per-frame poses": r(raw),
+                        "TP-Net online N=20": r(tp20),
+                        "TP-Net online N=4": r(tp4),
+                    },
+                    "curves": {
+                        "TP-Net online N=20": {
+                            "val_curve": [50.0, 49.0],
+                            "best_epoch": 2,
+                            "train_s": 10.0,
+                            "train_cpu_s": 15.0,
+                        }
+                    },
+                }
+            },
+            "wall_s": 1.0,
+            "cpu_s": 2.0,
+        }
+
+    results = {
+        "frame_rates": [25.0, 10.0],
+        "rates": {"25": rate(25.0, 55.0, 50.0, 48.0), "10": rate(10.0, 56.0, 47.0, 49.0)},
+    }
+    s = frame_rate.summary(results)
+    assert list(s) == [20, 4]
+    assert s[20]["25"] == {"raw": 55.0, "tp_net": 50.0, "gain": -5.0}
+    assert s[20]["10"]["gain"] == -9.0
+    stored = common.make_record("experiments.frame_rate", [], results, 3.0, 4.0, "test")
+    md = frame_rate.to_markdown(json.loads(common.dumps(stored)))
+    assert "| 20 | 55.0 -> 50.0 (-5.0) | 56.0 -> 47.0 (-9.0) | -3.0 | -4.0 |" in md
+    assert "| 4 | 55.0 -> 48.0 (-7.0) | 56.0 -> 49.0 (-7.0) | +1.0 | +0.0 |" in md
+    assert "| 10 | TP-Net online N=20 | 2000 ms | 47.5 | 47.0 |" in md
+    assert "| 25 | TP-Net online N=20 | 800 ms | 50.5 | 50.0 |" in md
+    assert "correlation time of 0.78 s" in md
 
 
 # ----------------------------------------------------------------------------------------------
