@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
         return {}
-    t0, cpu0 = time.time(), time.process_time()
+    t0, cpu0, commit = time.time(), time.process_time(), common.git_commit()
     results = run(cfg, motion_dir)
     stored = common.make_record(
         "experiments.frame_rate",
@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
         wall_s=time.time() - t0,
         cpu_s=time.process_time() - cpu0,
         provenance="a run of the command above; every figure is this run's output.",
+        commit=commit,
     )
     common.write_results(stored, to_markdown, args.out)
     return results
