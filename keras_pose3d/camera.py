@@ -30,9 +30,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -215,39 +213,6 @@ def _distort(x, y, k1, k2, k3, p1, p2, model):
         x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
         y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y,
     )
-
-
-def project_tf(points_cam, intrinsics, distortion=None, model: str = "h36m"):
-    """TensorFlow version of `project_points` (same arguments and broadcasting, float32 math).
-
-    Args:
-        points_cam: (..., 3) tensor.
-        intrinsics: (4,) or (B, 4) fx, fy, cx, cy.
-        distortion: (5,) or (B, 5) k1, k2, k3, p1, p2, or None.
-        model: "h36m" or "opencv".
-
-    Returns:
-        (..., 2) float32 pixels.
-    """
-    import tensorflow as tf  # local: the rest of this module is used by Beam jobs without TF
-
-    _check_model(model)
-    points = tf.cast(tf.convert_to_tensor(points_cam), tf.float32)
-    rank = points.shape.rank
-
-    def expand(params):
-        params = tf.cast(tf.convert_to_tensor(params), tf.float32)
-        while params.shape.rank < rank:
-            params = tf.expand_dims(params, -2)
-        return params
-
-    intr = expand(intrinsics)
-    dist = expand(tf.zeros([5]) if distortion is None else distortion)
-    x = points[..., 0] / points[..., 2]
-    y = points[..., 1] / points[..., 2]
-    k1, k2, k3, p1, p2 = (dist[..., i] for i in range(5))
-    x_d, y_d = _distort(x, y, k1, k2, k3, p1, p2, model)
-    return tf.stack([intr[..., 0] * x_d + intr[..., 2], intr[..., 1] * y_d + intr[..., 3]], -1)
 
 
 def rotation_xyz(rx: float, ry: float, rz: float) -> np.ndarray:
@@ -512,25 +477,6 @@ def load_h36m_cameras(metadata_xml_path: str | os.PathLike) -> dict[tuple[str, s
     return load_h36m_metadata(metadata_xml_path).cameras
 
 
-def camera_from_mmpose(entry: Mapping, camera_id: str | None = None) -> Camera:
-    """Converts one mmpose `cameras.pkl` H36M entry (R camera->world, T metres) to a Camera."""
-    R_c2w = np.asarray(entry["R"], dtype=np.float64)
-    return Camera(
-        id=str(camera_id or entry.get("id", "")),
-        R_w2c=R_c2w.T,
-        t_centre_world=np.asarray(entry["T"], dtype=np.float64).reshape(3) * 1000.0,
-        fx=np.ravel(entry["f"])[0],
-        fy=np.ravel(entry["f"])[1],
-        cx=np.ravel(entry["c"])[0],
-        cy=np.ravel(entry["c"])[1],
-        k=np.ravel(entry["k"]),
-        p=np.ravel(entry["p"]),
-        width=int(entry["w"]),
-        height=int(entry["h"]),
-        distortion_model="h36m",
-    )
-
-
 # ----------------------------------------------------------------------------------------------
 # MPI-INF-3DHP training cameras: camera.calibration ("Skeletool Camera Calibration File V1.0").
 # ----------------------------------------------------------------------------------------------
@@ -705,11 +651,3 @@ def load_3dhp_test_calib(
             )
         )
     return cameras
-
-
-def h36m_subject_camera_from_imgname(imgname: str) -> tuple[str, str]:
-    """("S1", "54138969") from a frame name like "S1/S1_Directions_1.54138969/..._000001.jpg"."""
-    match = re.search(r"(S\d+)_[^/]*\.(\d{8})_\d+\.jpg$", imgname)
-    if match is None:
-        raise ValueError(f"cannot read subject and camera from image name {imgname!r}")
-    return match.group(1), match.group(2)

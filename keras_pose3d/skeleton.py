@@ -349,11 +349,6 @@ def mpii_to_h36m17(pose: np.ndarray) -> np.ndarray:
     return out
 
 
-def mpi3dhp28_to_17(pose: np.ndarray) -> np.ndarray:
-    """(..., 28, D) -> (..., 17, D) 3DHP relevant joints."""
-    return np.asarray(pose)[..., MPI3DHP17_FROM_28, :]
-
-
 def mpi3dhp17_to_mpii(pose: np.ndarray) -> np.ndarray:
     """(..., 17, D) 3DHP-17 -> (..., 16, D) MPII-16 (thorax, upper neck approximate)."""
     return np.asarray(pose)[..., MPII_FROM_MPI3DHP17, :]

@@ -1,8 +1,7 @@
-"""Skeleton fitting: exact target lengths, preserved directions, fixed point, TF == NumPy."""
+"""Skeleton fitting: exact target lengths, preserved directions, fixed point, hand values."""
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_pose3d import skeleton
 from keras_pose3d.inference import fitting
@@ -69,13 +68,6 @@ def test_degenerate_bone_still_gets_its_length():
     pose[0] = pose[1]  # zero-length shin
     fitted = fitting.fit_skeleton(pose)
     np.testing.assert_allclose(skeleton.bone_lengths(fitted), skeleton.STANDARD_BONE_LENGTHS_MM)
-
-
-def test_tf_version_matches_numpy():
-    pose = _random_poses(4, seed=3)
-    np.testing.assert_allclose(
-        fitting.fit_skeleton_tf(tf.constant(pose)).numpy(), fitting.fit_skeleton(pose), atol=1e-9
-    )
 
 
 def test_sequence_bone_lengths_is_the_median():

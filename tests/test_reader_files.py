@@ -171,7 +171,6 @@ def test_truncated_avi_raises_after_its_frames(tmp_path):
         for index, _ in reader:
             seen.append(index)
     assert 0 < reader.frames_total == len(seen) < 20 and reader.truncated
-    assert h36m.count_video_frames(cut) == reader.frames_total
     # A count known from elsewhere (H36M metadata.xml) that the stream reaches settles it.
     settled = h36m.VideoReader(cut, expected_frames=reader.frames_total)
     assert len(list(settled)) == reader.frames_total and not settled.truncated

@@ -20,6 +20,11 @@ from tests.conftest import require_realdata
 # ==============================================================================================
 # MPII
 # ==============================================================================================
+def _read_persons(path):
+    """Every person of an annotation file, read as the MPII job reads it."""
+    return list(mpii.iter_persons(mpii.load_mat(path), source=str(path)))
+
+
 @pytest.fixture(scope="module")
 def mpii_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("mpii")
@@ -42,7 +47,7 @@ def test_mpii_fixture_is_as_awkward_as_the_real_file(mpii_tree):
 
 def test_mpii_reader_recovers_every_person_exactly(mpii_tree):
     root, expected = mpii_tree
-    persons = mpii.read_persons(root / mpii.ANNOTATION_FILE)
+    persons = _read_persons(root / mpii.ANNOTATION_FILE)
     by_key = {(p.image_index, p.person_index): p for p in persons}
     # 6 persons of training images + 1 test person (image 2).
     assert len(persons) == len(expected["persons"]) + expected["test_persons"]
@@ -69,7 +74,7 @@ def test_mpii_reader_recovers_every_person_exactly(mpii_tree):
 def test_mpii_reader_counts_all_three_is_visible_encodings(mpii_tree):
     root, expected = mpii_tree
     counts = collections.Counter()
-    for p in mpii.read_persons(root / mpii.ANNOTATION_FILE):
+    for p in _read_persons(root / mpii.ANNOTATION_FILE):
         for enc, flag, ann in zip(p.visible_encoding, p.is_visible, p.annotated):
             if ann:
                 counts[(enc, int(flag))] += 1
@@ -110,7 +115,7 @@ def test_mpii_split_files(tmp_path, mpii_tree):
     (tmp_path / "names.txt").write_text("000000001.jpg\n000000001.jpg\n")
     names = mpii.read_split_file(tmp_path / "names.txt")
     persons = {
-        (p.image_index, p.person_index): p for p in mpii.read_persons(root / mpii.ANNOTATION_FILE)
+        (p.image_index, p.person_index): p for p in _read_persons(root / mpii.ANNOTATION_FILE)
     }
     assert mpii.split_of(persons[(0, 1)], pairs) == "validation"
     assert mpii.split_of(persons[(0, 0)], pairs) == "train"
@@ -130,12 +135,12 @@ def test_mpii_errors_name_the_file(tmp_path):
     bad = tmp_path / "broken.mat"
     bad.write_bytes(b"not a mat file at all" * 10)
     with pytest.raises(ValueError, match="broken.mat"):
-        mpii.read_persons(bad)
+        _read_persons(bad)
     scipy.io.savemat(tmp_path / "other.mat", {"foo": np.ones(3)})
     with pytest.raises(KeyError, match=r"other.mat.*'RELEASE'.*\['foo'\]"):
-        mpii.read_persons(tmp_path / "other.mat")
+        _read_persons(tmp_path / "other.mat")
     with pytest.raises(FileNotFoundError, match="nothere.mat"):
-        mpii.read_persons(tmp_path / "nothere.mat")
+        _read_persons(tmp_path / "nothere.mat")
 
 
 @pytest.mark.realdata
@@ -143,7 +148,7 @@ def test_mpii_reader_on_the_real_validation_release():
     """Faithfulness: the real file's encodings (datasets.md 2.3) and Newell's valid.h5 agree."""
     mat_path = require_realdata("mpii", "mpii_val_release_format.mat")
     h5_path = require_realdata("mpii", "valid.h5")
-    persons = mpii.read_persons(mat_path)
+    persons = _read_persons(mat_path)
     assert len(persons) == 2958
     counts = collections.Counter()
     for p in persons:
@@ -231,7 +236,6 @@ def test_video_reader_stride_limit_and_frame_identity(tmp_path):
     assert [i for i, _ in frames] == [0, 3]
     assert [fr.level_to_frame(f[24, 32, 0]) for _, f in frames] == [0, 3]
     assert reader.frames_total == 7
-    assert h36m.count_video_frames(path) == 7
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 100)
     with pytest.raises(ValueError, match="bad.mp4"):
         list(h36m.VideoReader(tmp_path / "bad.mp4"))
@@ -333,7 +337,9 @@ def test_3dhp_test_annotations_v73(tmp_path):
     np.testing.assert_allclose(got["joints_3d_univ"], exp["univ"][:, idx], rtol=0, atol=0)
     np.testing.assert_array_equal(got["valid"], exp["valid"] == 1)
     np.testing.assert_array_equal(got["activity"], exp["activity"].astype(int))
-    np.testing.assert_array_equal(m3.read_test_valid_frames(path), [0, 1, 3, 4])
+    valid, total = m3.read_test_frame_validity(path)
+    np.testing.assert_array_equal(valid, [0, 1, 3, 4])
+    assert total == 6
     assert m3.test_image_path("/t", "TS1", 0) == "/t/TS1/imageSequence/img_000001.jpg"
     img = cv2.imread(m3.test_image_path(str(tmp_path), "TS1", 4))
     assert fr.level_to_frame(img[5, 5, 0]) == 4

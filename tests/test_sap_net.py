@@ -2,7 +2,9 @@
 and the paper-size network's parameters and FLOPs against Zhou et al.'s."""
 
 import dataclasses
+import json
 import pathlib
+import zipfile
 
 import keras
 import numpy as np
@@ -85,6 +87,34 @@ def test_config_round_trip_keeps_every_argument():
     assert SAPNet.from_config(old).decoder.threshold == 0.0
 
 
+def test_defaults_are_the_model_configs():
+    import inspect
+
+    parameters = inspect.signature(SAPNet.__init__).parameters
+    for field in dataclasses.fields(kc.ModelConfig):
+        assert parameters[field.name].default == field.default, field.name
+
+
+def test_a_keras_file_saved_before_the_newer_arguments_reloads_as_it_was(images, tmp_path):
+    # A model of the days before num_modules and decode_threshold: 1 module, plain centroid.
+    keras.utils.set_random_seed(0)
+    model = SAPNet(**TINY, num_modules=1, decode_threshold=0.0)
+    path = tmp_path / "old.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as z:
+        files = {name: z.read(name) for name in z.namelist()}
+    config = json.loads(files["config.json"])
+    for key in ("num_modules", "decode_threshold"):
+        del config["config"][key]
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.num_modules == 1 and reloaded.decoder.threshold == 0.0
+    np.testing.assert_array_equal(reloaded(images)["pose_2d"], model(images)["pose_2d"])
+
+
 def test_build_model_takes_the_decoder_threshold_from_the_config():
     from keras_pose3d.training.trainer import build_model
 
@@ -116,7 +146,7 @@ def test_outputs_are_consistent(tiny_model, images):
         assert value.dtype == tf.float32
     np.testing.assert_array_equal(out["pose_3d"][..., :2], out["pose_2d"])
     np.testing.assert_array_equal(out["pose_3d"][..., 2], out["depth"])
-    decoded = HeatmapDecoder(32, 8)(out["heatmaps"][:, -1])
+    decoded = HeatmapDecoder(32, 8, threshold=tiny_model.decode_threshold)(out["heatmaps"][:, -1])
     np.testing.assert_allclose(out["pose_2d"], decoded, atol=1e-6)
     assert np.all(np.abs(out["pose_2d"].numpy()) <= 1.0)
     # The batch dict of the data pipeline is accepted as it is.

@@ -26,12 +26,6 @@ def input_to_heatmap_px(joints_px: tf.Tensor, input_size: int, heatmap_size: int
     return (tf.convert_to_tensor(joints_px, tf.float32) + 0.5) * ratio - 0.5
 
 
-def heatmap_to_input_px(joints_px: tf.Tensor, input_size: int, heatmap_size: int) -> tf.Tensor:
-    """Heatmap pixels (..., 2) -> network-input pixels (..., 2); inverse of the above."""
-    ratio = float(input_size) / float(heatmap_size)
-    return (tf.convert_to_tensor(joints_px, tf.float32) + 0.5) * ratio - 0.5
-
-
 def heatmap_weights(joints_2d_px: tf.Tensor, visibility: tf.Tensor, size: int) -> tf.Tensor:
     """1 for visible joints whose position lies on the grid, else 0.
 

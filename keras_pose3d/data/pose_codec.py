@@ -25,8 +25,9 @@ at evaluation, as the paper's protocol assumes):
     X_j = (u_j - cx) * Z_j / fx,  Y_j = (v_j - cy) * Z_j / fy
 
 For undistorted pinhole data `decode_pose_3d(encode_pose_3d(P))` recovers P (mm) up to float
-round-off. Every function exists for NumPy (plain name) and TensorFlow (`_tf` suffix); both run
-the same formula code (`_Ops` below), so they cannot drift apart.
+round-off. Every function exists for NumPy (plain name); those the tf.data pipeline and the
+serving graphs run also for TensorFlow (`_tf` suffix). Both run the same formula code (`_Ops`
+below), so they cannot drift apart.
 
 Shapes: `...` is any batch shape (B, or B x T), J joints, intrinsics (..., 4) = fx, fy, cx, cy.
 """
@@ -238,25 +239,6 @@ def depth_target_tf(
     """TF version of `depth_target`."""
     j3d = _tf(joints_3d_mm)
     return _depth_target(_TF, j3d, _tf(intrinsics, j3d.dtype), input_size, root)
-
-
-def project_pinhole_tf(joints_3d_mm: tf.Tensor, intrinsics: tf.Tensor) -> tf.Tensor:
-    """TF version of `project_pinhole`."""
-    j3d = _tf(joints_3d_mm)
-    return _project_pinhole(_TF, j3d, _tf(intrinsics, j3d.dtype))
-
-
-def encode_pose_3d_tf(
-    joints_3d_mm: tf.Tensor,
-    intrinsics: tf.Tensor,
-    input_size: int,
-    joints_2d_px: tf.Tensor | None = None,
-    root: int = skeleton.ROOT,
-) -> tf.Tensor:
-    """TF version of `encode_pose_3d`."""
-    j3d = _tf(joints_3d_mm)
-    j2d = None if joints_2d_px is None else _tf(joints_2d_px, j3d.dtype)
-    return _encode_pose_3d(_TF, j3d, _tf(intrinsics, j3d.dtype), input_size, j2d, root)
 
 
 def decode_pose_3d_tf(

@@ -122,18 +122,6 @@ def loss_surfaces(
     }
 
 
-def mirror_solution(pose: np.ndarray) -> np.ndarray:
-    """The other left-elbow position with the same x, y and the same upper-arm length.
-
-    Keeps the image position (x, y) and solves |e - shoulder| = |e_gt - shoulder| for z: the
-    two roots are the true depth and its mirror about the shoulder depth.
-    """
-    s = pose[skeleton.J["l_shoulder"]]
-    e = pose[L_ELBOW].copy()
-    e[2] = 2.0 * s[2] - e[2]
-    return e
-
-
 def real_pose(
     motion_dir: pathlib.Path = REALDATA_MOTION, half_range: float = 0.35
 ) -> np.ndarray | None:

@@ -53,7 +53,6 @@ PUBLISHED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Mean", metrics.MEAN_WEIGHTED),
     ("Mean (unweighted)", metrics.MEAN_UNWEIGHTED),
 )
-NUM_VALIDATION_PERSONS = 2958
 
 
 def load_tompson_gt(path: str | pathlib.Path) -> dict[str, np.ndarray]:

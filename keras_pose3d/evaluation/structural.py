@@ -30,7 +30,6 @@ PAPER_BONE_STD = {
     "thigh": (61.3, 48.8),
     "shin": (68.8, 48.3),
 }
-PAPER_ILLEGAL_PCT = {"SAP-Net": 0.8, "Zhou et al.": 1.4}
 
 
 def structural_validity(poses_mm: np.ndarray, sequences: Sequence[str]) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from keras_pose3d import skeleton
 
@@ -111,27 +110,6 @@ def fit_skeleton(
         )
         out[..., j, :] = out[..., p, :] + unit * table[j]
     return out
-
-
-def fit_skeleton_tf(
-    pose: tf.Tensor,
-    lengths: Mapping | Sequence[float] | np.ndarray | None = None,
-    parents: Sequence[int] = skeleton.MPII_PARENTS,
-) -> tf.Tensor:
-    """TensorFlow version of `fit_skeleton` for use inside a graph: (..., J, 3) -> (..., J, 3)."""
-    pose = tf.convert_to_tensor(pose)
-    table = bone_length_table(lengths, parents)
-    joints = [None] * len(parents)
-    order = topological_order(parents)
-    joints[order[0]] = pose[..., order[0], :]
-    degenerate = tf.constant(DEGENERATE_DIRECTION, pose.dtype)
-    for j in order[1:]:
-        p = parents[j]
-        bone = pose[..., j, :] - pose[..., p, :]
-        norm = tf.norm(bone, axis=-1, keepdims=True)
-        unit = tf.where(norm > MIN_BONE_MM, bone / tf.maximum(norm, MIN_BONE_MM), degenerate)
-        joints[j] = joints[p] + unit * tf.constant(table[j], pose.dtype)
-    return tf.stack(joints, axis=-2)
 
 
 def sequence_bone_lengths(

@@ -13,6 +13,9 @@ from keras_pose3d.layers.hourglass import SUPPORTED_DOWNSAMPLE, StackedHourglass
 # `train.stages[].trainable` accepts; the config stays TensorFlow-free, so it owns them) ->
 # attribute of the model (attribute names are checkpoint keys, so they stay as they are).
 PARTS = dict(zip(PART_NAMES, ("hourglass", "depth_regressor"), strict=True))
+# Arguments added after models were first saved, with the value those models were built with: a
+# saved config without one describes that network, whatever the default is now.
+LEGACY_ARGUMENTS = {"num_modules": 1, "decode_threshold": 0.0}
 
 
 @keras.saving.register_keras_serializable(package="keras_pose3d")
@@ -37,11 +40,11 @@ class SAPNet(keras.Model):
         heatmap_size: int. Heatmap side h; S / h must be 4 (paper), 2 or 1 (tiny tests).
         depth_combine: "sum" (Zhou et al.) or "concat", see `DepthRegressor`.
         decode: "local_soft_argmax" or "soft_argmax", see `HeatmapDecoder`.
-        decode_threshold: float in [0, 1), `HeatmapDecoder`'s `threshold` (0 for models saved
-            before it existed).
+        decode_threshold: float in [0, 1), `HeatmapDecoder`'s `threshold` (0.5, as
+            `config.ModelConfig`; models saved before it existed reload with 0).
         num_modules: int. Residuals at each place of an hourglass and after each hourglass
-            (2 in Zhou et al.'s code, `nModules`; 1 is the lighter variant and the default, so
-            models saved before the argument existed reload unchanged).
+            (2 in Zhou et al.'s code, `nModules`; 1, as `config.ModelConfig`, is the lighter
+            variant; models saved before the argument existed reload with 1).
         **kwargs: passed to `keras.Model` (name, trainable).
 
     Call: image (B, S, S, 3) float in [0, 1] (or {"image": ...}) -> dict
@@ -60,7 +63,7 @@ class SAPNet(keras.Model):
         heatmap_size: int = 64,
         depth_combine: str = "sum",
         decode: str = "local_soft_argmax",
-        decode_threshold: float = 0.0,
+        decode_threshold: float = 0.5,
         num_modules: int = 1,
         **kwargs,
     ):
@@ -145,7 +148,7 @@ class SAPNet(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**{**LEGACY_ARGUMENTS, **config})
 
 
 def _validate(input_size, heatmap_size, hourglass_depth, depth_blocks):

@@ -237,15 +237,3 @@ class VideoReader:
         if self.expected_frames is not None and self.frames_total >= self.expected_frames:
             return False
         return 0 < self.frames_total < self.frames_announced
-
-
-def count_video_frames(path: str | os.PathLike) -> int:
-    """Frames a video actually delivers (sequential grab; CAP_PROP_FRAME_COUNT is unreliable)."""
-    reader = VideoReader(path, stride=1 << 30, limit=0)
-    try:
-        for _ in reader:
-            pass
-    except ValueError:
-        if not reader.truncated:  # a truncated video still delivers its frames: count them
-            raise
-    return reader.frames_total

@@ -266,8 +266,3 @@ def read_test_frame_validity(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             raise KeyError(f"{path}: missing dataset 'valid_frame' (found {sorted(f)})")
         valid = np.asarray(f["valid_frame"]).reshape(-1)
     return np.flatnonzero(valid == 1), int(valid.size)
-
-
-def read_test_valid_frames(path: str | os.PathLike) -> np.ndarray:
-    """0-based indices of the frames with `valid_frame` == 1 (reads only that dataset)."""
-    return read_test_frame_validity(path)[0]

@@ -268,11 +268,6 @@ def iter_persons(mat: dict[str, Any], source: str = "<mat>") -> Iterator[MpiiPer
         )
 
 
-def read_persons(path: str | os.PathLike) -> list[MpiiPerson]:
-    """Every person of an MPII annotation .mat (see `iter_persons`)."""
-    return list(iter_persons(load_mat(path), source=os.fspath(path)))
-
-
 # ----------------------------------------------------------------------------------------------
 # The train / validation split.
 # ----------------------------------------------------------------------------------------------
