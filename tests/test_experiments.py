@@ -175,7 +175,7 @@ def test_evaluate_scores_the_frames_at_multiples_of_200_ms():
 def test_frame_rate_summary_and_markdown_from_stored_results():
     from experiments import frame_rate
 
-    def rate(fps, raw, tp20, tp4):
+    def rate(fps, raw, tp20, tp4, euro):
         row = {"pa_mpjpe": 1.0, "bone_std_mean_mm": 2.0, "lag_ms": 3.0, "latency": 0}
 
         def r(v):
@@ -188,6 +188,7 @@ def test_frame_rate_summary_and_markdown_from_stored_results():
                 noise=temporal.noise_at_rate(frame_rate.DEFAULT.noise, fps),
             )
         )
+        curve = {"val_curve": [50.0, 49.0], "best_epoch": 2, "train_s": 10.0, "train_cpu_s": 15.0}
         return {
             "config": cfg,
             "n_fit_frames": int(4 * fps),
@@ -197,17 +198,11 @@ def test_frame_rate_summary_and_markdown_from_stored_results():
                 "limb": {
                     "rows": {
                         "raw per-frame poses": r(raw),
+                        f"1-Euro (fc={euro} Hz, beta=0.0)": r(raw - 5.0),
                         "TP-Net online N=20": r(tp20),
                         "TP-Net online N=4": r(tp4),
                     },
-                    "curves": {
-                        "TP-Net online N=20": {
-                            "val_curve": [50.0, 49.0],
-                            "best_epoch": 2,
-                            "train_s": 10.0,
-                            "train_cpu_s": 15.0,
-                        }
-                    },
+                    "curves": {"TP-Net online N=20": curve},
                 }
             },
             "wall_s": 1.0,
@@ -215,19 +210,30 @@ def test_frame_rate_summary_and_markdown_from_stored_results():
         }
 
     results = {
+        "seeds": [0, 1],
         "frame_rates": [25.0, 10.0],
-        "rates": {"25": rate(25.0, 55.0, 50.0, 48.0), "10": rate(10.0, 56.0, 47.0, 49.0)},
+        "runs": {
+            # Seed 0: 10 fps gains 4 mm more at N = 20; seed 1: 1 mm less.
+            "0": {"25": rate(25.0, 55.0, 50.0, 48.0, 1.0), "10": rate(10.0, 56.0, 47.0, 49.0, 2.0)},
+            "1": {"25": rate(25.0, 54.0, 48.0, 47.0, 1.0), "10": rate(10.0, 55.0, 50.0, 48.0, 1.0)},
+        },
     }
     s = frame_rate.summary(results)
     assert list(s) == [20, 4]
-    assert s[20]["25"] == {"raw": 55.0, "tp_net": 50.0, "gain": -5.0}
-    assert s[20]["10"]["gain"] == -9.0
+    assert s[20]["25"] == {"raw": [55.0, 54.0], "tp_net": [50.0, 48.0], "gain": [-5.0, -6.0]}
+    assert s[20]["10"]["gain"] == [-9.0, -5.0]
     stored = common.make_record("experiments.frame_rate", [], results, 3.0, 4.0, "test")
     md = frame_rate.to_markdown(json.loads(common.dumps(stored)))
-    assert "| 20 | 55.0 -> 50.0 (-5.0) | 56.0 -> 47.0 (-9.0) | -3.0 | -4.0 |" in md
-    assert "| 4 | 55.0 -> 48.0 (-7.0) | 56.0 -> 49.0 (-7.0) | +1.0 | +0.0 |" in md
-    assert "| 10 | TP-Net online N=20 | 2000 ms | 47.5 | 47.0 |" in md
-    assert "| 25 | TP-Net online N=20 | 800 ms | 50.5 | 50.0 |" in md
+    # 10 - 25 fps: TP-Net -3, +2 (mean -0.5, std 3.5); gain -4, +1 (mean -1.5, std 3.5).
+    assert (
+        "| 20 | 54.5 -> 49.0 (-5.5) | 55.5 -> 48.5 (-7.0) | -0.5 ± 3.5 (-3.0, +2.0) "
+        "| -1.5 ± 3.5 (-4.0, +1.0) | 1/2 |"
+    ) in md
+    assert "| 10 | TP-Net online N=20 | 2000 ms | 49.0 ± 2.1 | 48.5 ± 2.1 |" in md
+    assert "| 25 | TP-Net online N=20 | 800 ms | 49.5 ± 1.4 | 49.0 ± 1.4 |" in md
+    # Filters tuned differently per seed are one row (by method), their parameters listed.
+    assert "| 10 | 1-Euro |  | 51.0 ± 0.7 | 50.5 ± 0.7 |" in md
+    assert "seed 0 10 fps: 1-Euro (fc=2.0 Hz, beta=0.0)" in md
     assert "correlation time of 0.78 s" in md
 
 
