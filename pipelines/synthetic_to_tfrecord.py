@@ -4,9 +4,10 @@
         --sequences_per_subject 2 --frames_per_sequence 100 --crop_size 128 --seed 0
 
 Writes `train-*` (3D subjects and the 2D-only `2d_*` subjects), `validation-*` and, with
-`--num_test_subjects`, `test-*` (the last subjects, 3D) shards, `manifest.json` and the dead-letter file via `pipelines.running`. The
-output is a pure function of the flags: reruns are byte-identical. Any Beam flag passes
-through (e.g. `--direct_num_workers=2 --direct_running_mode=multi_processing`).
+`--num_test_subjects`, `test-*` (the last subjects, 3D) shards, `manifest.json` and the
+dead-letter file via `pipelines.running`. The output is a pure function of the flags: reruns
+are byte-identical. Any Beam flag passes through (e.g. `--direct_num_workers=2
+--direct_running_mode=multi_processing`).
 
 `ensure_synthetic_dataset` is the trainer's entry: it runs this job unless a complete dataset
 made with the same parameters is already there.
