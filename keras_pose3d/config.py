@@ -427,6 +427,14 @@ class RuntimeConfig:
     # run several workers on one small machine (tests, the README's two local workers).
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    # Bitwise-repeatable training on CPUs, whatever else runs on the machine: TensorFlow's op
+    # determinism, and its oneDNN CPU kernels off (TF_ENABLE_ONEDNN_OPTS=0, set before
+    # TensorFlow loads). A oneDNN primitive called from a thread of TensorFlow's own intra-op
+    # pool runs single-threaded (MklDnnThreadPool.get_in_parallel), and its reductions then
+    # add in another order; which thread calls it depends on scheduling, so on a busy machine
+    # one run in several parted from the others (docs/training.md, "Runs that repeat").
+    # Eigen's kernels split work by the pool's size only.
+    deterministic: bool = False
 
     def __post_init__(self):
         _check(
@@ -498,7 +506,17 @@ class Config:
 
     def to_dict(self) -> dict:
         plain = _to_plain(self)
-        order = ("data", "model", "loss", "train", "runtime", "export", "eval", "temporal", "report")
+        order = (
+            "data",
+            "model",
+            "loss",
+            "train",
+            "runtime",
+            "export",
+            "eval",
+            "temporal",
+            "report",
+        )
         return {k: plain[k] for k in order}
 
     def to_yaml(self) -> str:
@@ -673,10 +691,16 @@ def _override_for(message: str, overrides: typing.Sequence[str]) -> str | None:
     found = re.match(r"config key '([^']+)'", message)
     if not found:
         return None
-    # train.stages[structure].steps and train.stages.structure.steps name the same key.
-    key = re.sub(r"\[([^\]]+)\]", r".\1", found.group(1))
+
+    # train.stages[structure].steps, train.stages[2].steps and train.stages.structure.steps
+    # (--set addresses stages by name) are compared as train.stages.*.steps.
+    def pattern(dotted: str) -> str:
+        dotted = re.sub(r"\[([^\]]+)\]", r".\1", dotted)
+        return re.sub(r"(^|\.)stages\.[^.]+", r"\1stages.*", dotted)
+
+    key = pattern(found.group(1))
     for assignment in overrides:
-        dotted = assignment.split("=", 1)[0].strip()
+        dotted = pattern(assignment.split("=", 1)[0].strip())
         if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
             return assignment
     return None

@@ -140,17 +140,32 @@ def test_bad_values_name_the_field(tmp_path, override, field):
 def test_bad_values_say_what_was_expected(tmp_path):
     path = _write(tmp_path, _tree())
     cases = {
-        "train.log_every=-2": "config key 'train.log_every' (in {}): must be positive, got -2",
+        "train.log_every=-2": "config key 'train.log_every' (from --set {}): must be positive, "
+        "got -2",
         "train.stages.a.trainable=[hourglas]": (
-            "config key 'train.stages[a].trainable' (in {}): unknown part 'hourglas' "
+            "config key 'train.stages[a].trainable' (from --set {}): unknown part 'hourglas' "
             "(did you mean 'hourglass'?); valid: ('hourglass', 'depth')"
         ),
-        "train.stages.a.losses=[]": "config key 'train.stages[a].losses' (in {}): is empty",
+        "train.stages.a.losses=[]": "config key 'train.stages[a].losses' (from --set {}): is empty",
+        "train.stages.a.learning_rate=.inf": "config key 'train.stages[0].learning_rate' (from "
+        "--set {}): expected a finite number, got inf",
     }
     for override, message in cases.items():
         with pytest.raises(kc.ConfigError) as e:
             kc.load_config(path, [override])
-        assert str(e.value) == message.format(path)
+        # The key came from the command line: the message names the --set, not the file.
+        assert str(e.value) == message.format(override)
+    # A bad value in the file itself still names the file.
+    bad = _tree()
+    bad["train"]["log_every"] = -2
+    with pytest.raises(kc.ConfigError, match=r"'train.log_every' \(in .*c.yaml\)"):
+        kc.load_config(_write(tmp_path, bad))
+
+
+def test_unparsable_set_value_is_one_clear_error(tmp_path):
+    path = _write(tmp_path, _tree())
+    with pytest.raises(kc.ConfigError, match=r"--set data.augment=\{: the value is not valid YAML"):
+        kc.load_config(path, ["data.augment={"])
 
 
 def test_exponent_without_a_dot_is_a_number(tmp_path):

@@ -17,7 +17,7 @@ from tests.test_tp_net import _ConstantPose
 
 def test_native_rates_from_the_dataset_notes():
     assert frame_rates.source_frame_rate("h36m", "S9", "Walking 1") == 50.0
-    assert frame_rates.source_frame_rate("synthetic", "S1", "seq0") == 10.0
+    assert frame_rates.source_frame_rate("synthetic", "S1", "seq0") == 25.0
     # 3DHP: 50 fps for S1/Seq2, S3 and S5; 25 fps otherwise.
     rates = {
         (s, q): frame_rates.source_frame_rate("mpi_inf_3dhp", s, q)
@@ -153,18 +153,18 @@ def test_run_predictions_refuses_a_rate_the_records_cannot_give(tmp_path):
     model = _ConstantPose(np.zeros((16, 3)))
     with pytest.raises(
         ValueError,
-        match=r"25 fps: h36m/S9/Walk//0: .*every 5th frame.*10 fps"
-        r".*synthetic/S1/seq0//0: .*10 fps",
+        match=r"50 fps: h36m/S9/Walk//0: .*every 5th frame.*10 fps"
+        r".*synthetic/S1/seq0//0: .*25 fps",
     ):
         predict_sequences.run_predictions(
-            model, str(tmp_path / "*.tfrecord"), tmp_path / "p.npz", frame_rate=25.0
+            model, str(tmp_path / "*.tfrecord"), tmp_path / "p.npz", frame_rate=50.0
         )
     assert not (tmp_path / "p.npz").exists() and not list(tmp_path.glob(".tmp-*"))
-    # As recorded: both at 10 fps, so the file says 10.
+    # As recorded: 10 and 25 fps, no one rate, so the file says unknown (NaN).
     summary = predict_sequences.run_predictions(
         model, [str(tmp_path / "*.tfrecord")], tmp_path / "p.npz"
     )
-    assert summary["frame_rate"] == 10.0 and summary["frames"] == 12
+    assert summary["frame_rate"] is None and summary["frames"] == 12
 
 
 def test_temporal_train_refuses_predictions_at_another_rate(tmp_path, caplog):
@@ -190,9 +190,11 @@ def test_temporal_train_refuses_predictions_at_another_rate(tmp_path, caplog):
     ):
         temporal.train(temporal_config.load_config(config))
     assert not (tmp_path / "run").exists()
-    with pytest.raises(ValueError, match=r"model.frame_rate.*> 0"):
+    with pytest.raises(ValueError, match=r"model.frame_rate.*must be positive, got 0"):
         temporal_config.load_config(config, ["model.frame_rate=0"])
-    # Every other bad value names its dotted key and the file too.
+    with pytest.raises(ValueError, match=r"model.frame_rate.*expected a finite number, got inf"):
+        temporal_config.load_config(config, ["model.frame_rate=.inf"])
+    # Every other bad value names its dotted key and where it came from (the --set).
     for override, key in (
         ("model.mode=offline", "model.mode"),
         ("model.window=0", "model.window"),
@@ -201,7 +203,7 @@ def test_temporal_train_refuses_predictions_at_another_rate(tmp_path, caplog):
         ("train.epochs=0", "train.epochs"),
         ("train.learning_rate=0", "train.learning_rate"),
     ):
-        with pytest.raises(ValueError, match=rf"'{key}' \(in .*{config.name}\)"):
+        with pytest.raises(ValueError, match=rf"'{key}' \(from --set {override}\)"):
             temporal_config.load_config(config, [override])
 
 

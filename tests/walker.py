@@ -37,7 +37,9 @@ def walkers(num_frames: int, width: int, height: int, people: int = 1, seed: int
     out = []
     for p in range(people):
         bones = synthetic.subject_bone_lengths(rng)
-        motion = synthetic.sample_motion(rng, "walk", num_frames)
+        # 10 fps: the gait these videos (and the detection tests' measured frames) were made
+        # with, whatever rate the synthetic dataset renders at.
+        motion = synthetic.sample_motion(rng, "walk", num_frames, fps=10.0)
         yaw = synthetic._rot(np.array([0.0, 1.0, 0.0]), np.pi / 2)  # walking along +x
         if people == 1:
             x0, x1 = -span_mm, span_mm

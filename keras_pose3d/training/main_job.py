@@ -158,10 +158,15 @@ def run(cfg: Config, run_dir: pathlib.Path, strategy, progress=print) -> pathlib
     from keras_pose3d.models.prediction import GraphModel
     from keras_pose3d.training.trainer import build_model
 
+    from keras_pose3d.training import runtime
+
     report = cfg.report
     first_control = None
     if report.control_arm:
+        # Every worker trains the control arm (its steps are collective); the rest is the chief's.
         first_control = train_control_arm(cfg, run_dir, strategy, progress)
+    if not runtime.is_chief(strategy):
+        return None
 
     t0 = time.time()
     split, patterns = report_split(cfg)

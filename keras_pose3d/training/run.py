@@ -88,9 +88,24 @@ def ensure_data(cfg: Config, progress=print) -> None:
         )
 
 
+def _deterministic_kernels() -> None:
+    """TensorFlow's oneDNN CPU kernels off (`RuntimeConfig.deterministic` says why). The switch
+    is read when TensorFlow loads: in a process that loaded it already, it may come too late."""
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        return
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    if "tensorflow" in sys.modules:
+        log.warning(
+            "runtime.deterministic: TensorFlow was loaded before the run started, so its oneDNN "
+            "kernels may stay on; start the process with TF_ENABLE_ONEDNN_OPTS=0 to be sure"
+        )
+
+
 def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) -> int:
     """Train, then the main job's report, evaluation and export as the config asks. Returns a
     process exit code."""
+    if cfg.runtime.deterministic:
+        _deterministic_kernels()
     from keras_pose3d.training import runtime
 
     # The strategy before anything else touches TensorFlow (data generation, file listing,
@@ -121,9 +136,9 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
         if patterns:
             list_files(list(patterns))
     report = cfg.report.enabled
-    if report:
-        # The main job reruns to the same figures: fixed seeds and deterministic tf.data (the
-        # trainer and the dataset) plus deterministic kernels (raises where an op has none).
+    if cfg.runtime.deterministic:
+        # Fixed seeds and deterministic tf.data (the trainer and the dataset) plus
+        # deterministic kernels (raises where an op has none).
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()

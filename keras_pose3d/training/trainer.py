@@ -517,7 +517,12 @@ class Trainer:
 
     def _fit(self) -> dict:
         done = self.completed_stages()
-        if self.chief and "untrained_mpjpe_mm" not in self.metrics and not done and not self.start_index:
+        if (
+            self.chief
+            and "untrained_mpjpe_mm" not in self.metrics
+            and not done
+            and not self.start_index
+        ):
             self.metrics["untrained_mpjpe_mm"] = self.validate()
             self.progress(
                 f"untrained model: validation MPJPE {self.metrics['untrained_mpjpe_mm']:.1f} mm"
