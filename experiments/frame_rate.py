@@ -106,11 +106,12 @@ def summary(results: dict) -> dict[int, dict[str, dict[str, list[float]]]]:
     return out
 
 
-def _ms(values, fmt: str = ".1f") -> str:
-    """Mean ± sample std over seeds (the mean alone for one seed)."""
+def _ms(values, digits: int = 1) -> str:
+    """Mean ± sample std over seeds (the mean alone for one seed), `digits` decimals; a mean
+    that rounds to zero prints as 0, not -0."""
     v = np.asarray(values, np.float64)
-    mean = format(v.mean(), fmt)
-    return mean if len(v) == 1 else f"{mean} ± {v.std(ddof=1):.1f}"
+    mean = f"{float(np.round(v.mean(), digits)) + 0.0:.{digits}f}"
+    return mean if len(v) == 1 else f"{mean} ± {v.std(ddof=1):.{digits}f}"
 
 
 def to_markdown(stored: dict) -> str:
@@ -183,7 +184,7 @@ def to_markdown(stored: dict) -> str:
                 f"{_ms([r['mpjpe_200ms_frames'] for r in rows])} | "
                 f"{_ms([r['pa_mpjpe'] for r in rows])} | "
                 f"{_ms([r['bone_std_mean_mm'] for r in rows])} | "
-                f"{_ms([r['lag_ms'] for r in rows], '.0f')} | {latency} |"
+                f"{_ms([r['lag_ms'] for r in rows], 0)} | {latency} |"
             )
     lines += [
         "",
