@@ -237,6 +237,27 @@ def test_frame_rate_summary_and_markdown_from_stored_results():
     assert "correlation time of 0.78 s" in md
 
 
+@pytest.mark.slow
+def test_frame_rate_quick_run_writes_a_json_its_markdown_renders_from(tmp_path):
+    require_realdata("h36m_motion", "S1.npz")
+    require_realdata("h36m", "metadata.xml")
+    from experiments import frame_rate
+
+    out = tmp_path / "results_frame_rate.md"
+    res = frame_rate.main(["--quick", "--out", str(out)])
+    at25, at10 = res["runs"]["0"]["25"], res["runs"]["0"]["10"]
+    # The same sequences: 10 fps keeps floor((T - 1) / 2.5) + 1 of every T frames.
+    assert at10["n_test_frames"] == pytest.approx(0.4 * at25["n_test_frames"], rel=0.01)
+    assert at10["config"]["noise"]["rho"] == pytest.approx(0.95**2.5)
+    for r in (at25, at10):
+        raw = r["noises"]["limb"]["rows"]["raw per-frame poses"]
+        assert raw["mpjpe_frame_mean"] == pytest.approx(55.5, rel=0.10)
+    stored = json.loads((tmp_path / "results_frame_rate.json").read_text())
+    assert stored["command"] == f"python -m experiments.frame_rate --quick --out {out}"
+    assert stored["results"]["runs"]["0"]["10"]["n_fit_frames"] == at10["n_fit_frames"]
+    assert frame_rate.to_markdown(stored) == out.read_text()
+
+
 # ----------------------------------------------------------------------------------------------
 # Claim 2 building blocks.
 # ----------------------------------------------------------------------------------------------
