@@ -2,14 +2,16 @@ r"""MPI-INF-3DHP -> TFRecords: the training set (videos) and the test set (valid
 
     python -m pipelines.mpi_inf_3dhp_to_tfrecord --input_dir /data/mpi_inf_3dhp \
         --test_dir /data/mpi_inf_3dhp_test_set --output_dir /data/records/3dhp \
-        [--cameras 0,1,2,4,5,6,7,8] [--stride 10] [--splits train,test] [Beam options]
+        [--cameras 0,1,2,4,5,6,7,8] [--stride 10 | --frame_rate 25] [--splits train,test] \
+        [Beam options]
 
 `--splits` defaults to the splits whose roots are given (train: `--input_dir`, test:
 `--test_dir`).
 
 Training (`train` split), layout `<input_dir>/S{1..8}/Seq{1,2}/{annot.mat, camera.calibration,
 imageSequence/video_<cam>.avi}`: one work item per (subject, sequence, camera), default cameras
-the "vnect" set [0,1,2,4,5,6,7,8], every `--stride`-th frame (default 10). `joints_3d` = annot3
+the "vnect" set [0,1,2,4,5,6,7,8], every `--stride`-th frame (default 10), or with `--frame_rate R`
+every (native rate / R)-th frame of each sequence (25 fps: TP-Net's rate). `joints_3d` = annot3
 (camera mm, reprojects onto annot2), `joints_3d_univ` = univ_annot3 (`has_3d_univ` = 1),
 intrinsics from `camera.calibration` adjusted to the crop.
 Quirks handled: only the first F annotation rows are used (F = the known frame count; S3/Seq1
@@ -54,7 +56,7 @@ import cv2
 import numpy as np
 
 from keras_pose3d import camera as camera_lib
-from keras_pose3d.data import crop_geometry
+from keras_pose3d.data import crop_geometry, frame_rates
 from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.data.readers import files, images
 from keras_pose3d.data.readers import h36m as h36m_reader
@@ -97,6 +99,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_STRIDE,
         help="Keep every stride-th training frame (test: all valid frames).",
+    )
+    parser.add_argument(
+        "--frame_rate",
+        type=float,
+        default=None,
+        help="Instead of --stride: training frames per second to keep, per sequence (25 or 50 "
+        "fps natively, docs/datasets.md 4.1): every (native / frame_rate)-th frame, a whole "
+        "number. 25 gives TP-Net's rate on every sequence.",
     )
     parser.add_argument("--crop_size", type=int, default=DEFAULT_CROP_SIZE)
 
@@ -276,20 +286,42 @@ def make_record(
     }
 
 
+def train_stride(subject: str, seq: str, stride: int, frame_rate: float | None) -> int:
+    """The frame step of a training sequence: `stride`, or native rate / `frame_rate`.
+
+    Raises:
+        ValueError: the sequence's native rate is not a whole multiple of `frame_rate`.
+    """
+    if frame_rate is None:
+        return stride
+    native = frame_rates.source_frame_rate(DATASET, subject, seq)
+    step = native / frame_rate
+    if step < 1 - 1e-6 or abs(step - round(step)) > 1e-6:
+        raise ValueError(
+            f"--frame_rate {frame_rate:g}: {subject}/{seq} is {native:g} fps, which is not a "
+            f"whole multiple of it (use 25, 12.5, ... or --stride)"
+        )
+    return round(step)
+
+
 class TrainSequenceToRecords(beam.DoFn):
     """(subject, sequence, camera) -> a record per kept video frame, or dead letters."""
 
-    def __init__(self, input_dir: str, stride: int, crop_size: int):
+    def __init__(
+        self, input_dir: str, stride: int, crop_size: int, frame_rate: float | None = None
+    ):
         self._input_dir = input_dir
         self._stride = stride
         self._crop_size = crop_size
+        self._frame_rate = frame_rate
 
     def process(self, item):
         subject, seq, cam_index = item["subject"], item["seq"], item["camera"]
+        stride = train_stride(subject, seq, self._stride, self._frame_rate)
         key = f"{subject}/{seq}/video_{cam_index}"
         seq_dir = files.join(self._input_dir, subject, seq)
         # A video that cannot be read loses its frames (the known count) at --stride.
-        lost = dead_letters.records_for(m3.TRAIN_FRAME_COUNTS.get((subject, seq)), self._stride)
+        lost = dead_letters.records_for(m3.TRAIN_FRAME_COUNTS.get((subject, seq)), stride)
         try:
             annot = m3.read_train_annotations(files.join(seq_dir, m3.ANNOT_FILE), cam_index)
             calibration = files.join(seq_dir, m3.CALIBRATION_FILE)
@@ -313,7 +345,7 @@ class TrainSequenceToRecords(beam.DoFn):
         univ = annot.get("joints_3d_univ")
         univ_all = None if univ is None else m3.fix_lr_swap(subject, seq, frames, univ)
         reader = h36m_reader.VideoReader(
-            m3.video_path(self._input_dir, subject, seq, cam_index), self._stride, limit=n_use
+            m3.video_path(self._input_dir, subject, seq, cam_index), stride, limit=n_use
         )
         # Held until the video is read to the end: a truncated video writes nothing.
         outputs = []
@@ -342,7 +374,7 @@ class TrainSequenceToRecords(beam.DoFn):
                     continue
                 outputs.append(("train", item_id, record))
         except (FileNotFoundError, ValueError) as err:
-            lost = dead_letters.records_for(n_use, self._stride)  # every annotated frame
+            lost = dead_letters.records_for(n_use, stride)  # every annotated frame
             yield dead_letters.dead_letter(key, "video", str(err), lost, split="train")
             return
         counters.counter("mpi_inf_3dhp_train_frames").inc(
@@ -431,7 +463,11 @@ class TestFramesToRecords(beam.DoFn):
 def build(pipeline: beam.Pipeline, args: argparse.Namespace):
     if args.stride < 1:
         raise ValueError(f"--stride must be >= 1. Received: {args.stride}")
+    if args.frame_rate is not None and not args.frame_rate > 0:
+        raise ValueError(f"--frame_rate must be > 0. Received: {args.frame_rate}")
     train, test, letters = list_items(args)
+    for item in train:  # a rate no sequence can give fails before any work
+        train_stride(item["subject"], item["seq"], args.stride, args.frame_rate)
     _LOG.info("mpi_inf_3dhp: %d training videos, %d test chunks", len(train), len(test))
     records, dead = [], [pipeline | "DriverDeadLetters" >> beam.Create(letters)]
     if train:
@@ -440,7 +476,7 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace):
             | "TrainItems" >> beam.Create(train, reshuffle=True)
             | "TrainToRecords"
             >> beam.ParDo(
-                TrainSequenceToRecords(args.input_dir, args.stride, args.crop_size)
+                TrainSequenceToRecords(args.input_dir, args.stride, args.crop_size, args.frame_rate)
             ).with_outputs(dead_letters.DEAD_LETTER_TAG, main="records")
         )
         records.append(outs.records)
