@@ -219,7 +219,8 @@ def to_markdown(stored: dict) -> str:
 def write(stored: dict, json_path: pathlib.Path) -> pathlib.Path:
     json_path.write_text(json.dumps(stored, indent=1) + "\n")
     md = json_path.with_suffix(".md")
-    md.write_text(to_markdown(stored))
+    # From the file as stored: what --render and the byte test read back.
+    md.write_text(to_markdown(json.loads(json_path.read_text())))
     return md
 
 

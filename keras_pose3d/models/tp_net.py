@@ -13,9 +13,10 @@ At the ends of a sequence the missing frames are padded by repeating the first (
 start) or the last (after the end) pose, so every frame gets an output. The window maths
 (`window_offsets`, `target_index`, `make_windows`) lives in `data.windows`.
 
-Frame rate: a window of N poses covers N / frame_rate seconds, so a TP-Net is only valid on poses
-at the rate it was trained at (10 fps in the paper: H36M's every 5th frame). The model records it
-(`frame_rate`, None when unknown) in its config, and export stores it in the SavedModel.
+Frame rate: a window of N poses covers N / frame_rate seconds, so a TP-Net is only valid on
+poses at the rate it was trained at (`config.TP_NET_FRAME_RATE`, 25 fps; docs/training.md). The
+model records it (`frame_rate`, None when unknown) in its config, and export stores it in the
+SavedModel.
 
 Units: poses go in and come out in mm. Inside, they are divided by `scale_mm` (1000, so metres)
 before the first layer and multiplied back after the last: raw mm (values up to ~1000) would put
