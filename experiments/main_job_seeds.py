@@ -18,29 +18,19 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import time
 
 import numpy as np
 
+from experiments.common import cpu_model
 from keras_pose3d.evaluation import main_job_table
 
 # The goals, checked on the means (and per seed where a goal says "every seed").
 GOAL_SAP_NET_MM = 140.0
 GOAL_ILLEGAL_PCT = 8.0
 GOAL_TP_NET_GAIN_MM = 10.0
-
-
-def cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_flags() -> str:
@@ -91,7 +81,7 @@ def collect(args: argparse.Namespace) -> dict:
         "command": "python -m experiments.main_job_seeds " + " ".join(args.argv),
         "config": args.config,
         "overrides": args.set,
-        "cpu": cpu_model(),
+        "cpu": cpu_model() or "unknown",
         "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "runs": runs,
