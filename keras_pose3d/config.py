@@ -432,7 +432,7 @@ class RuntimeConfig:
     # TensorFlow loads). A oneDNN primitive called from a thread of TensorFlow's own intra-op
     # pool runs single-threaded (MklDnnThreadPool.get_in_parallel), and its reductions then
     # add in another order; which thread calls it depends on scheduling, so on a busy machine
-    # one run in several parted from the others (docs/training.md, "Runs that repeat").
+    # one run in several parted from the others (docs/design.md, "Runs that repeat").
     # Eigen's kernels split work by the pool's size only.
     deterministic: bool = False
 
