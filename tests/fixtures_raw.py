@@ -678,3 +678,143 @@ def write_3dhp_test_fixture(root: str | os.PathLike, size: int = 80) -> dict:
         "camera": cam,
         "size": size,
     }
+
+
+# ==============================================================================================
+# Healthy motion sequences: what the end-to-end test trains on (tests/test_paper_configs_e2e.py)
+# ==============================================================================================
+# (subject, file prefix, camera): training subjects S1 and S5, test subjects S9 and S11, file
+# prefixes from the mapping table, all on camera 55011271 (S11 `Directions 1` is corrupt on
+# 54138969 only), so a job selects them with --sequences and --cameras 55011271.
+E2E_H36M_CAMERA = "55011271"
+E2E_H36M_SEQUENCES = tuple(
+    (subject, prefix, E2E_H36M_CAMERA)
+    for subject, prefix in (
+        ("S1", "TakingPhoto 1"),
+        ("S1", "Walking 1"),
+        ("S5", "Photo"),
+        ("S9", "Walking 1"),
+        ("S9", "Eating 1"),
+        ("S11", "Directions 1"),
+    )
+)
+
+
+def write_h36m_motion_fixture(
+    root: str | os.PathLike,
+    sequences: tuple[tuple[str, str, str], ...] = E2E_H36M_SEQUENCES,
+    num_frames: int = 20,
+) -> dict:
+    """An H36M release tree of healthy sequences: `num_frames` video frames and poses each (50
+    fps), D2 and D3 pose files, metadata.xml as `write_h36m_fixture` gives it.
+
+    Returns:
+        dict with `metadata` (path) and `sequences` {(subject, prefix, camera): d3 (N, 32, 3)}.
+    """
+    root = pathlib.Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    real = REALDATA / "h36m" / "metadata.xml"
+    meta_path = root / "metadata.xml"
+    if real.is_file():
+        shutil.copyfile(real, meta_path)
+    else:
+        meta_path.write_text(_generated_metadata_xml())
+    meta = camera_lib.load_h36m_metadata(meta_path)
+    out = {}
+    for k, (subject, prefix, cam_id) in enumerate(sequences):
+        cam = meta.cameras[(subject, cam_id)]
+        d3 = _h36m_pose(num_frames, seed=101 + k)
+        pose_dir = root / subject / "MyPoseFeatures"
+        write_pose_cdf(pose_dir / "D3_Positions_mono" / f"{prefix}.{cam_id}.cdf", d3)
+        write_pose_cdf(pose_dir / "D2_Positions" / f"{prefix}.{cam_id}.cdf", cam.project(d3))
+        video = root / subject / "Videos" / f"{prefix}.{cam_id}.mp4"
+        _write_video(video, num_frames, (cam.width, cam.height), "mp4v")
+        out[(subject, prefix, cam_id)] = d3.astype(np.float32)
+    return {"metadata": meta_path, "sequences": out}
+
+
+def _write_3dhp_train_sequence(
+    seq: pathlib.Path, rows: int, video_cameras: tuple[int, ...], size: int, seed: int
+) -> None:
+    """annot.mat for 14 cameras, camera.calibration, MJPG videos of `rows` frames for
+    `video_cameras`."""
+    import scipy.io
+
+    (seq / "imageSequence").mkdir(parents=True, exist_ok=True)
+    (seq / "camera.calibration").write_text(_calibration_text(14, size, 80.0, size / 2.0))
+    cams = camera_lib.load_3dhp_calibration(seq / "camera.calibration")
+    a2c, a3c, u3c = (np.empty((14, 1), object) for _ in range(3))
+    for c in range(14):
+        a3 = _pose28(rows, seed + c)
+        a2c[c, 0] = cams[str(c)].project(a3).reshape(rows, 56)
+        a3c[c, 0] = a3.reshape(rows, 84)
+        u3c[c, 0] = (a3 * 0.9 + 5.0).reshape(rows, 84)
+    scipy.io.savemat(
+        str(seq / "annot.mat"),
+        {
+            "annot2": a2c,
+            "annot3": a3c,
+            "univ_annot3": u3c,
+            "cameras": np.arange(14, dtype=np.uint8)[None],
+            "frames": np.arange(rows)[:, None],
+        },
+    )
+    for c in video_cameras:
+        _write_video(seq / "imageSequence" / f"video_{c}.avi", rows, (size, size), "MJPG")
+
+
+def write_3dhp_motion_fixture(
+    train_root: str | os.PathLike,
+    test_root: str | os.PathLike,
+    seconds: float = 0.4,
+    test_frames: int = 12,
+    size: int = 96,
+) -> dict:
+    """Healthy 3DHP sequences: S1/Seq1 (25 fps) and S1/Seq2 (50 fps), `seconds` long, videos of
+    camera 0; test sequences TS1 and TS2, `test_frames` valid frames each (activities 1 then 3),
+    with the ts1-4 calibration.
+
+    Returns:
+        dict with `train_frames` {(subject, seq): frames}, `test_frames` {ts: frames} and
+        `activities` {ts: (N,) activity ids}.
+    """
+    import hdf5storage
+
+    train_root, test_root = pathlib.Path(train_root), pathlib.Path(test_root)
+    train_frames = {}
+    for k, (seq, fps) in enumerate((("Seq1", 25), ("Seq2", 50))):
+        rows = round(seconds * fps)
+        _write_3dhp_train_sequence(train_root / "S1" / seq, rows, (0,), size, 200 + 20 * k)
+        train_frames[("S1", seq)] = rows
+    calib_dir = test_root / "test_util" / "camera_calibration"
+    calib_dir.mkdir(parents=True, exist_ok=True)
+    (calib_dir / "ts1-4cameras.calib").write_text(TS14_CALIB)
+    cam = camera_lib.load_3dhp_test_calib(calib_dir / "ts1-4cameras.calib", (size, size))[0]
+    activities = {}
+    for k, ts in enumerate(("TS1", "TS2")):
+        (test_root / ts / "imageSequence").mkdir(parents=True, exist_ok=True)
+        a3 = _pose28(test_frames, 300 + k)[:, list(skeleton.MPI3DHP17_FROM_28)]
+        activity = np.where(np.arange(test_frames) < test_frames // 2, 1.0, 3.0)
+        hdf5storage.savemat(
+            str(test_root / ts / "annot_data.mat"),
+            {
+                "annot2": np.ascontiguousarray(cam.project(a3)[:, None].transpose(3, 2, 1, 0)),
+                "annot3": np.ascontiguousarray(a3[:, None].transpose(3, 2, 1, 0)),
+                "univ_annot3": np.ascontiguousarray((a3 * 0.95)[:, None].transpose(3, 2, 1, 0)),
+                "valid_frame": np.ones((test_frames, 1)),
+                "activity_annotation": activity[:, None],
+                "bb_crop": np.zeros((test_frames, 4)),
+            },
+            format="7.3",
+            matlab_compatible=True,
+            store_python_metadata=False,
+        )
+        for i in range(test_frames):
+            path = test_root / ts / "imageSequence" / f"img_{i + 1:06d}.jpg"
+            cv2.imwrite(str(path), np.full((size, size, 3), frame_level(i), np.uint8))
+        activities[ts] = activity.astype(int)
+    return {
+        "train_frames": train_frames,
+        "test_frames": {ts: test_frames for ts in activities},
+        "activities": activities,
+    }

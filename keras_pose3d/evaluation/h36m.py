@@ -15,6 +15,7 @@ paper's tables are built) and `FRAME_MEAN` (mean over all evaluated frames).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -220,19 +221,41 @@ def h36m_tables(
     }
 
 
-def h36m_markdown_tables(result: dict) -> list[Table]:
-    """Tables 1 and 2 of the paper with our rows and the published ones as reference rows."""
+TP_NET_LABEL = "ours + TP-Net"
+
+
+def h36m_markdown_tables(result: dict, tp_net: dict | None = None) -> list[Table]:
+    """Tables 1 and 2 of the paper with our rows and the published ones as reference rows.
+
+    Args:
+        result: `h36m_tables` of SAP-Net's predictions.
+        tp_net: `h36m_tables` of TP-Net's refined predictions of the same frames, or None;
+            with it every "ours" row gets an "ours + TP-Net" row below it.
+    """
     protos = result["protocols"]
     actions = [a for a in H36M_ACTIONS if a in protos[P1_17]["per_action"]]
     cols = ["method / protocol"] + actions + [metrics.ACTION_MEAN, metrics.FRAME_MEAN]
+    if tp_net is not None and tp_net["n_frames"] != result["n_frames"]:
+        raise ValueError(
+            f"h36m_markdown_tables: TP-Net scored {tp_net['n_frames']} frames, SAP-Net "
+            f"{result['n_frames']}; the rows must be over the same frames"
+        )
 
-    def ours(name):
-        p = protos[name]
+    def row(res, label, name):
+        p = res["protocols"][name]
         return (
-            [f"ours: {name}"]
-            + [p["per_action"][a] for a in actions]
+            [f"{label}: {name}"]
+            + [p["per_action"].get(a) for a in actions]
             + [p[metrics.ACTION_MEAN], p[metrics.FRAME_MEAN]]
         )
+
+    def ours(*names):
+        rows = []
+        for name in names:
+            rows.append(row(result, "ours", name))
+            if tp_net is not None:
+                rows.append(row(tp_net, TP_NET_LABEL, name))
+        return rows
 
     def paper(label, table, mean, col):
         return [label] + [table[a][col] for a in actions] + [mean[col], None]
@@ -257,13 +280,16 @@ def h36m_markdown_tables(result: dict) -> list[Table]:
             "S9 SittingDown 1, Waiting 1, Greeting (3D shifted ~200 mm)."
         ),
     ]
+    if tp_net is not None:
+        notes.append(
+            f"{TP_NET_LABEL} rows: TP-Net's refinement of the same SAP-Net predictions, at the "
+            "same frames, scored by the same code."
+        )
     t1 = Table(
         "Table 1: H36M MPJPE (Protocol 1), mm",
         cols,
         [
-            ours(P1_17),
-            ours(P1_16),
-            ours(BONE_16),
+            *ours(P1_17, P1_16, BONE_16),
             paper("paper SAP-Net", PAPER_TABLE1, PAPER_TABLE1_MEAN, 0),
             paper("paper TP-Net", PAPER_TABLE1, PAPER_TABLE1_MEAN, 1),
         ],
@@ -273,28 +299,57 @@ def h36m_markdown_tables(result: dict) -> list[Table]:
         "Table 2: H36M PA-MPJPE (Protocol 2), mm",
         cols,
         [
-            ours(P2_17),
+            *ours(P2_17),
             paper("paper SAP-Net", PAPER_TABLE2, PAPER_TABLE2_MEAN, 0),
             paper("paper TP-Net", PAPER_TABLE2, PAPER_TABLE2_MEAN, 1),
         ],
-        notes[:1] + ["Procrustes with scale, reflection excluded."],
+        notes[:1] + ["Procrustes with scale, reflection excluded."] + notes[3:],
     )
     return [t1, t2]
 
 
-def tables_from_records(arrays: dict, meta: list[dict]) -> tuple[dict, list[Table]]:
-    """Tables 1, 2 and 6 from "pred_mm" / "gt_mm" (N, 16, 3) and `read_record_meta` entries."""
-    res = h36m_tables(
-        arrays["pred_mm"],
-        arrays["gt_mm"],
-        [m["action"] for m in meta],
-        [m["subject"] for m in meta],
-        [m["camera"] for m in meta],
-    )
-    struct = structural.structural_validity(
-        arrays["pred_mm"], labels(meta, "subject", "sequence", "camera")
-    )
+def tables_from_records(
+    arrays: dict, meta: list[dict], tp_net_mm: np.ndarray | None = None
+) -> tuple[dict, list[Table]]:
+    """Tables 1, 2 and 6 from "pred_mm" / "gt_mm" (N, 16, 3) and `read_record_meta` entries.
+
+    Args:
+        arrays: SAP-Net's predictions and the ground truth, one row per entry of `meta`.
+        meta: `read_record_meta` entries.
+        tp_net_mm: (N, 16, 3) TP-Net's refined predictions of the same rows, or None. With it
+            Tables 1 and 2 get "ours + TP-Net" rows and Table 6 a TP-Net copy; the results
+            gain "h36m_tp_net" and "structural_tp_net".
+    """
+
+    def score(pred):
+        res = h36m_tables(
+            pred,
+            arrays["gt_mm"],
+            [m["action"] for m in meta],
+            [m["subject"] for m in meta],
+            [m["camera"] for m in meta],
+        )
+        struct = structural.structural_validity(pred, labels(meta, "subject", "sequence", "camera"))
+        return res, struct
+
+    res, struct = score(arrays["pred_mm"])
+    if tp_net_mm is None:
+        return (
+            {"h36m": res, "structural": struct},
+            h36m_markdown_tables(res) + structural.structural_markdown_tables(struct),
+        )
+    res_tp, struct_tp = score(tp_net_mm)
     return (
-        {"h36m": res, "structural": struct},
-        h36m_markdown_tables(res) + structural.structural_markdown_tables(struct),
+        {"h36m": res, "structural": struct, "h36m_tp_net": res_tp, "structural_tp_net": struct_tp},
+        h36m_markdown_tables(res, res_tp)
+        + structural.structural_markdown_tables(struct)
+        + structural_tp_net_tables(struct_tp),
     )
+
+
+def structural_tp_net_tables(struct: dict) -> list[Table]:
+    """Table 6 of TP-Net's refined predictions ("ours" = SAP-Net + TP-Net)."""
+    return [
+        dataclasses.replace(t, title=f"{t.title} ({TP_NET_LABEL}, 'ours' column)")
+        for t in structural.structural_markdown_tables(struct)
+    ]

@@ -26,6 +26,7 @@ does not use the spine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -142,7 +143,24 @@ def mpi3dhp_tables(
     return {"rows": rows, "n_valid": int(valid.sum()), "n_invalid_dropped": int((~valid).sum())}
 
 
-def mpi3dhp_markdown_tables(result: dict) -> list[Table]:
+TP_NET_LABEL = "ours + TP-Net"
+# The subsets that get a TP-Net row beside SAP-Net's (the scenes and "All").
+TP_NET_ROWS = (*SCENES, "All")
+
+
+def mpi3dhp_markdown_tables(result: dict, tp_net: dict | None = None) -> list[Table]:
+    """Table 5 with our rows per subset and the paper's.
+
+    Args:
+        result: `mpi3dhp_tables` of SAP-Net's predictions.
+        tp_net: `mpi3dhp_tables` of TP-Net's refined predictions of the same frames, or None;
+            with it the scenes and "All" get an "ours + TP-Net" row each.
+    """
+    if tp_net is not None and tp_net["n_valid"] != result["n_valid"]:
+        raise ValueError(
+            f"mpi3dhp_markdown_tables: TP-Net scored {tp_net['n_valid']} frames, SAP-Net "
+            f"{result['n_valid']}; the rows must be over the same frames"
+        )
     cols = [
         "subset",
         f"{metrics.PCK3D_NAME} (14 joints)",
@@ -162,6 +180,19 @@ def mpi3dhp_markdown_tables(result: dict) -> list[Table]:
         ]
         for k, v in result["rows"].items()
     ]
+    if tp_net is not None:
+        rows += [
+            [
+                f"{TP_NET_LABEL}: {k}",
+                v[metrics.PCK3D_NAME],
+                v["PCK (17 joints)"],
+                v[metrics.AUC3D_NAME],
+                v["MPJPE"],
+                v["frames"],
+            ]
+            for k, v in tp_net["rows"].items()
+            if k in TP_NET_ROWS
+        ]
     rows.append(
         [
             "paper (Table 5)",
@@ -228,7 +259,7 @@ def scale_to_univ(
 
 
 def tables_from_records(
-    arrays: dict, meta: list[dict], pose_scale: str = "annot3"
+    arrays: dict, meta: list[dict], pose_scale: str = "annot3", tp_net_mm: np.ndarray | None = None
 ) -> tuple[dict, list[Table]]:
     """Table 5 (and Table 6) from predictions over validation records.
 
@@ -239,6 +270,10 @@ def tables_from_records(
             optional `joints_3d_univ`), valid test frames only (what the 3DHP job writes).
         pose_scale: "annot3" (predictions decoded with the annot3 root depth: rescaled with
             `scale_to_univ`) or "univ" (already at the univ_annot3 size: used as they are).
+        tp_net_mm: (N, 16, 3) TP-Net's refined predictions of the same rows at the same scale
+            as "pred_mm", or None. With it Table 5 gets "ours + TP-Net" rows (rescaled the same
+            way) and Table 6 a TP-Net copy; the results gain "mpi_inf_3dhp_tp_net" and
+            "structural_tp_net".
 
     Returns:
         ({"mpi_inf_3dhp": ..., "structural": ...}, tables).
@@ -249,12 +284,16 @@ def tables_from_records(
     # letters), so every record is scored.
     has_univ = [UNIV_FIELD in m for m in meta]
     pred = np.asarray(arrays["pred_mm"], dtype=np.float64)
+    tp_pred = None if tp_net_mm is None else np.asarray(tp_net_mm, dtype=np.float64)
     scale_note = ""
     if all(has_univ):
         gt = np.stack([m[UNIV_FIELD] for m in meta])
         gt_note = "ground truth: univ_annot3 (records' joints_3d_univ)"
         if pose_scale == "annot3" and meta:
-            pred, s = scale_to_univ(pred, np.asarray(arrays["gt_mm"]), gt)
+            annot3 = np.asarray(arrays["gt_mm"])
+            pred, s = scale_to_univ(pred, annot3, gt)
+            if tp_pred is not None:
+                tp_pred = scale_to_univ(tp_pred, annot3, gt)[0]
             scale_note = (
                 f"predictions rescaled from the annot3 to the univ_annot3 size per frame "
                 f"(bone-sum ratio s: {s.min():.3f}..{s.max():.3f}, mean {s.mean():.3f})"
@@ -271,16 +310,32 @@ def tables_from_records(
             "mixed ground truths cannot be evaluated together"
         )
     sequences = [m["sequence"] for m in meta]
-    res = mpi3dhp_tables(pred, gt, np.ones(len(meta), bool), [m["action"] for m in meta], sequences)
+    activities = [m["action"] for m in meta]
+    valid = np.ones(len(meta), bool)
+    res = mpi3dhp_tables(pred, gt, valid, activities, sequences)
     res["ground_truth"] = gt_note
     if scale_note:
         res["scale"] = scale_note
     struct = structural.structural_validity(np.asarray(arrays["pred_mm"]), sequences)
-    tables = mpi3dhp_markdown_tables(res)
+    results = {"mpi_inf_3dhp": res, "structural": struct}
+    res_tp = struct_tp = None
+    if tp_pred is not None:
+        res_tp = mpi3dhp_tables(tp_pred, gt, valid, activities, sequences)
+        struct_tp = structural.structural_validity(np.asarray(tp_net_mm), sequences)
+        results.update(mpi_inf_3dhp_tp_net=res_tp, structural_tp_net=struct_tp)
+    tables = mpi3dhp_markdown_tables(res, res_tp)
     tables[0].notes.append(gt_note)
     if scale_note:
         tables[0].notes.append(scale_note)
-    return (
-        {"mpi_inf_3dhp": res, "structural": struct},
-        tables + structural.structural_markdown_tables(struct),
-    )
+    if res_tp is not None:
+        tables[0].notes.append(
+            f"{TP_NET_LABEL} rows: TP-Net's refinement of the same SAP-Net predictions, at the "
+            "same frames, scored by the same code."
+        )
+    tables += structural.structural_markdown_tables(struct)
+    if struct_tp is not None:
+        tables += [
+            dataclasses.replace(t, title=f"{t.title} ({TP_NET_LABEL}, 'ours' column)")
+            for t in structural.structural_markdown_tables(struct_tp)
+        ]
+    return results, tables

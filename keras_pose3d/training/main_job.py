@@ -21,9 +21,21 @@ snapshot of every weight at the end of each stage), with `report.enabled`:
    validation ones (scored there once, by `training.temporal.train`), applied to the test ones.
 5. RUN_DIR/main_job_table.{md,json} (`evaluation.main_job_table`) and the plots
    (`evaluation.main_job_plots`, RUN_DIR/plots/*.png, linked from the Markdown).
+6. **The paper's tables with and without TP-Net** (`eval.enabled`, `temporal.enabled`,
+   `eval.dataset` h36m or mpi_inf_3dhp): Tables 1, 2 and 6 (H36M) or 5 and 6 (3DHP) of the
+   final SAP-Net's predictions and TP-Net's refinement of them, at the records of the reported
+   split, scored by `evaluation.h36m` / `evaluation.mpi_inf_3dhp`
+   (RUN_DIR/paper_tables/DATASET.{md,json,csv}, also appended to main_job_table.md).
+
+Predictions are made in float32 (like evaluation, export and `predict_sequences`), at TP-Net's
+frame rate; a split whose sequences have no known native rate (the 3DHP test sequences,
+`docs/datasets.md` 4.3) is predicted at its recorded frames instead, which TP-Net then takes as
+consecutive, and the run says so.
 
 Every step is resumable: snapshots, the control arm's checkpoints and TP-Net's epochs stay on
-disk, and a rerun skips what is complete.
+disk, every state's predictions are kept (RUN_DIR/predictions/states/, reused while the
+snapshot, the records and the rate are unchanged), a finished TP-Net of the same config is not
+trained again, and a rerun skips what is complete.
 """
 
 from __future__ import annotations
@@ -39,6 +51,8 @@ from keras_pose3d.config import Config, StageConfig
 
 STRUCTURE_LOSSES = ("geometric", "illegal_angle", "symmetry")
 CONTROL_DIR = "control"
+PAPER_TABLES_DIR = "paper_tables"
+PAPER_TABLE_DATASETS = ("h36m", "mpi_inf_3dhp")  # eval.dataset values with a TP-Net row
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,8 +170,6 @@ def run(cfg: Config, run_dir: pathlib.Path, strategy, progress=print) -> pathlib
     from keras_pose3d.evaluation import filters, main_job_plots, main_job_table
     from keras_pose3d.models import sequence_predictions
     from keras_pose3d.models.prediction import GraphModel
-    from keras_pose3d.training.trainer import build_model
-
     from keras_pose3d.training import runtime
 
     report = cfg.report
@@ -170,35 +182,51 @@ def run(cfg: Config, run_dir: pathlib.Path, strategy, progress=print) -> pathlib
 
     t0 = time.time()
     split, patterns = report_split(cfg)
+    val_patterns = list(cfg.data.val_patterns())
     rate = cfg.temporal.model.frame_rate
-    model = build_model(cfg)
+    meta = _split_meta(cfg, patterns)
+    rates = {"report": split_frame_rate(meta, rate, split, progress)}
+    rates["val"] = (
+        rates["report"]
+        if val_patterns == patterns
+        else split_frame_rate(_split_meta(cfg, val_patterns), rate, "validation", progress)
+    )
+    model = float32_model(cfg)
     graph = GraphModel(model)  # traced once; each snapshot is loaded into `model` in turn
     stages = cfg.train.stages
 
-    def predict(weights: pathlib.Path, records: list[str]) -> dict:
+    def predict(weights: pathlib.Path, records: list[str], split_name: str, at_rate) -> dict:
         if not weights.is_file():
             raise FileNotFoundError(
                 f"model snapshot {weights} not found (the trainer's on_stage_end hook writes "
                 f"it when report.enabled)"
             )
-        model.load_weights(weights)
-        return sequence_predictions.predict_records(records, graph, frame_rate=rate)
 
-    states: list[tuple[str, dict]] = [
-        ("untrained", predict(snapshot_path(run_dir, None), patterns))
-    ]
+        def compute():
+            model.load_weights(weights)
+            return sequence_predictions.predict_records(records, graph, frame_rate=at_rate)
+
+        return cached_predictions(run_dir, split_name, weights, records, at_rate, compute)
+
+    def predict_report(weights: pathlib.Path) -> dict:
+        return predict(weights, patterns, split, rates["report"])
+
+    states: list[tuple[str, dict]] = [("untrained", predict_report(snapshot_path(run_dir, None)))]
     for index, stage in enumerate(stages):
         states.append(
-            (f"after {stage.name}", predict(snapshot_path(run_dir, index, stage.name), patterns))
+            (f"after {stage.name}", predict_report(snapshot_path(run_dir, index, stage.name)))
         )
     if first_control is not None:
         for index in range(first_control, len(stages)):
             weights = snapshot_path(run_dir / CONTROL_DIR, index, stages[index].name)
             name = main_job_table.control_row_name(stages[index].name)
-            states.append((name, predict(weights, patterns)))
+            states.append((name, predict_report(weights)))
     final_weights = snapshot_path(run_dir, len(stages) - 1, stages[-1].name)
     final = states[len(stages)][1]  # the last stage's test predictions
-    val = predict(final_weights, list(cfg.data.val_patterns()))
+    if val_patterns == patterns:  # no separate validation split: the same predictions
+        val = final
+    else:
+        val = predict(final_weights, val_patterns, "validation", rates["val"])
     predictions = run_dir / "predictions"
     sequence_predictions.write_predictions(final, predictions / f"{split}.npz")
     sequence_predictions.write_predictions(val, predictions / "val.npz")
@@ -219,9 +247,12 @@ def run(cfg: Config, run_dir: pathlib.Path, strategy, progress=print) -> pathlib
         )
         arms[label] = filtered
 
-    tp_path = None
+    tp_path = refined = None
     if cfg.temporal.enabled:
-        tp_path, refined = _tp_net(cfg, run_dir, model, graph, final_weights, val, final, progress)
+        train_predictions = lambda: predict(
+            final_weights, list(cfg.data.train_patterns()), "train", rate
+        )
+        tp_path, refined = _tp_net(cfg, run_dir, train_predictions, val, final, progress)
         name = main_job_table.TP_NET_ROW
         rows.append(
             main_job_table.pose_row(name, refined["pred"], refined["gt"], refined["sequence"])
@@ -232,6 +263,11 @@ def run(cfg: Config, run_dir: pathlib.Path, strategy, progress=print) -> pathlib
     if report.plots:
         plots = main_job_plots.write_all(run_dir, arms, stages, progress)
     table = main_job_table.format_report(rows, split=split, last_stage=stages[-1].name, plots=plots)
+    if refined is not None and cfg.eval.enabled and cfg.eval.dataset in PAPER_TABLE_DATASETS:
+        paper = paper_tables(cfg.eval.dataset, run_dir, split, meta, final, refined, progress)
+        table += (
+            f"\n\n## The paper's tables, with and without TP-Net ({paper})\n\n" + paper.read_text()
+        )
     (run_dir / "main_job_table.md").write_text(table + "\n")
     (run_dir / "main_job_table.json").write_text(
         json.dumps({"split": split, "rows": [r.to_dict() for r in rows]}, indent=2)
@@ -239,22 +275,17 @@ def run(cfg: Config, run_dir: pathlib.Path, strategy, progress=print) -> pathlib
     return tp_path
 
 
-def _tp_net(cfg, run_dir, model, graph, final_weights, val, test, progress):
-    """TP-Net trained on the final SAP-Net's training predictions; (tp_net.keras, its test
-    predictions as prediction arrays)."""
+def _tp_net(cfg, run_dir, train_predictions, val, test, progress):
+    """TP-Net trained on the final SAP-Net's training predictions (`train_predictions()`), or
+    the one a previous run of the same config finished; (tp_net.keras, its refinement of the
+    test predictions: `sorted_rows(test)` with TP-Net's poses as "pred")."""
     import keras
+    import yaml
 
     from keras_pose3d import temporal_config
-    from keras_pose3d.models import sequence_predictions
     from keras_pose3d.training import temporal
 
     t0 = time.time()
-    rate = cfg.temporal.model.frame_rate
-    model.load_weights(final_weights)
-    train = sequence_predictions.predict_records(
-        list(cfg.data.train_patterns()), graph, frame_rate=rate
-    )
-    sequence_predictions.write_predictions(train, run_dir / "predictions" / "train.npz")
     t = cfg.temporal
     seed = cfg.train.seed if t.train.seed is None else t.train.seed
     tp_cfg = temporal_config.TemporalConfig(
@@ -266,10 +297,198 @@ def _tp_net(cfg, run_dir, model, graph, final_weights, val, test, progress):
         train=dataclasses.replace(t.train, seed=seed),
         run_dir=str(run_dir / "temporal"),
     )
-    result = temporal.train(tp_cfg, data={"train": train, "val": val})
-    tp_path = pathlib.Path(result["model"])
-    progress(f"TP-Net trained ({time.time() - t0:.0f}s): {tp_path}")
+    out = pathlib.Path(tp_cfg.run_dir)
+    tp_path = out / temporal.MODEL_FILE
+    config_file = out / temporal.CONFIG_FILE
+    done = (
+        tp_path.is_file()
+        and not (out / temporal.RESUME_DIR).exists()
+        and config_file.is_file()
+        and config_file.read_text() == yaml.safe_dump(dataclasses.asdict(tp_cfg))
+    )
+    if done:
+        progress(f"TP-Net: {tp_path} of this config is complete; not trained again")
+    else:
+        from keras_pose3d.models import sequence_predictions
+
+        train = train_predictions()
+        sequence_predictions.write_predictions(train, run_dir / "predictions" / "train.npz")
+        result = temporal.train(tp_cfg, data={"train": train, "val": val})
+        tp_path = pathlib.Path(result["model"])
+        progress(f"TP-Net trained ({time.time() - t0:.0f}s): {tp_path}")
     tp = keras.saving.load_model(tp_path, compile=False)
-    windows, gt, seq = temporal.sequence_windows(test, t.model.window, t.model.mode)
+    test = sorted_rows(test)
+    windows, _, _ = temporal.sequence_windows(test, t.model.window, t.model.mode)
     refined = np.asarray(tp.predict(windows, batch_size=t.train.batch_size, verbose=0))
-    return tp_path, {"pred": refined, "gt": gt, "sequence": seq}
+    return tp_path, dict(test, pred=refined)
+
+
+# ----------------------------------------------------------------------------------------------
+# float32 predictions, kept per state; the frame rate of a split.
+# ----------------------------------------------------------------------------------------------
+ROW_KEYS = ("pred", "gt", "sequence", "frame")  # the per-row arrays of a predictions dict
+
+
+def float32_model(cfg: Config):
+    """SAP-Net built under float32 whatever `runtime.precision` (the snapshots' variables are
+    float32 under every policy): the main job predicts like evaluation and export do."""
+    import keras
+
+    from keras_pose3d.training.trainer import build_model
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return build_model(cfg)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def sorted_rows(arrays: dict) -> dict:
+    """The predictions' rows in (sequence, frame) order, the order TP-Net's windows are made in
+    (`training.temporal.sequence_windows`); other keys as they are."""
+    order = np.lexsort((arrays["frame"], arrays["sequence"]))
+    return {k: (np.asarray(v)[order] if k in ROW_KEYS else v) for k, v in arrays.items()}
+
+
+def cached_predictions(
+    run_dir: pathlib.Path, split: str, weights: pathlib.Path, records, frame_rate, compute
+) -> dict:
+    """`compute()`'s predictions of `weights` over `records`, kept in
+    RUN_DIR/predictions/states/SPLIT__SNAPSHOT.npz beside a key (.json: the snapshot's path,
+    size and mtime, the record files, the rate); a later call with the same key reads them."""
+    from keras_pose3d import atomic_files
+    from keras_pose3d.data.dataset import list_files
+    from keras_pose3d.models import sequence_predictions
+
+    stat = pathlib.Path(weights).stat()
+    key = json.dumps(
+        {
+            "weights": str(weights),
+            "weights_bytes": stat.st_size,
+            "weights_mtime_ns": stat.st_mtime_ns,
+            "records": list_files(list(records)),
+            "frame_rate": frame_rate,
+        },
+        sort_keys=True,
+    )
+    leaf = pathlib.Path(weights).relative_to(run_dir).as_posix().replace("/", "__")
+    path = run_dir / "predictions" / "states" / f"{split}__{leaf.removesuffix('.weights.h5')}.npz"
+    key_path = path.with_suffix(".json")
+    if path.is_file() and key_path.is_file() and key_path.read_text() == key:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    arrays = compute()
+    sequence_predictions.write_predictions(arrays, path)
+    atomic_files.write_text(key_path, key)  # last: a key names complete predictions only
+    return arrays
+
+
+def _split_meta(cfg: Config, patterns: list[str]) -> list[dict]:
+    """`evaluation.records` entries of the records (provenance, ground truth), in file order."""
+    from keras_pose3d.data.dataset import list_files
+    from keras_pose3d.evaluation.records import read_checked_meta, read_record_meta
+
+    files = list_files(patterns)
+    if cfg.eval.enabled and cfg.eval.dataset in PAPER_TABLE_DATASETS:
+        return read_checked_meta(files, cfg.eval.dataset)
+    return read_record_meta(files)
+
+
+def split_frame_rate(meta: list[dict], rate: float, split: str, progress=print) -> float | None:
+    """`rate` when every 3D sequence of the records has a known native rate
+    (`data.frame_rates`), else None: the records are predicted at their recorded frames."""
+    from keras_pose3d.data import frame_rates
+
+    unknown = set()
+    for m in meta:
+        if not m["has_3d"]:
+            continue
+        try:
+            frame_rates.source_frame_rate(m["dataset"], m["subject"], m["sequence"])
+        except ValueError:
+            unknown.add(f"{m['dataset']}/{m['subject']}/{m['sequence']}")
+    if not unknown:
+        return rate
+    progress(
+        f"the {split} split's sequences {sorted(unknown)[:6]}{' ...' if len(unknown) > 6 else ''} "
+        f"have no documented frame rate: predicted at their recorded frames, which TP-Net takes "
+        f"as {rate:g} fps"
+    )
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's tables with TP-Net rows.
+# ----------------------------------------------------------------------------------------------
+def record_rows(arrays: dict, meta: list[dict]) -> tuple[np.ndarray, list[dict]]:
+    """(row of `arrays` at each record, the records that have one): a record's row is the one of
+    its sequence at its frame exactly (resampled rows between records have none)."""
+    from keras_pose3d.models.sequence_predictions import META
+
+    names = [str(n) for n in arrays["sequence_names"]]
+    # Parts of a sequence split at a gap are named "<name>@<first frame>".
+    base = [n.rsplit("@", 1)[0] if n.rsplit("@", 1)[-1].isdigit() else n for n in names]
+    lookup = {}
+    for i, (s, f) in enumerate(zip(arrays["sequence"], arrays["frame"].astype(float).tolist())):
+        if abs(f - round(f)) < 1e-6:
+            lookup[(base[int(s)], round(f))] = i
+    rows, kept = [], []
+    for m in meta:
+        i = lookup.get(("/".join(str(m[k]) for k in META), int(m["frame"])))
+        if i is not None:
+            rows.append(i)
+            kept.append(m)
+    return np.asarray(rows, np.int64), kept
+
+
+def paper_tables(
+    dataset: str,
+    run_dir: pathlib.Path,
+    split: str,
+    meta: list[dict],
+    final: dict,
+    refined: dict,
+    progress=print,
+) -> pathlib.Path:
+    """Step 6 of the module docstring; returns the Markdown's path.
+
+    Args:
+        dataset: "h36m" or "mpi_inf_3dhp".
+        meta: the split's `evaluation.records` entries.
+        final: the final SAP-Net's predictions over the split (rows as `predict_records`).
+        refined: TP-Net's refinement of them (`_tp_net`: `sorted_rows(final)` with TP-Net's
+            poses).
+    """
+    from keras_pose3d.evaluation import h36m, mpi_inf_3dhp, tables
+
+    final = sorted_rows(final)
+    if not (
+        np.array_equal(final["sequence"], refined["sequence"])
+        and np.array_equal(final["frame"], refined["frame"])
+    ):
+        raise ValueError("paper_tables: SAP-Net's and TP-Net's rows are not the same frames")
+    rows, kept = record_rows(final, meta)
+    if not kept:
+        raise ValueError(
+            f"paper tables: none of the {len(meta)} {split} records has a prediction at its frame"
+        )
+    arrays = {"pred_mm": final["pred"][rows], "gt_mm": np.stack([m["joints_3d"] for m in kept])}
+    score = {"h36m": h36m.tables_from_records, "mpi_inf_3dhp": mpi_inf_3dhp.tables_from_records}
+    results, made = score[dataset](arrays, kept, tp_net_mm=refined["pred"][rows])
+    rate = float(final["frame_rate"])
+    header = (
+        f"# {dataset}: the final SAP-Net and SAP-Net + TP-Net on the {split} split\n\n"
+        f"{len(kept)} of {len(meta)} records (those with a prediction at their own frame); "
+        f"predictions at {'the recorded frames' if np.isnan(rate) else f'{rate:g} fps'}, "
+        f"decoded with the ground-truth root depth, float32."
+    )
+    paths = tables.write_report(
+        made,
+        {"dataset": dataset, "split": split, "records": len(meta), "scored": len(kept), **results},
+        run_dir / PAPER_TABLES_DIR,
+        dataset,
+        header,
+    )
+    progress(f"the paper's tables with TP-Net rows: {paths['markdown']}")
+    return pathlib.Path(paths["markdown"])
