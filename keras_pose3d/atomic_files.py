@@ -9,6 +9,7 @@ Temporary names start with TMP_PREFIX; `stale_temporaries` finds the ones a kill
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 import socket
@@ -16,6 +17,8 @@ import uuid
 from collections.abc import Callable
 
 TMP_PREFIX = ".tmp-"
+# Bytes `check_writable` writes (and removes): a filesystem with less room left fails it.
+PROBE_BYTES = 1 << 20
 
 
 def temporary_name(final: str | pathlib.Path, suffix: str = "") -> pathlib.Path:
@@ -64,7 +67,8 @@ def write_with(
         suffix: appended to the temporary name, for writers that check the extension (Keras
             saves only to names ending in .keras).
 
-    On any error the temporary file is removed and `path` is left as it was.
+    On any error the temporary file is removed and `path` is left as it was; an OSError about
+    the temporary file (a full or read-only disk) is raised again naming `path`.
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +77,10 @@ def write_with(
         writer(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.strerror and (err.filename is None or os.fsdecode(err.filename) == str(tmp)):
+            raise OSError(err.errno, f"cannot write the file ({err.strerror})", str(path)) from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     _fsync(path.parent)
@@ -97,6 +105,50 @@ def publish_folder(tmp: pathlib.Path, final: pathlib.Path) -> None:
             raise FileExistsError(f"{final} already exists") from err
         raise
     _fsync(final.parent)
+
+
+def check_writable(path: str | pathlib.Path) -> None:
+    """Raises OSError naming `path` unless files can be written in the folder `path`.
+
+    The folder (and its parents) is created when absent; then a probe of PROBE_BYTES is written
+    under a temporary name, flushed to disk and removed. A read-only filesystem, a folder
+    without write permission (also for root, which ignores permission bits but not a read-only
+    mount) and a full disk all fail here, in a second, instead of after hours of work.
+
+    Raises:
+        NotADirectoryError: `path` (or a parent) is a file.
+        OSError: with the errno of the failure (EROFS, EACCES, ENOSPC, ...), naming `path`.
+    """
+    path = pathlib.Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(
+            errno.ENOTDIR, "exists and is not a folder; expected an output folder", str(path)
+        ) from None
+    except OSError as err:
+        raise OSError(
+            err.errno, f"cannot create the output folder ({err.strerror})", str(path)
+        ) from err
+    if not path.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, "exists and is not a folder; expected an output folder", str(path)
+        )
+    probe = temporary_name(path / "writable-probe")
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise OSError(
+            err.errno, f"output folder is not writable ({err.strerror})", str(path)
+        ) from err
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def stale_temporaries(folder: str | pathlib.Path) -> list[pathlib.Path]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import pathlib
 import sys
 from collections.abc import Sequence
 
+from keras_pose3d.atomic_files import check_writable
 from keras_pose3d.cli import exits_cleanly
 from keras_pose3d.config import TP_NET_FRAME_RATE
+from keras_pose3d.data.dataset import corrupt_shards_named
 from keras_pose3d.models.sequence_predictions import run_predictions
 
 
@@ -47,9 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args(argv)
-    run_predictions(
-        args.run, args.records, args.out, frame_rate=args.frame_rate, batch_size=args.batch
-    )
+    # A read-only or full target fails now, not after the prediction pass.
+    check_writable(pathlib.Path(args.out).parent)
+    with corrupt_shards_named(args.records):  # a DataLossError names the corrupt shard
+        run_predictions(
+            args.run, args.records, args.out, frame_rate=args.frame_rate, batch_size=args.batch
+        )
     return 0
 
 

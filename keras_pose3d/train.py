@@ -36,9 +36,12 @@ def main(argv=None) -> int:
     if args.dry_run:
         print(cfg.to_yaml(), end="")
         return 0
+    from keras_pose3d.data.dataset import corrupt_shards_named
     from keras_pose3d.training import run  # heavy imports only when training
 
-    return run.train(cfg, run_dir=args.run_dir)
+    shards = [*cfg.data.train_patterns(), *cfg.data.val_patterns(), *cfg.data.test_patterns()]
+    with corrupt_shards_named(shards):  # a DataLossError names the corrupt shard
+        return run.train(cfg, run_dir=args.run_dir)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ metadata `<mapping>` (irregular, with spaces), never from the action name.
   frame count its container announces, and before metadata.xml's count) is one "video" dead
   letter and none of its frames is written: the records of a sequence are held until its
   video has been read to the end. Sequence names from metadata.xml that are not plain names
-  (`../`, an absolute path, a folder) are dead letters of stage "path".
+  (`../`, an absolute path, a folder), and videos that are symlinks pointing outside the
+  input root, are dead letters of stage "path".
 * Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); CDFs
   and videos are read from a temporary local copy (cdflib and OpenCV open local files only).
 
@@ -203,6 +204,10 @@ class SequenceToRecords(beam.DoFn):
                 h36m.to_mpii(d2).astype(np.float64) if d2 is not None else cam.project(joints_3d)
             )  # (N, 16, 2) px
         n_pose = d3.shape[0]
+        outside = files.resolves_outside(self._input_dir, seq.video_path(self._input_dir))
+        if outside is not None:
+            yield dead_letters.dead_letter(seq.key, "path", outside, lost, split=split)
+            return
         reader = h36m.VideoReader(
             seq.video_path(self._input_dir),
             self._stride,

@@ -34,9 +34,10 @@ approximations, see `keras_pose3d.skeleton`). Crop: person box from the 2D joint
 centre, side 1.2 * max(w, h)) times PERSON_MARGIN.
 
 Dead letters: missing / corrupt / truncated video or image ("video", "image"; a truncated
-video writes none of its frames, a truncated JPEG is refused by the strict decoder of
-`keras_pose3d.data.readers.images`), unreadable annotation ("read"), non-finite or implausible
-joints, annot3 or univ_annot3 ("validate").
+video writes none of its frames, a truncated JPEG or one libjpeg calls corrupt is refused by
+the strict decoder of `keras_pose3d.data.readers.images`), a video or test image that is a
+symlink pointing outside the input root ("path"), unreadable annotation ("read"), non-finite
+or implausible joints, annot3 or univ_annot3 ("validate").
 
 Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs://); videos are
 read from a temporary local copy (OpenCV opens local files only), annotations, calibration
@@ -344,9 +345,12 @@ class TrainSequenceToRecords(beam.DoFn):
         j3d_all = m3.fix_lr_swap(subject, seq, frames, annot["joints_3d"])
         univ = annot.get("joints_3d_univ")
         univ_all = None if univ is None else m3.fix_lr_swap(subject, seq, frames, univ)
-        reader = h36m_reader.VideoReader(
-            m3.video_path(self._input_dir, subject, seq, cam_index), stride, limit=n_use
-        )
+        video = m3.video_path(self._input_dir, subject, seq, cam_index)
+        outside = files.resolves_outside(self._input_dir, video)
+        if outside is not None:
+            yield dead_letters.dead_letter(key, "path", outside, lost, split="train")
+            return
+        reader = h36m_reader.VideoReader(video, stride, limit=n_use)
         # Held until the video is read to the end: a truncated video writes nothing.
         outputs = []
         try:
@@ -415,6 +419,10 @@ class TestFramesToRecords(beam.DoFn):
         for frame in item["frames"]:
             item_id = f"{ts}/{frame:06d}"
             path = m3.test_image_path(self._test_dir, ts, frame)
+            outside = files.resolves_outside(self._test_dir, path)
+            if outside is not None:
+                yield dead_letters.dead_letter(item_id, "path", outside, split="test")
+                continue
             try:
                 bgr = images.decode_bgr(files.read_bytes(path, "image"))
             except FileNotFoundError:

@@ -28,8 +28,9 @@ Inputs may live on any filesystem `tf.io.gfile` knows (local, gs://, s3://, hdfs
 are decoded strictly (`keras_pose3d.data.readers.images`): a truncated JPEG is a dead letter,
 not a grey-padded record.
 
-Dead letters: missing, truncated or undecodable images (stage "image"), image names from the
-.mat that leave `<input_dir>/images` (`../`, absolute paths; stage "path"), too few joints
+Dead letters: missing, truncated, corrupt (libjpeg's corrupt-data warnings) or undecodable
+images (stage "image"), image names from the .mat that leave `<input_dir>/images` (`../`,
+absolute paths, a symlink that points outside; stage "path"), too few joints
 ("min_joints"),
 joints far outside the image or non-finite ("validate"), one summary line counting the test
 persons that were skipped ("test_persons"), one line counting `--split_file` entries that match no
@@ -220,8 +221,9 @@ class CropPersons(beam.DoFn):
 
     def process(self, item):
         name = item["image_name"]
-        # The name comes from the .mat: never let it point outside the images folder.
-        unsafe = files.escapes_root(name)
+        # The name comes from the .mat: never let it point outside the images folder, as text
+        # (../, absolute) or through a symlink in the folder.
+        unsafe = files.leaves_root(self._images_dir, name)
         if unsafe is not None:
             for person in item["persons"]:
                 yield dead_letters.dead_letter(

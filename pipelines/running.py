@@ -27,6 +27,12 @@ that wrote nothing, or whose failed items exceed `--max_dead_letter_fraction`, g
 `"complete": false` and its `problems` in the manifest and raises `DataQualityError` (the
 command exits 2).
 
+Faults: the output folder is checked writable before any work (`prepare_output_dir` ->
+`check_output_writable`: a read-only or full target fails in a second). A job that fails
+(a full disk at the shard writers, a short shard at verification) leaves no manifest that says
+complete (`mark_incomplete`), and a storage error behind Beam's wrapping is raised as one
+OSError naming the folder (the command prints one `error:` line, exit 2).
+
 Conventions:
   * Inputs: list and read them through `keras_pose3d.data.readers.files` (tf.io.gfile), so
     any filesystem TensorFlow knows works (gs://, s3://, hdfs://, ram:// in tests); decode
@@ -42,6 +48,8 @@ Conventions:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -51,7 +59,10 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from keras_pose3d import atomic_files
+from keras_pose3d.cli import TF_ERRORS
 from keras_pose3d.data.manifest import MANIFEST_NAME, manifest_is_complete, read_manifest
+from keras_pose3d.data.readers import files
 from pipelines.arguments import check_layout, parse_args
 from pipelines.dead_letters import DEAD_LETTER_PREFIX
 from pipelines.sharded_write import TMP_INFIX, write_outputs
@@ -105,18 +116,93 @@ def _output_files(output_dir: str) -> list[str]:
     return sorted(p for pat in patterns for p in tf.io.gfile.glob(os.path.join(output_dir, pat)))
 
 
+def _storage_error(path: str, action: str, err: tf.errors.OpError) -> OSError:
+    """A TensorFlow file-system error as an OSError naming `path` (cli prints it as one line)."""
+    reason = err.message.split("; ", 1)[-1] if "; " in err.message else err.message
+    return OSError(f"{path}: cannot {action} ({reason})")
+
+
+def check_output_writable(output_dir: str) -> None:
+    """Raises OSError naming `output_dir` unless files can be written there: local folders
+    through `atomic_files.check_writable` (a probe written, flushed, removed), others (gs://,
+    ...) through a small probe file written and removed with tf.io.gfile. A read-only or full
+    target fails before any work instead of at the shard writers, an hour later."""
+    if files.is_local(output_dir):
+        atomic_files.check_writable(output_dir.removeprefix("file://"))
+        return
+    probe = os.path.join(output_dir, f"{atomic_files.TMP_PREFIX}writable-probe-{os.getpid()}")
+    try:
+        with tf.io.gfile.GFile(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+        tf.io.gfile.remove(probe)
+    except tf.errors.OpError as err:
+        raise _storage_error(output_dir, "write in the output folder", err) from err
+
+
 def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
     """Creates `output_dir`; refuses (or, with `overwrite`, deletes our files) when a previous
-    job's shards or manifest are there, so stale shards never mix with new ones."""
-    tf.io.gfile.makedirs(output_dir)
+    job's shards or manifest are there, so stale shards never mix with new ones; then checks
+    that the folder is writable (`check_output_writable`).
+
+    Raises:
+        FileExistsError: outputs of a previous job are there and `overwrite` is false.
+        OSError: the folder cannot be created or written (read-only, no permission, full).
+    """
+    try:
+        tf.io.gfile.makedirs(output_dir)
+    except tf.errors.OpError as err:
+        raise _storage_error(output_dir, "create the output folder", err) from err
     existing = _output_files(output_dir)
     if existing and not overwrite:
         raise FileExistsError(
             f"{output_dir} already holds {len(existing)} output file(s) (e.g. "
             f"{os.path.basename(existing[0])}); pass --overwrite to replace them"
         )
+    check_output_writable(output_dir)
     for path in existing:
-        tf.io.gfile.remove(path)
+        try:
+            tf.io.gfile.remove(path)
+        except tf.errors.OpError as err:
+            raise _storage_error(path, "remove the previous output", err) from err
+
+
+def mark_incomplete(output_dir: str, problem: str) -> None:
+    """After a failed job: no manifest in `output_dir` may say complete. A complete manifest
+    (written before the failure, e.g. verification found a short shard) is rewritten with
+    `complete` false and `problem`; a partial manifest temporary is removed. Best effort: the
+    storage that failed may refuse these writes too, which is logged, not raised."""
+    path = os.path.join(output_dir, MANIFEST_NAME)
+    try:
+        if tf.io.gfile.exists(path + ".tmp"):
+            tf.io.gfile.remove(path + ".tmp")
+        manifest = read_manifest(output_dir)
+        if manifest is None or not manifest.get("complete"):
+            return
+        manifest["complete"] = False
+        manifest["problems"] = [*manifest.get("problems", []), problem]
+        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True, default=str)
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    except (tf.errors.OpError, OSError, ValueError) as err:
+        # Still not complete for readers if the manifest is gone; say so if one remains.
+        with contextlib.suppress(tf.errors.OpError, OSError):
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.remove(path)
+        logger.warning("%s: could not mark the output incomplete (%s)", output_dir, err)
+
+
+def _environment_cause(error: BaseException) -> BaseException | None:
+    """The storage error (OSError, a TensorFlow file-system error) behind `error`: Beam's
+    runner re-raises a failed DoFn's exception as a RuntimeError carrying it as context."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) or (
+            isinstance(error, tf.errors.OpError) and type(error).__name__ in TF_ERRORS
+        ):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def is_direct_runner(name: str | None) -> bool:
@@ -196,20 +282,33 @@ def run_job(
         check_layout(input_dir, patterns, dataset_name)
     prepare_output_dir(args.output_dir, args.overwrite)
     job_args = {k: v for k, v in sorted(vars(args).items())}
-    with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
-        records, dead_letters = build(pipeline, args)
-        write_outputs(
-            records,
-            dead_letters,
-            args.output_dir,
-            args.num_shards,
-            splits,
-            job_args,
-            shard_by,
-            args.max_dead_letter_fraction,
-            args.target_shard_mb * 2**20,
-        )
-    manifest = verify_output(args.output_dir, require_complete=False)
+    try:
+        with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
+            records, dead_letters = build(pipeline, args)
+            write_outputs(
+                records,
+                dead_letters,
+                args.output_dir,
+                args.num_shards,
+                splits,
+                job_args,
+                shard_by,
+                args.max_dead_letter_fraction,
+                args.target_shard_mb * 2**20,
+            )
+        manifest = verify_output(args.output_dir, require_complete=False)
+    except Exception as err:
+        mark_incomplete(args.output_dir, f"the job failed: {type(err).__name__}: {err}")
+        cause = _environment_cause(err)
+        if cause is None:
+            raise
+        from keras_pose3d.cli import error_message
+
+        raise OSError(
+            f"{dataset_name}: writing {args.output_dir} failed: {error_message(cause)}. "
+            "No complete manifest.json is there: readers treat the folder as incomplete; "
+            "free space or fix the folder, then rerun with --overwrite"
+        ) from err
     if not manifest.get("complete"):
         raise DataQualityError(
             f"{dataset_name}: {'; '.join(manifest.get('problems', [])) or 'incomplete'}. "
@@ -232,10 +331,15 @@ def run_job(
 def job_main(run: Callable[[Sequence[str] | None], Any]) -> Callable[..., int]:
     """A job's command-line `main` around its `run(argv) -> manifest`: bad input (layout,
     flags, values) prints `error: ...` naming what is wrong and returns 2."""
-    from keras_pose3d.cli import exits_cleanly
+    from keras_pose3d.cli import debug_requested, exits_cleanly
 
     @exits_cleanly
     def main(argv: Sequence[str] | None = None) -> int:
+        if not debug_requested(argv):
+            # Beam logs a failed DoFn's traceback before re-raising it; the error line says
+            # what failed (--debug or KP3D_DEBUG=1 keeps the tracebacks).
+            for name in ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         run(argv)
         return 0
 

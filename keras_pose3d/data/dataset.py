@@ -28,8 +28,10 @@ samples, replica context) besides it. TP-Net's pose windows are built in NumPy
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
 
@@ -118,6 +120,68 @@ def count_kinds(files: list[str], probe_records: int) -> tuple[int, int]:
             n3d += int(flag == 1)
             n2d += int(flag == 0)
     return n2d, n3d
+
+
+# ----------------------------------------------------------------------------------------------
+# The error path: which shard is corrupt (TensorFlow's DataLossError gives an offset, no file).
+# ----------------------------------------------------------------------------------------------
+_OFFSET = re.compile(r"corrupted record at (\d+)")
+
+
+def find_corrupt_shard(files: Sequence[str], offset: int | None = None) -> tuple[str, str] | None:
+    """(file, TensorFlow's message) of a shard whose records fail TFRecord's length / CRC
+    checks, or None. Reads the files one at a time, whole (the error path only); with `offset`
+    (the "corrupted record at N" of the error) only files longer than N, and a file whose
+    error is at that offset is returned at once."""
+    found = None
+    for path in files:
+        if offset is not None:
+            try:
+                if tf.io.gfile.stat(path).length <= offset:
+                    continue
+            except tf.errors.OpError:
+                pass
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.DataLossError as err:
+            message = err.message.split(" [Op:", 1)[0].split("}}", 1)[-1].strip()
+            match = _OFFSET.search(message)
+            if offset is None or (match and int(match.group(1)) == offset):
+                return path, message
+            found = found or (path, message)
+    return found
+
+
+def name_corrupt_shard(
+    error: tf.errors.DataLossError, file_patterns: str | Sequence[str]
+) -> tf.errors.DataLossError:
+    """`error` again, its message naming the corrupt shard among the files matching
+    `file_patterns` and saying what to do; `error` itself when no file is found corrupt."""
+    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+    match = _OFFSET.search(error.message)
+    found = find_corrupt_shard(files, int(match.group(1)) if match else None)
+    if found is None:
+        return error
+    path, message = found
+    return tf.errors.DataLossError(
+        error.node_def,
+        error.op,
+        f"{path}: {message} (a corrupt TFRecord shard: regenerate it with its data job, or "
+        "leave it out of the record patterns)",
+    )
+
+
+@contextlib.contextmanager
+def corrupt_shards_named(file_patterns: str | Sequence[str]) -> Iterator[None]:
+    """Re-raises a DataLossError from the block (TensorFlow names no file) with the shard
+    named: the files matching `file_patterns` (globs or paths) are scanned, in the error path
+    only (`name_corrupt_shard`)."""
+    try:
+        yield
+    except tf.errors.DataLossError as err:
+        raise name_corrupt_shard(err, file_patterns) from err
 
 
 # ----------------------------------------------------------------------------------------------

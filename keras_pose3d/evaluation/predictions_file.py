@@ -161,8 +161,13 @@ def load_pose_predictions(path: str | pathlib.Path) -> tuple[list[str], np.ndarr
         raise FileNotFoundError(f"predictions file {path} not found")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from err
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file: one bare array
+        raise ValueError(  # noqa: TRY004  (bad file content: the entry points' user error)
+            f"{path}: a single {type(archive).__name__} (an .npy file), expected an .npz "
+            "archive with record_id (N,) and pose_3d_mm (N, 16, 3) (save_pose_predictions)"
+        )
     with archive as z:
         for key in ("record_id", "pose_3d_mm"):
             if key not in z.files:
@@ -170,9 +175,20 @@ def load_pose_predictions(path: str | pathlib.Path) -> tuple[list[str], np.ndarr
                     f"{path}: key {key!r} missing; keys: {sorted(z.files)}; "
                     "expected record_id (N,) and pose_3d_mm (N, 16, 3)"
                 )
-        ids = [str(v) for v in z["record_id"].reshape(-1)]
-        poses = np.asarray(z["pose_3d_mm"], dtype=np.float64)
-        scale = str(z["pose_scale"]) if "pose_scale" in z.files else "annot3"
+        arrays = {}
+        for key, dtype in (("record_id", None), ("pose_3d_mm", np.float64), ("pose_scale", None)):
+            if key not in z.files:
+                continue
+            try:  # object (pickled) arrays, strings where numbers belong, a damaged member
+                arrays[key] = np.asarray(z[key], dtype=dtype)
+            except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
+                raise ValueError(
+                    f"{path}: key {key!r} cannot be read as "
+                    f"{'numbers' if dtype else 'a plain array'} ({err})"
+                ) from err
+        ids = [str(v) for v in arrays["record_id"].reshape(-1)]
+        poses = arrays["pose_3d_mm"]
+        scale = str(arrays["pose_scale"]) if "pose_scale" in arrays else "annot3"
     if poses.shape != (len(ids), skeleton.NUM_JOINTS, 3):
         raise ValueError(
             f"{path}: key 'pose_3d_mm' has shape {poses.shape}; expected "

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from keras_pose3d.atomic_files import check_writable
 from keras_pose3d.evaluation import h36m, mpi_inf_3dhp, mpii, predictions_file, synthetic
 from keras_pose3d.evaluation.predictors import run_predictions, saved_model_predictor
 from keras_pose3d.evaluation.records import read_checked_meta, record_id
@@ -90,7 +91,7 @@ def evaluate_run(
     if dataset == "mpii":
         check_mpii_inputs(mpii_gt, mpii_valid_h5)
     from keras_pose3d.config import load_config
-    from keras_pose3d.data.dataset import list_files
+    from keras_pose3d.data.dataset import corrupt_shards_named, list_files
 
     run = pathlib.Path(run_dir)
     cfg_path = run / "config.yaml"
@@ -103,7 +104,10 @@ def evaluate_run(
     if not patterns:
         raise ValueError(f"no records: pass --records or set data.val_files in {cfg_path}")
     files = list_files(patterns)
-    meta = read_checked_meta(files, dataset)
+    out = pathlib.Path(out_dir) if out_dir else run / "eval" / dataset
+    check_writable(out)  # a read-only or full target fails before the prediction pass
+    with corrupt_shards_named(files):  # a DataLossError names the corrupt shard
+        meta = read_checked_meta(files, dataset)
     if saved_model:
         predict, model_desc = saved_model_predictor(saved_model)
         model_desc = f"SavedModel {saved_model} ({model_desc})"
@@ -115,11 +119,13 @@ def evaluate_run(
         model_path = run / loading.SAP_NET_FILE
         predict = keras_predictor(GraphModel(loading.load_float32(model_path)))
         model_desc = str(model_path)
-    arrays = run_predictions(predict, files, cfg.data.input_size, cfg.data.heatmap_size, batch_size)
+    with corrupt_shards_named(files):
+        arrays = run_predictions(
+            predict, files, cfg.data.input_size, cfg.data.heatmap_size, batch_size
+        )
     arrays["input_size"] = cfg.data.input_size
     if len(meta) != len(arrays["pred_mm"]):
         raise RuntimeError(f"{len(meta)} records read but {len(arrays['pred_mm'])} predicted")
-    out = pathlib.Path(out_dir) if out_dir else run / "eval" / dataset
     if dataset == "mpii":
         results, tables = mpii.tables_from_records(arrays, meta, mpii_gt, mpii_valid_h5)
     else:
@@ -187,7 +193,7 @@ def evaluate_predictions(
                 f"--dataset {dataset} --predictions needs --records (the ground "
                 "truth is in the validation records)"
             )
-        from keras_pose3d.data.dataset import list_files
+        from keras_pose3d.data.dataset import corrupt_shards_named, list_files
 
         ids, poses, pose_scale = predictions_file.load_pose_predictions(path)
         if pose_scale != "annot3" and dataset != "mpi_inf_3dhp":
@@ -197,7 +203,8 @@ def evaluate_predictions(
                 "'annot3', the records' joints_3d)"
             )
         files = list_files(records)
-        meta = read_checked_meta(files, dataset)
+        with corrupt_shards_named(files):  # a DataLossError names the corrupt shard
+            meta = read_checked_meta(files, dataset)
         if not all(m["has_3d"] for m in meta):
             raise ValueError(
                 f"{sum(not m['has_3d'] for m in meta)} of {len(meta)} records in "

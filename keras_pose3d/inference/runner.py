@@ -15,22 +15,33 @@ the video (only the per-frame poses, ~1 KB each, are kept):
 Outputs in OUT: `json/frame_XXXXXX.json`, `boxes.json` (the person boxes used, in the format
 `--boxes` reads: a dict keyed by frame index (video) or file name (images), a box or null; with
 `all_people` a dict {track id: box} per frame), `motion.bvh` (`motion_track_K.bvh` per track
-with `all_people`), `render/frame_XXXXXX.jpg` and `render.mp4` for a video. A run first removes
-these files left in OUT by an earlier run; a track whose joints collapse gets no BVH (warning).
+with `all_people`), `render/frame_XXXXXX.jpg` and `render.mp4` for a video. A track whose joints
+collapse gets no BVH (warning).
+
+Never a broken result, never a lost good one: a run writes into a temporary folder inside OUT
+(`.tmp-...-infer`, `_Staging`) and every write is checked (`cv2.imwrite`'s return value, the
+video writer opened and its file read back with every frame, JSON and BVH writes). Only when
+the whole run succeeded are the earlier run's files of these names in OUT replaced by the new
+ones (renames within OUT). A failed write stops the run with an OSError naming the file (the
+command: one `error:` line, exit 2), the temporary folder is removed and OUT keeps the earlier
+run's outputs byte for byte. A temporary folder left by a killed run is removed by the next.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import os
 import pathlib
+import shutil
 import sys
 
 import cv2
 import numpy as np
 
-from keras_pose3d import skeleton
+from keras_pose3d import atomic_files, skeleton
 from keras_pose3d.data.jpeg import encode_jpeg
 from keras_pose3d.inference import bvh, fitting, render, sources
 from keras_pose3d.inference.boxes_file import boxes_json, load_boxes
@@ -234,8 +245,9 @@ def _record(index: int, name: str, time_s: float, person: Person) -> dict:
     } | {k: np.asarray(v).tolist() for k, v in person.result.items()}
 
 
-def _render_pass(config, source, out, result: InferResult, frame_time: float) -> None:
-    """Decodes the frames again and writes each rendered frame as it is drawn."""
+def _render_pass(config, source, stage: _Staging, result: InferResult, frame_time: float) -> None:
+    """Decodes the frames again and writes each rendered frame as it is drawn (into `stage`);
+    the video is read back at the end (`_Staging.check_video`)."""
     primary = next(iter(result.motion.values()), None)
     if primary is None:
         logger.warning("nobody found in any frame: nothing to render")
@@ -253,8 +265,8 @@ def _render_pass(config, source, out, result: InferResult, frame_time: float) ->
     first = max(result.motion.values(), key=len)
     scene = render.Scene.fit(first, spread_mm=spread)
     pose_at = {t: dict(zip(result.tracks[t].tolist(), m)) for t, m in result.motion.items()}
-    (out / "render").mkdir(exist_ok=True)
-    writer = None
+    stage.mkdir("render")
+    writer, written = None, 0
     try:
         for frame in source:
             if frame.index >= result.frames:  # a second decode that yields more frames
@@ -276,19 +288,19 @@ def _render_pass(config, source, out, result: InferResult, frame_time: float) ->
                 for p in result.people[frame.index]
             ]
             image = render.side_by_side(frame.image, persons, scene)
-            cv2.imwrite(str(out / "render" / f"frame_{frame.index:06d}.jpg"), image)
+            stage.write_image(f"render/frame_{frame.index:06d}.jpg", image)
             if source.is_video:
                 if writer is None:
-                    writer = cv2.VideoWriter(
-                        str(out / "render.mp4"),
-                        cv2.VideoWriter_fourcc(*"mp4v"),
-                        1.0 / frame_time,
-                        (image.shape[1], image.shape[0]),
+                    writer = stage.open_video(
+                        VIDEO_NAME, 1.0 / frame_time, (image.shape[1], image.shape[0])
                     )
                 writer.write(image)
+                written += 1
     finally:
         if writer is not None:
             writer.release()
+    if writer is not None:
+        stage.check_video(VIDEO_NAME, written)
 
 
 def _load_tp_net(config: InferConfig) -> Refiner:
@@ -311,18 +323,146 @@ def _load_tp_net(config: InferConfig) -> Refiner:
     return refiner
 
 
-def _clear_previous_outputs(out: pathlib.Path) -> None:
-    """Removes an earlier run's outputs from OUT (only the names this module writes): a shorter
-    re-run would otherwise leave the old run's later frames and tracks beside its own."""
-    old = [
-        p
-        for pattern in ("json/frame_*.json", "render/frame_*.jpg", "motion*.bvh", "render.mp4")
-        for p in out.glob(pattern)
-    ]
-    if old:
-        logger.info("%s: removing %d outputs of an earlier run", out, len(old))
-    for p in old:
-        p.unlink()
+# What a run writes in OUT (relative globs): the earlier run's files replaced by a new run.
+OUTPUT_PATTERNS = (
+    "json/frame_*.json",
+    "boxes.json",
+    "motion.bvh",
+    "motion_track_*.bvh",
+    "render/frame_*.jpg",
+    "render.mp4",
+)
+VIDEO_NAME = "render.mp4"
+_STAGE_SUFFIX = "infer"
+
+
+class _Staging:
+    """A temporary folder inside OUT that a run writes into; `publish` replaces the earlier
+    run's outputs with its files once everything is written (module docstring).
+
+    Every write goes through a method that checks it and raises OSError naming the file as it
+    will be in OUT (`failed`). `discard` removes the folder (after `publish`, nothing is left).
+    """
+
+    def __init__(self, out: pathlib.Path):
+        self.out = out
+        self.dir = atomic_files.temporary_name(out / _STAGE_SUFFIX)
+        self._previous = self.dir / ".previous"  # where the earlier outputs go while swapping
+        try:
+            for folder in (self.dir / "json", self._previous / "json", self._previous / "render"):
+                folder.mkdir(parents=True)
+        except OSError as err:
+            self.discard()
+            raise OSError(
+                err.errno, f"cannot write in the output folder ({err.strerror})", str(out)
+            ) from err
+
+    def failed(self, name: str, reason: str) -> OSError:
+        free = ""
+        with contextlib.suppress(OSError):
+            free = f"; {shutil.disk_usage(self.dir).free // 1024} KiB free there"
+        return OSError(
+            f"cannot write {self.out / name}: {reason}{free}. Nothing in {self.out} was "
+            "changed: it keeps the previous run's outputs"
+        )
+
+    def mkdir(self, name: str) -> None:
+        try:
+            (self.dir / name).mkdir(exist_ok=True)
+        except OSError as err:
+            raise self.failed(name, err.strerror or str(err)) from err
+
+    def write_text(self, name: str, text: str) -> None:
+        try:
+            (self.dir / name).write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise self.failed(name, err.strerror or str(err)) from err
+
+    def write_with(self, name: str, writer) -> None:
+        """`writer(path)` writes the file (e.g. `bvh.write_bvh`)."""
+        try:
+            writer(self.dir / name)
+        except OSError as err:
+            raise self.failed(name, err.strerror or str(err)) from err
+
+    def write_image(self, name: str, image: np.ndarray) -> None:
+        try:
+            ok = cv2.imwrite(str(self.dir / name), image)
+        except cv2.error as err:
+            raise self.failed(name, f"OpenCV: {err}") from err
+        if not ok:  # OpenCV says no more than this: a full or read-only disk, mostly
+            raise self.failed(name, "cv2.imwrite failed (disk full or not writable?)")
+
+    def open_video(self, name: str, fps: float, size: tuple[int, int]):
+        writer = cv2.VideoWriter(str(self.dir / name), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not writer.isOpened():
+            writer.release()
+            raise self.failed(name, "cv2.VideoWriter cannot open it (codec mp4v)")
+        return writer
+
+    def check_video(self, name: str, frames: int) -> None:
+        """The written video must exist, be non-empty and read back with `frames` frames: its
+        writer reports failed frame writes on stderr only (FFmpeg: Failed to write frame)."""
+        path = self.dir / name
+        size = path.stat().st_size if path.is_file() else 0
+        if size == 0:
+            raise self.failed(name, "the video writer left an empty file")
+        capture = cv2.VideoCapture(str(path))
+        try:
+            opened = capture.isOpened()
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if opened else 0
+        finally:
+            capture.release()
+        if not opened or count != frames:
+            raise self.failed(
+                name,
+                f"the written video does not read back ({count} of {frames} frames)"
+                if opened
+                else "the written video cannot be opened",
+            )
+
+    def publish(self) -> None:
+        """Moves the earlier run's outputs aside, the new ones into OUT, then removes both
+        (renames within OUT); on a failure every move is undone and OSError raised."""
+        previous = sorted(
+            p.relative_to(self.out) for pattern in OUTPUT_PATTERNS for p in self.out.glob(pattern)
+        )
+        new = sorted(
+            p.relative_to(self.dir)
+            for p in self.dir.rglob("*")
+            if p.is_file() and self._previous not in p.parents
+        )
+        moved_old, moved_new = [], []
+        try:
+            for rel in previous:
+                os.replace(self.out / rel, self._previous / rel)
+                moved_old.append(rel)
+            for rel in new:
+                (self.out / rel).parent.mkdir(exist_ok=True)
+                os.replace(self.dir / rel, self.out / rel)
+                moved_new.append(rel)
+        except OSError as err:
+            for rel in reversed(moved_new):
+                os.replace(self.out / rel, self.dir / rel)
+            for rel in reversed(moved_old):
+                os.replace(self._previous / rel, self.out / rel)
+            raise OSError(
+                f"cannot move the new outputs into {self.out} ({err}); it keeps the previous "
+                "run's outputs"
+            ) from err
+        if previous:
+            logger.info("%s: replaced %d outputs of an earlier run", self.out, len(previous))
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _remove_stale_stages(out: pathlib.Path) -> None:
+    """Temporary folders of runs that were killed (their process is gone) are removed."""
+    for path in atomic_files.stale_temporaries(out):
+        if path.name.endswith(f"-{_STAGE_SUFFIX}") and path.is_dir():
+            logger.info("%s: removing %s, left by a run that was stopped", out, path.name)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
@@ -358,9 +498,20 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
             detector = PersonDetector(config.detector)
         if source.is_video or config.track_images:
             tracker = Tracker(detector, config.tracker, all_people=config.all_people)
-    _clear_previous_outputs(out)
-    (out / "json").mkdir(parents=True, exist_ok=True)
+    atomic_files.check_writable(out)  # a read-only or full OUT fails before any frame
+    _remove_stale_stages(out)
+    stage = _Staging(out)
+    try:
+        result = _run_into(config, source, predictor, boxes, tracker, detector, refiner, stage)
+        stage.publish()
+    finally:
+        stage.discard()
+    print(f"wrote {result.frames} frames ({len(result.tracks)} track(s)) to {out}", file=sys.stderr)
+    return result
 
+
+def _run_into(config, source, predictor, boxes, tracker, detector, refiner, stage) -> InferResult:
+    """Both passes, every output written into `stage` (not yet published)."""
     names, times, people = _pose_pass(config, source, predictor, boxes, tracker, detector)
     frame_time = sources.frame_interval(times, source.fps, str(source.path))
     tracks = _tracks(people)
@@ -404,12 +555,13 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
             doc = {"frame": f, "source": name, "time_s": float(times[f]), "people": records}
         else:
             doc = records[0]
-        (out / "json" / f"frame_{f:06d}.json").write_text(json.dumps(doc))
+        stage.write_text(f"json/frame_{f:06d}.json", json.dumps(doc))
     used = boxes_json(
         result.names, result.people, config.all_people
     )  # one line per frame: easy to edit by hand
-    (out / "boxes.json").write_text(
-        "{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in used.items()) + "\n}\n"
+    stage.write_text(
+        "boxes.json",
+        "{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in used.items()) + "\n}\n",
     )
 
     # BVH: one skeleton per track (its median bone lengths), y-up.
@@ -424,10 +576,14 @@ def run(config: InferConfig, predictor=None, detector=None) -> InferResult:
                 name,
             )
             continue
-        bvh.write_bvh(out / name, poses @ Y_UP.T, frame_time=frame_time, lengths=lengths)
+        stage.write_with(
+            name,
+            lambda path, poses=poses, lengths=lengths: bvh.write_bvh(
+                path, poses @ Y_UP.T, frame_time=frame_time, lengths=lengths
+            ),
+        )
     if config.render:
-        _render_pass(config, source, out, result, frame_time)
-    print(f"wrote {len(names)} frames ({len(tracks)} track(s)) to {out}", file=sys.stderr)
+        _render_pass(config, source, stage, result, frame_time)
     return result
 
 

@@ -104,6 +104,12 @@ def _deterministic_kernels() -> None:
 def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) -> int:
     """Train, then the main job's report, evaluation and export as the config asks. Returns a
     process exit code."""
+    from keras_pose3d.atomic_files import check_writable
+
+    # A read-only or full run / export folder fails now, not after hours of training.
+    exports = [cfg.export.saved_models_dir] if cfg.export.enabled else []
+    for target in [run_dir or cfg.train.run_dir, *exports]:
+        check_writable(target)
     if cfg.runtime.deterministic:
         _deterministic_kernels()
     from keras_pose3d.training import runtime

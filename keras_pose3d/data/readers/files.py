@@ -5,6 +5,10 @@ Libraries that insist on a path on local disk (cv2.VideoCapture, cdflib) get one
 `local_copy`: the file itself when it already is local, else a private temporary copy that is
 deleted afterwards. scipy.io.loadmat and h5py read the bytes from memory (`read_bytes` +
 io.BytesIO); the camera-file parsers of `keras_pose3d.camera` take the text (`read_bytes`).
+
+Path-escape checks: a dataset-derived name must stay under the input root, as text
+(`escapes_root`, `not_a_plain_name`: no `../`, absolute paths, URLs) and on disk
+(`resolves_outside`, `leaves_root`: no symlink in the release that points outside it).
 """
 
 from __future__ import annotations
@@ -168,6 +172,34 @@ def escapes_root(name: str) -> str | None:
     if normalised == ".." or normalised.startswith("../"):
         return f"file name {name!r} leaves the input root"
     return None
+
+
+def resolves_outside(root: str | os.PathLike, path: str | os.PathLike) -> str | None:
+    """Why the local file `path` is not inside the folder `root` once symlinks are followed
+    (a link in the release that points elsewhere on the machine), or None.
+
+    Both sides are resolved (`os.path.realpath`), so a root that is itself a link, or links
+    that stay inside the root, are fine. Object stores (gs://, s3://, ram://) have no links:
+    None for URLs.
+    """
+    root_text, path_text = os.fspath(root), os.fspath(path)
+    if not (is_local(root_text) and is_local(path_text)):
+        return None
+    real_root = os.path.realpath(root_text.removeprefix("file://"))
+    real = os.path.realpath(path_text.removeprefix("file://"))
+    if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+        return None
+    return f"{path_text} is a link to {real}, outside the input root {root_text}"
+
+
+def leaves_root(root: str | os.PathLike, name: str) -> str | None:
+    """Why the dataset-derived relative name cannot be read under `root`, or None: the name
+    itself (`escapes_root`: `../`, absolute, URL) or, on local disk, a symlink on the way that
+    resolves outside `root` (`resolves_outside`)."""
+    reason = escapes_root(name)
+    if reason is not None:
+        return reason
+    return resolves_outside(root, join(root, name))
 
 
 def not_a_plain_name(name: str) -> str | None:
