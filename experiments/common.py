@@ -320,3 +320,18 @@ def run_footer(stored: dict) -> str:
     if stored.get("git_commit"):
         text += f" Commit {stored['git_commit'][:10]}."
     return text + f"\n\nProvenance: {stored['provenance']}\n"
+
+
+def add_results_arguments(parser, default_out: str) -> None:
+    """`--out` (the results Markdown; its JSON goes beside it) and `--render JSON` (rewrite the
+    Markdown from a stored JSON, no run): every experiment's command has both."""
+    parser.add_argument(
+        "--out",
+        default=default_out,
+        help="results Markdown; the raw results go to the .json beside it",
+    )
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="only rewrite the Markdown beside this stored results JSON (no run)",
+    )

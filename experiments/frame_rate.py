@@ -259,16 +259,7 @@ def to_markdown(stored: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--out",
-        default="experiments/results_frame_rate.md",
-        help="results Markdown; the raw results go to the .json beside it",
-    )
-    parser.add_argument(
-        "--render",
-        metavar="JSON",
-        help="only rewrite the Markdown beside this stored results JSON (no run)",
-    )
+    common.add_results_arguments(parser, "experiments/results_frame_rate.md")
     parser.add_argument("--hidden", type=int, default=DEFAULT.hidden)
     parser.add_argument("--max-epochs", type=int, default=DEFAULT.max_epochs)
     parser.add_argument("--epoch-windows", type=int, default=DEFAULT.epoch_windows)

@@ -787,16 +787,7 @@ def load_streams(cfg: Config, motion_dir) -> tuple[list[Stream], list[Stream]]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--out",
-        default="experiments/results_temporal.md",
-        help="results Markdown; the raw results go to the .json beside it",
-    )
-    parser.add_argument(
-        "--render",
-        metavar="JSON",
-        help="only rewrite the Markdown beside this stored results JSON (no run)",
-    )
+    common.add_results_arguments(parser, "experiments/results_temporal.md")
     parser.add_argument("--hidden", type=int, default=Config.hidden)
     parser.add_argument("--max-epochs", type=int, default=Config.max_epochs)
     parser.add_argument("--epoch-windows", type=int, default=Config.epoch_windows)

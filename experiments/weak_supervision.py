@@ -386,16 +386,7 @@ def to_markdown(stored: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--out",
-        default="experiments/results_weak_supervision.md",
-        help="results Markdown; the raw results go to the .json beside it",
-    )
-    parser.add_argument(
-        "--render",
-        metavar="JSON",
-        help="only rewrite the Markdown beside this stored results JSON (no run)",
-    )
+    common.add_results_arguments(parser, "experiments/results_weak_supervision.md")
     parser.add_argument("--fraction", type=float, default=Config.fraction)
     parser.add_argument("--every", type=int, default=Config.every)
     parser.add_argument("--steps", type=int, default=Config.steps)
