@@ -36,12 +36,20 @@ def main(argv=None) -> int:
     if args.dry_run:
         print(cfg.to_yaml(), end="")
         return 0
-    from keras_pose3d.data.dataset import corrupt_shards_named
-    from keras_pose3d.training import run  # heavy imports only when training
+    from keras_pose3d.training import run  # heavy imports only when training (TF: in run)
 
-    shards = [*cfg.data.train_patterns(), *cfg.data.val_patterns(), *cfg.data.test_patterns()]
-    with corrupt_shards_named(shards):  # a DataLossError names the corrupt shard
+    try:
         return run.train(cfg, run_dir=args.run_dir)
+    except Exception as err:
+        if type(err).__name__ != "DataLossError":
+            raise
+        # TensorFlow names no file: find the corrupt shard (imported only now, so TensorFlow
+        # is loaded by the run, after runtime.deterministic set its switches).
+        from keras_pose3d.data.dataset import name_corrupt_shard
+
+        data = cfg.data
+        shards = [*data.train_patterns(), *data.val_patterns(), *data.test_patterns()]
+        raise name_corrupt_shard(err, shards) from err
 
 
 if __name__ == "__main__":

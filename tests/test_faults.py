@@ -381,6 +381,27 @@ def test_flipped_bytes_shard_is_named_by_evaluate(shards, tmp_path, capsys):
     assert dataset.find_corrupt_shard([str(good)]) is None
 
 
+def test_flipped_bytes_shard_is_named_by_train(shards, tmp_path, monkeypatch, capsys):
+    """train.main names the shard among the config's record patterns (a real run, measured:
+    `error: .../train-00000-of-00001.tfrecord: corrupted record at 148526 (...)`); here the
+    run is a read of the records, as the trainer's input pipeline does."""
+    from keras_pose3d import train
+    from keras_pose3d.training import run
+
+    _, bad, _, _ = shards
+
+    def reads_records(cfg, run_dir=None):
+        for _ in tf.data.TFRecordDataset(dataset.list_files(list(cfg.data.train_patterns()))):
+            pass
+
+    monkeypatch.setattr(run, "train", reads_records)
+    config = pathlib.Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    argv = ["--config", str(config), "--set", f"data.train_files=['{tmp_path}/val-*.tfrecord']"]
+    assert train.main(argv) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {bad}: corrupted record at ")
+
+
 def test_npy_and_object_npz_predictions_are_one_error_line(shards, tmp_path, capsys):
     good, _, _, gt = shards
     npy = tmp_path / "x.npy"
@@ -531,6 +552,11 @@ def test_exits_cleanly_prints_one_line(error, line, capsys):
     main, _ = _entry(error)
     assert main([]) == 2
     assert capsys.readouterr().err == f"error: {line}\n"
+
+
+def test_cli_imports_no_tensorflow():
+    code = "import sys, keras_pose3d.cli; assert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=pathlib.Path(__file__).parents[1])
 
 
 def test_exits_cleanly_yaml_bugs_and_debug(capsys, monkeypatch):

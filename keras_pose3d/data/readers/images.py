@@ -76,7 +76,11 @@ def _decoder_messages() -> Iterator[list[str]]:
         for stream in (sys.stderr, sys.__stderr__):
             with contextlib.suppress(Exception):
                 stream.flush()
-        saved = os.dup(2)
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all (a daemon): nothing to read the warnings from
+            yield lines
+            return
         try:
             with tempfile.TemporaryFile() as capture:
                 os.dup2(capture.fileno(), 2)
