@@ -279,10 +279,10 @@ def _tp_net(cfg, run_dir, train_predictions, val, test, progress):
     """TP-Net trained on the final SAP-Net's training predictions (`train_predictions()`), or
     the one a previous run of the same config finished; (tp_net.keras, its refinement of the
     test predictions: `sorted_rows(test)` with TP-Net's poses as "pred")."""
-    import keras
     import yaml
 
     from keras_pose3d import temporal_config
+    from keras_pose3d.models import loading
     from keras_pose3d.training import temporal
 
     t0 = time.time()
@@ -316,7 +316,7 @@ def _tp_net(cfg, run_dir, train_predictions, val, test, progress):
         result = temporal.train(tp_cfg, data={"train": train, "val": val})
         tp_path = pathlib.Path(result["model"])
         progress(f"TP-Net trained ({time.time() - t0:.0f}s): {tp_path}")
-    tp = keras.saving.load_model(tp_path, compile=False)
+    tp = loading.load_float32(tp_path)  # float32 like SAP-Net's predictions and the export
     test = sorted_rows(test)
     windows, _, _ = temporal.sequence_windows(test, t.model.window, t.model.mode)
     refined = np.asarray(tp.predict(windows, batch_size=t.train.batch_size, verbose=0))
