@@ -175,8 +175,10 @@ def test_reloaded_sap_net_matches_keras(exported):
     images = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
     ref = exported["sap"](images)
     got = loaded.signatures["predict_raw"](images=tf.constant(images))
-    for key in ("pose_2d", "depth", "pose_3d", "heatmaps"):
-        np.testing.assert_allclose(got[key].numpy(), np.asarray(ref[key]), atol=1e-5, err_msg=key)
+    for key in ("pose_2d", "depth", "pose_3d", "heatmaps"):  # the folded network: rtol
+        np.testing.assert_allclose(
+            got[key].numpy(), np.asarray(ref[key]), rtol=1e-5, atol=1e-5, err_msg=key
+        )
 
 
 @pytest.mark.slow
@@ -195,7 +197,11 @@ def test_predict_image_decodes_to_mm_like_pose_codec(exported):
     )
     np.testing.assert_allclose(got["joints_2d_px"].numpy(), pose[..., :2] * 32 + 32, atol=1e-4)
     heat = np.asarray(exported["sap"](images)["heatmaps"])[:, -1]
-    np.testing.assert_allclose(got["confidence"].numpy(), heat.max(axis=(1, 2)), atol=1e-6)
+    # The graph runs the BatchNorm-folded network: float32 roundings in another order, ~1e-6
+    # relative (tests/test_export_folding.py holds the folding's own bound).
+    np.testing.assert_allclose(
+        got["confidence"].numpy(), heat.max(axis=(1, 2)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_crop_resize_matches_numpy_bilinear_with_padding():
@@ -391,7 +397,7 @@ def test_default_export_without_tp_net_says_sap_net_only(tmp_path, monkeypatch, 
     run.mkdir()
     tiny_sap_net().save(run / loading.SAP_NET_FILE)
 
-    def fake_export(sap, base, name="sap_net", tp_net=None):  # the SavedModel save is tested above
+    def fake_export(sap, base, name="sap_net", tp_net=None, **options):  # save: tested above
         path = pathlib.Path(base) / name / "1"
         path.mkdir(parents=True)
         (path / "saved_model.pb").write_bytes(b"")

@@ -9,7 +9,14 @@ of a run). `export_run` reads `RUN_DIR/sap_net.keras` and a TP-Net (`tp_net`, de
     saved_models/tp_net/<v>/     TP-Net `refine`
     saved_models/pipeline/<v>/   SAP-Net + decode to mm + online TP-Net (`predict_jpeg_online`)
     saved_models/models.config   TF-Serving model_config_list for multi-model mode
+    saved_models/batching_parameters.txt   TF-Serving --batching_parameters_file
     saved_models/onnx/...        with onnx=True: float-image SAP-Net and TP-Net graphs
+
+Each version folder also holds its model's `batching_params.pbtxt` (TF-Serving reads it with
+`--enable_per_model_batching_parameters`); the server-wide file is that of the costliest model
+served. The serving graphs run SAP-Net with its BatchNorm folded into the convolutions and
+TP-Net at `tp_precision` (`serving.optimize`: how, and the parity each is checked to before
+it is written; a model that fails is refused with the difference named).
 
 Without `models` every model the inputs allow is exported (a missing TP-Net prints "no
 tp_net.keras: exporting sap_net only"); a model named in `models` that cannot be exported is
@@ -35,6 +42,7 @@ the weights copied over (`models.loading.load_float32`): the serving graphs and 
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 from collections.abc import Sequence
@@ -45,10 +53,23 @@ import tensorflow as tf
 from keras_pose3d import atomic_files
 from keras_pose3d.models import sap_net as _sap_net  # noqa: F401  (registers SAPNet)
 from keras_pose3d.models import tp_net as _tp_net  # noqa: F401  (registers TPNet)
+from keras_pose3d.models.complexity import forward_flops
 from keras_pose3d.models.loading import SAP_NET_FILE, TP_NET_FILE, load_float32
-from keras_pose3d.serving import signatures
+from keras_pose3d.serving import optimize, signatures
 
 MODEL_NAMES = ("sap_net", "tp_net", "pipeline")
+# TF-Serving batching: the server-wide file beside models.config (--batching_parameters_file)
+# and each version folder's own (--enable_per_model_batching_parameters).
+BATCHING_FILE = "batching_parameters.txt"
+PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
+SAP_NET_MAX_BATCH = 32  # the largest batch benchmarks/serving.py measures
+TP_NET_MAX_BATCH = 128
+# What the serving graphs are built with (docs/benchmarks.md, "Serving", for the measurements):
+# BatchNorm folded into the convolutions; no XLA (it did not pay on the CPU measured); TP-Net in
+# float32 unless asked for bfloat16, which needs AVX512-BF16 / AMX on the serving machine.
+FOLD_BATCH_NORMS = True
+JIT_COMPILE = False
+TP_NET_PRECISION = "float32"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,12 +105,18 @@ def incomplete_versions(model_dir: str | pathlib.Path) -> list[pathlib.Path]:
 
 
 def save_versioned(
-    module: tf.Module, sigs: dict, base: str | pathlib.Path, name: str
+    module: tf.Module,
+    sigs: dict,
+    base: str | pathlib.Path,
+    name: str,
+    extra_files: dict[str, str] | None = None,
 ) -> pathlib.Path:
     """Save `module` with signatures `sigs` as base/name/<next version>/ and return that path.
 
     Saved to a temporary folder, then renamed into place (module docstring): base/name never
-    holds a half-written version. On any error the temporary folder is removed.
+    holds a half-written version. On any error the temporary folder is removed. `extra_files`
+    ({file name: text}) are written into the version folder before it is published (e.g.
+    TF-Serving's per-model `batching_params.pbtxt`).
     """
     model_dir = pathlib.Path(base) / name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +129,8 @@ def save_versioned(
     tmp = atomic_files.temporary_name(model_dir / "export")
     try:
         tf.saved_model.save(module, str(tmp), signatures=sigs)
+        for file_name, text in (extra_files or {}).items():
+            (tmp / file_name).write_text(text)
         # Another export may take a version number meanwhile: then the next free one.
         for _ in range(100):
             path = model_dir / str(next_version(model_dir))
@@ -116,21 +145,85 @@ def save_versioned(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def serving_sap_net(sap_net: keras.Model, fold: bool = FOLD_BATCH_NORMS) -> keras.Model:
+    """The SAP-Net the serving graphs run: BatchNorm folded (`optimize.fold_batch_norms`) and
+    checked against `sap_net` on the probe batch (`optimize.check_parity`), or `sap_net`.
+
+    Raises:
+        optimize.ParityError: the folded model leaves `optimize.FOLD_TOLERANCE`.
+    """
+    if not fold:
+        return sap_net
+    folded, _ = optimize.fold_batch_norms(sap_net)
+    probe = optimize.sap_net_probe(int(sap_net.input_size))
+    optimize.check_parity(sap_net, lambda x: folded(x, training=False), probe)
+    return folded
+
+
+def serving_tp_net(tp_net: keras.Model, precision: str = TP_NET_PRECISION) -> keras.Model:
+    """The TP-Net the serving graphs run: `tp_net` or its reduced-precision copy, checked
+    against `tp_net` on probe windows (`optimize.check_tp_parity`)."""
+    served = optimize.reduced_precision_tp_net(tp_net, precision)
+    if served is not tp_net:
+        probe = optimize.tp_net_probe(tp_net.window, tp_net.num_joints)
+        optimize.check_tp_parity(tp_net, lambda x: served(x, training=False), probe)
+    return served
+
+
+def sap_net_batching(sap_net: keras.Model, cores: int | None = None) -> dict:
+    """TF-Serving batching parameters sized for SAP-Net (`optimize.batching_parameters`)."""
+    flops = forward_flops(sap_net, int(sap_net.input_size))
+    return optimize.batching_parameters(flops, SAP_NET_MAX_BATCH, cores or os.cpu_count() or 1)
+
+
+def tp_net_batching(tp_net: keras.Model, cores: int | None = None) -> dict:
+    """TF-Serving batching parameters sized for TP-Net (`optimize.batching_parameters`)."""
+    flops = optimize.tp_net_flops(tp_net)
+    return optimize.batching_parameters(flops, TP_NET_MAX_BATCH, cores or os.cpu_count() or 1)
+
+
 def export_sap_net(
     sap_net: keras.Model,
     base: str | pathlib.Path,
     name: str = "sap_net",
     tp_net: keras.Model | None = None,
+    fold: bool = FOLD_BATCH_NORMS,
+    jit_compile: bool = JIT_COMPILE,
+    tp_precision: str = TP_NET_PRECISION,
+    cores: int | None = None,
 ) -> pathlib.Path:
-    """SAP-Net (with an online TP-Net: the composed pipeline) -> base/name/<v>/."""
-    module = signatures.SAPNetServing(sap_net, tp_net)
-    return save_versioned(module, module.signatures(), base, name)
+    """SAP-Net (with an online TP-Net: the composed pipeline) -> base/name/<v>/.
+
+    `sap_net` is the float32 Keras model; the graphs run its BatchNorm-folded copy when `fold`
+    (refused unless within `optimize.FOLD_TOLERANCE` of it, and checked once more through the
+    traced serving network), compiled with XLA when `jit_compile`, with the TP-Net at
+    `tp_precision`. The version folder gets the model's `batching_params.pbtxt`.
+    """
+    served = serving_sap_net(sap_net, fold)
+    tp = None if tp_net is None else serving_tp_net(tp_net, tp_precision)
+    module = signatures.SAPNetServing(served, tp, jit_compile=jit_compile)
+    if fold or jit_compile:
+        probe = optimize.sap_net_probe(int(sap_net.input_size))
+        optimize.check_parity(sap_net, module.network, probe, what="the SAP-Net serving graph")
+    batching = optimize.batching_text(sap_net_batching(sap_net, cores))
+    return save_versioned(
+        module, module.signatures(), base, name, extra_files={PER_MODEL_BATCHING_FILE: batching}
+    )
 
 
-def export_tp_net(tp_net: keras.Model, base: str | pathlib.Path) -> pathlib.Path:
-    """TP-Net -> base/tp_net/<v>/ with the `refine` signature."""
-    module = signatures.TPNetServing(tp_net)
-    return save_versioned(module, module.signatures(), base, "tp_net")
+def export_tp_net(
+    tp_net: keras.Model,
+    base: str | pathlib.Path,
+    precision: str = TP_NET_PRECISION,
+    cores: int | None = None,
+) -> pathlib.Path:
+    """TP-Net -> base/tp_net/<v>/ with the `refine` signature, at `precision` (float32 or
+    bfloat16: refused beyond `optimize.TP_NET_BF16_TOLERANCE_MM` of the float32 model)."""
+    module = signatures.TPNetServing(serving_tp_net(tp_net, precision))
+    batching = optimize.batching_text(tp_net_batching(tp_net, cores))
+    return save_versioned(
+        module, module.signatures(), base, "tp_net", extra_files={PER_MODEL_BATCHING_FILE: batching}
+    )
 
 
 def exported_models(base: str | pathlib.Path) -> list[str]:
@@ -202,6 +295,10 @@ def export_run(
     onnx: bool = False,
     models: Sequence[str] | None = None,
     tp_net: str | pathlib.Path | None = None,
+    fold: bool = FOLD_BATCH_NORMS,
+    jit_compile: bool = JIT_COMPILE,
+    tp_precision: str = TP_NET_PRECISION,
+    cores: int | None = None,
 ) -> dict[str, pathlib.Path]:
     """Export what a run directory holds; returns {name: exported path}.
 
@@ -212,6 +309,15 @@ def export_run(
         models: which of MODEL_NAMES to export; None: every model the inputs allow.
         tp_net: TP-Net .keras file (e.g. temporal_train's runs/temporal/tp_net.keras); None:
             run_dir/tp_net.keras when present.
+        fold: fold BatchNorm into the convolutions of the serving graphs (`optimize`).
+        jit_compile: compile SAP-Net's serving network with XLA.
+        tp_precision: "float32" or "bfloat16" TP-Net weights in the tp_net and pipeline graphs.
+        cores: the serving machine's CPU cores, for the batching parameters (default: this
+            machine's).
+
+    Besides the SavedModels, writes out/batching_parameters.txt (TF-Serving's
+    `--batching_parameters_file`): the per-model parameters of the costliest model served
+    (`batching_parameters_for`).
 
     Raises:
         FileNotFoundError: run_dir, sap_net.keras, or a TP-Net that was given or that
@@ -225,6 +331,10 @@ def export_run(
         raise ValueError(f"unknown models {unknown}; expected a subset of {MODEL_NAMES}")
     if not models:
         raise ValueError(f"--models is empty; expected a subset of {MODEL_NAMES}")
+    if tp_precision not in optimize.REDUCED_PRECISIONS:
+        raise ValueError(
+            f"tp_precision must be one of {optimize.REDUCED_PRECISIONS}. Received: {tp_precision!r}"
+        )
     run_dir, out = pathlib.Path(run_dir), pathlib.Path(out)
     remove_stale_temporaries(out)  # a models.config or an ONNX file of a killed export
     remove_stale_temporaries(out / "onnx")
@@ -247,15 +357,17 @@ def export_run(
     if "sap_net" in models or ("pipeline" in models and tp is not None) or onnx:
         sap = load_float32(run_dir / SAP_NET_FILE)
     paths = {}
+    options = {"fold": fold, "jit_compile": jit_compile, "tp_precision": tp_precision}
+    options["cores"] = cores
     if "sap_net" in models:
-        paths["sap_net"] = export_sap_net(sap, out)
+        paths["sap_net"] = export_sap_net(sap, out, **options)
     if tp is not None:
         if "tp_net" in models:
-            paths["tp_net"] = export_tp_net(tp, out)
+            paths["tp_net"] = export_tp_net(tp, out, precision=tp_precision, cores=cores)
         if "pipeline" not in models:
             pass
         elif tp.mode == "online":
-            paths["pipeline"] = export_sap_net(sap, out, name="pipeline", tp_net=tp)
+            paths["pipeline"] = export_sap_net(sap, out, name="pipeline", tp_net=tp, **options)
         else:
             print(f"skipping the pipeline: it needs an online TP-Net, {tp_path} is {tp.mode}")
     if onnx:
@@ -267,4 +379,33 @@ def export_run(
     # Every model under `out`, not only this call's: a partial export keeps the others served.
     config_path = atomic_files.write_text(out / "models.config", models_config(out))
     paths["models.config"] = config_path
+    batching = batching_parameters_for(out)
+    if batching is not None:
+        paths["batching_parameters"] = atomic_files.write_text(
+            out / BATCHING_FILE, optimize.batching_text(batching)
+        )
     return paths
+
+
+def batching_parameters_for(base: str | pathlib.Path) -> dict | None:
+    """The server-wide batching parameters for every model under `base`: those of the model
+    whose batch-1 cost is largest (the longest `batch_timeout_micros`, then the smallest
+    `max_batch_size`), read from each model's latest version's `batching_params.pbtxt`.
+
+    TF-Serving applies one file to every model; sized for the costliest, a cheap model's
+    request waits at most 1 ms. None when no version carries the file (older exports).
+    """
+    found = []
+    for name in exported_models(base):
+        versions = [
+            p
+            for p in (pathlib.Path(base) / name).glob("*")
+            if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()
+        ]
+        latest = max(versions, key=lambda p: int(p.name))
+        path = latest / PER_MODEL_BATCHING_FILE
+        if path.is_file():
+            found.append(optimize.parse_batching_text(path.read_text()))
+    if not found:
+        return None
+    return max(found, key=lambda p: (p["batch_timeout_micros"], -p["max_batch_size"]))

@@ -337,11 +337,17 @@ class SAPNetServing(tf.Module):
     """SAP-Net serving graphs (module docstring); with `tp_net` also `predict_jpeg_online`.
 
     Args:
-        sap_net: a float32 SAPNet (or any model with its output dict and `input_size`).
-        tp_net: optional float32 TPNet in "online" mode for the composed pipeline.
+        sap_net: a float32 SAPNet (or any model with its output dict and `input_size`), e.g.
+            the BatchNorm-folded copy `serving.optimize.fold_batch_norms` makes.
+        tp_net: optional TPNet in "online" mode for the composed pipeline (float32, or the
+            reduced-precision copy of `serving.optimize.reduced_precision_tp_net`).
+        jit_compile: compile the network (`network`, which every signature calls) with XLA;
+            TF-Serving runs such a graph only with `--xla_cpu_compilation_enabled` on a CPU.
     """
 
-    def __init__(self, sap_net: keras.Model, tp_net: keras.Model | None = None):
+    def __init__(
+        self, sap_net: keras.Model, tp_net: keras.Model | None = None, jit_compile: bool = False
+    ):
         super().__init__()
         _hold(self, "sap_net", sap_net)
         self.sap_variables = track_variables(sap_net)
@@ -365,7 +371,9 @@ class SAPNetServing(tf.Module):
         )
         self.predict_raw = tf.function(self._predict_raw, input_signature=[image])
         # One traced copy of the network that every signature calls (a smaller, faster save).
-        self.network = tf.function(self._network, input_signature=[image])
+        self.network = tf.function(
+            self._network, input_signature=[image], jit_compile=True if jit_compile else None
+        )
         if tp_net is not None:
             if tp_net.mode != "online":
                 raise ValueError(
