@@ -218,7 +218,7 @@ def export_tp_net(
     cores: int | None = None,
 ) -> pathlib.Path:
     """TP-Net -> base/tp_net/<v>/ with the `refine` signature, at `precision` (float32 or
-    bfloat16: refused beyond `optimize.TP_NET_BF16_TOLERANCE_MM` of the float32 model)."""
+    bfloat16: refused beyond `optimize.TP_NET_BF16_MEAN_MM` / `TP_NET_BF16_MAX_MM` of float32)."""
     module = signatures.TPNetServing(serving_tp_net(tp_net, precision))
     batching = optimize.batching_text(tp_net_batching(tp_net, cores))
     return save_versioned(

@@ -16,12 +16,14 @@
   on a probe batch. `FOLD_TOLERANCE` is relative: max |folded - keras| <= FOLD_TOLERANCE x
   max(1, max |keras|) for each continuous output (heatmaps, depth); the 2D pose is the same
   decoder on those heatmaps. Export refuses a folded model that fails, naming the difference.
-* **Reduced-precision TP-Net** (`reduced_precision_tp_net`): the same TP-Net rebuilt under
-  the `bfloat16` policy (weights stored as bfloat16, matrix products in bfloat16 with float32
-  accumulation by oneDNN on CPUs with AVX512-BF16 / AMX, the output head in float32 as in
-  training). Half the bytes a batch-1 call reads; `TP_NET_BF16_TOLERANCE_MM` is the stated
-  bound on the refined pose against the float32 model (checked at export on a probe batch of
-  windows, `check_tp_parity`). The float32 `.keras` stays the training artefact.
+* **Reduced-precision TP-Net** (`reduced_precision_tp_net`, `BFloat16TPNet`): TP-Net's two
+  4096-wide layers with bfloat16 kernels (oneDNN multiplies bfloat16 and accumulates in
+  float32 on CPUs with AVX512-BF16 / AMX), the window split into two bfloat16 halves so the
+  input keeps about 16 bits, biases and the output head in float32. Half the bytes a batch-1
+  call reads; `TP_NET_BF16_MEAN_MM` and `TP_NET_BF16_MAX_MM` are the stated bounds on the
+  refined pose against the float32 model's (checked at export on probe windows,
+  `check_tp_parity`). The float32 `.keras`
+  stays the training artefact.
 * **TF-Serving batching** (`batching_parameters`): the `BatchingParameters` text proto for
   `--batching_parameters_file` (and per model, `batching_params.pbtxt` in each SavedModel
   version folder, read with `--enable_per_model_batching_parameters`), sized for the model from
@@ -48,9 +50,15 @@ FOLD_TOLERANCE = 1e-4
 # The continuous outputs compared (pose_2d is the decoder applied to these heatmaps; an argmax
 # tie could flip it by one heatmap pixel without anything being wrong).
 PARITY_OUTPUTS = ("heatmaps", "depth")
-# Bound on the bfloat16 TP-Net's refined pose against the float32 model's, in mm (largest
-# coordinate difference over the probe windows).
-TP_NET_BF16_TOLERANCE_MM = 2.0
+# Bounds on the bfloat16 TP-Net's refined poses against the float32 model's on the probe
+# windows, in mm: the mean distance per joint (an MPJPE between the two) and the largest one.
+# bfloat16 keeps 8 significant bits, so each weight moves by up to 0.2 %; measured on the
+# paper-size TP-Net (random weights) and two trained ones (window 10 and 20, 1024 and 64 wide):
+# mean 0.7-1.1 mm, largest 2.1-4.4 mm, nearly all of it from the kernels' rounding (the window
+# and the hidden units kept at float32 would change the mean by under 0.1 mm). Added to a
+# TP-Net's own error of tens of mm, an independent 1 mm moves its MPJPE by about 0.01 mm.
+TP_NET_BF16_MEAN_MM = 1.5
+TP_NET_BF16_MAX_MM = 6.0
 REDUCED_PRECISIONS = ("float32", "bfloat16")
 
 
@@ -242,47 +250,81 @@ def check_tp_parity(
     reference: keras.Model,
     candidate,
     probe: np.ndarray,
-    tolerance_mm: float = TP_NET_BF16_TOLERANCE_MM,
-) -> float:
-    """Largest |candidate - reference| coordinate of the refined poses in mm (<= tolerance).
+    mean_mm: float = TP_NET_BF16_MEAN_MM,
+    max_mm: float = TP_NET_BF16_MAX_MM,
+) -> dict:
+    """Distances per joint between the candidate's refined poses and the float32 model's.
+
+    Returns {"mean_mm": mean distance per joint, "max_mm": largest} when within both bounds.
 
     Raises:
-        ParityError: naming the difference and the bound.
+        ParityError: naming both distances and the bounds.
     """
     ref = np.asarray(reference(probe, training=False), np.float64)
     got = np.asarray(candidate(tf.constant(probe)), np.float64)
-    diff = float(np.max(np.abs(got - ref)))
-    if not diff <= tolerance_mm:
+    distance = np.linalg.norm(got - ref, axis=-1)  # (B, J)
+    found = {"mean_mm": float(np.mean(distance)), "max_mm": float(np.max(distance))}
+    if not (found["mean_mm"] <= mean_mm and found["max_mm"] <= max_mm):
         raise ParityError(
-            f"the reduced-precision TP-Net differs from the float32 model by up to {diff:.3g} mm "
-            f"on the probe windows (bound {tolerance_mm:g} mm); not exported"
+            "the reduced-precision TP-Net differs from the float32 model by "
+            f"{found['mean_mm']:.3g} mm per joint on average, {found['max_mm']:.3g} mm at most, "
+            f"on the probe windows (bounds {mean_mm:g} and {max_mm:g} mm); not exported"
         )
-    return diff
+    return found
 
 
 # ----------------------------------------------------------------------------------------------
 # Reduced-precision TP-Net.
 # ----------------------------------------------------------------------------------------------
-def reduced_precision_tp_net(tp_net: keras.Model, precision: str = "bfloat16") -> keras.Model:
-    """The float32 TP-Net rebuilt under the `precision` policy with its weights cast to it.
+class BFloat16TPNet(tf.Module):
+    """TPNet's inference pass with bfloat16 weights (module docstring), callable like TPNet.
 
-    "float32" returns `tp_net` itself. The output head stays float32 (TPNet builds it so).
+    Same maths as `TPNet.call` at inference (dropout off): flatten, / scale_mm, fc1 + ReLU,
+    fc2 + ReLU, head, x scale_mm. fc1 and fc2 keep their kernels in bfloat16 (oneDNN multiplies
+    bfloat16 and accumulates in float32); biases, the sums after each product and the output
+    head (0.8 MB at paper size) stay float32. The window is not rounded to bfloat16 as it is
+    (a 500 mm coordinate would move by up to 1 mm): x = hi + lo with hi = bf16(x) and
+    lo = bf16(x - hi) keeps about 16 bits, and fc1 multiplies both rows in one product, so its
+    kernel is still read once. That takes about a tenth off the difference to float32; the rest
+    is the kernels' own rounding. Bounds: `TP_NET_BF16_MEAN_MM`, `TP_NET_BF16_MAX_MM`.
+
+    Carries what `signatures.TPNetServing` reads of a TPNet: window, num_joints, mode,
+    frame_rate, variables.
     """
+
+    def __init__(self, tp_net: keras.Model):
+        super().__init__(name="tp_net_bf16")
+        for attr in ("window", "num_joints", "mode", "frame_rate", "hidden", "scale_mm"):
+            setattr(self, attr, getattr(tp_net, attr))
+        weight = lambda v, dtype: tf.Variable(
+            tf.cast(np.asarray(v, np.float32), dtype), trainable=False
+        )
+        self.w1 = weight(tp_net.fc1.kernel, tf.bfloat16)
+        self.b1 = weight(tp_net.fc1.bias, tf.float32)
+        self.w2 = weight(tp_net.fc2.kernel, tf.bfloat16)
+        self.b2 = weight(tp_net.fc2.bias, tf.float32)
+        self.w3 = weight(tp_net.head.kernel, tf.float32)
+        self.b3 = weight(tp_net.head.bias, tf.float32)
+
+    def __call__(self, poses, training=None):
+        inputs = self.window * self.num_joints * 3
+        x = tf.reshape(tf.cast(poses, tf.float32), [-1, inputs]) / self.scale_mm  # (B, N*J*3)
+        hi = tf.cast(x, tf.bfloat16)
+        lo = tf.cast(x - tf.cast(hi, tf.float32), tf.bfloat16)
+        both = tf.cast(tf.matmul(tf.concat([hi, lo], axis=0), self.w1), tf.float32)  # (2B, H)
+        first, second = tf.split(both, 2, axis=0)
+        h = tf.nn.relu(tf.nn.bias_add(first + second, self.b1))  # (B, H)
+        h = tf.cast(tf.matmul(tf.cast(h, tf.bfloat16), self.w2), tf.float32)
+        h = tf.nn.relu(tf.nn.bias_add(h, self.b2))
+        out = tf.nn.bias_add(tf.matmul(h, self.w3), self.b3)  # (B, J*3)
+        return tf.reshape(out, [-1, self.num_joints, 3]) * self.scale_mm
+
+
+def reduced_precision_tp_net(tp_net: keras.Model, precision: str = "bfloat16"):
+    """The float32 TP-Net at `precision`: itself for "float32", `BFloat16TPNet` for "bfloat16"."""
     if precision not in REDUCED_PRECISIONS:
         raise ValueError(f"precision must be one of {REDUCED_PRECISIONS}. Received: {precision!r}")
-    if precision == "float32":
-        return tp_net
-    config = keras.saving.serialize_keras_object(tp_net)
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        rebuilt = keras.saving.deserialize_keras_object(config)
-        rebuilt(np.zeros((1, tp_net.window, tp_net.num_joints, 3), np.float32))
-    finally:
-        keras.config.set_dtype_policy(previous)
-    for target, source in zip(rebuilt.weights, tp_net.weights, strict=True):
-        target.assign(tf.cast(np.asarray(source), target.dtype))
-    return rebuilt
+    return tp_net if precision == "float32" else BFloat16TPNet(tp_net)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -242,15 +242,16 @@ def _hold(module: tf.Module, name: str, model: keras.Model) -> None:
     module.__dict__[name] = model
 
 
-def track_variables(model: keras.Model) -> list[tf.Variable]:
-    """The backing tf.Variables of a Keras 3 model, for a tf.Module to track explicitly.
+def track_variables(model: keras.Model | tf.Module) -> list[tf.Variable]:
+    """The backing tf.Variables of a Keras 3 model (or a tf.Module's own), for a tf.Module to
+    track explicitly.
 
     tf.saved_model.save only saves variables it can reach through tracked attributes; Keras 3
     layers kept in plain containers (e.g. a sub-layer's BatchNormalization moving statistics)
     are not always reachable that way, and the save then fails with an "untracked resource"
     error. Keras's own ExportArchive lists them the same way.
     """
-    return [getattr(v, "value", v) for v in model.variables]
+    return [v if isinstance(v, tf.Variable) else getattr(v, "value", v) for v in model.variables]
 
 
 class TPNetServing(tf.Module):
