@@ -52,7 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--num_validation_subjects", type=int, default=None, help="Validation subjects (1)."
     )
     parser.add_argument(
-        "--num_test_subjects", type=int, default=defaults.num_test_subjects, help="Test subjects (0)."
+        "--num_test_subjects",
+        type=int,
+        default=defaults.num_test_subjects,
+        help="Test subjects (0).",
     )
     parser.add_argument("--min_elevation_deg", type=float, default=defaults.min_elevation_deg)
     parser.add_argument("--max_elevation_deg", type=float, default=defaults.max_elevation_deg)
