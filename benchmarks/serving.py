@@ -1,17 +1,24 @@
-"""Serving speed: SavedModel vs ONNX Runtime, TP-Net latency, full-pipeline frames/s.
+"""Serving speed, side by side in one run: SavedModel (unfolded, BatchNorm-folded, folded + XLA)
+against ONNX Runtime, the full JPEG pipeline, TP-Net in float32 and bfloat16.
 
-    python benchmarks/serving.py [--sizes quickstart,paper] [--repeats 20]
+    python benchmarks/serving.py [--sizes quickstart,paper] [--repeats 20] [--no-xla]
 
-For each SAP-Net size (random weights; speed does not depend on them) it exports the serving
-graphs and the ONNX graph to a temporary directory and prints
-  * latency per image at batch 1 and throughput at batch 32 for `predict_raw` (SavedModel) and
-    the ONNX graph under ONNX Runtime (CPU),
+For each SAP-Net size (random weights and random BatchNorm statistics; speed does not depend
+on them) it exports, to a temporary directory, the serving graphs three ways
+(`serving.export.export_sap_net`: fold=False, the export before issue 24; fold=True, what the
+export writes now; fold=True + jit_compile) and the ONNX graph, and prints
+  * latency per image at batch 1 and throughput at batch 32 of `predict_raw` for each
+    SavedModel and for the ONNX graph under ONNX Runtime (CPU), and the ratios
+    ONNX Runtime time / SavedModel time (> 1: the SavedModel is faster);
   * the full pipeline's frames/s: `predict_jpeg` on 640x480 JPEG frames, batch 8 (JPEG decode,
-    crop, SAP-Net, decode to mm),
-and once the paper-size TP-Net's latency at batch 1 (the paper: < 1 ms on a 1080 Ti).
-Sizes: paper = 2 stacks x 256 features, hourglass depth 4, 256 px input, 64 px heatmaps;
-quickstart = configs/quickstart.yaml's model (2 x 64, depth 2, 64 px input, 16 px heatmaps).
-Medians over --repeats calls after 2 warm-up calls.
+    crop, SAP-Net, decode to mm), unfolded and folded;
+then the paper-size TP-Net (N = 20, 2 x 4096) at batch 1: float32 and bfloat16 SavedModels
+(`refine`), ONNX Runtime float32, the ratio, and the bfloat16 model's distance to float32 on
+random windows (mean and largest per joint, mm).
+Sizes: paper = 2 stacks x 256 features, hourglass depth 4, 2 modules, 256 px input, 64 px
+heatmaps; quickstart = configs/quickstart.yaml's model (2 x 64, depth 2, 64 px input).
+Timing: 2 warm-up calls each, then --repeats rounds in which every variant is called once in
+turn (so a change of machine load hits all of them alike); medians.
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cv2
+import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.models.tp_net import TPNet
-from keras_pose3d.serving import export, onnx_export
+from keras_pose3d.serving import export, onnx_export, optimize
 
 SIZES = {
     "quickstart": {
@@ -55,65 +63,124 @@ SIZES = {
 }
 
 
-def median_seconds(fn, repeats: int) -> float:
-    for _ in range(2):
+def compare(fns: dict, repeats: int) -> dict:
+    """{name: median seconds}: 2 warm-up calls each, then `repeats` round-robin rounds."""
+    for fn in fns.values():
         fn()
-    times = []
+        fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def bench_sap_net(name: str, repeats: int, workdir: pathlib.Path) -> None:
+def random_batch_norms(model: keras.Model, seed: int = 0) -> None:
+    """Trained-looking BN statistics (folding then changes every kernel)."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, c))
+            layer.beta.assign(rng.normal(0.0, 0.2, c))
+            layer.moving_mean.assign(rng.normal(0.0, 0.3, c))
+            layer.moving_variance.assign(rng.uniform(0.3, 2.0, c))
+
+
+def bench_sap_net(name: str, repeats: int, workdir: pathlib.Path, xla: bool) -> None:
     import onnxruntime as ort
 
     model = SAPNet(**SIZES[name])
     s = model.input_size
     model(np.zeros((1, s, s, 3), np.float32))
-    path = export.export_sap_net(model, workdir, name=f"sap_net_{name}")
-    loaded = tf.saved_model.load(str(path))
-    raw, jpeg = loaded.signatures["predict_raw"], loaded.signatures["predict_jpeg"]
+    random_batch_norms(model)
+    variants = {"unfolded": {"fold": False}, "folded": {"fold": True}}
+    if xla:
+        variants["folded+XLA"] = {"fold": True, "jit_compile": True}
+    loaded = {
+        label: tf.saved_model.load(
+            str(export.export_sap_net(model, workdir, name=f"{name}_{i}", **options))
+        )
+        for i, (label, options) in enumerate(variants.items())
+    }
     onnx_path = onnx_export.export_sap_net_onnx(model, workdir / f"{name}.onnx")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    params = model.count_params() / 1e6
-    print(f"\nSAP-Net {name}: {params:.2f} M parameters, input {s} px")
+    print(f"\nSAP-Net {name}: {model.count_params() / 1e6:.2f} M parameters, input {s} px")
+    labels = [*variants, "ONNX Runtime"]
+    print(f"{'':24}" + "".join(f"{label:>14}" for label in labels))
+    results = {}
     for batch in (1, 32):
         x = np.random.default_rng(0).uniform(0, 1, (batch, s, s, 3)).astype(np.float32)
         xt = tf.constant(x)
+        fns = {
+            label: (lambda m=m, xt=xt: m.signatures["predict_raw"](images=xt)["pose_3d"].numpy())
+            for label, m in loaded.items()
+        }
+        fns["ONNX Runtime"] = lambda x=x: session.run(None, {"images": x})
         reps = repeats if batch == 1 else max(3, repeats // 4)
-        t_tf = median_seconds(lambda xt=xt: raw(images=xt)["pose_3d"].numpy(), reps)
-        t_ort = median_seconds(lambda x=x: session.run(None, {"images": x}), reps)
-        if batch == 1:
-            print(
-                f"  batch 1 latency   SavedModel {1e3 * t_tf:8.2f} ms   ONNX Runtime "
-                f"{1e3 * t_ort:8.2f} ms"
-            )
-        else:
-            print(
-                f"  batch 32 throughput SavedModel {batch / t_tf:8.1f} img/s  ONNX Runtime "
-                f"{batch / t_ort:8.1f} img/s"
-            )
+        results[batch] = compare(fns, reps)
+    latency = {label: 1e3 * t for label, t in results[1].items()}
+    throughput = {label: 32 / t for label, t in results[32].items()}
+    print(f"{'batch 1 latency, ms':24}" + "".join(f"{latency[k]:>14.2f}" for k in labels))
+    print(f"{'batch 32, img/s':24}" + "".join(f"{throughput[k]:>14.2f}" for k in labels))
+    for label in variants:
+        print(
+            f"  SavedModel {label} vs ONNX Runtime: batch 1 {results[1]['ONNX Runtime'] / results[1][label]:.2f}x, "
+            f"batch 32 {results[32]['ONNX Runtime'] / results[32][label]:.2f}x "
+            "(ONNX Runtime time / SavedModel time; > 1: the SavedModel is faster)"
+        )
+    print(
+        f"  folded vs unfolded: batch 1 {results[1]['unfolded'] / results[1]['folded']:.2f}x, "
+        f"batch 32 {results[32]['unfolded'] / results[32]['folded']:.2f}x"
+    )
     frame = cv2.GaussianBlur(
         np.random.default_rng(1).integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3
     )
-    data = cv2.imencode(".jpg", frame)[1].tobytes()
-    frames = tf.constant([data] * 8)
-    t = median_seconds(lambda: jpeg(images=frames)["joints_3d_mm"].numpy(), max(3, repeats // 4))
-    print(f"  full pipeline (640x480 JPEG -> mm), batch 8: {8 / t:8.1f} frames/s")
+    frames = tf.constant([cv2.imencode(".jpg", frame)[1].tobytes()] * 8)
+    fns = {
+        label: (lambda m=loaded[label]: m.signatures["predict_jpeg"](images=frames)["joints_3d_mm"])
+        for label in ("unfolded", "folded")
+    }
+    pipeline = compare(fns, max(3, repeats // 4))
+    print(
+        f"  full pipeline (640x480 JPEG -> mm), batch 8: unfolded {8 / pipeline['unfolded']:.2f} "
+        f"frames/s, folded {8 / pipeline['folded']:.2f} frames/s "
+        f"({pipeline['unfolded'] / pipeline['folded']:.2f}x)"
+    )
 
 
 def bench_tp_net(repeats: int, workdir: pathlib.Path) -> None:
+    import onnxruntime as ort
+
+    keras.utils.set_random_seed(0)
     model = TPNet(window=20, hidden=4096)
     model(np.zeros((1, 20, 16, 3), np.float32))
-    path = export.export_tp_net(model, workdir)
-    refine = tf.saved_model.load(str(path)).signatures["refine"]
-    x = tf.constant(np.random.default_rng(0).normal(0, 300, (1, 20, 16, 3)).astype(np.float32))
-    t = median_seconds(lambda: refine(poses=x)["pose_3d_mm"].numpy(), repeats * 5)
+    refine = {
+        precision: tf.saved_model.load(
+            str(export.export_tp_net(model, workdir / precision, precision=precision))
+        ).signatures["refine"]
+        for precision in ("float32", "bfloat16")
+    }
+    session = ort.InferenceSession(
+        str(onnx_export.export_tp_net_onnx(model, workdir / "tp_net.onnx")),
+        providers=["CPUExecutionProvider"],
+    )
+    x = optimize.tp_net_probe(20, 16, batch=1, seed=5)
+    xt = tf.constant(x)
+    fns = {p: (lambda r=r: r(poses=xt)["pose_3d_mm"].numpy()) for p, r in refine.items()}
+    fns["ONNX Runtime float32"] = lambda: session.run(None, {"poses": x})
+    t = compare(fns, repeats * 5)
+    windows = optimize.tp_net_probe(20, 16, batch=256, seed=9)
+    got = refine["bfloat16"](poses=tf.constant(windows))["pose_3d_mm"].numpy()
+    distance = np.linalg.norm(got - np.asarray(model(windows)), axis=-1)
     print(
-        f"\nTP-Net (N=20, 2 x 4096, {model.count_params() / 1e6:.1f} M parameters): "
-        f"batch 1 latency {1e3 * t:.3f} ms (SavedModel)"
+        f"\nTP-Net (N=20, 2 x 4096, {model.count_params() / 1e6:.1f} M parameters), batch 1: "
+        f"SavedModel float32 {1e3 * t['float32']:.3f} ms, bfloat16 {1e3 * t['bfloat16']:.3f} ms "
+        f"({t['float32'] / t['bfloat16']:.2f}x), ONNX Runtime float32 "
+        f"{1e3 * t['ONNX Runtime float32']:.3f} ms; bfloat16 - float32 on 256 random windows: "
+        f"{distance.mean():.2f} mm per joint on average, {distance.max():.2f} mm at most"
     )
 
 
@@ -121,6 +188,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="quickstart,paper")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--no-xla", action="store_true", help="skip the folded + XLA SavedModel")
     args = parser.parse_args(argv)
     print(
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, "
@@ -130,7 +198,7 @@ def main(argv=None) -> int:
         work = pathlib.Path(tmp)
         bench_tp_net(args.repeats, work)
         for name in args.sizes.split(","):
-            bench_sap_net(name, args.repeats, work)
+            bench_sap_net(name, args.repeats, work, xla=not args.no_xla)
     return 0
 
 
