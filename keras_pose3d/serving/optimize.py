@@ -154,9 +154,18 @@ def _get(owner, attr, index):
 
 
 def copy_model(model: keras.Model, example_input: np.ndarray) -> keras.Model:
-    """A new model of the same config with the same weights (float32 in, float32 out)."""
-    rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
-    rebuilt(example_input)
+    """A new model of the same config with the same weights (float32 in, float32 out).
+
+    Rebuilt under the float32 policy whatever the global one is: the main job exports in the
+    training process, whose policy may be mixed_bfloat16, and a layer built under it would
+    compute in bfloat16 (1 % off the float32 model, failing the export's parity check)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+        rebuilt(example_input)
+    finally:
+        keras.config.set_dtype_policy(previous)
     rebuilt.set_weights(model.get_weights())
     return rebuilt
 
