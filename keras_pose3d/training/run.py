@@ -104,12 +104,6 @@ def _deterministic_kernels() -> None:
 def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) -> int:
     """Train, then the main job's report, evaluation and export as the config asks. Returns a
     process exit code."""
-    from keras_pose3d.atomic_files import check_writable
-
-    # A read-only or full run / export folder fails now, not after hours of training.
-    exports = [cfg.export.saved_models_dir] if cfg.export.enabled else []
-    for target in [run_dir or cfg.train.run_dir, *exports]:
-        check_writable(target)
     if cfg.runtime.deterministic:
         _deterministic_kernels()
     from keras_pose3d.training import runtime
@@ -118,6 +112,15 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
     # even importing the trainer: keras_pose3d.data.augment makes a tensor at import):
     # MultiWorkerMirroredStrategy and the thread limits can only be set up at start-up.
     strategy = strategy or runtime.start(cfg.runtime)
+    if runtime.is_chief(strategy):
+        from keras_pose3d.atomic_files import check_writable
+
+        # A read-only or full run / export folder fails now, not after hours of training.
+        # The chief's only: the other workers write nothing there (their checkpoints go to a
+        # private temporary folder).
+        exports = [cfg.export.saved_models_dir] if cfg.export.enabled else []
+        for target in [run_dir or cfg.train.run_dir, *exports]:
+            check_writable(target)
     from keras_pose3d.training import main_job
     from keras_pose3d.training.trainer import Trainer, TrainingDiverged
 
