@@ -119,7 +119,15 @@ def test_bfloat16_tp_net_within_the_stated_bound(tmp_path):
     before = [np.array(w) for w in tp.get_weights()]
     path = export.export_tp_net(tp, tmp_path, precision="bfloat16")
     loaded = tf.saved_model.load(str(path))
-    assert sorted(v.dtype.name for v in loaded.tp_variables).count("bfloat16") == 2
+    # fc1 and fc2 kernels and biases in bfloat16, the head's in float32.
+    dtypes = {tuple(v.shape): v.dtype.name for v in loaded.tp_variables}
+    assert dtypes == {
+        (960, 4096): "bfloat16",
+        (4096,): "bfloat16",
+        (4096, 4096): "bfloat16",
+        (4096, 48): "float32",
+        (48,): "float32",
+    }
     assert signatures.read_metadata(loaded) == {"mode": "online", "window": 20, "frame_rate": 25.0}
     windows = optimize.tp_net_probe(20, 16, batch=128, seed=7)
     got = loaded.signatures["refine"](poses=tf.constant(windows))["pose_3d_mm"].numpy()
@@ -135,7 +143,7 @@ def test_bfloat16_parity_check_refuses_a_wrong_model():
     tp = TPNet(window=4, hidden=16)
     tp(np.zeros((1, 4, 16, 3), np.float32))
     probe = optimize.tp_net_probe(4, 16, batch=8)
-    shifted = lambda x: tp(x) + 10.0  # 17.3 mm per joint
+    shifted = lambda x: tp(x) + 10.0  # sqrt(3) x 10 = 17.3 mm per joint
     with pytest.raises(optimize.ParityError, match=r"17\.3 mm per joint on average"):
         optimize.check_tp_parity(tp, shifted, probe)
 

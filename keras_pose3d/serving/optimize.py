@@ -17,13 +17,11 @@
   max(1, max |keras|) for each continuous output (heatmaps, depth); the 2D pose is the same
   decoder on those heatmaps. Export refuses a folded model that fails, naming the difference.
 * **Reduced-precision TP-Net** (`reduced_precision_tp_net`, `BFloat16TPNet`): TP-Net's two
-  4096-wide layers with bfloat16 kernels (oneDNN multiplies bfloat16 and accumulates in
-  float32 on CPUs with AVX512-BF16 / AMX), the window split into two bfloat16 halves so the
-  input keeps about 16 bits, biases and the output head in float32. Half the bytes a batch-1
-  call reads; `TP_NET_BF16_MEAN_MM` and `TP_NET_BF16_MAX_MM` are the stated bounds on the
-  refined pose against the float32 model's (checked at export on probe windows,
-  `check_tp_parity`). The float32 `.keras`
-  stays the training artefact.
+  4096-wide layers in bfloat16 (oneDNN multiplies bfloat16 and accumulates in float32 on CPUs
+  with AVX512-BF16 / AMX), the output head in float32. Half the bytes a batch-1 call reads;
+  `TP_NET_BF16_MEAN_MM` and `TP_NET_BF16_MAX_MM` are the stated bounds on the refined pose
+  against the float32 model's (checked at export on probe windows, `check_tp_parity`). The
+  float32 `.keras` stays the training artefact.
 * **TF-Serving batching** (`batching_parameters`): the `BatchingParameters` text proto for
   `--batching_parameters_file` (and per model, `batching_params.pbtxt` in each SavedModel
   version folder, read with `--enable_per_model_batching_parameters`), sized for the model from
@@ -52,13 +50,13 @@ FOLD_TOLERANCE = 1e-4
 PARITY_OUTPUTS = ("heatmaps", "depth")
 # Bounds on the bfloat16 TP-Net's refined poses against the float32 model's on the probe
 # windows, in mm: the mean distance per joint (an MPJPE between the two) and the largest one.
-# bfloat16 keeps 8 significant bits, so each weight moves by up to 0.2 %; measured on the
-# paper-size TP-Net (random weights) and two trained ones (window 10 and 20, 1024 and 64 wide):
-# mean 0.7-1.1 mm, largest 2.1-4.4 mm, nearly all of it from the kernels' rounding (the window
-# and the hidden units kept at float32 would change the mean by under 0.1 mm). Added to a
-# TP-Net's own error of tens of mm, an independent 1 mm moves its MPJPE by about 0.01 mm.
-TP_NET_BF16_MEAN_MM = 1.5
-TP_NET_BF16_MAX_MM = 6.0
+# bfloat16 keeps 8 significant bits, so each weight and activation moves by up to 0.2 %;
+# measured on random windows: the paper-size TP-Net (random weights) 0.76 mm mean, 2.4 mm at
+# most; two trained ones (window 10 and 20, 1024 and 64 wide, outputs up to 1.8 m) 1.3-1.4 mm
+# and 4.8-5.4 mm. On the quickstart test sequences the trained TP-Nets' MPJPE moved by -0.01
+# and +0.02 mm (147.94 -> 147.93, 148.90 -> 148.92): independent errors add in quadrature.
+TP_NET_BF16_MEAN_MM = 2.0
+TP_NET_BF16_MAX_MM = 8.0
 REDUCED_PRECISIONS = ("float32", "bfloat16")
 
 
@@ -289,13 +287,14 @@ class BFloat16TPNet(tf.Module):
     """TPNet's inference pass with bfloat16 weights (module docstring), callable like TPNet.
 
     Same maths as `TPNet.call` at inference (dropout off): flatten, / scale_mm, fc1 + ReLU,
-    fc2 + ReLU, head, x scale_mm. fc1 and fc2 keep their kernels in bfloat16 (oneDNN multiplies
-    bfloat16 and accumulates in float32); biases, the sums after each product and the output
-    head (0.8 MB at paper size) stay float32. The window is not rounded to bfloat16 as it is
-    (a 500 mm coordinate would move by up to 1 mm): x = hi + lo with hi = bf16(x) and
-    lo = bf16(x - hi) keeps about 16 bits, and fc1 multiplies both rows in one product, so its
-    kernel is still read once. That takes about a tenth off the difference to float32; the rest
-    is the kernels' own rounding. Bounds: `TP_NET_BF16_MEAN_MM`, `TP_NET_BF16_MAX_MM`.
+    fc2 + ReLU, head, x scale_mm. fc1 and fc2 run in bfloat16, kernels and biases stored so,
+    each written as MatMul + BiasAdd + Relu, which grappler fuses into one oneDNN inner
+    product (bfloat16 products, float32 accumulation). Unfused, a bfloat16 MatMul goes to
+    oneDNN's AMX matmul, which re-lays the kernel out on every call and was slower than
+    float32 at batch 1. The output head (0.8 MB at paper size) stays float32, as in training.
+    Splitting the window into two bfloat16 halves (hi + lo, ~16 bits) was tried: 6 % closer to
+    float32, 25 % slower (fc1 then cannot be fused). Bounds: `TP_NET_BF16_MEAN_MM`,
+    `TP_NET_BF16_MAX_MM`.
 
     Carries what `signatures.TPNetServing` reads of a TPNet: window, num_joints, mode,
     frame_rate, variables.
@@ -309,23 +308,18 @@ class BFloat16TPNet(tf.Module):
             tf.cast(np.asarray(v, np.float32), dtype), trainable=False
         )
         self.w1 = weight(tp_net.fc1.kernel, tf.bfloat16)
-        self.b1 = weight(tp_net.fc1.bias, tf.float32)
+        self.b1 = weight(tp_net.fc1.bias, tf.bfloat16)
         self.w2 = weight(tp_net.fc2.kernel, tf.bfloat16)
-        self.b2 = weight(tp_net.fc2.bias, tf.float32)
+        self.b2 = weight(tp_net.fc2.bias, tf.bfloat16)
         self.w3 = weight(tp_net.head.kernel, tf.float32)
         self.b3 = weight(tp_net.head.bias, tf.float32)
 
     def __call__(self, poses, training=None):
         inputs = self.window * self.num_joints * 3
         x = tf.reshape(tf.cast(poses, tf.float32), [-1, inputs]) / self.scale_mm  # (B, N*J*3)
-        hi = tf.cast(x, tf.bfloat16)
-        lo = tf.cast(x - tf.cast(hi, tf.float32), tf.bfloat16)
-        both = tf.cast(tf.matmul(tf.concat([hi, lo], axis=0), self.w1), tf.float32)  # (2B, H)
-        first, second = tf.split(both, 2, axis=0)
-        h = tf.nn.relu(tf.nn.bias_add(first + second, self.b1))  # (B, H)
-        h = tf.cast(tf.matmul(tf.cast(h, tf.bfloat16), self.w2), tf.float32)
-        h = tf.nn.relu(tf.nn.bias_add(h, self.b2))
-        out = tf.nn.bias_add(tf.matmul(h, self.w3), self.b3)  # (B, J*3)
+        h = tf.nn.relu(tf.nn.bias_add(tf.matmul(tf.cast(x, tf.bfloat16), self.w1), self.b1))
+        h = tf.nn.relu(tf.nn.bias_add(tf.matmul(h, self.w2), self.b2))  # (B, H) bfloat16
+        out = tf.nn.bias_add(tf.matmul(tf.cast(h, tf.float32), self.w3), self.b3)  # (B, J*3)
         return tf.reshape(out, [-1, self.num_joints, 3]) * self.scale_mm
 
 
