@@ -24,6 +24,7 @@ import pathlib
 import shlex
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -335,3 +336,21 @@ def add_results_arguments(parser, default_out: str) -> None:
         metavar="JSON",
         help="only rewrite the Markdown beside this stored results JSON (no run)",
     )
+
+
+def run_and_write(module: str, argv, compute, to_markdown, out_md) -> dict:
+    """Run `compute()` (-> the raw results dict), time it, and write results_NAME.{json,md}
+    through `make_record` and `write_results`; returns the results."""
+    t0, cpu0, commit = time.time(), time.process_time(), git_commit()
+    results = compute()
+    stored = make_record(
+        module,
+        argv,
+        results,
+        wall_s=time.time() - t0,
+        cpu_s=time.process_time() - cpu0,
+        provenance="a run of the command above; every figure is this run's output.",
+        commit=commit,
+    )
+    write_results(stored, to_markdown, out_md)
+    return results

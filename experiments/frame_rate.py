@@ -283,20 +283,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
         return {}
-    t0, cpu0, commit = time.time(), time.process_time(), common.git_commit()
     seeds = (0,) if args.quick else tuple(args.seeds)
-    results = run(cfg, motion_dir, seeds)
-    stored = common.make_record(
-        "experiments.frame_rate",
-        argv,
-        results,
-        wall_s=time.time() - t0,
-        cpu_s=time.process_time() - cpu0,
-        provenance="a run of the command above; every figure is this run's output.",
-        commit=commit,
+    return common.run_and_write(
+        "experiments.frame_rate", argv, lambda: run(cfg, motion_dir, seeds), to_markdown, args.out
     )
-    common.write_results(stored, to_markdown, args.out)
-    return results
 
 
 if __name__ == "__main__":

@@ -827,20 +827,12 @@ def main(argv: list[str] | None = None) -> dict:
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
         return {}
-    t0, cpu0, commit = time.time(), time.process_time(), common.git_commit()
-    train, test = load_streams(cfg, motion_dir)
-    results = run(cfg, train, test, save_tp_net=args.save_tp_net or None)
-    stored = common.make_record(
-        "experiments.temporal",
-        argv,
-        results,
-        wall_s=time.time() - t0,
-        cpu_s=time.process_time() - cpu0,
-        provenance="a run of the command above; every figure is this run's output.",
-        commit=commit,
-    )
-    common.write_results(stored, to_markdown, args.out)
-    return results
+
+    def compute():
+        train, test = load_streams(cfg, motion_dir)
+        return run(cfg, train, test, save_tp_net=args.save_tp_net or None)
+
+    return common.run_and_write("experiments.temporal", argv, compute, to_markdown, args.out)
 
 
 if __name__ == "__main__":

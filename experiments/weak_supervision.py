@@ -414,26 +414,20 @@ def main(argv: list[str] | None = None) -> dict:
     if not common.motion_available(motion_dir):
         print(f"real motion not found under {motion_dir}; nothing to do", file=sys.stderr)
         return {}
-    t0, cpu0, commit = time.time(), time.process_time(), common.git_commit()
-    cameras = common.load_cameras()
-    train = common.load_motion(
-        common.TRAIN_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
+
+    def compute():
+        cameras = common.load_cameras()
+        train = common.load_motion(
+            common.TRAIN_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
+        )
+        test = common.load_motion(
+            common.TEST_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
+        )
+        return run(cfg, train, test, cameras)
+
+    return common.run_and_write(
+        "experiments.weak_supervision", argv, compute, to_markdown, args.out
     )
-    test = common.load_motion(
-        common.TEST_SUBJECTS, motion_dir, cfg.every, max_sequences=cfg.max_sequences
-    )
-    results = run(cfg, train, test, cameras)
-    stored = common.make_record(
-        "experiments.weak_supervision",
-        argv,
-        results,
-        wall_s=time.time() - t0,
-        cpu_s=time.process_time() - cpu0,
-        provenance="a run of the command above; every figure is this run's output.",
-        commit=commit,
-    )
-    common.write_results(stored, to_markdown, args.out)
-    return results
 
 
 if __name__ == "__main__":
