@@ -17,8 +17,8 @@ then the paper-size TP-Net (N = 20, 2 x 4096) at batch 1: float32 and bfloat16 S
 random windows (mean and largest per joint, mm).
 Sizes: paper = 2 stacks x 256 features, hourglass depth 4, 2 modules, 256 px input, 64 px
 heatmaps; quickstart = configs/quickstart.yaml's model (2 x 64, depth 2, 64 px input).
-Timing: 2 warm-up calls each, then --repeats rounds in which every variant is called once in
-turn (so a change of machine load hits all of them alike); medians.
+Timing (`compare`): medians of --repeats calls each (batch 32: a quarter, at least 3), made in
+blocks of 5 after one untimed call, the variants' blocks in turn.
 """
 
 from __future__ import annotations
@@ -63,17 +63,25 @@ SIZES = {
 }
 
 
-def compare(fns: dict, repeats: int) -> dict:
-    """{name: median seconds}: 2 warm-up calls each, then `repeats` round-robin rounds."""
+def compare(fns: dict, repeats: int, block: int = 5) -> dict:
+    """{name: median seconds} over `repeats` timed calls of each function.
+
+    Calls are made in blocks: one untimed call, then up to `block` timed ones, the functions'
+    blocks in turn until each has `repeats` timed calls. Turns spread a change of machine load
+    over all of them; the untimed call keeps what the previous function left behind (ONNX
+    Runtime's pool threads spin for a while after a run, another model's weights in the
+    cache) out of the figures.
+    """
     for fn in fns.values():
         fn()
-        fn()
     times = {name: [] for name in fns}
-    for _ in range(repeats):
+    while any(len(t) < repeats for t in times.values()):
         for name, fn in fns.items():
-            start = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(min(block, repeats - len(times[name]))):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
