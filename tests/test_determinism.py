@@ -1,16 +1,15 @@
-"""Runs that repeat: why a busy machine parted the main job, and that `runtime.deterministic`
-keeps two runs started at once, beside other work on the CPU, bitwise equal.
+"""Runs that repeat: why a busy machine parted the main job (docs/design.md, "Runs that
+repeat").
 
-The cause (config.RuntimeConfig.deterministic): a oneDNN primitive called from a thread of
+One cause (config.RuntimeConfig.deterministic): a oneDNN primitive called from a thread of
 TensorFlow's intra-op pool runs single-threaded, and its reductions add in another order than
-the same primitive given the whole pool. The first test makes the dependence on the thread
-count visible on the gradient of a convolution + batch normalisation (the hourglass's step);
-the second trains twice at once, with a third process spinning on the CPU, and compares the
-final weights. The second is short (28 steps): full main jobs can still part late in a stage
-for a reason not yet found (docs/design.md, "Runs that repeat").
+the same primitive given the whole pool. The test makes the dependence on the thread count
+visible on the gradient of a convolution + batch normalisation (the hourglass's step).
+`runtime.deterministic` turns oneDNN off for that reason. Full main jobs can still part late in
+a stage for a reason not yet found, which no short test caught: a 28-step two-runs-at-once
+check passed every time and was removed (140 s of CI that could not fail on what it was for).
 """
 
-import json
 import os
 import pathlib
 import platform
@@ -74,55 +73,3 @@ def test_onednn_gradient_depends_on_the_threads_it_gets(tmp_path):
     relative = np.abs(one - two).max() / np.abs(one).max()
     assert not np.array_equal(one, two)
     assert 1e-9 < relative < 1e-4
-
-
-_TRAIN = textwrap.dedent(
-    """
-    import sys
-    from keras_pose3d import config
-    from keras_pose3d.training import run as kp_run
-    cfg = config.load_config("configs/quickstart.yaml", [
-        f"data.data_dir={sys.argv[1]}", f"train.run_dir={sys.argv[2]}",
-        "export.enabled=false", "report.enabled=false", "temporal.enabled=false",
-        "eval.enabled=false", "runtime.deterministic=true",
-        "data.synthetic=" + sys.argv[3],
-        "train.stages.pretrain_2d.steps=12", "train.stages.depth_warmup.steps=6",
-        "train.stages.structure.steps=6", "train.stages.symmetry.steps=4",
-        "train.eval_every=1000", "train.log_every=1000", "data.val_examples=8"])
-    sys.exit(kp_run.run(cfg))
-    """
-)
-
-SYNTHETIC = {
-    "num_subjects": 5,
-    "num_validation_subjects": 1,
-    "num_2d_subjects": 1,
-    "sequences_per_subject": 1,
-    "frames_per_sequence": 8,
-    "crop_size": 96,
-    "num_shards": 1,
-    "min_elevation_deg": 5.0,
-    "max_elevation_deg": 20.0,
-}
-_SPIN = "import time\nt = time.time()\nwhile time.time() - t < 600: pass\n"
-
-
-@pytest.mark.slow
-@pytest.mark.beam
-def test_two_runs_at_once_beside_a_busy_cpu_are_bitwise_equal(tmp_path):
-    from pipelines import synthetic_to_tfrecord
-
-    data = tmp_path / "data"
-    # The data first: both runs then only read it (the trainer generates it when absent).
-    synthetic_to_tfrecord.ensure_synthetic_dataset(data, **SYNTHETIC)
-    spin = _python(_SPIN)
-    try:
-        runs = [_python(_TRAIN, data, tmp_path / f"run{i}", json.dumps(SYNTHETIC)) for i in (1, 2)]
-        logs = [(r.wait(timeout=600), *r.communicate()) for r in runs]
-    finally:
-        spin.kill()
-    digests = []
-    for code, stdout, stderr in logs:
-        assert code == 0, stderr[-3000:]
-        digests.append([line for line in stdout.splitlines() if "sha256" in line][-1].split()[-1])
-    assert len(digests[0]) == 64 and digests[0] == digests[1]
