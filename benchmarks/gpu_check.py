@@ -42,7 +42,7 @@ from keras_pose3d.config import DataConfig, SyntheticConfig, from_dict
 from keras_pose3d.data import dataset, features, synthetic
 from keras_pose3d.models.complexity import forward_flops
 from keras_pose3d.models.tp_net import TPNet
-from keras_pose3d.serving import export, signatures
+from keras_pose3d.serving import export, optimize, signatures
 from keras_pose3d.training import trainer as kp_trainer
 
 PRECISIONS = (
@@ -182,7 +182,11 @@ def serving(report: Report, size: str, repeats: int) -> None:
     poses = tf.constant(np.random.default_rng(0).normal(0, 300, (1, 20, 16, 3)), tf.float32)
     latency = {}
     for precision in ("float32", "bfloat16"):
-        refine = signatures.TPNetServing(export.serving_tp_net(tp, precision)).refine
+        # The serving graph without the export's parity check: this TP-Net is untrained, and
+        # its random weights can leave the bfloat16 bound that a trained one keeps (latency is
+        # what is measured here; the bound is tested in tests/test_export_folding.py).
+        served = optimize.reduced_precision_tp_net(tp, precision)
+        refine = signatures.TPNetServing(served).refine
         t = median_seconds(lambda r=refine: r(poses)["pose_3d_mm"].numpy(), repeats * 5)
         latency[precision] = report.add(f"tp_net {precision} batch 1", 1e3 * t, "ms", ".3f")
     report.add("ratio tp_net float32/bfloat16", latency["float32"] / latency["bfloat16"], "", ".3f")
