@@ -1,7 +1,7 @@
 """Throughput of the input side: Beam synthetic job (1 vs 2 workers) and the tf.data pipeline.
 
     python benchmarks/input_pipeline.py --num_subjects 6 --frames_per_sequence 50 \
-        --input_size 256 --heatmap_size 64 --batch_size 6 --seconds 20
+        --input_size 256 --heatmap_size 64 --batch_size 6 --seconds 20 [--rounds 3] [--no_beam]
 
 Prints, from one run:
 * frames/s of `pipelines/synthetic_to_tfrecord` on the DirectRunner with
@@ -10,8 +10,12 @@ Prints, from one run:
 * examples/s of the full training pipeline (`make_dataset(split="train")`: parse, JPEG decode,
   2D/3D split, augmentation, heatmaps, batching) next to the bare JPEG-decode rate of the same
   records (read + parse + decode, same parallelism), and their ratio: how much of the CPU
-  budget the augmentation and targets cost on top of decoding.
-The records are the synthetic job's `train-*` shards, written to a temporary directory.
+  budget the augmentation and targets cost on top of decoding. Two training pipelines yield
+  the same batches: the per-example one (the default) and `make_dataset(..., batched=True)`
+  (warp, colour and heatmaps once per batch, `data.batch_augment`). The three are measured in turn, `--rounds` times (the
+  machine's load moves between measurements; the table has every round and the median).
+The records are the synthetic job's `train-*` shards, written to a temporary directory
+(`--no_beam`: written once with 1 worker, the Beam timing skipped).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import glob
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -91,13 +96,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heatmap_size", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=15.0, help="per tf.data measurement")
+    parser.add_argument("--rounds", type=int, default=1, help="tf.data measurements of each")
+    parser.add_argument("--no_beam", action="store_true", help="skip the Beam 1 vs 2 timing")
     parser.add_argument("--workdir", default=None, help="default: a temporary directory")
     args = parser.parse_args(argv)
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="input_pipeline_bench_")
     try:
         beam = {}
-        for workers in (1, 2):
+        for workers in (1,) if args.no_beam else (1, 2):
             out = os.path.join(workdir, f"beam_{workers}")
             beam[workers] = run_beam(out, args, workers)
         files = sorted(glob.glob(os.path.join(workdir, "beam_1", "train-*.tfrecord")))
@@ -107,23 +114,39 @@ def main(argv: list[str] | None = None) -> None:
             heatmap_size=args.heatmap_size,
             shuffle_buffer=256,
         )
-        train = dataset.make_dataset(data, split="train", batch_size=args.batch_size)
-        full = rate(train, args.batch_size, args.seconds)
-        bare = rate(bare_decode_dataset(files, args.batch_size), args.batch_size, args.seconds)
+        pipelines = {
+            "bare JPEG decode": lambda: bare_decode_dataset(files, args.batch_size),
+            "per-example (default)": lambda: dataset.make_dataset(
+                data, split="train", batch_size=args.batch_size
+            ),
+            "batched=True": lambda: dataset.make_dataset(
+                data, split="train", batch_size=args.batch_size, batched=True
+            ),
+        }
+        rates = {name: [] for name in pipelines}
+        for _ in range(args.rounds):
+            for name, make in pipelines.items():
+                rates[name].append(rate(make(), args.batch_size, args.seconds))
 
         print(f"\nmachine: {os.cpu_count()} CPU cores; TF {tf.__version__}")
         print(
             f"records: {args.crop_size} px stored crops -> {args.input_size} px input, "
             f"{args.heatmap_size} px heatmaps, batch {args.batch_size}"
         )
-        print("\nBeam synthetic_to_tfrecord (DirectRunner, multi_processing, incl. start-up)")
-        print(f"{'workers':>8} {'frames':>8} {'seconds':>9} {'frames/s':>10}")
-        for workers, (seconds, frames) in beam.items():
-            print(f"{workers:>8} {frames:>8} {seconds:>9.1f} {frames / seconds:>10.1f}")
-        print(f"speed-up 2 vs 1 worker: {beam[1][0] / beam[2][0]:.2f}x")
-        print("\ntf.data (examples/s)")
-        print(f"{'bare JPEG decode':>24} {'full training pipeline':>24} {'full / bare':>12}")
-        print(f"{bare:>24.1f} {full:>24.1f} {full / bare:>12.2f}")
+        if not args.no_beam:
+            print("\nBeam synthetic_to_tfrecord (DirectRunner, multi_processing, incl. start-up)")
+            print(f"{'workers':>8} {'frames':>8} {'seconds':>9} {'frames/s':>10}")
+            for workers, (seconds, frames) in beam.items():
+                print(f"{workers:>8} {frames:>8} {seconds:>9.1f} {frames / seconds:>10.1f}")
+            print(f"speed-up 2 vs 1 worker: {beam[1][0] / beam[2][0]:.2f}x")
+        print(f"\ntf.data examples/s, {args.seconds:g} s each, measured in turn")
+        names = list(pipelines)
+        print(f"{'round':>6} " + " ".join(f"{n:>24}" for n in names) + "  ratios to bare")
+        rows = [(str(r + 1), [rates[n][r] for n in names]) for r in range(args.rounds)]
+        rows.append(("median", [statistics.median(rates[n]) for n in names]))
+        for label, values in rows:
+            ratios = " / ".join(f"{v / values[0]:.2f}" for v in values[1:])
+            print(f"{label:>6} " + " ".join(f"{v:>24.1f}" for v in values) + f"  {ratios}")
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -91,6 +91,30 @@ def crop_affine(
     )
 
 
+def warp_transform(matrix: tf.Tensor) -> tf.Tensor:
+    """The (8,) transform `ImageProjectiveTransformV3` takes for the affine `matrix`.
+
+    Args:
+        matrix: (3, 3) float32 source -> output.
+
+    Returns:
+        (8,) float32: the output -> source map, flattened [a0 a1 a2 b0 b1 b2 c0 c1].
+    """
+    inv = tf.linalg.inv(_f32(matrix))
+    return tf.concat([tf.reshape(inv[:2, :], [6]), tf.zeros([2], tf.float32)], axis=0)
+
+
+def _project(images: tf.Tensor, transforms: tf.Tensor, output_size: int) -> tf.Tensor:
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.constant([output_size, output_size], tf.int32),
+        fill_value=tf.constant(0.0, tf.float32),
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+
+
 def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size: int) -> tf.Tensor:
     """Warps an image with the affine `matrix` (source px -> output px).
 
@@ -104,18 +128,46 @@ def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size: int) -> tf.Tens
     """
     img = tf.convert_to_tensor(image)
     img = tf.image.convert_image_dtype(img, tf.float32)  # uint8 -> [0, 1]
-    # The op wants the output -> source map, flattened [a0 a1 a2 b0 b1 b2 c0 c1].
-    inv = tf.linalg.inv(_f32(matrix))
-    transform = tf.concat([tf.reshape(inv[:2, :], [6]), tf.zeros([2], tf.float32)], axis=0)
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=img[None],
-        transforms=transform[None],
-        output_shape=tf.constant([output_size, output_size], tf.int32),
-        fill_value=tf.constant(0.0, tf.float32),
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )[0]
+    out = _project(img[None], warp_transform(matrix)[None], output_size)[0]
     return tf.ensure_shape(out, [output_size, output_size, img.shape[-1]])
+
+
+def warp_images(
+    images: tf.Tensor, sizes: tf.Tensor, transforms: tf.Tensor, output_size: int
+) -> tf.Tensor:
+    """`warp_image` on a batch, each image with its own transform; the same values.
+
+    Args:
+        images: (B, H, W, C) uint8 (or float in [0, 1]), image b in its top-left
+            sizes[b] corner and zero padding elsewhere (`Dataset.padded_batch`).
+        sizes: (B, 2) int height, width of each image.
+        transforms: (B, 8) float32, `warp_transform` of each image's matrix.
+        output_size: side of the square outputs.
+
+    Returns:
+        (B, output_size, output_size, C) float32 in [0, 1].
+    """
+    imgs = tf.image.convert_image_dtype(tf.convert_to_tensor(images), tf.float32)
+    sizes = tf.cast(sizes, tf.int32)
+    channels = imgs.shape[-1]
+
+    # The op fills with zeros what maps outside [0, W - 1] x [0, H - 1] of the *tensor*, so a
+    # padded image would blend its border with the padding instead: images of another size
+    # than the batch's largest are warped one at a time on their own extent.
+    def one_by_one():
+        def warp_one(args):
+            img, size, transform = args
+            return _project(img[None, : size[0], : size[1]], transform[None], output_size)[0]
+
+        return tf.map_fn(
+            warp_one,
+            (imgs, sizes, transforms),
+            fn_output_signature=tf.TensorSpec([output_size, output_size, channels], tf.float32),
+        )
+
+    same = tf.reduce_all(tf.equal(sizes, tf.shape(imgs)[1:3]))
+    out = tf.cond(same, lambda: _project(imgs, transforms, output_size), one_by_one)
+    return tf.ensure_shape(out, [None, output_size, output_size, channels])
 
 
 def rotate_flip_3d(
@@ -176,16 +228,52 @@ def crop_and_augment(
         stored crop -> input (keep it to map predictions back).
     """
     img = tf.convert_to_tensor(image)
-    stored_size = tf.shape(img)[:2]
+    out = augment_labels(
+        tf.shape(img)[:2],
+        joints_2d,
+        visibility,
+        joints_3d,
+        intrinsics,
+        input_size=input_size,
+        scale=scale,
+        rotation_deg=rotation_deg,
+        flip=flip,
+        margin=margin,
+    )
+    return {"image": warp_image(img, out["matrix"], input_size), **out}
+
+
+def augment_labels(
+    stored_size: tf.Tensor,
+    joints_2d: tf.Tensor,
+    visibility: tf.Tensor,
+    joints_3d: tf.Tensor,
+    intrinsics: tf.Tensor,
+    *,
+    input_size: int,
+    scale: float | tf.Tensor = 1.0,
+    rotation_deg: float | tf.Tensor = 0.0,
+    flip: bool | tf.Tensor = False,
+    margin: float = PERSON_MARGIN,
+) -> dict[str, tf.Tensor]:
+    """`crop_and_augment` without the image: the affine and what it does to the labels.
+
+    The batched training pipeline (`data.batch_augment`) runs this per example and warps the
+    images of a whole batch at once with the matrices it returns.
+
+    Args:
+        stored_size: (2,) stored crop height, width; the rest as in `crop_and_augment`.
+
+    Returns:
+        `crop_and_augment`'s dict without `image`.
+    """
     m = crop_affine(stored_size, input_size, scale, rotation_deg, flip, margin)
-    out_image = warp_image(img, m, input_size)
     j2d = crop_geometry.transform_points_tf(joints_2d, m)  # (J, 2)
     limit = float(input_size) - 1.0
     inside = tf.reduce_all((j2d >= 0.0) & (j2d <= limit), axis=-1)  # (J,)
     vis = _f32(visibility) * tf.cast(inside, tf.float32)
     j3d = rotate_flip_3d(joints_3d, rotation_deg, flip)
     return {
-        "image": out_image,
         "joints_2d": flip_joints(j2d, flip),
         "visibility": flip_joints(vis, flip),
         "joints_3d": flip_joints(j3d, flip),
@@ -245,9 +333,7 @@ def colour_jitter(
     """
     img = _f32(image)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
-    low, high = channel_scale
-    factors = tf.random.stateless_uniform([3], seed=seeds[0], minval=low, maxval=high)
-    img = img * factors
+    img = img * channel_factors(seeds[0], channel_scale)
     if brightness > 0:
         img = tf.image.stateless_random_brightness(img, brightness, seed=seeds[1])
     if contrast > 0:
@@ -257,3 +343,15 @@ def colour_jitter(
             tf.clip_by_value(img, 0.0, 1.0), 1 - saturation, 1 + saturation, seed=seeds[3]
         )
     return tf.clip_by_value(img, 0.0, 1.0)
+
+
+def channel_factors(seed: tf.Tensor, channel_scale: tuple[float, float] = (0.6, 1.4)) -> tf.Tensor:
+    """The (3,) per-channel factors of `colour_jitter`, from the first of its four split seeds
+    (`colour_factor_seed`)."""
+    low, high = channel_scale
+    return tf.random.stateless_uniform([3], seed=seed, minval=low, maxval=high)
+
+
+def colour_factor_seed(seed: tf.Tensor) -> tf.Tensor:
+    """The seed `colour_jitter(image, seed)` draws its channel factors from."""
+    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)[0]

@@ -35,10 +35,9 @@ from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
 
-from keras_pose3d import skeleton
 from keras_pose3d.config import AugmentConfig, DataConfig
 from keras_pose3d.data import augment as aug
-from keras_pose3d.data import features, heatmaps, pose_codec
+from keras_pose3d.data import batch_augment, features, heatmaps
 
 logger = logging.getLogger(__name__)
 
@@ -240,14 +239,7 @@ def build_example(
     else:
         if seed is None:
             raise ValueError("build_example: augment needs a seed")
-        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
-        geo = aug.sample_augment_params(
-            seeds[0],
-            scale_range=augment.scale,
-            rotation_range_deg=augment.rotation_deg,
-            rotation_prob=augment.rotation_prob,
-            flip_prob=augment.flip_prob if augment.flip else 0.0,
-        )
+        geo = batch_augment.draw_params(seed, augment)
     out = crop_record(
         record,
         input_size,
@@ -259,31 +251,35 @@ def build_example(
     if augment is not None and augment.color:
         image = aug.colour_jitter(
             image,
-            seeds[1],
+            geo["colour_seed"],
             channel_scale=augment.channel_scale,
             brightness=augment.brightness,
             contrast=augment.contrast,
             saturation=augment.saturation,
         )
-    has_3d = tf.cast(record["has_3d"], tf.float32)
-    j2d, vis = out["joints_2d"], out["visibility"]
-    j3d, intr = out["joints_3d"] * has_3d, out["intrinsics"] * has_3d
-    j2d_hm = heatmaps.input_to_heatmap_px(j2d, input_size, heatmap_size)
-    targets = {
-        "heatmaps": heatmaps.encode_heatmaps(j2d_hm, vis, heatmap_size, heatmap_sigma),
-        "visibility": vis,
-        "pose_2d": pose_codec.normalise_2d_tf(j2d, input_size),
-        "depth": pose_codec.depth_target_tf(j3d, intr, input_size) * has_3d,
-        "has_3d": has_3d,
-        "joints_3d": j3d,
-        "intrinsics": intr,
-        "root_depth": j3d[skeleton.ROOT, 2],
-    }
-    return {"image": image}, targets
+    targets = batch_augment.label_targets(out, record["has_3d"], input_size, heatmap_size)
+    j2d_hm = targets.pop("heatmap_joints")
+    heat = heatmaps.encode_heatmaps(j2d_hm, targets["visibility"], heatmap_size, heatmap_sigma)
+    return {"image": image}, {"heatmaps": heat, **targets}
 
 
 def _concat_halves(first, second):
     return tf.nest.map_structure(lambda a, b: tf.concat([a, b], axis=0), first, second)
+
+
+def _concat_prepared(first, second):
+    """`_concat_halves` of two `padded_batch`es of `batch_augment.prepare_example`: their
+    images zero-padded to the larger height and width first."""
+    h1, w1 = tf.shape(first["image"])[1], tf.shape(first["image"])[2]
+    h2, w2 = tf.shape(second["image"])[1], tf.shape(second["image"])[2]
+    h, w = tf.maximum(h1, h2), tf.maximum(w1, w2)
+
+    def pad(images, height, width):  # (B, height, width, 3) -> (B, h, w, 3)
+        return tf.pad(images, [[0, 0], [0, h - height], [0, w - width], [0, 0]])
+
+    first = {**first, "image": pad(first["image"], h1, w1)}
+    second = {**second, "image": pad(second["image"], h2, w2)}
+    return _concat_halves(first, second)
 
 
 def _per_replica_batch(batch_size: int, input_context: tf.distribute.InputContext | None) -> int:
@@ -320,6 +316,7 @@ def make_dataset(
     cache: bool = False,
     on_missing_kind: str = "warn",
     probe_records: int = 1000,
+    batched: bool = False,
 ) -> tf.data.Dataset:
     """The batched (inputs, targets) dataset of one split (module docstring).
 
@@ -346,6 +343,11 @@ def make_dataset(
         on_missing_kind: "warn" (fall back to the present kind) or "error", when mixing finds
             only one kind of record.
         probe_records: records always read to detect the kinds present (`count_kinds`).
+        batched: split the augmentation into per-record and per-batch halves
+            (`data.batch_augment`: the warp, colour and heatmaps run once per batch). The
+            batches are the same bit for bit (tests/test_batched_augment.py); it is off by
+            default because it was not faster on the 2-core CPU it was measured on, where the
+            warp op itself dominates (docs/benchmarks.md, "Training input pipeline").
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
@@ -425,11 +427,19 @@ def make_dataset(
         def to_example(index, serialized):
             record = features.parse_example(serialized)
             elem_seed = tf.stack([tf.cast(seed * 3 + salt, tf.int64), index])
-            return build_example(
+            if not batched:
+                return build_example(
+                    record,
+                    input_size=input_size,
+                    heatmap_size=heatmap_size,
+                    heatmap_sigma=heatmap_sigma,
+                    augment=data.augment,
+                    seed=elem_seed,
+                )
+            return batch_augment.prepare_example(
                 record,
                 input_size=input_size,
                 heatmap_size=heatmap_size,
-                heatmap_sigma=heatmap_sigma,
                 augment=data.augment,
                 seed=elem_seed,
             )
@@ -437,17 +447,34 @@ def make_dataset(
         ds = ds.enumerate().map(
             to_example, num_parallel_calls=AUTOTUNE, deterministic=deterministic
         )
-        return ds.batch(per_batch, drop_remainder=True)
+        if not batched:
+            return ds.batch(per_batch, drop_remainder=True)
+        # Zero padding only where stored crops differ in size (augment.warp_images).
+        return ds.padded_batch(per_batch, drop_remainder=True)
 
     if len(kinds) == 1 and kinds[0] is not None:
         ds = stream(kinds[0], batch)
     elif kinds == [0, 1]:
         half = batch // 2
+        concat = _concat_prepared if batched else _concat_halves
         ds = tf.data.Dataset.zip((stream(0, half), stream(1, half))).map(
-            _concat_halves, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+            concat, num_parallel_calls=AUTOTUNE, deterministic=deterministic
         )
     else:
         ds = stream(None, batch)
+    if batched:
+
+        @tf.autograph.experimental.do_not_convert
+        def finish(prepared):
+            return batch_augment.augment_batch(
+                prepared,
+                input_size=input_size,
+                heatmap_size=heatmap_size,
+                heatmap_sigma=heatmap_sigma,
+                augment=data.augment,
+            )
+
+        ds = ds.map(finish, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
 
 
