@@ -150,7 +150,10 @@ def run(cfg: Config, run_dir: str | None = None, progress=print, strategy=None) 
         # deterministic kernels (raises where an op has none).
         import tensorflow as tf
 
+        from keras_pose3d.training import sums
+
         tf.config.experimental.enable_op_determinism()
+        sums.fixed_order_sums()  # no AddN whose order depends on scheduling (training/sums.py)
     run_path = pathlib.Path(run_dir or cfg.train.run_dir)
     trainer = Trainer(
         cfg,

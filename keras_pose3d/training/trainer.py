@@ -46,6 +46,7 @@ from keras_pose3d.models import prediction
 from keras_pose3d.models.loading import SAP_NET_FILE
 from keras_pose3d.models.sap_net import SAPNet
 from keras_pose3d.training import objective, runtime
+from keras_pose3d.training import sums as fixed_order
 
 log = logging.getLogger(__name__)
 
@@ -316,12 +317,13 @@ class Trainer:
         train_vars = model.trainable_variables
 
         def grads_fn(images, targets):
-            with tf.GradientTape() as tape:
-                outputs = model(images, training=True)
-                terms = objective.per_sample_terms(outputs, targets, names, cfg.loss)
-                loss, sums, counts = objective.total_loss(terms, global_batch)
-                scaled = optimizer.scale_loss(loss) if scale_loss else loss
-            grads = tape.gradient(scaled, train_vars)
+            outputs = model(images, training=True)
+            terms = objective.per_sample_terms(outputs, targets, names, cfg.loss)
+            loss, sums, counts = objective.total_loss(terms, global_batch)
+            scaled = optimizer.scale_loss(loss) if scale_loss else loss
+            # Not tf.GradientTape: its AddN sums add in an order that depends on thread
+            # scheduling (training/sums.py).
+            grads = fixed_order.gradients(scaled, train_vars)
             return loss, sums, counts, grads
 
         if cfg.runtime.xla:
