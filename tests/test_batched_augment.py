@@ -50,10 +50,8 @@ def _assert_bitwise_equal(got, want):
 def _shards(tmp, stored_sizes=(56,)):
     """One shard of 2D-only and 3D records; stored crops cycle through `stored_sizes`.
 
-    One shard, because with several the mixed pipeline is not reproducible from run to run:
-    both kind streams repeat the same file-shuffling dataset, whose reshuffle seeds for each
-    new epoch come from one shared generator in whichever order the streams reach their epoch
-    ends (a property of the pipeline before and after batching; docs/data.md).
+    One shard, because with two the mixed pipeline is not reproducible from run to run, in
+    either form (docs/data.md: the two kind streams share one file-shuffling dataset).
     """
     rng = np.random.default_rng(1)
     recs = []
