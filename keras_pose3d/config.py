@@ -427,13 +427,13 @@ class RuntimeConfig:
     # run several workers on one small machine (tests, the README's two local workers).
     intra_op_threads: int = 0
     inter_op_threads: int = 0
-    # Bitwise-repeatable training on CPUs, whatever else runs on the machine: TensorFlow's op
-    # determinism, and its oneDNN CPU kernels off (TF_ENABLE_ONEDNN_OPTS=0, set before
-    # TensorFlow loads). A oneDNN primitive called from a thread of TensorFlow's own intra-op
-    # pool runs single-threaded (MklDnnThreadPool.get_in_parallel), and its reductions then
-    # add in another order; which thread calls it depends on scheduling, so on a busy machine
-    # one run in several parted from the others (docs/design.md, "Runs that repeat").
-    # Eigen's kernels split work by the pool's size only.
+    # Bitwise-repeatable training on CPUs, whatever else runs on the machine (docs/design.md,
+    # "Runs that repeat"): TensorFlow's op determinism; its oneDNN CPU kernels off
+    # (TF_ENABLE_ONEDNN_OPTS=0, set before TensorFlow loads: a oneDNN primitive called from
+    # a thread of TensorFlow's own intra-op pool runs single-threaded and adds in another
+    # order); Grappler's arithmetic optimizer off (training/sums.py: it merges chains of adds
+    # into AddN ops, whose order follows the input buffer they may reuse, i.e. scheduling).
+    # The trainer sums gradients pairwise in a fixed order in every mode.
     deterministic: bool = False
 
     def __post_init__(self):
