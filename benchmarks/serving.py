@@ -159,11 +159,12 @@ def bench_sap_net(name: str, repeats: int, workdir: pathlib.Path, xla: bool) -> 
     )
 
 
-def bench_tp_net(repeats: int, workdir: pathlib.Path) -> None:
+def bench_tp_net(repeats: int, workdir: pathlib.Path, hidden: int = 4096) -> None:
     import onnxruntime as ort
 
     keras.utils.set_random_seed(0)
-    model = TPNet(window=20, hidden=4096)
+    model = TPNet(window=20, hidden=hidden)
+    workdir = workdir / f"tp_net_{hidden}"
     model(np.zeros((1, 20, 16, 3), np.float32))
     refine = {
         precision: tf.saved_model.load(
@@ -184,7 +185,7 @@ def bench_tp_net(repeats: int, workdir: pathlib.Path) -> None:
     got = refine["bfloat16"](poses=tf.constant(windows))["pose_3d_mm"].numpy()
     distance = np.linalg.norm(got - np.asarray(model(windows)), axis=-1)
     print(
-        f"\nTP-Net (N=20, 2 x 4096, {model.count_params() / 1e6:.1f} M parameters), batch 1: "
+        f"\nTP-Net (N=20, 2 x {hidden}, {model.count_params() / 1e6:.1f} M parameters), batch 1: "
         f"SavedModel float32 {1e3 * t['float32']:.3f} ms, bfloat16 {1e3 * t['bfloat16']:.3f} ms "
         f"({t['float32'] / t['bfloat16']:.2f}x), ONNX Runtime float32 "
         f"{1e3 * t['ONNX Runtime float32']:.3f} ms; bfloat16 - float32 on 256 random windows: "
@@ -197,6 +198,12 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="quickstart,paper")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--no-xla", action="store_true", help="skip the folded + XLA SavedModel")
+    parser.add_argument(
+        "--tp-hidden",
+        default="4096",
+        help="TP-Net widths to time, comma-separated (the paper's 4096; experiments.tp_net_width "
+        "compares their accuracy)",
+    )
     args = parser.parse_args(argv)
     print(
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, "
@@ -204,8 +211,9 @@ def main(argv=None) -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
-        bench_tp_net(args.repeats, work)
-        for name in args.sizes.split(","):
+        for hidden in (int(h) for h in args.tp_hidden.split(",")):
+            bench_tp_net(args.repeats, work, hidden)
+        for name in filter(None, args.sizes.split(",")):
             bench_sap_net(name, args.repeats, work, xla=not args.no_xla)
     return 0
 

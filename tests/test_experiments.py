@@ -613,3 +613,26 @@ def test_sensitivity_matches_finite_differences():
             jac[:, c] = diff / (2 * eps)
         blocks.append(np.linalg.norm(jac))
     assert sens[10, 3, 11] == pytest.approx(np.mean(blocks), rel=0.02)
+
+
+def test_tp_net_width_paired_differences_by_hand():
+    """experiments.tp_net_width: each narrower width minus the widest, per seed, by hand."""
+    from experiments import tp_net_width as tw
+
+    def rows(**mpjpe):
+        return {
+            "rows": {tw.row_name(int(w[1:])): {"mpjpe_frame_mean": v} for w, v in mpjpe.items()}
+        }
+
+    results = {
+        "seeds": [0, 1],
+        "widths": [4096, 1024, 2048],
+        "runs": {
+            "0": rows(w4096=48.0, w2048=48.5, w1024=47.0),
+            "1": rows(w4096=50.0, w2048=49.0, w1024=51.5),
+        },
+    }
+    diffs = tw.paired(results)
+    assert list(diffs) == [1024, 2048]
+    np.testing.assert_allclose(diffs[1024], [-1.0, 1.5])
+    np.testing.assert_allclose(diffs[2048], [0.5, -1.0])
