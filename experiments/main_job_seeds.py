@@ -102,17 +102,45 @@ def _last_stage(rows: list[dict]) -> str:
     return stages[-1]
 
 
+def _is_filter_row(name: str) -> bool:
+    return name.startswith("SAP-Net + ") and name != main_job_table.TP_NET_ROW
+
+
+def filter_rows(stored: dict) -> list[str]:
+    """The filter arm's row name in each seed: its filter is tuned per seed, so the name (which
+    carries the tuned parameters) may differ from seed to seed."""
+    return [
+        next((r["name"] for r in run["rows"] if _is_filter_row(r["name"])), "")
+        for run in stored["runs"]
+    ]
+
+
+def _row_key(name: str, filters: list[str]) -> str:
+    """Rows are matched across seeds by this: the name, or for the filter arm one label when
+    the seeds tuned different filters."""
+    if _is_filter_row(name) and len(set(filters)) > 1:
+        return "SAP-Net + causal filter (tuned per seed, below)"
+    return name
+
+
 def summarise(stored: dict) -> dict:
     """Per-row figure lists over seeds, paired effects over seeds and the goal checks."""
     runs = stored["runs"]
-    names = [r["name"] for r in runs[0]["rows"]]
+    filters = filter_rows(stored)
     figures = main_job_table.FIGURES
     per_row = {
-        name: {
-            f: [next(r for r in run["rows"] if r["name"] == name)[f] for run in runs]
+        _row_key(row["name"], filters): {
+            f: [
+                next(
+                    r
+                    for r in run["rows"]
+                    if _row_key(r["name"], filters) == _row_key(row["name"], filters)
+                )[f]
+                for run in runs
+            ]
             for f in figures
         }
-        for name in names
+        for row in runs[0]["rows"]
     }
     last = _last_stage(runs[0]["rows"])
     effects = [main_job_table.effects(run["rows"], last) for run in runs]
@@ -201,6 +229,14 @@ def to_markdown(stored: dict) -> str:
             for i in range(len(seeds))
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    filters = filter_rows(stored)
+    if len(set(filters)) > 1:
+        lines += [
+            "",
+            "Filter arm per seed (chosen on the validation subjects): "
+            + "; ".join(f"seed {k}: {name}" for k, name in zip(seeds, filters))
+            + ".",
+        ]
     lines += ["", "Goals (issue 21):", ""]
     lines += [f"- {'holds' if ok else 'FAILS'}: {goal}" for goal, ok in s["goals"].items()]
     return "\n".join(lines) + "\n"
