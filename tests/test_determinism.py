@@ -82,59 +82,61 @@ def test_onednn_gradient_depends_on_the_threads_it_gets(tmp_path):
 
 _ADDN_ORDER = textwrap.dedent(
     """
-    import json, sys
+    import json
     import tensorflow as tf
-    if sys.argv[1] == "fixed":
-        from keras_pose3d.training import sums
-        sums.fixed_order_sums()
+    from keras_pose3d.training import sums
     x, y, z, one = (tf.constant([v]) for v in (1e8, -1e8, 1.0, 1.0))
+    out = {}
+    for mode in ("default", "fixed"):
+        if mode == "fixed":
+            sums.fixed_order_sums()  # read when a function is traced: the ones below are new
 
-    @tf.function
-    def add_n_of_a_temporary(x, y, z, s):
-        return tf.add_n([x, y, z * s])  # z * s: a buffer AddN may write into
+        @tf.function
+        def add_n_of_a_temporary(x, y, z, s):
+            return tf.add_n([x, y, z * s])  # z * s: a buffer AddN may write into
 
-    @tf.function
-    def chain(x, y, z, s):
-        return (x + y) + z * s  # Grappler's arithmetic optimizer may merge it into one AddN
+        @tf.function
+        def chain(x, y, z, s):
+            return (x + y) + z * s  # Grappler's arithmetic optimizer may merge it into one AddN
 
-    print(json.dumps({
-        "add_n": float(add_n_of_a_temporary(x, y, z, one)[0]),
-        "chain": float(chain(x, y, z, one)[0]),
-    }))
+        out[mode] = {
+            "add_n": float(add_n_of_a_temporary(x, y, z, one)[0]),
+            "chain": float(chain(x, y, z, one)[0]),
+        }
+    print(json.dumps(out))
     """
 )
 
 
-@pytest.mark.parametrize("mode", ["default", "fixed"])
-def test_add_n_order_follows_the_buffer_it_reuses(mode):
+def test_add_n_order_follows_the_buffer_it_reuses():
     """1e8 + -1e8 + 1 in order is 1; AddN writing into the third input's buffer adds it first
     ((1 + -1e8) + 1e8 = 0 in float32). A plain chain of adds is merged into such an AddN by
     Grappler, unless `fixed_order_sums` turned the arithmetic optimizer off."""
-    p = _python(_ADDN_ORDER, mode)
+    p = _python(_ADDN_ORDER)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     got = json.loads(out.strip().splitlines()[-1])
     in_order = float((np.float32(1e8) + np.float32(-1e8)) + np.float32(1.0))
     assert in_order == 1.0
-    assert got["add_n"] == 0.0  # the kernel's reordering, whatever the optimizer does
-    assert got["chain"] == (in_order if mode == "fixed" else 0.0)
+    for mode in ("default", "fixed"):
+        assert got[mode]["add_n"] == 0.0  # the kernel's reordering, whatever the optimizer does
+    assert got["default"]["chain"] == 0.0
+    assert got["fixed"]["chain"] == in_order
 
 
 _TRAIN_STEP_SUMS = textwrap.dedent(
     """
-    import json, sys, tempfile
+    import json, tempfile
     import tensorflow as tf
     from keras_pose3d import config as kc
     from keras_pose3d.training import sums, trainer as tr
-    if sys.argv[1] == "deterministic":
-        sums.fixed_order_sums()
     cfg = kc.load_config("configs/quickstart.yaml", overrides=[
-        "model.num_features=16", "model.hourglass_depth=1", "model.depth_blocks=1",
+        "model.num_stacks=1", "model.num_features=16", "model.hourglass_depth=1",
+        "model.depth_blocks=1",
         "data.input_size=32", "data.heatmap_size=8"])
     t = tr.Trainer(cfg, run_dir=tempfile.mkdtemp(), progress=lambda s: None)
     stage = cfg.train.stages[-1]  # every loss, every part trainable
     tr._set_trainable(t.model, stage)
-    optimizer = tr._make_optimizer(stage, "float32")
     B, S, h, J = 4, 32, 8, 16
     batch = ({"image": tf.random.uniform((B, S, S, 3), seed=1)}, {
         "heatmaps": tf.random.uniform((B, h, h, J), seed=2), "visibility": tf.ones((B, J)),
@@ -143,8 +145,13 @@ _TRAIN_STEP_SUMS = textwrap.dedent(
         "has_3d": tf.constant([0.0, 0.0, 1.0, 1.0]), "joints_3d": tf.zeros((B, J, 3)),
         "intrinsics": tf.ones((B, 4)), "root_depth": tf.ones((B,))})
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-    step = t._make_step(stage, optimizer)
-    print(json.dumps(sums.multi_input_sums(step, iterator)))  # its first call
+    out = {}
+    for mode in ("default", "deterministic"):
+        if mode == "deterministic":
+            sums.fixed_order_sums()  # read when the step below is traced
+        step = t._make_step(stage, tr._make_optimizer(stage, "float32"))
+        out[mode] = sums.multi_input_sums(step, iterator)  # the new step's first call
+    print(json.dumps(out))
     """
 )
 
@@ -153,12 +160,10 @@ def test_train_step_sums_at_most_two_inputs_under_deterministic():
     """The trainer's step (pairwise gradient sums) after Grappler: no AddN of more than two
     inputs with the arithmetic optimizer off; with it on, Grappler merges chains into several
     (the check can fail)."""
-    results = {}
-    for mode in ("deterministic", "default"):
-        p = _python(_TRAIN_STEP_SUMS, mode)
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
-        results[mode] = json.loads(out.strip().splitlines()[-1])
+    p = _python(_TRAIN_STEP_SUMS)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    results = json.loads(out.strip().splitlines()[-1])
     assert results["deterministic"] == []
     assert len(results["default"]) > 0
     assert all(n > 2 for _, n in results["default"])
