@@ -354,3 +354,11 @@ def run_and_write(module: str, argv, compute, to_markdown, out_md) -> dict:
     )
     write_results(stored, to_markdown, out_md)
     return results
+
+
+def mean_std(values, digits: int = 1) -> str:
+    """Mean ± sample std over seeds (the mean alone for one seed), `digits` decimals; a mean
+    that rounds to zero prints as 0, not -0."""
+    v = np.asarray(values, np.float64)
+    mean = f"{float(np.round(v.mean(), digits)) + 0.0:.{digits}f}"
+    return mean if len(v) == 1 else f"{mean} ± {v.std(ddof=1):.{digits}f}"

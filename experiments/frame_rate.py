@@ -106,14 +106,6 @@ def summary(results: dict) -> dict[int, dict[str, dict[str, list[float]]]]:
     return out
 
 
-def _ms(values, digits: int = 1) -> str:
-    """Mean ± sample std over seeds (the mean alone for one seed), `digits` decimals; a mean
-    that rounds to zero prints as 0, not -0."""
-    v = np.asarray(values, np.float64)
-    mean = f"{float(np.round(v.mean(), digits)) + 0.0:.{digits}f}"
-    return mean if len(v) == 1 else f"{mean} ± {v.std(ddof=1):.{digits}f}"
-
-
 def to_markdown(stored: dict) -> str:
     """The results Markdown: a pure function of the stored JSON (`common.write_results`)."""
     results = stored["results"]
@@ -180,11 +172,11 @@ def to_markdown(stored: dict) -> str:
             latency = "/".join(dict.fromkeys(str(r["latency"]) for r in rows))
             lines.append(
                 f"| {key} | {name} | {span} | "
-                f"{_ms([r['mpjpe_frame_mean'] for r in rows])} | "
-                f"{_ms([r['mpjpe_200ms_frames'] for r in rows])} | "
-                f"{_ms([r['pa_mpjpe'] for r in rows])} | "
-                f"{_ms([r['bone_std_mean_mm'] for r in rows])} | "
-                f"{_ms([r['lag_ms'] for r in rows], 0)} | {latency} |"
+                f"{common.mean_std([r['mpjpe_frame_mean'] for r in rows])} | "
+                f"{common.mean_std([r['mpjpe_200ms_frames'] for r in rows])} | "
+                f"{common.mean_std([r['pa_mpjpe'] for r in rows])} | "
+                f"{common.mean_std([r['bone_std_mean_mm'] for r in rows])} | "
+                f"{common.mean_std([r['lag_ms'] for r in rows], 0)} | {latency} |"
             )
     lines += [
         "",

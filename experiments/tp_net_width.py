@@ -95,12 +95,6 @@ def run(cfg: temporal.Config, motion_dir, seeds=DEFAULT_SEEDS, widths=WIDTHS, lo
     return results
 
 
-def _ms(values, digits: int = 1) -> str:
-    v = np.asarray(values, np.float64)
-    mean = f"{float(np.round(v.mean(), digits)) + 0.0:.{digits}f}"
-    return mean if len(v) == 1 else f"{mean} ± {v.std(ddof=1):.{digits}f}"
-
-
 def paired(results: dict, metric: str = "mpjpe_frame_mean") -> dict[int, list[float]]:
     """width -> per-seed `metric` of that width minus the widest's (negative: narrower is
     better), for every width but the widest."""
@@ -157,7 +151,7 @@ def to_markdown(stored: dict) -> str:
     for name in runs[0]["rows"]:
         params = runs[0]["parameters"].get(name)
         cells = [
-            _ms([r["rows"][name][key] for r in runs], 2 if "accel" in key else 1)
+            common.mean_std([r["rows"][name][key] for r in runs], 2 if "accel" in key else 1)
             for _, key in COLUMNS
         ]
         lines.append(
@@ -177,7 +171,7 @@ def to_markdown(stored: dict) -> str:
     for width, diffs in paired(results).items():
         lines.append(
             f"| {row_name(width)} | {', '.join(f'{d:+.1f}' for d in diffs)} | "
-            f"{_ms(diffs)} | {sum(d <= 0.5 for d in diffs)}/{len(diffs)} |"
+            f"{common.mean_std(diffs)} | {sum(d <= 0.5 for d in diffs)}/{len(diffs)} |"
         )
     lines += [
         "",
@@ -217,6 +211,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.render:
         print(common.render(args.render, to_markdown))
         return {}
+    if min(args.widths) < 1:
+        parser.error(f"--widths must be positive unit counts. Received: {args.widths}")
     cfg = (
         QUICK
         if args.quick
