@@ -16,8 +16,9 @@ Prints, from one run, on whatever devices TensorFlow sees (the GPU's name first)
     BatchNorm-folded graph the export writes) at batch 1 and 32;
   * TP-Net's batch-1 latency (`refine`, N = 20, 2 x 4096) in float32 and bfloat16.
 Every figure is printed as `name: value unit`; `--json` also writes them to a file. --tiny runs
-the quickstart model (64 px) at a small batch and a small TP-Net, for the CPU test
-(tests/test_gpu_check.py), which checks the figures are positive and the ratios consistent.
+a one-stack, narrow SAP-Net at the quickstart's 64 px input (`TINY_MODEL`) at a small batch and
+a small TP-Net, for the CPU test (tests/test_gpu_check.py), which checks the figures are
+positive and the ratios consistent.
 """
 
 from __future__ import annotations
@@ -55,6 +56,26 @@ SIZES = {
     "paper": ("paper", 32, 20, 4096, 10.0),
     "tiny": ("quickstart", 4, 2, 64, 1.0),
 }
+# --tiny's model: the quickstart's input and losses, the smallest hourglass. On the CPU the
+# run's time is the tracing and first calls of four train steps, which grow with the number of
+# layers: on 2 cores they took 72 s with the quickstart's model, 34 s with this one.
+TINY_MODEL = {
+    "num_stacks": 1,
+    "num_features": 16,
+    "hourglass_depth": 1,
+    "depth_blocks": 1,
+    "num_modules": 1,
+}
+
+
+def step_config(size: str, batch: int, precision: str):
+    """benchmarks/train_step.py's config for `size`, with `TINY_MODEL` for --tiny."""
+    cfg = make_config(SIZES[size][0], batch, precision, False)
+    if size != "tiny":
+        return cfg
+    tree = cfg.to_dict()
+    tree["model"].update(TINY_MODEL)
+    return from_dict(tree)
 
 
 class Report:
@@ -77,15 +98,14 @@ def devices() -> str:
 
 def train_steps(report: Report, size: str, batch: int, steps: int) -> dict:
     """img/s, GFLOP/s per precision and the mixed/float32 ratios; returns {precision: img/s}."""
-    config_name = SIZES[size][0]
-    cfg = make_config(config_name, batch, "float32", False)
+    cfg = step_config(size, batch, "float32")
     model = kp_trainer.build_model(cfg)
     gflops = forward_flops(model, cfg.data.input_size) / 1e9
     del model
     report.add("model forward GFLOP per image", gflops, "GFLOP", ".3f")
     rates = {}
     for label, policy in PRECISIONS:
-        rate = time_steps(make_config(config_name, batch, policy, False), steps)
+        rate = time_steps(step_config(size, batch, policy), steps)
         rates[label] = report.add(f"train step {label}", rate, "img/s")
         report.add(f"train step {label} GFLOP/s", rate * STEP_PER_FORWARD * gflops, "GFLOP/s")
     for label, _ in PRECISIONS[1:]:
@@ -97,7 +117,7 @@ def mirrored_step(report: Report, size: str, batch: int, steps: int, label: str,
     """The step under MirroredStrategy over every visible GPU (the CPU when there is none)."""
     policy = dict(PRECISIONS)[label]
     replicas = max(1, len(tf.config.list_logical_devices("GPU")))
-    cfg = make_config(SIZES[size][0], batch * replicas, policy, False)
+    cfg = step_config(size, batch * replicas, policy)
     tree = cfg.to_dict()
     tree["runtime"]["strategy"] = "mirrored"
     rate = time_steps(from_dict(tree), steps)
@@ -126,7 +146,7 @@ def write_records(folder: pathlib.Path, frames: int, crop_size: int) -> list[str
 
 
 def input_pipeline(report: Report, size: str, batch: int, seconds: float, need: float) -> None:
-    cfg = make_config(SIZES[size][0], batch, "float32", False)
+    cfg = step_config(size, batch, "float32")
     s = cfg.data.input_size
     with tempfile.TemporaryDirectory() as tmp:
         files = write_records(pathlib.Path(tmp), 8 if size == "tiny" else 40, int(s * 1.75))
@@ -161,7 +181,7 @@ def median_seconds(fn, repeats: int) -> float:
 
 def serving(report: Report, size: str, repeats: int) -> None:
     """The full pipeline's frames/s at batch 1 and 32, TP-Net's batch-1 latency."""
-    cfg = make_config(SIZES[size][0], 2, "float32", False)
+    cfg = step_config(size, 2, "float32")
     keras.mixed_precision.set_global_policy("float32")
     model = kp_trainer.build_model(cfg)
     s = cfg.data.input_size
