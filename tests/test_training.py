@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import pathlib
+import shutil
+import types
 
 import keras
 import numpy as np
@@ -210,23 +213,38 @@ class _Killed(Exception):
     pass
 
 
-def test_killed_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
+@pytest.fixture(scope="module")
+def killed_and_resumed(tiny_data, tmp_path_factory):
+    """One run killed after step 4 of stage b's 6 (checkpoints every 2 steps, validation after
+    every step), then run again; what the two resume tests below check, recorded as it happened.
+
+    One scenario for both tests: each run of it traces a train step per stage, most of its
+    ~28 s on 2 cores (two scenarios took 54 s).
+    """
+    root = tmp_path_factory.mktemp("resume")
+    run_dir = root / "run"
     stages = [
         {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]},
-        {"name": "b", "steps": 4, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]},
+        {"name": "b", "steps": 6, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]},
     ]
-    cfg = _config(tiny_data, tmp_path / "run", stages)
+    cfg = _config(tiny_data, run_dir, stages, eval_every=1)
+    batches = {"first": [], "resumed": []}
+    current = {"run": "first"}
+    real = objective.per_sample_terms
 
-    def kill_at_b3(line):
-        if line.startswith("[b 2/2] step 3/4"):
+    def spy(outputs, targets, names, loss_cfg):
+        if "depth" in names:  # stage b
+
+            def record(pose_2d):
+                batches[current["run"]].append(pose_2d.numpy().copy())
+                return 0
+
+            tf.py_function(record, [targets["pose_2d"]], tf.int32)
+        return real(outputs, targets, names, loss_cfg)
+
+    def kill_at_b4(line):
+        if line.startswith("[b 2/2] step 4/6"):
             raise _Killed(line)
-
-    with pytest.raises(_Killed):
-        kp_trainer.Trainer(cfg, progress=kill_at_b3).fit()
-    assert json.loads((tmp_path / "run" / "state.json").read_text())["completed"] == ["a"]
-    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints" / "01_b"))
-    assert latest.endswith("-2")  # checkpoint_every=2: the last save before the kill
-    saved = tf.train.load_checkpoint(latest)
 
     log, snapshot = [], {}
 
@@ -235,13 +253,46 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
         if "resumed from" in line:
             snapshot["weights"] = {v.path: v.numpy().copy() for v in tr.model.weights}
 
-    tr = kp_trainer.Trainer(cfg, progress=watch)
-    metrics = tr.fit()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(objective, "per_sample_terms", spy)
+        with pytest.raises(_Killed):
+            kp_trainer.Trainer(cfg, progress=kill_at_b4).fit()
+        completed = json.loads((run_dir / "state.json").read_text())["completed"]
+        before = json.loads((run_dir / "metrics.json").read_text())["validation"]
+        latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints" / "01_b"))
+        # The resume's saves rotate this checkpoint out (max_to_keep=2): the tests read a copy.
+        kept = root / "killed_checkpoint"
+        kept.mkdir()
+        for f in pathlib.Path(latest).parent.glob(pathlib.Path(latest).name + ".*"):
+            shutil.copy(f, kept / f.name)
+        current["run"] = "resumed"
+        tr = kp_trainer.Trainer(cfg, progress=watch)
+        metrics = tr.fit()
+    return types.SimpleNamespace(
+        cfg=cfg,
+        run_dir=run_dir,
+        completed_after_kill=completed,
+        validation_before=before,
+        latest=latest,
+        latest_copy=str(kept / pathlib.Path(latest).name),
+        batches=batches,
+        log=log,
+        snapshot=snapshot,
+        metrics=metrics,
+    )
+
+
+def test_killed_run_resumes_from_its_checkpoint(killed_and_resumed):
+    run = killed_and_resumed
+    assert run.completed_after_kill == ["a"]
+    assert run.latest.endswith("-2")  # checkpoint_every=2: the last save before the kill
+    saved = tf.train.load_checkpoint(run.latest_copy)
+    log, snapshot = run.log, run.snapshot
     assert any(line.startswith("[a] already completed") for line in log)
-    assert any("resumed from" in line and "at step 2/4" in line for line in log)
+    assert any("resumed from" in line and "at step 2/6" in line for line in log)
     steps_after = [line for line in log if line.startswith("[b 2/2] step")]
-    assert steps_after[0].startswith("[b 2/2] step 3/4") and steps_after[-1].startswith(
-        "[b 2/2] step 4/4"
+    assert steps_after[0].startswith("[b 2/2] step 3/6") and steps_after[-1].startswith(
+        "[b 2/2] step 6/6"
     )
     # The weights right after the restore are those stored in the checkpoint.
     ckpt_values = {k: saved.get_tensor(k) for k in saved.get_variable_to_shape_map()}
@@ -256,14 +307,14 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
     # Every weight is in the checkpoint (Keras 3 list-held layers once escaped it, and a resume
     # silently re-initialised them): a fresh model restored from it through the object graph
     # (trainable weights are stored under the optimizer's path) equals the resumed one.
-    fresh = kp_trainer.build_model(cfg)
-    tf.train.Checkpoint(model=fresh).read(latest).expect_partial()
+    fresh = kp_trainer.build_model(run.cfg)
+    tf.train.Checkpoint(model=fresh).read(run.latest_copy).expect_partial()
     assert len(fresh.weights) == len(snapshot["weights"])
     for v in fresh.weights:
         np.testing.assert_array_equal(v.numpy(), snapshot["weights"][v.path], err_msg=v.path)
-    assert json.loads((tmp_path / "run" / "state.json").read_text())["completed"] == ["a", "b"]
-    assert np.isfinite(metrics["final_mpjpe_mm"])
-    assert (tmp_path / "run" / "sap_net.keras").exists()
+    assert json.loads((run.run_dir / "state.json").read_text())["completed"] == ["a", "b"]
+    assert np.isfinite(run.metrics["final_mpjpe_mm"])
+    assert (run.run_dir / "sap_net.keras").exists()
 
 
 def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(
@@ -306,52 +357,22 @@ def test_nan_guard_names_the_loss_term_and_keeps_the_last_checkpoint(
 
 
 def test_resume_continues_the_data_stream_and_keeps_one_validation_entry_per_step(
-    tiny_data, tmp_path, monkeypatch
+    killed_and_resumed,
 ):
     """Killed after step 4 of 6 with checkpoints every 2 steps and validation after every step:
     the resume from step 2 must neither replay the stage's first batches nor leave the step-3
     validation entry twice in metrics.json."""
-    stages = [
-        {"name": "a", "steps": 2, "learning_rate": 1e-3, "losses": ["heatmap"]},
-        {"name": "b", "steps": 6, "learning_rate": 1e-3, "losses": ["heatmap", "depth"]},
-    ]
-    cfg = _config(tiny_data, tmp_path / "run", stages, eval_every=1)
-    batches = {"first": [], "resumed": []}
-    current = {"run": "first"}
-    real = objective.per_sample_terms
-
-    def spy(outputs, targets, names, loss_cfg):
-        if "depth" in names:  # stage b
-
-            def record(pose_2d):
-                batches[current["run"]].append(pose_2d.numpy().copy())
-                return 0
-
-            tf.py_function(record, [targets["pose_2d"]], tf.int32)
-        return real(outputs, targets, names, loss_cfg)
-
-    monkeypatch.setattr(objective, "per_sample_terms", spy)
-
-    def kill_at_b4(line):
-        if line.startswith("[b 2/2] step 4/6"):
-            raise _Killed(line)
-
-    with pytest.raises(_Killed):
-        kp_trainer.Trainer(cfg, progress=kill_at_b4).fit()
-    metrics_path = tmp_path / "run" / "metrics.json"
-    before = json.loads(metrics_path.read_text())["validation"]
+    run = killed_and_resumed
+    before, batches = run.validation_before, run.batches
     assert [v["step"] for v in before if v["stage"] == "b"] == [1, 2, 3]  # 3: after ckpt-2
     assert len(batches["first"]) == 4
 
-    current["run"] = "resumed"
-    log = []
-    kp_trainer.Trainer(cfg, progress=log.append).fit()
-    assert any("resumed from" in line and "at step 2/6" in line for line in log)
+    assert any("resumed from" in line and "at step 2/6" in line for line in run.log)
     assert len(batches["resumed"]) == 4  # steps 3..6
     # A replay would feed the stage's first batches again, in order.
     for resumed in batches["resumed"]:
         assert not any(np.array_equal(resumed, first) for first in batches["first"])
-    validation = json.loads(metrics_path.read_text())["validation"]
+    validation = json.loads((run.run_dir / "metrics.json").read_text())["validation"]
     keys = [(v["stage"], v["step"]) for v in validation]
     assert len(keys) == len(set(keys)), keys
     assert [s for stage, s in keys if stage == "b"] == [1, 2, 3, 4, 5, 6]
