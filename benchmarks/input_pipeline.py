@@ -21,6 +21,7 @@ The records are the synthetic job's `train-*` shards, written to a temporary dir
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import os
 import shutil
@@ -114,13 +115,19 @@ def main(argv: list[str] | None = None) -> None:
             heatmap_size=args.heatmap_size,
             shuffle_buffer=256,
         )
+        tf_warp = dataclasses.replace(
+            data, augment=dataclasses.replace(data.augment, warp="tensorflow")
+        )
         pipelines = {
             "bare JPEG decode": lambda: bare_decode_dataset(files, args.batch_size),
-            "per-example (default)": lambda: dataset.make_dataset(
+            "training (default)": lambda: dataset.make_dataset(
                 data, split="train", batch_size=args.batch_size
             ),
-            "batched=True": lambda: dataset.make_dataset(
-                data, split="train", batch_size=args.batch_size, batched=True
+            "batched=False": lambda: dataset.make_dataset(
+                data, split="train", batch_size=args.batch_size, batched=False
+            ),
+            "warp=tensorflow": lambda: dataset.make_dataset(
+                tf_warp, split="train", batch_size=args.batch_size
             ),
         }
         rates = {name: [] for name in pipelines}

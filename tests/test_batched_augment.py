@@ -74,9 +74,11 @@ def shards(tmp_path_factory):
 STRONG = AugmentConfig(scale=0.3, rotation_deg=40.0, rotation_prob=0.7, flip_prob=0.5)
 
 
-def test_mixed_batches_equal_the_per_example_pipeline(shards):
-    got = _batches(shards, batched=True, augment_cfg=STRONG)
-    _assert_bitwise_equal(got, _batches(shards, batched=False, augment_cfg=STRONG))
+@pytest.mark.parametrize("warp", ["opencv", "tensorflow"])
+def test_mixed_batches_equal_the_per_example_pipeline(shards, warp):
+    strong = dataclasses.replace(STRONG, warp=warp)
+    got = _batches(shards, batched=True, augment_cfg=strong)
+    _assert_bitwise_equal(got, _batches(shards, batched=False, augment_cfg=strong))
     # Not vacuous: the batches are augmented and differ from one another.
     assert len({b[0]["image"].tobytes() for b in got}) == len(got)
     assert any(np.any(t["intrinsics"][3:, 0] != 60.0) for _, t in got)
@@ -125,6 +127,50 @@ def test_warp_images_equals_warp_image_at_paper_size():
     for b in range(3):
         want = augment.warp_image(images[b], matrices[b], 256).numpy()
         np.testing.assert_array_equal(got[b], want, strict=True)
+
+
+def _smooth_image(height, width):
+    # Smooth, so that where OpenCV's sampling points (rounded to 1/32 px) differ from the
+    # TensorFlow op's the values differ by far less than the uint8 rounding.
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    channels = [np.sin(x / 17.0), np.cos(y / 23.0), np.sin((x + y) / 31.0)]
+    return np.stack([127.0 + 120.0 * c for c in channels], axis=-1).round().astype(np.uint8)
+
+
+def test_opencv_warp_is_the_tensorflow_warp_rounded_to_uint8():
+    # Padded batch of two stored sizes: each image must be warped on its own extent.
+    images = np.zeros((3, 448, 448, 3), np.uint8)
+    sizes = [(448, 448), (400, 360), (448, 448)]
+    for b, (height, width) in enumerate(sizes):
+        images[b, :height, :width] = _smooth_image(height, width)
+    params = ((1.0, 0.0, False), (1.2, 23.5, True), (0.8, -29.0, False))
+    matrices = [augment.crop_affine(size, 256, *p) for size, p in zip(sizes, params)]
+    transforms = tf.stack([augment.warp_transform(m) for m in matrices])
+    got = augment.warp_images_opencv(images, tf.constant(sizes), transforms, 256).numpy()
+    assert got.dtype == np.uint8
+    for b, (height, width) in enumerate(sizes):
+        want = augment.warp_image(images[b, :height, :width], matrices[b], 256).numpy() * 255.0
+        diff = np.abs(got[b] - want)
+        assert diff.max() <= 0.5 + 1e-3, (b, diff.max())  # rounding to uint8, nothing else
+        # zeros outside the source in the same places (the rotated crops reach past it)
+        np.testing.assert_array_equal(got[b] == 0, want < 0.5)
+        if b == 0:  # scale 1, no rotation: whole-pixel shifts, the same values exactly
+            np.testing.assert_array_equal(got[b], np.round(want))
+    # float32 images stay float32 (and in [0, 1]).
+    as_float = augment.warp_images_opencv(images / np.float32(255), sizes, transforms, 256)
+    assert as_float.dtype == tf.float32
+    np.testing.assert_allclose(as_float.numpy()[0], got[0] / 255.0, atol=1e-6)
+
+
+def test_to_unit_applies_the_channel_factors_and_clips():
+    images = np.array([[[[0, 128, 255]]], [[[255, 255, 10]]]], np.uint8)  # (2, 1, 1, 3)
+    np.testing.assert_allclose(augment.to_unit(images).numpy(), images / 255.0, rtol=1e-6)
+    factors = np.array([[1.4, 0.6, 1.0], [0.5, 1.3, 0.0]], np.float32)
+    want = np.minimum(images / 255.0 * factors[:, None, None, :], 1.0)
+    np.testing.assert_allclose(augment.to_unit(images, factors).numpy(), want, rtol=1e-6)
+    assert augment.to_unit(images, factors).numpy()[0, 0, 0, 2] == 1.0  # 255 * 1.0, clipped
+    with pytest.raises(ValueError, match="data.augment.warp.*'opencv' or 'tensorflow'"):
+        AugmentConfig(warp="cv2")
 
 
 def test_draws_follow_the_configured_ranges():

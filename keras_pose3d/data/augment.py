@@ -16,8 +16,10 @@ formulas: `stored_to_input_affine`, `transform_points`, `transform_intrinsics`):
   `rotation_deg` turns the image content counter-clockwise as seen on screen (cv2's sense).
 * F mirrors x when `flip` is set: x' = S - 1 - x.
 
-The image is warped once with `tf.raw_ops.ImageProjectiveTransformV3` (bilinear, zeros outside),
-the 2D joints go through the same M. Joints that land outside [0, S - 1] lose their visibility.
+The image is warped once, bilinear with zeros outside, by `tf.raw_ops.ImageProjectiveTransformV3`
+(`warp_image`, `warp_images`: evaluation crops and the pure-graph option) or by OpenCV's
+`warpAffine` at the same sampling points (`warp_images_opencv`: the training default); the 2D
+joints go through the same M. Joints that land outside [0, S - 1] lose their visibility.
 
 3D and intrinsics stay consistent with the 2D: a camera rotated by theta about its own optical
 axis sees (u - cx, v - cy) rotated by the same R about the principal point, and an in-plane
@@ -44,8 +46,11 @@ contrast and saturation jitter; the image stays in [0, 1].
 
 from __future__ import annotations
 
+import functools
 import math
 
+import cv2
+import numpy as np
 import tensorflow as tf
 
 from keras_pose3d import skeleton
@@ -132,6 +137,74 @@ def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size: int) -> tf.Tens
     return tf.ensure_shape(out, [output_size, output_size, img.shape[-1]])
 
 
+def _opencv_warp(images: np.ndarray, sizes: np.ndarray, transforms: np.ndarray, size: int):
+    # (B, H, W, C) images, (B, 2) sizes, (B, 8) output -> source maps: (B, size, size, C) of the
+    # images' dtype. cv2 takes the output -> source map itself with WARP_INVERSE_MAP, so it
+    # samples where the TensorFlow op samples; each image is warped on its own extent.
+    out = np.empty((len(images), size, size, images.shape[-1]), images.dtype)
+    for b, (image, (height, width), transform) in enumerate(zip(images, sizes, transforms)):
+        warped = cv2.warpAffine(
+            image[:height, :width],
+            transform[:6].reshape(2, 3).astype(np.float64),
+            (size, size),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        out[b] = warped.reshape(size, size, -1)  # cv2 drops a single channel's axis
+    return out
+
+
+def warp_images_opencv(
+    images: tf.Tensor, sizes: tf.Tensor, transforms: tf.Tensor, output_size: int
+) -> tf.Tensor:
+    """`warp_images` with OpenCV's `warpAffine` (bilinear, zeros outside) in the images' own
+    dtype: the same sampling points, a fraction of the CPU (docs/benchmarks.md), not the same
+    bits.
+
+    Two differences from the TensorFlow op, both far below what augmentation moves: OpenCV
+    rounds each sampling point to 1/32 pixel and, on uint8 images, interpolates in fixed point
+    and rounds the output to uint8 (the stored JPEG's own precision; `to_unit` converts after,
+    on a quarter of the pixels). Runs through `tf.numpy_function` (OpenCV releases the GIL):
+    fine for `tf.data` in the training process, not for graphs that must be serialised
+    (`tf.data` service, SavedModels).
+
+    Args:
+        images, sizes, transforms, output_size: as `warp_images`; images uint8 or float32.
+
+    Returns:
+        (B, output_size, output_size, C) of the images' dtype.
+    """
+    imgs = tf.convert_to_tensor(images)
+    if imgs.dtype not in (tf.uint8, tf.float32):
+        raise ValueError(f"warp_images_opencv: images must be uint8 or float32, got {imgs.dtype}")
+    out = tf.numpy_function(
+        functools.partial(_opencv_warp, size=output_size),
+        [imgs, tf.cast(sizes, tf.int32), _f32(transforms)],
+        imgs.dtype,
+        stateful=False,
+    )
+    return tf.ensure_shape(out, [None, output_size, output_size, imgs.shape[-1]])
+
+
+def to_unit(images: tf.Tensor, channel_factors: tf.Tensor | None = None) -> tf.Tensor:
+    """uint8 images to float32 [0, 1], times per-image channel factors, in one broadcast.
+
+    Args:
+        images: (B, H, W, C) uint8.
+        channel_factors: (B, C) float32 >= 0 (`channel_factors`), the result clipped to 1
+            (the factors are >= 0, so nothing falls below 0); None: the plain conversion.
+
+    Returns:
+        (B, H, W, C) float32 in [0, 1].
+    """
+    imgs = tf.cast(images, tf.float32)
+    if channel_factors is None:
+        return imgs * (1.0 / 255.0)
+    scale = _f32(channel_factors)[:, None, None, :] * (1.0 / 255.0)  # (B, 1, 1, C)
+    return tf.minimum(imgs * scale, 1.0)
+
+
 def warp_images(
     images: tf.Tensor, sizes: tf.Tensor, transforms: tf.Tensor, output_size: int
 ) -> tf.Tensor:
@@ -186,11 +259,11 @@ def rotate_flip_3d(
 def flip_joints(values: tf.Tensor, flip: bool | tf.Tensor, axis: int = 0) -> tf.Tensor:
     """Swaps left/right joints along `axis` when `flip` (skeleton.FLIP_PERMUTATION)."""
     v = tf.convert_to_tensor(values)
-    return tf.cond(
-        tf.convert_to_tensor(flip, tf.bool),
-        lambda: tf.gather(v, _FLIP_PERM, axis=axis),
-        lambda: v,
-    )
+    # One gather by a chosen permutation rather than a tf.cond: a cond is a function call per
+    # example in tf.data, and the gather moves values exactly either way.
+    identity = tuple(range(len(_FLIP_PERM)))
+    order = tf.where(tf.convert_to_tensor(flip, tf.bool), _FLIP_PERM, identity)
+    return tf.gather(v, order, axis=axis)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,30 +1,31 @@
-"""The training augmentation split in two: small per-example work, then the pixels per batch.
+"""The training augmentation split in two: per-example work, then the pixels per batch.
 
-`dataset.build_example` crops, augments and encodes one record at a time. With
-`make_dataset(..., batched=True)` the training pipeline gets the same values by cutting that
-work in two (not faster on the 2-core CPU where it was measured: one warp op call per batch
-costs what the per-image calls cost, and the warp is most of the work; docs/benchmarks.md):
+`make_dataset` (batched, the default with `augment.warp: opencv`) runs:
 
 * `prepare_example` (in `Dataset.map`, per record): parse, JPEG decode, the stateless draws
   (scale, rotation, flip, channel factors) from the example's seed, and everything that is a few
-  numbers per joint (2D, visibility, 3D, intrinsics, pose / depth targets). These are exactly
-  `build_example`'s ops on the same shapes. The image stays uint8, with the (8,) warp transform
-  and the colour factors beside it.
-* `augment_batch` (in `Dataset.map` after `padded_batch`): one `ImageProjectiveTransformV3` for
-  the whole batch (each image with its own transform), the channel factors and clip on the
-  batch, and the heatmaps of the batch.
+  numbers per joint (2D, visibility, 3D, intrinsics, pose / depth targets). With the OpenCV warp
+  the crop is warped here too (`augment.warp_images_opencv`, S x S uint8), so that batches carry
+  small crops; with the TensorFlow warp the stored crop stays uint8, with its (8,) warp
+  transform beside it.
+* `augment_batch` (in `Dataset.map` after `padded_batch`): the TensorFlow warp for the whole
+  batch (one `ImageProjectiveTransformV3` call, each image with its own transform) or, after the
+  OpenCV warp, the conversion to [0, 1] with the channel factors in one broadcast
+  (`augment.to_unit`); the colour jitter; the heatmaps of the batch.
 
-Why the batches stay bitwise equal to `build_example`'s: the random draws are the same ops on
-the same (seed, stream, element index) seeds; the per-joint math is the same graph on the same
-shapes; the warp op computes each output pixel from its own image and transform only, so one
-call on B images gives what B calls give; colour and heatmaps are elementwise (multiply, clip,
-exp of the same arguments). `tests/test_batched_augment.py` asserts equality with the
-per-example pipeline value for value (`make_dataset(..., batched=True)` against the default).
+`dataset.build_example` (`make_dataset(..., batched=False)`) gives the same values one record at
+a time: with the OpenCV warp it is these two on a batch of one; with the TensorFlow warp it is
+its own per-example code, and the batches stay bitwise equal because the random draws are the
+same ops on the same (seed, stream, element index) seeds, the per-joint math is the same graph
+on the same shapes, the warp op computes each output pixel from its own image and transform
+only, and colour and heatmaps are elementwise. `tests/test_batched_augment.py` asserts equality
+value for value for both warps.
 
 Exceptions kept exact by falling back, per image, to the per-example code inside the batch:
-images of different stored sizes in one batch (the warp's zero fill depends on the tensor's
-extent, so padding would change the border pixels: `augment.warp_images`), and brightness /
-contrast / saturation jitter (contrast takes an image mean; `colour_jitter` per image).
+with the TensorFlow warp, images of different stored sizes in one batch (the op's zero fill
+depends on the tensor's extent, so padding would change the border pixels:
+`augment.warp_images`); brightness / contrast / saturation jitter (contrast takes an image mean;
+`colour_jitter` per image).
 
 Shapes: B batch, S input side, h heatmap side, J joints.
 """
@@ -99,7 +100,8 @@ def prepare_example(
         seed: (2,) int stateless seed, as `build_example`'s.
 
     Returns:
-        dict with `image` (H, W, 3) uint8, `image_size` (2,) int32, `transform` (8,) float32
+        dict with `image` (H, W, 3) uint8 (S x S, already warped, with the OpenCV warp),
+        `image_size` (2,) int32 (of that image), `transform` (8,) float32
         (`augment.warp_transform`), `channel_factors` (3,) float32, `colour_seed` (2,) int64, and
         `label_targets`' entries.
     """
@@ -123,10 +125,16 @@ def prepare_example(
         )
     else:
         factors = tf.ones([3], tf.float32)
+    transform = aug.warp_transform(labels["matrix"])
+    if augment.warp == "opencv":
+        # Warped here, one cheap call an example, so that batches carry S x S crops instead
+        # of stored crops padded to the largest (fewer bytes to batch, pad and concatenate).
+        image = aug.warp_images_opencv(image[None], size[None], transform[None], input_size)[0]
+        size = tf.constant([input_size, input_size], tf.int32)
     return {
         "image": image,
         "image_size": size,
-        "transform": aug.warp_transform(labels["matrix"]),
+        "transform": transform,
         "channel_factors": factors,
         "colour_seed": params["colour_seed"],
         **label_targets(labels, record["has_3d"], input_size, heatmap_size),
@@ -146,8 +154,17 @@ def augment_batch(
     Returns:
         (inputs, targets) of the batch, as `build_example`'s stacked (`dataset` docstring).
     """
-    images = aug.warp_images(batch["image"], batch["image_size"], batch["transform"], input_size)
-    if augment.color and _extra_colour(augment):
+    extra_colour = augment.color and _extra_colour(augment)
+    if augment.warp == "opencv":
+        # Warped in `prepare_example`: the conversion to [0, 1] with the channel factors in
+        # one broadcast; `colour_jitter` whole where the extras need it (factors unused).
+        factors = batch["channel_factors"] if augment.color and not extra_colour else None
+        images = aug.to_unit(batch["image"], factors)
+    else:
+        images = aug.warp_images(
+            batch["image"], batch["image_size"], batch["transform"], input_size
+        )
+    if extra_colour:
 
         def jitter(args):
             image, seed = args
@@ -161,7 +178,7 @@ def augment_batch(
             )
 
         images = tf.map_fn(jitter, (images, batch["colour_seed"]), fn_output_signature=images.dtype)
-    elif augment.color:
+    elif augment.color and augment.warp != "opencv":
         # colour_jitter without the extras: one multiply and the clip, elementwise.
         factors = batch["channel_factors"][:, None, None, :]  # (B, 1, 1, 3)
         images = tf.clip_by_value(images * factors, 0.0, 1.0)

@@ -239,6 +239,20 @@ def build_example(
     else:
         if seed is None:
             raise ValueError("build_example: augment needs a seed")
+        if augment.warp == "opencv":
+            # One example is a batch of one of the batched pipeline (the same values).
+            prepared = batch_augment.prepare_example(
+                record, input_size=input_size, heatmap_size=heatmap_size, augment=augment, seed=seed
+            )
+            batch = tf.nest.map_structure(lambda t: t[None], prepared)
+            inputs, targets = batch_augment.augment_batch(
+                batch,
+                input_size=input_size,
+                heatmap_size=heatmap_size,
+                heatmap_sigma=heatmap_sigma,
+                augment=augment,
+            )
+            return tf.nest.map_structure(lambda t: t[0], (inputs, targets))
         geo = batch_augment.draw_params(seed, augment)
     out = crop_record(
         record,
@@ -316,7 +330,7 @@ def make_dataset(
     cache: bool = False,
     on_missing_kind: str = "warn",
     probe_records: int = 1000,
-    batched: bool = False,
+    batched: bool | None = None,
 ) -> tf.data.Dataset:
     """The batched (inputs, targets) dataset of one split (module docstring).
 
@@ -345,12 +359,15 @@ def make_dataset(
         probe_records: records always read to detect the kinds present (`count_kinds`).
         batched: split the augmentation into per-record and per-batch halves
             (`data.batch_augment`: the warp, colour and heatmaps run once per batch). The
-            batches are the same bit for bit (tests/test_batched_augment.py); it is off by
-            default because it was not faster on the 2-core CPU it was measured on, where the
-            warp op itself dominates (docs/benchmarks.md, "Training input pipeline").
+            batches are the same bit for bit either way (tests/test_batched_augment.py).
+            None (the default): batched with `data.augment.warp` "opencv" (one Python call
+            per batch instead of per example), per example with "tensorflow" (one warp op
+            call per batch costs what the per-image calls cost; docs/benchmarks.md).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
+    if batched is None:
+        batched = data.augment.warp == "opencv"
     if split == "validation":
         return make_validation_dataset(
             list(data.val_patterns()),
