@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from experiments.common import cpu_model
+from experiments.common import cpu_model, git_commit
 from keras_pose3d.evaluation import main_job_table
 
 # The goals, checked on the means (and per seed where a goal says "every seed").
@@ -76,9 +76,11 @@ def run_seed(seed: int, config: str, runs: pathlib.Path, overrides: list[str]) -
 
 
 def collect(args: argparse.Namespace) -> dict:
+    commit = git_commit()  # at the start: other people may commit while the seeds run
     runs = [run_seed(s, args.config, pathlib.Path(args.runs), args.set) for s in args.seeds]
     return {
         "command": "python -m experiments.main_job_seeds " + " ".join(args.argv),
+        "git_commit": commit,
         "config": args.config,
         "overrides": args.set,
         "cpu": cpu_model() or "unknown",
@@ -192,6 +194,7 @@ def to_markdown(stored: dict) -> str:
         + (f" with `--set {' '.join(stored['overrides'])}`" if stored["overrides"] else "")
         + "  ",
         f"Machine: {stored['cpu']} ({stored['cpu_flags']}), {stored['cores']} cores  ",
+        *([f"Commit: {stored['git_commit'][:10]}  "] if stored.get("git_commit") else []),
         f"Seeds: {', '.join(map(str, seeds))}; split: {runs[0]['split']} (held out: never used "
         "to choose anything). Wall time per seed: "
         + ", ".join(f"{r['wall_s']:.0f} s" for r in runs)
