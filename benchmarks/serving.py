@@ -2,6 +2,7 @@
 against ONNX Runtime, the full JPEG pipeline, TP-Net in float32 and bfloat16.
 
     python benchmarks/serving.py [--sizes quickstart,paper] [--repeats 20] [--no-xla]
+        [--tp-hidden 4096,1024] [--inter-op N] [--intra-op N]
 
 For each SAP-Net size (random weights and random BatchNorm statistics; speed does not depend
 on them) it exports, to a temporary directory, the serving graphs three ways
@@ -204,7 +205,28 @@ def main(argv=None) -> int:
         help="TP-Net widths to time, comma-separated (the paper's 4096; experiments.tp_net_width "
         "compares their accuracy)",
     )
+    parser.add_argument(
+        "--inter-op",
+        type=int,
+        default=0,
+        help="TensorFlow's inter-op threads (TF-Serving: --tensorflow_inter_op_parallelism); "
+        "0: TensorFlow's default (the cores)",
+    )
+    parser.add_argument(
+        "--intra-op",
+        type=int,
+        default=0,
+        help="TensorFlow's intra-op threads (TF-Serving: --tensorflow_intra_op_parallelism); "
+        "0: TensorFlow's default (the cores)",
+    )
     args = parser.parse_args(argv)
+    # Before anything starts TensorFlow's runtime: the pools are fixed from then on.
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    print(
+        f"inter-op threads {args.inter_op or 'default'}, "
+        f"intra-op threads {args.intra_op or 'default'}"
+    )
     print(
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, "
         f"GPUs: {len(tf.config.list_physical_devices('GPU'))}"
