@@ -10,10 +10,11 @@ Prints, from one run:
 * examples/s of the full training pipeline (`make_dataset(split="train")`: parse, JPEG decode,
   2D/3D split, augmentation, heatmaps, batching) next to the bare JPEG-decode rate of the same
   records (read + parse + decode, same parallelism), and their ratio: how much of the CPU
-  budget the augmentation and targets cost on top of decoding. Two training pipelines yield
-  the same batches: the per-example one (the default) and `make_dataset(..., batched=True)`
-  (warp, colour and heatmaps once per batch, `data.batch_augment`). The three are measured in turn, `--rounds` times (the
-  machine's load moves between measurements; the table has every round and the median).
+  budget the augmentation and targets cost on top of decoding. Three training pipelines: the
+  default (OpenCV warp per record, the rest per batch), `batched=False` (the same batches, all
+  per record) and `warp: tensorflow` (TensorFlow's warp op: the pipeline before the OpenCV
+  warp, other batches). They are measured in turn, `--rounds` times (the machine's load moves
+  between measurements; the table has every round and the median).
 The records are the synthetic job's `train-*` shards, written to a temporary directory
 (`--no_beam`: written once with 1 worker, the Beam timing skipped).
 """
