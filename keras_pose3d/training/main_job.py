@@ -230,9 +230,8 @@ def run(cfg: Config, run_dir: pathlib.Path, strategy, progress=print) -> pathlib
     predictions = run_dir / "predictions"
     sequence_predictions.write_predictions(final, predictions / f"{split}.npz")
     sequence_predictions.write_predictions(val, predictions / "val.npz")
-    progress(
-        f"SAP-Net predictions over the {split} and validation sequences ({time.time() - t0:.0f}s)"
-    )
+    over = split if val_patterns == patterns else f"{split} and validation"  # one set, once
+    progress(f"SAP-Net predictions over the {over} sequences ({time.time() - t0:.0f}s)")
 
     rows = [main_job_table.pose_row(name, a["pred"], a["gt"], a["sequence"]) for name, a in states]
     arms = dict(states)
