@@ -473,7 +473,9 @@ def make_dataset(
         ds = stream(kinds[0], batch)
     elif kinds == [0, 1]:
         half = batch // 2
-        concat = _concat_prepared if batched else _concat_halves
+        # Stored crops of two sizes need padding before they meet; warped (OpenCV) ones not.
+        padded = batched and data.augment.warp == "tensorflow"
+        concat = _concat_prepared if padded else _concat_halves
         ds = tf.data.Dataset.zip((stream(0, half), stream(1, half))).map(
             concat, num_parallel_calls=AUTOTUNE, deterministic=deterministic
         )
