@@ -83,7 +83,8 @@ class AugmentConfig:
         brightness: max additive brightness delta (0 disables).
         contrast, saturation: max relative change, factor in [1 - c, 1 + c] (0 disables).
         warp: how the crop is warped: "opencv" (cv2.warpAffine through tf.numpy_function,
-            ~25x less CPU than TensorFlow's op; values within half a grey level of it) or
+            15-30x less CPU than TensorFlow's op on a 448 -> 256 px crop; values within half
+            a grey level of it) or
             "tensorflow" (ImageProjectiveTransformV3: a pure graph, for input pipelines that
             must be serialised, e.g. the tf.data service). Evaluation crops always use the
             TensorFlow op.

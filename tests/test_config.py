@@ -149,6 +149,8 @@ def test_bad_values_say_what_was_expected(tmp_path):
         "train.stages.a.losses=[]": "config key 'train.stages[a].losses' (from --set {}): is empty",
         "train.stages.a.learning_rate=.inf": "config key 'train.stages[0].learning_rate' (from "
         "--set {}): expected a finite number, got inf",
+        "data.augment.warp=cv2": "config key 'data.augment.warp' (from --set {}): must be "
+        "'opencv' or 'tensorflow', got 'cv2'",
     }
     for override, message in cases.items():
         with pytest.raises(kc.ConfigError) as e:

@@ -360,9 +360,10 @@ def make_dataset(
         batched: split the augmentation into per-record and per-batch halves
             (`data.batch_augment`: the warp, colour and heatmaps run once per batch). The
             batches are the same bit for bit either way (tests/test_batched_augment.py).
-            None (the default): batched with `data.augment.warp` "opencv" (one Python call
-            per batch instead of per example), per example with "tensorflow" (one warp op
-            call per batch costs what the per-image calls cost; docs/benchmarks.md).
+            None (the default): batched with `data.augment.warp` "opencv" (the per-batch
+            half is then the conversion to [0, 1] and the heatmaps, vectorised over the
+            batch), per example with "tensorflow" (one warp op call per batch costs what the
+            per-image calls cost; docs/benchmarks.md).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
