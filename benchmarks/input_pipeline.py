@@ -10,11 +10,13 @@ Prints, from one run:
 * examples/s of the full training pipeline (`make_dataset(split="train")`: parse, JPEG decode,
   2D/3D split, augmentation, heatmaps, batching) next to the bare JPEG-decode rate of the same
   records (read + parse + decode, same parallelism), and their ratio: how much of the CPU
-  budget the augmentation and targets cost on top of decoding. Three training pipelines: the
-  default (OpenCV warp per record, the rest per batch), `batched=False` (the same batches, all
-  per record) and `warp: tensorflow` (TensorFlow's warp op: the pipeline before the OpenCV
-  warp, other batches). They are measured in turn, `--rounds` times (the machine's load moves
-  between measurements; the table has every round and the median).
+  budget the augmentation and targets cost on top of decoding. Four training pipelines: the
+  trainer's (`finish_in_step=True`: OpenCV warp per record; the conversion to [0, 1] and the
+  heatmaps are left to the train step, on the accelerator), `make_dataset`'s default (the same
+  batches finished in tf.data: what a CPU-only consumer gets), `batched=False` (the same
+  batches, all per record) and `warp: tensorflow` (TensorFlow's warp op: the pipeline before
+  the OpenCV warp, other batches). They are measured in turn, `--rounds` times (the machine's
+  load moves between measurements; the table has every round and the median).
 The records are the synthetic job's `train-*` shards, written to a temporary directory
 (`--no_beam`: written once with 1 worker, the Beam timing skipped).
 """
@@ -121,7 +123,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         pipelines = {
             "bare JPEG decode": lambda: bare_decode_dataset(files, args.batch_size),
-            "training (default)": lambda: dataset.make_dataset(
+            "trainer's (finish in step)": lambda: dataset.make_dataset(
+                data, split="train", batch_size=args.batch_size, finish_in_step=True
+            ),
+            "finished in tf.data": lambda: dataset.make_dataset(
                 data, split="train", batch_size=args.batch_size
             ),
             "batched=False": lambda: dataset.make_dataset(
@@ -149,12 +154,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"speed-up 2 vs 1 worker: {beam[1][0] / beam[2][0]:.2f}x")
         print(f"\ntf.data examples/s, {args.seconds:g} s each, measured in turn")
         names = list(pipelines)
-        print(f"{'round':>6} " + " ".join(f"{n:>24}" for n in names) + "  ratios to bare")
+        print(f"{'round':>6} " + " ".join(f"{n:>26}" for n in names) + "  ratios to bare")
         rows = [(str(r + 1), [rates[n][r] for n in names]) for r in range(args.rounds)]
         rows.append(("median", [statistics.median(rates[n]) for n in names]))
         for label, values in rows:
             ratios = " / ".join(f"{v / values[0]:.2f}" for v in values[1:])
-            print(f"{label:>6} " + " ".join(f"{v:>24.1f}" for v in values) + f"  {ratios}")
+            print(f"{label:>6} " + " ".join(f"{v:>26.1f}" for v in values) + f"  {ratios}")
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -203,3 +203,30 @@ def test_draws_follow_the_configured_ranges():
         assert abs(factors[:, c].std() - 0.8 / np.sqrt(12)) < 0.01
     # Channels draw independently.
     assert abs(np.corrcoef(factors.T)[0, 1]) < 0.1
+
+
+@pytest.mark.parametrize("warp", ["opencv", "tensorflow"])
+def test_batches_finished_in_the_step_equal_the_pipelines(shards, warp):
+    """make_dataset(finish_in_step=True) batches, finished by finish_batch eagerly and inside a
+    tf.function under a distribution strategy (as the trainer's step runs it), are
+    make_dataset's batches bit for bit; its elements carry uint8 crops, no heatmaps."""
+    data = DataConfig(
+        train_files=tuple(shards),
+        input_size=S,
+        heatmap_size=H,
+        shuffle_buffer=8,
+        augment=dataclasses.replace(STRONG, warp=warp),
+    )
+    args = {"split": "train", "batch_size": 6, "seed": 3}
+    want = list(kp_dataset.make_dataset(data, **args).take(4))
+    prepared = list(kp_dataset.make_dataset(data, finish_in_step=True, **args).take(4))
+    assert prepared[0]["image"].dtype == tf.uint8 and "heatmaps" not in prepared[0]
+    strategy = tf.distribute.OneDeviceStrategy("CPU:0")
+    in_step = tf.function(
+        lambda batch: strategy.run(lambda b: kp_dataset.finish_batch(b, data), args=(batch,))
+    )
+    as_numpy = lambda batches: [tf.nest.map_structure(lambda t: t.numpy(), b) for b in batches]
+    for finish in (lambda b: kp_dataset.finish_batch(b, data), in_step):
+        _assert_bitwise_equal(as_numpy(finish(b) for b in prepared), as_numpy(want))
+    with pytest.raises(ValueError, match="finish_in_step needs the batched form"):
+        kp_dataset.make_dataset(data, finish_in_step=True, batched=False, **args)

@@ -98,6 +98,25 @@ def _has_3d(serialized: tf.Tensor) -> tf.Tensor:
     return tf.io.parse_single_example(serialized, _HAS_3D_SPEC)[features.KEY_HAS_3D]
 
 
+def records_of_kind(records: tf.data.Dataset, kind: int) -> tf.data.Dataset:
+    """The serialised records whose `has_3d` equals `kind` (0 or 1), in their order.
+
+    Each stream of the 2D/3D split reads every record, so this runs on every record twice. The
+    kinds are parsed 64 records at a time (one vectorised one-key parse) and the filter's
+    predicate returns one of its inputs, which tf.data passes on without calling a function:
+    a per-record parse and predicate cost two function calls a record, the larger part of the
+    split's cost (docs/benchmarks.md).
+    """
+
+    @tf.autograph.experimental.do_not_convert
+    def flag(serialized):  # (n,) string -> (n,) bool, (n,) string
+        kinds = tf.io.parse_example(serialized, _HAS_3D_SPEC)[features.KEY_HAS_3D]
+        return tf.equal(kinds, kind), serialized
+
+    flagged = records.batch(64).map(flag).unbatch()
+    return flagged.filter(lambda keep, _: keep).map(lambda _, serialized: serialized)
+
+
 def count_kinds(files: list[str], probe_records: int) -> tuple[int, int]:
     """(number of 2D-only, number of 3D) records seen by the probe.
 
@@ -331,6 +350,7 @@ def make_dataset(
     on_missing_kind: str = "warn",
     probe_records: int = 1000,
     batched: bool | None = None,
+    finish_in_step: bool = False,
 ) -> tf.data.Dataset:
     """The batched (inputs, targets) dataset of one split (module docstring).
 
@@ -364,11 +384,20 @@ def make_dataset(
             half is then the conversion to [0, 1] and the heatmaps, vectorised over the
             batch), per example with "tensorflow" (one warp op call per batch costs what the
             per-image calls cost; docs/benchmarks.md).
+        finish_in_step: (train split) leave the per-batch half to the consumer: the elements
+            are batches of `batch_augment.prepare_example`'s dicts, which `finish_batch`
+            turns into the (inputs, targets) this function yields otherwise, the same values
+            bit for bit. The trainer does so in its step, on the accelerator: uint8 crops and
+            2D joints cross to the device instead of float32 images and heatmaps (5x fewer
+            bytes at 256 px, 16 joints, 64 px heatmaps), and the input threads neither convert
+            images nor draw heatmaps. Implies the batched form (`batched=False` is refused).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
+    if finish_in_step and batched is False:
+        raise ValueError("finish_in_step needs the batched form; got batched=False")
     if batched is None:
-        batched = data.augment.warp == "opencv"
+        batched = finish_in_step or data.augment.warp == "opencv"
     if split == "validation":
         return make_validation_dataset(
             list(data.val_patterns()),
@@ -432,9 +461,7 @@ def make_dataset(
     def stream(kind: int | None, per_batch: int) -> tf.data.Dataset:
         ds = records
         if kind is not None:
-            ds = ds.filter(
-                tf.autograph.experimental.do_not_convert(lambda s: tf.equal(_has_3d(s), kind))
-            )
+            ds = records_of_kind(ds, kind)
         ds = ds.repeat()
         if shuffle_buffer > 0:
             ds = ds.shuffle(shuffle_buffer, seed=seed + 7919 * (0 if kind is None else kind + 1))
@@ -465,7 +492,7 @@ def make_dataset(
         ds = ds.enumerate().map(
             to_example, num_parallel_calls=AUTOTUNE, deterministic=deterministic
         )
-        if not batched:
+        if not batched or data.augment.warp == "opencv":  # every image S x S
             return ds.batch(per_batch, drop_remainder=True)
         # Zero padding only where stored crops differ in size (augment.warp_images).
         return ds.padded_batch(per_batch, drop_remainder=True)
@@ -482,20 +509,25 @@ def make_dataset(
         )
     else:
         ds = stream(None, batch)
-    if batched:
-
-        @tf.autograph.experimental.do_not_convert
-        def finish(prepared):
-            return batch_augment.augment_batch(
-                prepared,
-                input_size=input_size,
-                heatmap_size=heatmap_size,
-                heatmap_sigma=heatmap_sigma,
-                augment=data.augment,
-            )
-
+    if batched and not finish_in_step:
+        finish = tf.autograph.experimental.do_not_convert(lambda batch: finish_batch(batch, data))
         ds = ds.map(finish, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
+
+
+def finish_batch(
+    prepared: dict[str, tf.Tensor], data: DataConfig
+) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """(inputs, targets) of a batch of `make_dataset(..., finish_in_step=True)`: the per-batch
+    half of the augmentation (`batch_augment.augment_batch`) with `data`'s sizes and
+    augmentation. Runs on whatever device the caller places it (the trainer: each replica's)."""
+    return batch_augment.augment_batch(
+        prepared,
+        input_size=data.input_size,
+        heatmap_size=data.heatmap_size,
+        heatmap_sigma=data.heatmap_sigma,
+        augment=data.augment,
+    )
 
 
 def make_validation_dataset(
