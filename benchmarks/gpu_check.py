@@ -10,8 +10,9 @@ Prints, from one run, on whatever devices TensorFlow sees (the GPU's name first)
     `models.complexity` x 3 per image) and each mixed policy's ratio to float32;
   * the same step under MirroredStrategy over every visible GPU (the global batch is
     --batch x replicas), in the fastest precision, with its scaling over one device;
-  * the training input pipeline's examples/s (`data.dataset.make_dataset`, full augmentation
-    and targets, on synthetic records written in-process) against the fastest step's need;
+  * the trainer's input pipeline's examples/s (`data.dataset.make_dataset` with
+    `finish_in_step`: full augmentation, the image conversion and heatmaps left to the step,
+    on synthetic records written in-process) against the fastest step's need;
   * the full serving pipeline's frames/s (`predict_jpeg`: 640x480 JPEG bytes -> mm, the
     BatchNorm-folded graph the export writes) at batch 1 and 32;
   * TP-Net's batch-1 latency (`refine`, N = 20, 2 x 4096) in float32 and bfloat16.
@@ -156,7 +157,9 @@ def input_pipeline(report: Report, size: str, batch: int, seconds: float, need: 
             heatmap_size=cfg.data.heatmap_size,
             shuffle_buffer=64,
         )
-        ds = dataset.make_dataset(data, split="train", batch_size=batch, deterministic=False)
+        ds = dataset.make_dataset(
+            data, split="train", batch_size=batch, deterministic=False, finish_in_step=True
+        )
         it = iter(ds)
         next(it)
         count, start = 0, time.perf_counter()
