@@ -205,17 +205,26 @@ def test_draws_follow_the_configured_ranges():
     assert abs(np.corrcoef(factors.T)[0, 1]) < 0.1
 
 
-@pytest.mark.parametrize("warp", ["opencv", "tensorflow"])
-def test_batches_finished_in_the_step_equal_the_pipelines(shards, warp):
+@pytest.mark.parametrize(
+    "augment_cfg",
+    [
+        dataclasses.replace(STRONG, warp="opencv"),
+        dataclasses.replace(STRONG, warp="tensorflow"),
+        dataclasses.replace(STRONG, brightness=0.1, contrast=0.2, saturation=0.2),
+    ],
+    ids=["opencv", "tensorflow", "opencv-colour-extras"],
+)
+def test_batches_finished_in_the_step_equal_the_pipelines(shards, augment_cfg):
     """make_dataset(finish_in_step=True) batches, finished by finish_batch eagerly and inside a
-    tf.function under a distribution strategy (as the trainer's step runs it), are
-    make_dataset's batches bit for bit; its elements carry uint8 crops, no heatmaps."""
+    tf.function under a distribution strategy (as the trainer's step runs it, on the CPU here),
+    are make_dataset's batches bit for bit, the per-image colour jitter included; its elements
+    carry uint8 crops, no heatmaps."""
     data = DataConfig(
         train_files=tuple(shards),
         input_size=S,
         heatmap_size=H,
         shuffle_buffer=8,
-        augment=dataclasses.replace(STRONG, warp=warp),
+        augment=augment_cfg,
     )
     args = {"split": "train", "batch_size": 6, "seed": 3}
     want = list(kp_dataset.make_dataset(data, **args).take(4))

@@ -8,7 +8,8 @@
   the crop is warped here too (`augment.warp_images_opencv`, S x S uint8), so that batches carry
   small crops; with the TensorFlow warp the stored crop stays uint8, with its (8,) warp
   transform beside it.
-* `augment_batch` (in `Dataset.map` after `padded_batch`): the TensorFlow warp for the whole
+* `augment_batch` (in `Dataset.map` after `batch` / `padded_batch`, or in the trainer's step
+  on the replica's device: `dataset.finish_batch`): the TensorFlow warp for the whole
   batch (one `ImageProjectiveTransformV3` call, each image with its own transform) or, after the
   OpenCV warp, the conversion to [0, 1] with the channel factors in one broadcast
   (`augment.to_unit`); the colour jitter; the heatmaps of the batch.
@@ -149,7 +150,7 @@ def augment_batch(
     heatmap_sigma: float,
     augment: AugmentConfig,
 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-    """The per-batch half: warp, colour and heatmaps of a `padded_batch` of `prepare_example`.
+    """The per-batch half: warp, colour and heatmaps of a batch of `prepare_example`'s dicts.
 
     Returns:
         (inputs, targets) of the batch, as `build_example`'s stacked (`dataset` docstring).

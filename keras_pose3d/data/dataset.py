@@ -4,8 +4,9 @@ Training batches follow the paper (Sect. 5: "both 2D samples ... and 3D samples 
 consumed in equal proportion in each iteration"): the record stream is split by `has_3d` into
 two streams, each shuffled, augmented and batched with B/2, and the two half-batches are
 concatenated, so **every** batch holds exactly B/2 2D-only samples (first) and B/2 3D samples
-(second). Both streams read every shard and keep their kind by a one-key parse before JPEG
-decoding, so the split costs a second pass of record reading, not of decoding. Under
+(second). Both streams read every shard and keep their kind by a one-key parse (64 records at a
+time, `records_of_kind`) before JPEG decoding, so the split costs a second pass of record
+reading, not of decoding. Under
 `tf.distribute` each replica builds its own pipeline with its per-replica batch (pass the
 `input_context` of `strategy.distribute_datasets_from_function`, as the trainer does), so each
 replica's batch is half/half too; the per-replica batch must be even. When one kind is absent from the files (probed on the first `probe_records` records,
@@ -15,7 +16,9 @@ interleaved over all files) the pipeline falls back to the other kind with a log
 Batch layout (docs/architecture.md): `(inputs, targets)`, inputs = {"image": (B, S, S, 3)
 float32 in [0, 1]}, targets = heatmaps (B, h, h, J), visibility (B, J), pose_2d (B, J, 2),
 depth (B, J) (0 for 2D-only samples), has_3d (B,), joints_3d (B, J, 3) mm, intrinsics (B, 4)
-network-input px, root_depth (B,) mm.
+network-input px, root_depth (B,) mm. With `finish_in_step=True` (the trainer) the elements are
+the batches before their per-batch half (`batch_augment.prepare_example`'s dicts, uint8
+crops), and `finish_batch` makes this layout from them.
 
 Augmentation randomness is stateless, seeded by (seed, stream, element index), so a pipeline
 built with the same seed and `deterministic=True` yields the same batches.
@@ -103,9 +106,9 @@ def records_of_kind(records: tf.data.Dataset, kind: int) -> tf.data.Dataset:
 
     Each stream of the 2D/3D split reads every record, so this runs on every record twice. The
     kinds are parsed 64 records at a time (one vectorised one-key parse) and the filter's
-    predicate returns one of its inputs, which tf.data passes on without calling a function:
-    a per-record parse and predicate cost two function calls a record, the larger part of the
-    split's cost (docs/benchmarks.md).
+    predicate returns one of its inputs, which tf.data passes on without calling a function.
+    A per-record predicate that parses is one function call a record in each stream (two
+    per record over both), and a call costs more than the parse (docs/benchmarks.md).
     """
 
     @tf.autograph.experimental.do_not_convert
@@ -387,10 +390,12 @@ def make_dataset(
         finish_in_step: (train split) leave the per-batch half to the consumer: the elements
             are batches of `batch_augment.prepare_example`'s dicts, which `finish_batch`
             turns into the (inputs, targets) this function yields otherwise, the same values
-            bit for bit. The trainer does so in its step, on the accelerator: uint8 crops and
-            2D joints cross to the device instead of float32 images and heatmaps (5x fewer
-            bytes at 256 px, 16 joints, 64 px heatmaps), and the input threads neither convert
-            images nor draw heatmaps. Implies the batched form (`batched=False` is refused).
+            bit for bit on the CPU (another device's kernels may round differently). The
+            trainer does so in its step, on the accelerator, with the OpenCV warp: uint8
+            crops and 2D joints cross to the device instead of float32 images and heatmaps
+            (5x fewer bytes at 256 px, 16 joints, 64 px heatmaps), and the input threads
+            neither convert images nor draw heatmaps. Implies the batched form (`batched=False`
+            is refused; with the TensorFlow warp the batches carry padded stored crops).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")

@@ -255,9 +255,10 @@ class Trainer:
         seed = self.stream_seed(index, start_step)
 
         def dataset_fn(ctx: tf.distribute.InputContext):
-            # make_dataset takes the GLOBAL batch and splits it with the input context. The
-            # batches' last half (image conversion, heatmaps) runs in the step, on the replica's
-            # device: fewer bytes to copy there, less work for the input threads.
+            # make_dataset takes the GLOBAL batch and splits it with the input context. With
+            # the OpenCV warp the batches' last half (image conversion, heatmaps) runs in the
+            # step, on the replica's device: uint8 crops to copy there, less work for the input
+            # threads. (The TensorFlow warp's batches would carry padded stored crops.)
             ds = kp_dataset.make_dataset(
                 d,
                 split="train",
@@ -265,7 +266,7 @@ class Trainer:
                 samples=stage.samples,
                 seed=seed,
                 input_context=ctx,
-                finish_in_step=True,
+                finish_in_step=d.augment.warp == "opencv",
             )
             return ds
 
