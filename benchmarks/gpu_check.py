@@ -13,7 +13,7 @@ Prints, from one run, on whatever devices TensorFlow sees (the GPU's name first)
   * the trainer's input pipeline's examples/s (`data.dataset.make_dataset` with
     `finish_in_step`: full augmentation, the image conversion and heatmaps left to the step,
     on synthetic records written in-process) against the fastest step's need (the step is
-    timed on finished constant batches, so that last half is in neither figure);
+    timed on constant batches of that form, so it includes the last half);
   * the full serving pipeline's frames/s (`predict_jpeg`: 640x480 JPEG bytes -> mm, the
     BatchNorm-folded graph the export writes) at batch 1 and 32;
   * TP-Net's batch-1 latency (`refine`, N = 20, 2 x 4096) in float32 and bfloat16.

@@ -10,8 +10,10 @@ half-3D batch) in float32, mixed_bfloat16, and float32 with XLA, and reports ima
 achieved GFLOP/s. FLOPs: forward convolutions and matrix products of one image
 (`keras_pose3d.models.complexity.forward_flops`, 1 MAC = 2 FLOPs); a training step is counted
 as 3x the forward pass (forward + gradients with respect to activations and weights). Data
-come from a constant in-memory batch, so this measures the step, not the input pipeline (see
-benchmarks/input_pipeline.py for that). Run from the repository root with PYTHONPATH=. so this
+come from a constant in-memory batch in the form the trainer's input pipeline hands over
+(`make_dataset(..., finish_in_step=True)`: uint8 crops, heatmap joints), so the step includes
+what the trainer does in it (the conversion to [0, 1] with the colour factors, the heatmaps),
+not the input pipeline (see benchmarks/input_pipeline.py for that). Run from the repository root with PYTHONPATH=. so this
 tree's package is the one measured.
 """
 
@@ -65,12 +67,18 @@ def make_config(name: str, batch_size: int | None, precision: str, xla: bool):
 
 
 def constant_batch(cfg, seed: int = 0):
+    """A batch as the trainer's pipeline yields it (`batch_augment.prepare_example`'s dicts,
+    batched): the trainer's step finishes it (`dataset.finish_batch`)."""
     rng = np.random.default_rng(seed)
     b, s, h, j = cfg.train.batch_size, cfg.data.input_size, cfg.data.heatmap_size, 16
     has_3d = np.array([0.0, 1.0] * (b // 2), np.float32)
-    inputs = {"image": rng.random((b, s, s, 3), np.float32)}
-    targets = {
-        "heatmaps": rng.random((b, h, h, j), np.float32) * 0.1,
+    return {
+        "image": rng.integers(0, 256, (b, s, s, 3), dtype=np.uint8),
+        "image_size": np.full((b, 2), s, np.int32),
+        "transform": np.tile(np.array([1, 0, 0, 0, 1, 0, 0, 0], np.float32), (b, 1)),
+        "channel_factors": rng.uniform(0.6, 1.4, (b, 3)).astype(np.float32),
+        "colour_seed": rng.integers(0, 2**31, (b, 2), dtype=np.int64),
+        "heatmap_joints": rng.uniform(0, h - 1, (b, j, 2)).astype(np.float32),
         "visibility": np.ones((b, j), np.float32),
         "pose_2d": rng.uniform(-0.5, 0.5, (b, j, 2)).astype(np.float32),
         "depth": rng.uniform(-0.3, 0.3, (b, j)).astype(np.float32),
@@ -79,7 +87,6 @@ def constant_batch(cfg, seed: int = 0):
         "intrinsics": np.tile([[1000, 1000, s / 2, s / 2]], (b, 1)).astype(np.float32),
         "root_depth": np.full((b,), 5000.0, np.float32),
     }
-    return inputs, targets
 
 
 def time_steps(cfg, steps: int) -> float:

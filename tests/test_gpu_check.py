@@ -91,3 +91,32 @@ def test_tiny_gpu_check_prints_consistent_positive_figures(tmp_path):
     assert figures["ratio tp_net float32/bfloat16"] == pytest.approx(
         figures["tp_net float32 batch 1"] / figures["tp_net bfloat16 batch 1"], rel=1e-9
     )
+
+
+def test_the_step_benchmarks_batch_has_the_trainers_batch_form(tmp_path):
+    """benchmarks/train_step.py's constant batch has the keys, dtypes and shapes of the batches
+    the trainer's pipeline yields (make_dataset(..., finish_in_step=True)), so the timed step
+    finishes them as the trainer's does."""
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks.train_step import constant_batch, make_config
+    from keras_pose3d.config import DataConfig
+    from keras_pose3d.data import dataset
+    from tests.test_dataset import _record, _write
+
+    rng = np.random.default_rng(0)
+    files = [_write(tmp_path / "a.tfrecord", [_record(i, i % 2 == 0, rng) for i in range(8)])]
+    cfg = make_config("quickstart", 4, "float32", False)
+    data = DataConfig(
+        train_files=tuple(files),
+        input_size=cfg.data.input_size,
+        heatmap_size=cfg.data.heatmap_size,
+        shuffle_buffer=4,
+    )
+    spec = dataset.make_dataset(data, split="train", batch_size=4, finish_in_step=True).element_spec
+    batch = constant_batch(cfg)
+    assert set(batch) == set(spec)
+    for key, value in batch.items():
+        assert tf.as_dtype(value.dtype) == spec[key].dtype, key
+        assert spec[key].shape.is_compatible_with(value.shape), key
