@@ -13,8 +13,8 @@ as 3x the forward pass (forward + gradients with respect to activations and weig
 come from a constant in-memory batch in the form the trainer's input pipeline hands over
 (`make_dataset(..., finish_in_step=True)`: uint8 crops, heatmap joints), so the step includes
 what the trainer does in it (the conversion to [0, 1] with the colour factors, the heatmaps),
-not the input pipeline (see benchmarks/input_pipeline.py for that). Run from the repository root with PYTHONPATH=. so this
-tree's package is the one measured.
+not the input pipeline (see benchmarks/input_pipeline.py for that). Run from the repository
+root with PYTHONPATH=. so this tree's package is the one measured.
 """
 
 from __future__ import annotations

@@ -17,15 +17,19 @@ S, H = 32, 8
 DEFAULT = AugmentConfig()
 
 
-def _batches(files, batched, augment_cfg=DEFAULT, **kw):
-    data = DataConfig(
+def _data(files, augment_cfg=DEFAULT, mix_2d_3d=True):
+    return DataConfig(
         train_files=tuple(files),
         input_size=S,
         heatmap_size=H,
         shuffle_buffer=8,
         augment=augment_cfg,
-        mix_2d_3d=kw.pop("mix_2d_3d", True),
+        mix_2d_3d=mix_2d_3d,
     )
+
+
+def _batches(files, batched, augment_cfg=DEFAULT, **kw):
+    data = _data(files, augment_cfg, kw.pop("mix_2d_3d", True))
     args = {"split": "train", "batch_size": 6, "seed": 3, "deterministic": True}
     args.update(kw)
     ds = kp_dataset.make_dataset(data, batched=batched, **args)
@@ -219,13 +223,7 @@ def test_batches_finished_in_the_step_equal_the_pipelines(shards, augment_cfg):
     tf.function under a distribution strategy (as the trainer's step runs it, on the CPU here),
     are make_dataset's batches bit for bit, the per-image colour jitter included; its elements
     carry uint8 crops, no heatmaps."""
-    data = DataConfig(
-        train_files=tuple(shards),
-        input_size=S,
-        heatmap_size=H,
-        shuffle_buffer=8,
-        augment=augment_cfg,
-    )
+    data = _data(shards, augment_cfg)
     args = {"split": "train", "batch_size": 6, "seed": 3}
     want = list(kp_dataset.make_dataset(data, **args).take(4))
     prepared = list(kp_dataset.make_dataset(data, finish_in_step=True, **args).take(4))

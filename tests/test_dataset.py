@@ -256,3 +256,5 @@ def test_records_of_kind_keeps_each_kind_in_order(tmp_path):
         got = [s.numpy() for s in dataset.records_of_kind(records, kind)]
         want = [s for s, flag in zip(serialized, flags) if int(flag) == kind]
         assert len(want) > 40 and got == want
+    with pytest.raises(ValueError, match=r"kind must be 0 \(2D-only\) or 1 \(3D\), got 2"):
+        dataset.records_of_kind(tf.data.TFRecordDataset(path), 2)

@@ -110,6 +110,8 @@ def records_of_kind(records: tf.data.Dataset, kind: int) -> tf.data.Dataset:
     A per-record predicate that parses is one function call a record in each stream (two
     per record over both), and a call costs more than the parse (docs/benchmarks.md).
     """
+    if kind not in (0, 1):  # another value would keep nothing, and a repeat would spin forever
+        raise ValueError(f"records_of_kind: kind must be 0 (2D-only) or 1 (3D), got {kind!r}")
 
     @tf.autograph.experimental.do_not_convert
     def flag(serialized):  # (n,) string -> (n,) bool, (n,) string
